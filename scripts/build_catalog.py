@@ -1,0 +1,61 @@
+"""Build catalog/homedepot-products.parquet and catalog/homedepot-pairs.parquet from ../shared/data/homedepot/.
+
+    python scripts/build_catalog.py [--src ../shared/data/homedepot] [--out catalog]
+
+Products get a `brand` column: the longest brand from brands.csv that the title starts with (the raw data has no
+brand field). Output is deterministic (sorted by product id / pair id), so re-running gives identical files.
+"""
+
+from __future__ import annotations
+
+import argparse
+import html
+from pathlib import Path
+
+import pandas as pd
+
+from searchkit.text import BrandMatcher, detect_brand
+
+
+def build(src: Path, out: Path) -> None:
+    products = pd.read_csv(src / "products.csv", dtype={"product_uid": str}, keep_default_na=False)
+    pairs = pd.read_csv(src / "pairs.csv", dtype={"product_uid": str}, keep_default_na=False)
+    brands = pd.read_csv(src / "brands.csv", keep_default_na=False)
+
+    matcher = BrandMatcher.from_names(brands["name"])
+    catalog = pd.DataFrame(
+        {
+            "product_id": products["product_uid"],
+            "title": products["product_title"].map(html.unescape).str.strip(),
+            "brand": [detect_brand(t, matcher) or "" for t in products["product_title"]],
+            "color": products["product_color"].str.strip(),
+            "description": products["product_description"].map(html.unescape).str.strip(),
+        }
+    ).sort_values("product_id", kind="stable")
+    rated = pd.DataFrame(
+        {
+            "query": pairs["search_term"].str.strip(),
+            "product_id": pairs["product_uid"],
+            "relevance": pairs["relevance"].astype("float32"),
+        }
+    )
+    rated = rated.iloc[pairs["id"].argsort(kind="stable")]
+    missing = set(rated["product_id"]) - set(catalog["product_id"])
+    if missing:
+        raise SystemExit(f"pairs.csv names {len(missing)} products missing from products.csv, e.g. {sorted(missing)[:3]}")
+    out.mkdir(parents=True, exist_ok=True)
+    catalog.to_parquet(out / "homedepot-products.parquet", index=False, compression="zstd")
+    rated.to_parquet(out / "homedepot-pairs.parquet", index=False, compression="zstd")
+    print(f"{len(catalog)} products ({(catalog['brand'] != '').mean():.1%} with a brand), {len(rated)} pairs -> {out}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--src", type=Path, default=Path(__file__).resolve().parents[2] / "shared/data/homedepot")
+    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[1] / "catalog")
+    args = parser.parse_args()
+    build(args.src, args.out)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,64 @@
+"""searchkit: semantic product search for retail catalogs.
+
+    from searchkit import Searcher
+    hits = Searcher.from_dir("indexes/homedepot").search("swag light kit", k=10)
+
+Names are imported lazily, so `import searchkit` (and the CLI) load only what they use.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Searcher",
+    "SearchResult",
+    "build_index",
+    "IndexConfig",
+    "train",
+    "TrainConfig",
+    "TextConfig",
+    "ColumnMap",
+    "SearchkitError",
+    "CatalogError",
+    "IndexFormatError",
+    "IndexMismatchError",
+    "ModelError",
+    "QueryError",
+    "__version__",
+]
+
+_HOMES = {
+    "Searcher": "search",
+    "SearchResult": "search",
+    "build_index": "index",
+    "IndexConfig": "index",
+    "train": "train",
+    "TrainConfig": "train",
+    "TextConfig": "text",
+    "ColumnMap": "catalog",
+    "SearchkitError": "errors",
+    "CatalogError": "errors",
+    "IndexFormatError": "errors",
+    "IndexMismatchError": "errors",
+    "ModelError": "errors",
+    "QueryError": "errors",
+}
+
+if TYPE_CHECKING:
+    from .catalog import ColumnMap
+    from .errors import CatalogError, IndexFormatError, IndexMismatchError, ModelError, QueryError, SearchkitError
+    from .index import IndexConfig, build_index
+    from .search import Searcher, SearchResult
+    from .text import TextConfig
+    from .train import TrainConfig, train
+
+
+def __getattr__(name: str) -> Any:
+    if name in _HOMES:
+        from importlib import import_module
+
+        return getattr(import_module(f".{_HOMES[name]}", __name__), name)
+    raise AttributeError(f"module 'searchkit' has no attribute {name!r}")

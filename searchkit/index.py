@@ -1,0 +1,144 @@
+"""build_index(catalog, out_dir, ...): normalise every product, embed it, build a FAISS index, save it atomically."""
+
+from __future__ import annotations
+
+import logging
+import platform
+import sys
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from . import store
+from .catalog import ColumnMap, file_sha256, read_catalog
+from .encoder import Encoder, load_encoder
+from .errors import SearchkitError
+from .text import BrandMatcher, CachedStemmer, Normaliser
+
+log = logging.getLogger(__name__)
+
+HNSW_ABOVE_ROWS = 200_000  # "auto": exact search up to this size (55K x 384 flat search is ~9 ms on 2 cores)
+
+
+@dataclass(frozen=True)
+class IndexConfig:
+    batch_size: int = 64
+    device: str | None = None  # None/"auto": CUDA when torch sees it
+    index_type: str = "auto"  # auto | flat | hnsw
+    hnsw_m: int = 32
+    hnsw_ef_construction: int = 200
+    hnsw_ef_search: int = 128
+    progress: bool = False
+
+    def resolved_type(self, rows: int) -> str:
+        if self.index_type not in ("auto", "flat", "hnsw"):
+            raise SearchkitError(f"unknown index type {self.index_type!r}: use auto, flat or hnsw")
+        if self.index_type == "auto":
+            return "hnsw" if rows > HNSW_ABOVE_ROWS else "flat"
+        return self.index_type
+
+
+def product_texts(products: pd.DataFrame, normaliser: Normaliser) -> list[str]:
+    return [
+        normaliser.product(t, b, c)
+        for t, b, c in zip(products["title"], products["brand"], products["color"], strict=True)
+    ]
+
+
+def make_faiss_index(vectors: np.ndarray, config: IndexConfig) -> tuple[object, dict, str]:
+    """An inner-product index over unit vectors (scores are cosines); built on the GPU when faiss has one."""
+    import faiss
+
+    rows, dim = vectors.shape
+    kind = config.resolved_type(rows)
+    if kind == "hnsw":
+        index = faiss.IndexHNSWFlat(dim, config.hnsw_m, faiss.METRIC_INNER_PRODUCT)
+        index.hnsw.efConstruction = config.hnsw_ef_construction
+        index.hnsw.efSearch = config.hnsw_ef_search
+        params = {"m": config.hnsw_m, "ef_construction": config.hnsw_ef_construction,
+                  "ef_search": config.hnsw_ef_search}
+        index.add(vectors)
+        return index, {"type": "hnsw", "faiss_class": "IndexHNSWFlat", "params": params}, "cpu"
+    index = faiss.IndexFlatIP(dim)
+    gpus = faiss.get_num_gpus() if hasattr(faiss, "get_num_gpus") else 0
+    if gpus > 0:
+        resources = faiss.StandardGpuResources()
+        gpu_index = faiss.index_cpu_to_gpu(resources, 0, index)
+        gpu_index.add(vectors)
+        index, where = faiss.index_gpu_to_cpu(gpu_index), "cuda:0"
+    else:
+        index.add(vectors)
+        where = "cpu"
+    return index, {"type": "flat", "faiss_class": "IndexFlatIP", "params": {}}, where
+
+
+def library_versions() -> dict[str, str]:
+    versions = {"python": platform.python_version()}
+    for name in ("faiss", "numpy", "pandas", "pyarrow", "torch", "sentence_transformers", "transformers", "nltk"):
+        module = sys.modules.get(name)
+        if module is None:
+            try:
+                module = __import__(name)
+            except ImportError:
+                continue
+        versions[name] = str(getattr(module, "__version__", "unknown"))
+    return versions
+
+
+def build_index(
+    catalog_path: str | Path,
+    out_dir: str | Path,
+    model: str | Path | None = None,
+    config: IndexConfig = IndexConfig(),
+    columns: ColumnMap = ColumnMap(),
+    encoder: Encoder | None = None,
+) -> store.Manifest:
+    """Index every product of `catalog_path` into `out_dir`. Bad input raises before anything is written; the
+    previous index at `out_dir` stays in place until the new one is complete."""
+    from . import __version__
+
+    started = time.perf_counter()
+    catalog_path, target = Path(catalog_path), Path(out_dir)
+    products = read_catalog(catalog_path, columns)
+    encoder = encoder or load_encoder(model, device=config.device)
+    brands = BrandMatcher.from_names(products["brand"].unique())
+    stemmer = CachedStemmer()
+    normaliser = Normaliser(encoder.info.text, brands, stemmer)
+    texts = product_texts(products, normaliser)
+    log.info("encoding %d products with %s", len(texts), encoder.info.name)
+    vectors = encoder.encode(texts, batch_size=config.batch_size, progress=config.progress)
+    if vectors.shape != (len(products), encoder.info.dimension):
+        raise SearchkitError(f"encoder returned shape {vectors.shape} for {len(products)} products")
+    index, index_meta, index_device = make_faiss_index(vectors, config)
+
+    staged = store.staging_dir(target)
+    try:
+        store.write_faiss(staged, index)
+        store.write_products(staged, products)
+        store.write_text(staged, {"config": encoder.info.text.to_dict(), "brands": brands.names(),
+                                  "stems": stemmer.table()})
+        store.copy_model(Path(encoder.info.path), staged)
+        manifest = store.Manifest(
+            format_version=store.FORMAT_VERSION,
+            searchkit_version=__version__,
+            built_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            rows=len(products),
+            dimension=encoder.info.dimension,
+            metric="cosine (inner product of unit vectors)",
+            model={"name": encoder.info.name, "fingerprint": encoder.info.fingerprint,
+                   "source": encoder.info.path},
+            index={**index_meta, "ntotal": int(index.ntotal)},
+            catalog={"path": str(catalog_path), "sha256": file_sha256(catalog_path), "columns": list(products.columns)},
+            text=encoder.info.text.to_dict(),
+            libraries=library_versions(),
+            device=f"encode: {getattr(encoder, 'device', 'cpu')}, faiss: {index_device}",
+            build_seconds=round(time.perf_counter() - started, 2),
+        )
+        return store.finish(staged, manifest, target)
+    except BaseException:
+        store.discard(staged)
+        raise

