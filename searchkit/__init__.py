@@ -35,8 +35,8 @@ _HOMES = {
     "SearchResult": "search",
     "build_index": "index",
     "IndexConfig": "index",
-    "train": "train",
-    "TrainConfig": "train",
+    "train": "training",
+    "TrainConfig": "training",
     "TextConfig": "text",
     "ColumnMap": "catalog",
     "SearchkitError": "errors",
@@ -53,7 +53,7 @@ if TYPE_CHECKING:
     from .index import IndexConfig, build_index
     from .search import Searcher, SearchResult
     from .text import TextConfig
-    from .train import TrainConfig, train
+    from .training import TrainConfig, train
 
 
 def __getattr__(name: str) -> Any:

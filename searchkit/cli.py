@@ -56,12 +56,21 @@ def _emit_json(data) -> None:
 @click.option("--title-column", default="title", show_default=True)
 @click.option("--brand-column", default="brand", show_default=True)
 @click.option("--color-column", default="color", show_default=True)
+@click.option("--if-stale", is_flag=True, help="Do nothing when OUT already holds an intact index of this catalog "
+              "built with this model.")
 @click.option("--json", "as_json", is_flag=True, help="Print the manifest as JSON.")
 def build_index_cmd(catalog, model, out, batch_size, device, index_type, id_column, title_column, brand_column,
-                    color_column, as_json):
+                    color_column, if_stale, as_json):
     """Embed every product of CATALOG (parquet or CSV) into a FAISS index."""
     from .catalog import ColumnMap
-    from .index import IndexConfig, build_index
+    from .index import IndexConfig, build_index, staleness
+
+    if if_stale and Path(catalog).is_file():
+        reason = staleness(out, catalog, model)
+        if reason is None:
+            click.echo(f"{out} is up to date with {catalog}", err=True)
+            return
+        click.echo(f"rebuilding {out}: {reason}", err=True)
 
     config = IndexConfig(batch_size=batch_size, device=device, index_type=index_type, progress=sys.stderr.isatty())
     columns = ColumnMap(product_id=id_column, title=title_column, brand=brand_column, color=color_column)
@@ -88,20 +97,68 @@ def _format_table(hits) -> str:
 @click.option("-k", "k", type=click.IntRange(1, 10_000), default=10, show_default=True, help="How many products.")
 @click.option("--index", "index_dir", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_INDEX,
               show_default=True, envvar="SEARCHKIT_INDEX")
+@click.option("--mode", type=click.Choice(["dense", "lexical", "hybrid"]), default=None,
+              help="Retrieval mode (default: hybrid, chosen by measurement).")
+@click.option("--filter", "filters", multiple=True, metavar="COLUMN=VALUE",
+              help="Keep products whose COLUMN matches: brand=kohler, color=white,biscuit, price=10..50. Repeatable.")
+@click.option("--facets", is_flag=True, help="Also count brands and colours among the top 100 candidates.")
+@click.option("--explain", is_flag=True, help="Say why each product matched (dense, lexical, matched terms).")
 @click.option("--model", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Refuse to run unless the index was built with this model.")
-@click.option("--json", "as_json", is_flag=True, help="One JSON array of result objects.")
-def query_cmd(text, k, index_dir, model, as_json):
+@click.option("--json", "as_json", is_flag=True, help="One JSON array of result objects (an object with --facets).")
+def query_cmd(text, k, index_dir, mode, filters, facets, explain, model, as_json):
     """Search the index for TEXT and print ranked products with cosine scores."""
-    from .search import Searcher, check_query
+    from .filters import merge_filters
+    from .search import DEFAULT_MODE, Searcher, check_query
 
     check_query(text)
+    wanted = merge_filters(list(filters)) or None
     searcher = Searcher.from_dir(index_dir, model=model)
-    hits = searcher.search(text, k=k)
+    mode = mode or DEFAULT_MODE
+    hits = searcher.search(text, k=k, mode=mode, filters=wanted, explain=explain)
+    counts = searcher.facets(text, filters=wanted, mode=mode) if facets else None
     if as_json:
-        _emit_json([h.to_dict() for h in hits])
-    else:
-        click.echo(_format_table(hits))
+        results = [h.to_dict() for h in hits]
+        _emit_json({"results": results, "facets": counts} if facets else results)
+        return
+    click.echo(_format_table(hits) if hits else "no products match")
+    if explain:
+        for hit in hits:
+            why = hit.explain
+            click.echo(f"  #{hit.rank} {hit.product_id}: dense {why['dense']:.3f}, lexical {why['lexical'] or 0:.2f}, "
+                       f"matched {' '.join(why['matched_terms']) or '-'}")
+    if counts:
+        for column, values in counts.items():
+            click.echo(f"{column}: " + ", ".join(f"{v} ({n})" for v, n in values[:10]))
+
+
+@main.command("evaluate")
+@click.argument("pairs", type=click.Path(dir_okay=False, path_type=Path), default=DEFAULT_PAIRS)
+@click.option("--index", "index_dir", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_INDEX,
+              show_default=True)
+@click.option("--split", type=click.Choice(["test", "val", "train", "all"]), default="test", show_default=True,
+              help="Which query split of PAIRS to measure on (split by query, seeded); 'all' for a file of your own.")
+@click.option("--seed", type=int, default=42, show_default=True, help="Split seed (as used in training).")
+@click.option("--max-queries", type=click.IntRange(1), default=None)
+@click.option("--json", "as_json", is_flag=True)
+def evaluate_cmd(pairs, index_dir, split, seed, max_queries, as_json):
+    """Measure the index on rated PAIRS: Spearman/Pearson over pairs, NDCG@10/MRR@10/Recall over the catalog."""
+    from .catalog import read_pairs
+    from .evaluate import EvalConfig, evaluate
+    from .search import Searcher
+
+    report = evaluate(Searcher.from_dir(index_dir), read_pairs(pairs),
+                      EvalConfig(split=split, seed=seed, max_queries=max_queries))
+    if as_json:
+        _emit_json(report)
+        return
+    p = report["pairs"]
+    click.echo(f"{index_dir} (model {report['index']['model']}), split {split}: {report['queries']} queries, "
+               f"{p['pairs']} pairs")
+    click.echo(f"pairs: spearman {p['spearman']:.4f}  pearson {p['pearson']:.4f}")
+    click.echo(f"{'mode':<8} {'ndcg@10':>8} {'mrr@10':>8} {'r@10':>8} {'r@100':>8}")
+    for mode, m in report["retrieval"].items():
+        click.echo(f"{mode:<8} {m['ndcg@10']:8.4f} {m['mrr@10']:8.4f} {m['recall@10']:8.4f} {m['recall@100']:8.4f}")
 
 
 @main.command("train")
@@ -124,7 +181,7 @@ def query_cmd(text, k, index_dir, model, as_json):
 def train_cmd(pairs, catalog, out, recipe, base_model, epochs, batch_size, lr, max_steps, eval_steps, save_steps,
               seed, device, resume):
     """Fine-tune all-MiniLM-L6-v2 on rated query-product PAIRS (split by query, seeded)."""
-    from .train import TrainConfig, train
+    from .training import TrainConfig, train
 
     config = TrainConfig(
         pairs=pairs, catalog=catalog, out=out or Path(f"models/searchkit-homedepot-{recipe}"), recipe=recipe,

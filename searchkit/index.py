@@ -17,6 +17,7 @@ from . import store
 from .catalog import ColumnMap, file_sha256, read_catalog
 from .encoder import Encoder, load_encoder
 from .errors import SearchkitError
+from .lexical import LexicalIndex
 from .text import BrandMatcher, CachedStemmer, Normaliser
 
 log = logging.getLogger(__name__)
@@ -89,6 +90,23 @@ def library_versions() -> dict[str, str]:
     return versions
 
 
+def staleness(out_dir: str | Path, catalog_path: str | Path, model: str | Path | None = None) -> str | None:
+    """Why the index at out_dir needs a rebuild for this catalog and model, or None when it is current."""
+    from .encoder import default_model_dir, model_fingerprint
+    from .errors import IndexFormatError
+
+    try:
+        manifest = store.read_manifest(out_dir)
+        store.verify_files(store.IndexFiles(Path(out_dir)), manifest, checksums=False)
+    except IndexFormatError as exc:
+        return str(exc)
+    if manifest.catalog.get("sha256") != file_sha256(catalog_path):
+        return f"{catalog_path} changed since the index was built"
+    if manifest.model.get("fingerprint") != model_fingerprint(model or default_model_dir()):
+        return "the model differs from the one the index was built with"
+    return None
+
+
 def build_index(
     catalog_path: str | Path,
     out_dir: str | Path,
@@ -119,6 +137,7 @@ def build_index(
     try:
         store.write_faiss(staged, index)
         store.write_products(staged, products)
+        store.write_lexical(staged, LexicalIndex.build(texts))
         store.write_text(staged, {"config": encoder.info.text.to_dict(), "brands": brands.names(),
                                   "stems": stemmer.table()})
         store.copy_model(Path(encoder.info.path), staged)

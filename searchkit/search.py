@@ -1,4 +1,8 @@
-"""Searcher: normalise a query exactly as the catalog was, embed it, search the index, return ranked products."""
+"""Searcher: normalise a query exactly as the catalog was, embed it, search, return ranked products.
+
+Modes: dense (embeddings + FAISS), lexical (BM25 over the same normalised text) and hybrid (reciprocal rank fusion
+of both). Every result's `score` is the cosine of query and product embeddings, whatever ranked it.
+"""
 
 from __future__ import annotations
 
@@ -15,11 +19,16 @@ import pandas as pd
 from . import store
 from .encoder import Encoder, load_encoder, model_fingerprint
 from .errors import IndexFormatError, IndexMismatchError, QueryError
+from .filters import Filters, facet_counts, filter_mask
 from .text import BrandMatcher, CachedStemmer, Normaliser, TextConfig
 
 log = logging.getLogger(__name__)
 
 MAX_QUERY_CHARS = 1000
+MODES = ("dense", "lexical", "hybrid")
+DEFAULT_MODE = "hybrid"
+RRF_K = 60  # reciprocal rank fusion constant (Cormack et al. 2009)
+FUSION_DEPTH = 100  # candidates taken from each side before fusing
 
 
 @dataclass(frozen=True)
@@ -28,9 +37,13 @@ class SearchResult:
     score: float  # cosine similarity in [-1, 1]
     rank: int  # 1 = best
     fields: dict[str, Any] = field(default_factory=dict)
+    explain: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"rank": self.rank, "product_id": self.product_id, "score": round(self.score, 6), **self.fields}
+        out = {"rank": self.rank, "product_id": self.product_id, "score": round(self.score, 6), **self.fields}
+        if self.explain is not None:
+            out["explain"] = self.explain
+        return out
 
 
 def _plain(value: Any) -> Any:
@@ -49,11 +62,36 @@ def check_query(query: str) -> str:
     return query.strip()
 
 
+def check_mode(mode: str) -> str:
+    if mode not in MODES:
+        raise QueryError(f"unknown mode {mode!r}: use one of {', '.join(MODES)}")
+    return mode
+
+
+def rrf(rankings: list[np.ndarray], k: int = RRF_K) -> dict[int, float]:
+    """Reciprocal rank fusion: each row scores sum(1 / (k + rank)) over the rankings that hold it."""
+    fused: dict[int, float] = {}
+    for ranking in rankings:
+        for rank, row in enumerate(ranking, start=1):
+            fused[int(row)] = fused.get(int(row), 0.0) + 1.0 / (k + rank)
+    return fused
+
+
+def flat_vectors(index: Any) -> np.ndarray | None:
+    """A zero-copy (n, d) view of the stored vectors for flat storage (IndexFlat, IndexHNSWFlat), else None."""
+    import faiss
+
+    storage = faiss.downcast_index(index.storage) if hasattr(index, "storage") else index
+    if not isinstance(storage, faiss.IndexFlat) or storage.ntotal == 0:
+        return None
+    return faiss.rev_swig_ptr(storage.get_xb(), storage.ntotal * storage.d).reshape(storage.ntotal, storage.d)
+
+
 class Searcher:
     """Thread-safe search over one index. Build with `Searcher.from_dir(path)`; the constructor takes parts."""
 
     def __init__(self, index: Any, products: pd.DataFrame, encoder: Encoder, manifest: store.Manifest,
-                 normaliser: Normaliser):
+                 normaliser: Normaliser, lexical: Any = None):
         if index.ntotal != len(products):
             raise IndexFormatError(f"the faiss index holds {index.ntotal} vectors for {len(products)} products")
         if index.d != encoder.info.dimension:
@@ -65,7 +103,9 @@ class Searcher:
         self.encoder = encoder
         self.manifest = manifest
         self.normaliser = normaliser
-        self._row_of = {pid: i for i, pid in enumerate(self.products["product_id"])}
+        self.lexical = lexical
+        self._vectors = flat_vectors(index)
+        self._row_of = {str(pid): i for i, pid in enumerate(self.products["product_id"])}
         self._records = self.products.to_dict("records")
         self._encode_lock = threading.Lock()
 
@@ -95,47 +135,119 @@ class Searcher:
                 f"{manifest.rows} x {manifest.dimension}"
             )
         products = store.read_products(files, manifest.rows)
+        lexical = store.read_lexical(files, manifest.rows)
         encoder = load_encoder(files.model, device=device)
         normaliser = Normaliser(config, BrandMatcher.from_names(text.get("brands", [])),
                                 CachedStemmer(text.get("stems", {})))
-        return cls(index, products, encoder, manifest, normaliser)
+        return cls(index, products, encoder, manifest, normaliser, lexical)
 
     def __len__(self) -> int:
         return len(self.products)
+
+    # -- embedding -------------------------------------------------------------------------------------------------
 
     def embed_queries(self, queries: list[str]) -> np.ndarray:
         texts = [self.normaliser.query(check_query(q)) for q in queries]
         with self._encode_lock:
             return self.encoder.encode(texts, batch_size=64)
 
-    def _result(self, row: int, score: float, rank: int) -> SearchResult:
-        record = self._records[row]
-        fields = {k: _plain(v) for k, v in record.items() if k != "product_id"}
-        return SearchResult(product_id=str(record["product_id"]), score=float(score), rank=rank, fields=fields)
+    def _cosines(self, vector: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        if len(rows) == 0:
+            return np.zeros(0, dtype=np.float32)
+        stored = self._vectors[rows] if self._vectors is not None else np.vstack(
+            [self.index.reconstruct(int(r)) for r in rows])
+        return stored @ vector
 
-    def search_batch(self, queries: list[str], k: int = 10) -> list[list[SearchResult]]:
-        if not isinstance(k, int) or k < 1:
-            raise QueryError(f"k must be a positive integer, not {k!r}")
-        if not queries:
-            return []
-        k = min(k, len(self))
-        vectors = self.embed_queries(list(queries))
-        scores, ids = self.index.search(vectors, k)
+    # -- candidate generation --------------------------------------------------------------------------------------
+
+    def _dense(self, vectors: np.ndarray, depth: int, mask: np.ndarray | None) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Top rows per query vector. With a filter: exact search over the rows it keeps (no post-filter holes)."""
+        if mask is None:
+            scores, ids = self.index.search(vectors, depth)
+            return [(i[i >= 0], s[i >= 0]) for i, s in zip(ids, scores, strict=True)]
+        rows = np.flatnonzero(mask)
         out = []
-        for row_scores, row_ids in zip(scores, ids, strict=True):
-            hits = [(int(i), float(s)) for i, s in zip(row_ids, row_scores, strict=True) if i >= 0]
-            out.append([self._result(i, s, rank) for rank, (i, s) in enumerate(hits, start=1)])
+        for vector in vectors:
+            scores = self._cosines(vector, rows)
+            top = np.argsort(-scores, kind="stable")[:depth]
+            out.append((rows[top], scores[top]))
         return out
 
-    def search(self, query: str, k: int = 10) -> list[SearchResult]:
-        return self.search_batch([query], k)[0]
+    def _rank(self, query: str, vector: np.ndarray, dense: tuple[np.ndarray, np.ndarray], k: int, mode: str,
+              mask: np.ndarray | None) -> list[tuple[int, dict[str, float]]]:
+        """Rows in final order with their per-signal scores."""
+        dense_rows, dense_scores = dense
+        if mode == "dense":
+            return [(int(r), {"dense": float(s)}) for r, s in zip(dense_rows[:k], dense_scores[:k], strict=True)]
+        query_text = self.normaliser.query(query)
+        lex_rows, lex_scores = self.lexical.search(query_text, max(k, FUSION_DEPTH), mask)
+        if mode == "lexical":
+            return [(int(r), {"lexical": float(s)}) for r, s in zip(lex_rows[:k], lex_scores[:k], strict=True)]
+        fused = rrf([dense_rows, lex_rows])
+        order = sorted(fused, key=lambda r: (-fused[r], r))[:k]
+        lex = dict(zip(lex_rows.tolist(), lex_scores.tolist(), strict=True))
+        return [(r, {"rrf": fused[r], "lexical": lex.get(r, 0.0)}) for r in order]
+
+    # -- public API ------------------------------------------------------------------------------------------------
+
+    def search_batch(self, queries: list[str], k: int = 10, mode: str = DEFAULT_MODE, filters: Filters | None = None,
+                     explain: bool = False) -> list[list[SearchResult]]:
+        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+            raise QueryError(f"k must be a positive integer, not {k!r}")
+        check_mode(mode)
+        if not queries:
+            return []
+        mask = filter_mask(self.products, filters) if filters else None
+        k = min(k, len(self))
+        vectors = self.embed_queries(list(queries))
+        depth = k if mode == "dense" else max(k, FUSION_DEPTH)
+        dense = self._dense(vectors, depth, mask) if mode != "lexical" else [(np.zeros(0, int), np.zeros(0))] * len(
+            queries)
+        return [self._results(q, v, d, k, mode, mask, explain) for q, v, d in zip(queries, vectors, dense, strict=True)]
+
+    def _results(self, query, vector, dense, k, mode, mask, explain) -> list[SearchResult]:
+        ranked = self._rank(query, vector, dense, k, mode, mask)
+        rows = np.array([r for r, _ in ranked], dtype=np.int64)
+        cosines = self._cosines(vector, rows)
+        terms = set(self.normaliser.query(query).split()) if explain else set()
+        out = []
+        for rank, ((row, signals), cosine) in enumerate(zip(ranked, cosines, strict=True), start=1):
+            record = self._records[row]
+            fields = {key: _plain(v) for key, v in record.items() if key != "product_id"}
+            why = None
+            if explain:
+                product_terms = set(self.normaliser.product(record["title"], record.get("brand"),
+                                                            record.get("color")).split())
+                lexical = signals.get("lexical")
+                if lexical is None and self.lexical is not None:
+                    lexical = float(self.lexical.scores(" ".join(terms))[row]) if terms else 0.0
+                why = {"mode": mode, "dense": float(cosine), "lexical": lexical,
+                       "matched_terms": sorted(terms & product_terms), **({"rrf": signals["rrf"]} if "rrf" in signals
+                                                                          else {})}
+            out.append(SearchResult(str(record["product_id"]), float(cosine), rank, fields, why))
+        return out
+
+    def search(self, query: str, k: int = 10, mode: str = DEFAULT_MODE, filters: Filters | None = None,
+               explain: bool = False) -> list[SearchResult]:
+        return self.search_batch([query], k, mode=mode, filters=filters, explain=explain)[0]
+
+    def facets(self, query: str, filters: Filters | None = None, depth: int = 100, mode: str = DEFAULT_MODE,
+               columns: tuple[str, ...] = ("brand", "color")) -> dict[str, list[tuple[str, int]]]:
+        """Counts of brand/colour values among the top `depth` candidates matching the filters."""
+        hits = self.search(query, k=depth, mode=mode, filters=filters)
+        rows = [self._row_of[h.product_id] for h in hits]
+        return facet_counts(self.products.iloc[rows], columns)
 
     def similarity(self, query: str, product_ids: list[str]) -> list[float]:
         """Cosine of the query with each given product, as the index scores them."""
         missing = [p for p in product_ids if str(p) not in self._row_of]
         if missing:
             raise QueryError(f"unknown product id(s): {missing[:5]}")
-        rows = [self._row_of[str(p)] for p in product_ids]
-        query_vector = self.embed_queries([query])[0]
-        vectors = np.vstack([self.index.reconstruct(r) for r in rows]) if rows else np.zeros((0, len(query_vector)))
-        return [float(x) for x in vectors @ query_vector]
+        rows = np.array([self._row_of[str(p)] for p in product_ids], dtype=np.int64)
+        return [float(x) for x in self._cosines(self.embed_queries([query])[0], rows)]
+
+    def product(self, product_id: str) -> dict[str, Any]:
+        row = self._row_of.get(str(product_id))
+        if row is None:
+            raise QueryError(f"unknown product id {product_id!r}")
+        return {k: _plain(v) for k, v in self._records[row].items()}

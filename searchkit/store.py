@@ -33,7 +33,7 @@ PRODUCTS_FILE = "products.parquet"
 TEXT_FILE = "text.json"
 MODEL_DIR = "model"
 LEXICAL_DIR = "lexical"
-CHECKED_FILES = (FAISS_FILE, PRODUCTS_FILE, TEXT_FILE)
+REQUIRED_FILES = (FAISS_FILE, PRODUCTS_FILE, TEXT_FILE)
 
 
 @dataclass(frozen=True)
@@ -124,8 +124,10 @@ def finish(staged: IndexFiles, manifest: Manifest, target: Path) -> Manifest:
     The old index is renamed aside before the new one is renamed in and only deleted afterwards: a crash at any
     point leaves either the old complete index or the new complete one at `target`.
     """
-    sums = {name: {"sha256": file_sha256(staged.root / name), "bytes": (staged.root / name).stat().st_size}
-            for name in CHECKED_FILES}
+    checked = [p for p in sorted(staged.root.rglob("*"))
+               if p.is_file() and p.relative_to(staged.root).parts[0] != MODEL_DIR]
+    sums = {p.relative_to(staged.root).as_posix(): {"sha256": file_sha256(p), "bytes": p.stat().st_size}
+            for p in checked if p.name != MANIFEST}
     manifest = Manifest(**{**asdict(manifest), "files": sums})
     tmp_manifest = staged.manifest.with_suffix(".tmp")
     tmp_manifest.write_text(manifest.to_json())
@@ -163,6 +165,9 @@ def read_manifest(root: str | Path) -> Manifest:
 
 def verify_files(files: IndexFiles, manifest: Manifest, checksums: bool = True) -> None:
     """Every recorded file is present with the recorded size (and checksum): a truncated or edited index is refused."""
+    absent = [name for name in REQUIRED_FILES if name not in manifest.files]
+    if absent:
+        raise IndexFormatError(f"{files.root}: the manifest lists no {absent}; rebuild the index")
     for name, expect in manifest.files.items():
         path = files.root / name
         if not path.is_file():
@@ -195,6 +200,22 @@ def read_products(files: IndexFiles, rows: int) -> pd.DataFrame:
 
 def copy_model(source: Path, files: IndexFiles) -> None:
     shutil.copytree(source, files.model, ignore=shutil.ignore_patterns("checkpoints", "*.onnx", "__pycache__"))
+
+
+def write_lexical(files: IndexFiles, lexical: Any) -> None:
+    files.lexical.mkdir()
+    lexical.save(files.lexical)
+
+
+def read_lexical(files: IndexFiles, rows: int) -> Any:
+    from .lexical import LexicalIndex
+
+    if not files.lexical.is_dir():
+        raise IndexFormatError(f"{files.root}: no {LEXICAL_DIR}/ keyword index; rebuild the index")
+    lexical = LexicalIndex.load(files.lexical)
+    if lexical.rows != rows:
+        raise IndexFormatError(f"{files.lexical}: {lexical.rows} documents, the manifest says {rows}")
+    return lexical
 
 
 def write_faiss(files: IndexFiles, index: Any) -> None:

@@ -1,0 +1,32 @@
+# searchkit: `make demo` (install, build the default index if missing or stale, run a query) and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+INDEX ?= indexes/homedepot
+CATALOG ?= catalog/homedepot-products.parquet
+QUERY ?= swag light kit
+
+.PHONY: install demo index test bench clean-index
+
+$(BIN)/searchkit: setup.cfg pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[test]'
+	touch $@
+
+install: $(BIN)/searchkit
+
+index: install
+	$(BIN)/searchkit build-index $(CATALOG) --out $(INDEX) --if-stale
+
+demo: index
+	$(BIN)/searchkit query "$(QUERY)" --index $(INDEX)
+
+test: install
+	$(BIN)/python -m pytest -q
+
+bench: index
+	$(BIN)/python benchmarks/bench_query.py --index $(INDEX)
+
+clean-index:
+	rm -rf $(INDEX)

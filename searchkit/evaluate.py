@@ -1,0 +1,86 @@
+"""Measure an index against rated pairs: the reference metric (Spearman/Pearson of cosine vs label over pairs) and
+retrieval over the whole catalog (NDCG@10 with gains relevance-1, MRR@10, Recall@10/100 of relevant products) for
+the dense, lexical (BM25) and hybrid modes, on the same queries."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from .errors import CatalogError
+from .metrics import mrr_at_k, ndcg_at_k, pearson, recall_at_k, spearman
+from .search import MODES, Searcher
+from .splits import SplitConfig, split_pairs
+from .training import RELEVANT
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    split: str = "test"  # train | val | test | all
+    modes: tuple[str, ...] = MODES
+    seed: int = 42
+    max_queries: int | None = None
+    batch: int = 256
+
+
+def select_pairs(pairs: pd.DataFrame, config: EvalConfig) -> pd.DataFrame:
+    if config.split == "all":
+        chosen = pairs
+    else:
+        chosen = split_pairs(pairs, SplitConfig(seed=config.seed))[config.split]
+    if config.max_queries:
+        keep = sorted(set(chosen["query"]))[: config.max_queries]
+        chosen = chosen[chosen["query"].isin(keep)]
+    if chosen.empty:
+        raise CatalogError(f"no rated pairs in split {config.split!r}")
+    return chosen.reset_index(drop=True)
+
+
+def pair_correlation(searcher: Searcher, pairs: pd.DataFrame) -> dict[str, float]:
+    """Cosine of each (query, product) pair as the index scores it, against the label (relevance-1)/2."""
+    cosines: list[float] = []
+    labels: list[float] = []
+    for query, group in pairs.groupby("query", sort=True):
+        cosines.extend(searcher.similarity(query, group["product_id"].tolist()))
+        labels.extend(((group["relevance"] - 1) / 2).tolist())
+    return {"spearman": spearman(cosines, labels), "pearson": pearson(cosines, labels), "pairs": len(labels)}
+
+
+def retrieval(searcher: Searcher, pairs: pd.DataFrame, mode: str, batch: int = 256) -> dict[str, float]:
+    gains = {q: dict(zip(g["product_id"], g["relevance"] - 1.0, strict=True)) for q, g in pairs.groupby("query")}
+    relevant = {q: set(g.loc[g["relevance"] >= RELEVANT, "product_id"]) for q, g in pairs.groupby("query")}
+    queries = sorted(gains)
+    rows = []
+    for start in range(0, len(queries), batch):
+        chunk = queries[start:start + batch]
+        for query, hits in zip(chunk, searcher.search_batch(chunk, k=100, mode=mode), strict=True):
+            ranked = [h.product_id for h in hits]
+            rows.append({
+                "ndcg@10": ndcg_at_k(ranked, gains[query], 10),
+                "mrr@10": mrr_at_k(ranked, relevant[query], 10),
+                "recall@10": recall_at_k(ranked, relevant[query], 10) if relevant[query] else np.nan,
+                "recall@100": recall_at_k(ranked, relevant[query], 100) if relevant[query] else np.nan,
+            })
+    frame = pd.DataFrame(rows)
+    return {**{m: float(frame[m].mean()) for m in frame.columns}, "queries": len(queries)}
+
+
+def evaluate(searcher: Searcher, pairs: pd.DataFrame, config: EvalConfig = EvalConfig()) -> dict:
+    chosen = select_pairs(pairs, config)
+    unknown = sorted(set(chosen["product_id"]) - set(searcher.products["product_id"].astype(str)))
+    if unknown:
+        raise CatalogError(f"{len(unknown)} rated products are not in the index, e.g. {unknown[:3]}")
+    report = {
+        "index": {"model": searcher.manifest.model.get("name"), "rows": searcher.manifest.rows,
+                  "built_at": searcher.manifest.built_at},
+        "split": config.split,
+        "queries": int(chosen["query"].nunique()),
+        "pairs": pair_correlation(searcher, chosen),
+        "retrieval": {mode: retrieval(searcher, chosen, mode, config.batch) for mode in config.modes},
+    }
+    return report

@@ -1,0 +1,77 @@
+"""Shared, deterministic fixtures: a tiny BERT sentence-transformer built in code and generated catalogs."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import pytest  # noqa: E402
+
+from tests.fixtures import make_catalog, make_pairs, make_tiny_model  # noqa: E402
+
+
+def pytest_collection_modifyitems(config, items):
+    try:
+        import faiss
+
+        has_gpu = hasattr(faiss, "get_num_gpus") and faiss.get_num_gpus() > 0
+    except ImportError:
+        has_gpu = False
+    if not has_gpu:
+        skip = pytest.mark.skip(reason="needs faiss-gpu and a CUDA device")
+        for item in items:
+            if "gpu" in item.keywords:
+                item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> Path:
+    return make_tiny_model(tmp_path_factory.mktemp("models") / "tiny")
+
+
+@pytest.fixture(scope="session")
+def catalog_frame():
+    return make_catalog(n=240, seed=7)
+
+
+@pytest.fixture(scope="session")
+def catalog_file(tmp_path_factory, catalog_frame) -> Path:
+    path = tmp_path_factory.mktemp("catalog") / "products.parquet"
+    catalog_frame.to_parquet(path, index=False)
+    return path
+
+
+@pytest.fixture(scope="session")
+def pairs_file(tmp_path_factory, catalog_frame) -> Path:
+    path = tmp_path_factory.mktemp("pairs") / "pairs.parquet"
+    make_pairs(catalog_frame, seed=7).to_parquet(path, index=False)
+    return path
+
+
+@pytest.fixture(scope="session")
+def built_index(tmp_path_factory, catalog_file, tiny_model) -> Path:
+    from searchkit import build_index
+
+    out = tmp_path_factory.mktemp("indexes") / "tiny"
+    build_index(catalog_file, out, model=tiny_model)
+    return out
+
+
+@pytest.fixture()
+def index_copy(tmp_path, built_index) -> Path:
+    """A private copy of the built index, for tests that damage or rebuild it."""
+    dst = tmp_path / "idx"
+    shutil.copytree(built_index, dst)
+    return dst
+
+
+@pytest.fixture(scope="session")
+def searcher(built_index):
+    from searchkit import Searcher
+
+    return Searcher.from_dir(built_index)

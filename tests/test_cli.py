@@ -1,0 +1,107 @@
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from searchkit.cli import main
+
+
+@pytest.fixture()
+def run():
+    runner = CliRunner()
+
+    def invoke(*args):
+        return runner.invoke(main, [str(a) for a in args], catch_exceptions=False)
+
+    return invoke
+
+
+def test_build_index_then_query_json(run, tmp_path, catalog_file, tiny_model):
+    out = tmp_path / "idx"
+    result = run("build-index", catalog_file, "--model", tiny_model, "--out", out)
+    assert result.exit_code == 0, result.output
+    assert "indexed 240 products" in result.output
+    result = run("query", "kohler toilet seat", "--index", out, "-k", "3", "--json")
+    assert result.exit_code == 0, result.output
+    hits = json.loads(result.output)
+    assert [h["rank"] for h in hits] == [1, 2, 3]
+    assert {"product_id", "score", "title", "brand"} <= set(hits[0])
+    assert all(-1 <= h["score"] <= 1.0001 for h in hits)
+
+
+def test_query_table_modes_filters_facets_explain(run, built_index):
+    result = run("query", "swag light kit", "--index", built_index, "--mode", "dense", "--filter", "brand=kohler",
+                 "--facets", "--explain", "-k", "3")
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[0].split()[:3] == ["rank", "score", "id"]
+    assert all("kohler" in line for line in lines[1:4])
+    assert "matched" in result.output and result.output.count("brand: kohler") == 1
+
+
+def test_query_json_with_facets_is_an_object(run, built_index):
+    result = run("query", "fan", "--index", built_index, "--facets", "--json")
+    data = json.loads(result.output)
+    assert set(data) == {"results", "facets"} and data["facets"]["brand"]
+
+
+@pytest.mark.parametrize("text", ["", "   "])
+def test_empty_query_fails_clearly(run, built_index, text):
+    result = run("query", text, "--index", built_index)
+    assert result.exit_code != 0 and "query is empty" in result.output
+
+
+def test_missing_index_says_how_to_build(run, tmp_path):
+    result = run("query", "fan", "--index", tmp_path / "none")
+    assert result.exit_code == 1 and "searchkit build-index" in result.output
+
+
+def test_bad_filter_fails_clearly(run, built_index):
+    result = run("query", "fan", "--index", built_index, "--filter", "size=xl")
+    assert result.exit_code == 1 and "unknown filter column 'size'" in result.output
+
+
+def test_bad_catalog_fails_clearly(run, tmp_path, tiny_model):
+    bad = tmp_path / "c.csv"
+    bad.write_text("id,name\n1,lamp\n")
+    result = run("build-index", bad, "--model", tiny_model, "--out", tmp_path / "idx")
+    assert result.exit_code == 1 and "missing required column(s) ['product_id', 'title']" in result.output
+    assert not (tmp_path / "idx").exists()
+
+
+def test_column_options(run, tmp_path, tiny_model):
+    path = tmp_path / "c.csv"
+    path.write_text("sku,name,maker\nA1,Kohler toilet seat,kohler\nA2,Delta shower head,delta\n")
+    result = run("build-index", path, "--model", tiny_model, "--out", tmp_path / "idx", "--id-column", "sku",
+                 "--title-column", "name", "--brand-column", "maker")
+    assert result.exit_code == 0, result.output
+    hits = json.loads(run("query", "shower head", "--index", tmp_path / "idx", "--json", "--mode", "lexical").output)
+    assert hits[0]["product_id"] == "A2" and hits[0]["brand"] == "delta"
+
+
+def test_evaluate_json(run, built_index, pairs_file):
+    result = run("evaluate", pairs_file, "--index", built_index, "--split", "all", "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert set(report["retrieval"]) == {"dense", "lexical", "hybrid"}
+    assert 0 <= report["retrieval"]["lexical"]["ndcg@10"] <= 1
+    assert -1 <= report["pairs"]["spearman"] <= 1
+
+
+def test_python_m_entry_point():
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", "searchkit", "--help"], capture_output=True, text=True, check=True)
+    assert "build-index" in out.stdout and "query" in out.stdout
+
+
+def test_if_stale_skips_a_current_index_and_rebuilds_a_changed_one(run, tmp_path, catalog_frame, tiny_model):
+    path, out = tmp_path / "c.parquet", tmp_path / "idx"
+    catalog_frame.to_parquet(path, index=False)
+    assert "indexed" in run("build-index", path, "--model", tiny_model, "--out", out, "--if-stale").output
+    again = run("build-index", path, "--model", tiny_model, "--out", out, "--if-stale")
+    assert "up to date" in again.output and "indexed" not in again.output
+    catalog_frame.head(30).to_parquet(path, index=False)
+    changed = run("build-index", path, "--model", tiny_model, "--out", out, "--if-stale")
+    assert "changed since the index was built" in changed.output and "indexed 30 products" in changed.output

@@ -1,0 +1,40 @@
+import pandas as pd
+import pytest
+
+from searchkit.catalog import read_pairs
+from searchkit.evaluate import EvalConfig, evaluate, retrieval, select_pairs
+from searchkit.splits import SplitConfig, query_split, split_pairs
+
+
+def test_split_is_by_query_and_seeded(pairs_file):
+    pairs = read_pairs(pairs_file)
+    parts = split_pairs(pairs)
+    seen = [set(p["query"]) for p in parts.values()]
+    assert not (seen[0] & seen[1]) and not (seen[0] & seen[2]) and not (seen[1] & seen[2])
+    assert sum(len(p) for p in parts.values()) == len(pairs)
+    assert query_split("swag light kit") == query_split(" Swag Light Kit ")
+    other = split_pairs(pairs, SplitConfig(seed=1))
+    assert [set(p["query"]) for p in other.values()] != seen
+
+
+def test_lexical_retrieval_is_perfect_when_queries_are_titles(searcher, catalog_frame):
+    unique = catalog_frame.drop_duplicates("title").head(20)
+    pairs = pd.DataFrame({"query": unique["title"], "product_id": unique["product_id"], "relevance": 3.0})
+    report = retrieval(searcher, pairs, "lexical")
+    assert report["queries"] == 20
+    assert report["mrr@10"] >= 0.5 and report["recall@100"] == pytest.approx(1.0)
+
+
+def test_evaluate_report_shape(searcher, pairs_file):
+    report = evaluate(searcher, read_pairs(pairs_file), EvalConfig(split="all"))
+    assert report["queries"] == len(set(read_pairs(pairs_file)["query"]))
+    assert report["pairs"]["pairs"] == len(read_pairs(pairs_file))
+    assert set(report["retrieval"]["dense"]) == {"ndcg@10", "mrr@10", "recall@10", "recall@100", "queries"}
+
+
+def test_max_queries_and_unknown_products(searcher, pairs_file):
+    pairs = read_pairs(pairs_file)
+    assert select_pairs(pairs, EvalConfig(split="all", max_queries=3))["query"].nunique() == 3
+    bad = pd.DataFrame({"query": ["x"], "product_id": ["nope"], "relevance": [3.0]})
+    with pytest.raises(Exception, match="not in the index"):
+        evaluate(searcher, bad, EvalConfig(split="all"))

@@ -1,0 +1,131 @@
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from searchkit import IndexConfig, IndexFormatError, IndexMismatchError, Searcher, build_index, store
+from searchkit.catalog import read_catalog
+from tests.fixtures import make_tiny_model
+
+
+def test_manifest_describes_the_build(built_index, catalog_frame, tiny_model):
+    manifest = json.loads((built_index / "manifest.json").read_text())
+    assert manifest["format_version"] == store.FORMAT_VERSION
+    assert manifest["rows"] == len(catalog_frame) == manifest["index"]["ntotal"]
+    assert manifest["dimension"] == 32 and manifest["index"]["type"] == "flat"
+    assert len(manifest["catalog"]["sha256"]) == 64 and len(manifest["model"]["fingerprint"]) == 64
+    assert manifest["text"]["stem"] is True and "faiss" in manifest["libraries"]
+    assert {"index.faiss", "products.parquet", "text.json"} <= set(manifest["files"])
+
+
+def test_round_trip_keeps_products_and_order(searcher, catalog_frame):
+    assert searcher.products["product_id"].tolist() == catalog_frame["product_id"].tolist()
+    hit = searcher.search(catalog_frame["title"][3], k=1, mode="dense")[0]
+    assert hit.rank == 1 and -1.0 <= hit.score <= 1.0 + 1e-6
+
+
+def _exact(searcher, query, k):
+    vector = searcher.embed_queries([query])[0]
+    vectors = np.vstack([searcher.index.reconstruct(i) for i in range(searcher.index.ntotal)])
+    scores = vectors @ vector
+    return scores, np.sort(scores)[::-1][:k]
+
+
+@pytest.mark.parametrize("query", ["kohler toilet seat", "swag light kit in chrome", "wireless door knob"])
+def test_faiss_matches_exact_numpy_search(searcher, query):
+    hits = searcher.search(query, k=10, mode="dense")
+    scores, best = _exact(searcher, query, 10)
+    assert np.allclose([h.score for h in hits], best, atol=1e-5)
+    rows = [searcher._row_of[h.product_id] for h in hits]
+    assert np.allclose(scores[rows], [h.score for h in hits], atol=1e-5)  # ties may swap ids, never scores
+
+
+def test_hnsw_recall_against_exact(tmp_path, catalog_file, tiny_model):
+    out = tmp_path / "hnsw"
+    manifest = build_index(catalog_file, out, model=tiny_model, config=IndexConfig(index_type="hnsw"))
+    assert manifest.index["type"] == "hnsw" and manifest.index["params"]["m"] == 32
+    searcher = Searcher.from_dir(out)
+    _, best = _exact(searcher, "classic garden hose", 10)
+    hits = searcher.search("classic garden hose", k=10, mode="dense")
+    assert np.sum(np.isclose([h.score for h in hits], best, atol=1e-5)) >= 9
+
+
+def test_k_larger_than_catalog_is_clipped(searcher, catalog_frame):
+    hits = searcher.search("fan", k=10_000, mode="dense")
+    assert len(hits) == len(catalog_frame)
+    assert [h.rank for h in hits] == list(range(1, len(hits) + 1))
+    assert len({h.product_id for h in hits}) == len(hits)
+
+
+def test_truncated_faiss_file_refused(index_copy):
+    path = index_copy / "index.faiss"
+    path.write_bytes(path.read_bytes()[:1000])
+    with pytest.raises(IndexFormatError, match="truncated"):
+        Searcher.from_dir(index_copy)
+
+
+def test_edited_products_refused(index_copy):
+    path = index_copy / "products.parquet"
+    data = bytearray(path.read_bytes())
+    data[100] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with pytest.raises(IndexFormatError, match="checksum"):
+        Searcher.from_dir(index_copy)
+
+
+def test_broken_manifest_refused(index_copy):
+    (index_copy / "manifest.json").write_text("{not json")
+    with pytest.raises(IndexFormatError, match="unreadable manifest"):
+        Searcher.from_dir(index_copy)
+
+
+def test_other_format_version_refused(index_copy):
+    manifest = json.loads((index_copy / "manifest.json").read_text())
+    manifest["format_version"] = 99
+    (index_copy / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(IndexFormatError, match="format version 99"):
+        Searcher.from_dir(index_copy)
+
+
+def test_missing_model_copy_refused(index_copy):
+    shutil.rmtree(index_copy / "model")
+    with pytest.raises(IndexFormatError, match="model folder"):
+        Searcher.from_dir(index_copy)
+
+
+def test_missing_index_says_how_to_build(tmp_path):
+    with pytest.raises(IndexFormatError, match="searchkit build-index"):
+        Searcher.from_dir(tmp_path / "nothing")
+
+
+def test_other_model_refused(built_index, tmp_path):
+    other = make_tiny_model(tmp_path / "other")
+    from safetensors.torch import load_file, save_file
+
+    weights = load_file(other / "model.safetensors")
+    save_file({k: v + 0.01 if v.is_floating_point() else v for k, v in weights.items()}, other / "model.safetensors")
+    with pytest.raises(IndexMismatchError, match="was built with model"):
+        Searcher.from_dir(built_index, model=other)
+
+
+def test_interrupted_build_keeps_the_old_index(index_copy, catalog_file, tiny_model, monkeypatch):
+    before = (index_copy / "manifest.json").read_text()
+
+    def crash(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(store, "write_lexical", crash)
+    with pytest.raises(KeyboardInterrupt):
+        build_index(catalog_file, index_copy, model=tiny_model)
+    assert (index_copy / "manifest.json").read_text() == before
+    assert sorted(p.name for p in index_copy.parent.iterdir()) == ["idx"]  # no staging folder left
+    assert len(Searcher.from_dir(index_copy)) == len(read_catalog(catalog_file))
+
+
+def test_rebuild_replaces_atomically(index_copy, tmp_path, catalog_frame, tiny_model):
+    smaller = tmp_path / "small.parquet"
+    catalog_frame.head(50).to_parquet(smaller, index=False)
+    build_index(smaller, index_copy, model=tiny_model)
+    assert len(Searcher.from_dir(index_copy)) == 50
+    assert sorted(p.name for p in index_copy.parent.iterdir() if p.name.startswith(".")) == []

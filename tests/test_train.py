@@ -1,0 +1,43 @@
+import json
+
+import pytest
+
+from searchkit import SearchkitError, Searcher, TrainConfig, build_index, train
+from searchkit.encoder import describe_model
+from searchkit.splits import SplitConfig
+
+
+@pytest.mark.parametrize("recipe", ["mnrl", "seed"])
+def test_few_steps_make_a_loadable_model(tmp_path, tiny_model, catalog_file, pairs_file, recipe):
+    out = tmp_path / f"m-{recipe}"
+    config = TrainConfig(pairs=pairs_file, catalog=catalog_file, out=out, recipe=recipe, base_model=tiny_model,
+                         max_steps=3, eval_steps=2, save_steps=2, batch_size=8, eval_queries=10, eval_corpus=30,
+                         split=SplitConfig(val_fraction=0.3, test_fraction=0.1))
+    assert train(config) == out
+    info = json.loads((out / "searchkit.json").read_text())
+    assert info["recipe"]["name"] == recipe and info["max_steps"] == 3
+    assert info["text"]["query_brand"] == ("first_word" if recipe == "seed" else "detect")
+    assert info["data"]["train_queries"] > 0 and "val_pairs_spearman_cosine" in info["validation"]
+    assert "## Recipe" in (out / "README.md").read_text()
+    assert any((out / "checkpoints").glob("checkpoint-*"))
+    model = describe_model(out, 32)
+    assert model.name == out.name and model.text.query_brand == info["text"]["query_brand"]
+    # an index built with it searches with the model's own text settings
+    build_index(catalog_file, tmp_path / "idx", model=out)
+    searcher = Searcher.from_dir(tmp_path / "idx")
+    assert searcher.normaliser.config == model.text
+    assert searcher.search("toilet seat", k=3)
+
+
+def test_resume_continues_from_checkpoint(tmp_path, tiny_model, catalog_file, pairs_file):
+    common = dict(pairs=pairs_file, catalog=catalog_file, out=tmp_path / "m", base_model=tiny_model,
+                  eval_steps=100, save_steps=2, batch_size=8, eval_queries=10, eval_corpus=30)
+    train(TrainConfig(max_steps=2, **common))
+    train(TrainConfig(max_steps=4, resume=True, **common))
+    state = json.loads((tmp_path / "m" / "checkpoints" / "checkpoint-4" / "trainer_state.json").read_text())
+    assert state["global_step"] == 4
+
+
+def test_unknown_recipe_refused():
+    with pytest.raises(SearchkitError, match="unknown recipe"):
+        TrainConfig(recipe="magic").resolved_recipe()
