@@ -6,7 +6,7 @@ INDEX ?= indexes/homedepot
 CATALOG ?= catalog/homedepot-products.parquet
 QUERY ?= swag light kit
 
-.PHONY: install demo index test bench clean-index
+.PHONY: install demo index test bench browser clean-index
 
 $(BIN)/searchkit: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,7 +22,13 @@ index: install
 demo: index
 	$(BIN)/searchkit query "$(QUERY)" --index $(INDEX)
 
-test: install
+# The browser test drives Debian's chromium; install it when missing and we may (root with apt-get).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } || \
+	  echo "note: chromium not installed; the browser test will be skipped"
+
+test: install browser
 	$(BIN)/python -m pytest -q
 
 bench: index

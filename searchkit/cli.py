@@ -161,6 +161,28 @@ def evaluate_cmd(pairs, index_dir, split, seed, max_queries, as_json):
         click.echo(f"{mode:<8} {m['ndcg@10']:8.4f} {m['mrr@10']:8.4f} {m['recall@10']:8.4f} {m['recall@100']:8.4f}")
 
 
+@main.command("serve")
+@click.option("--index", "index_dir", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_INDEX,
+              show_default=True, envvar="SEARCHKIT_INDEX")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True)
+@click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True,
+              help="Processes, each with its own copy of the index in memory.")
+def serve_cmd(index_dir, host, port, workers):
+    """Serve the HTTP JSON API (/search, /products/ID, /health, /reload, /docs) and the search page at /."""
+    import os
+
+    import uvicorn
+
+    from . import store
+
+    store.read_manifest(index_dir)  # fail fast, with the reason, before starting workers
+    os.environ["SEARCHKIT_INDEX"] = str(index_dir)
+    click.echo(f"serving {index_dir} on http://{host}:{port}/ ({workers} worker(s))", err=True)
+    uvicorn.run("searchkit.serve:app_from_env", factory=True, host=host, port=port, workers=workers,
+                log_level="warning")
+
+
 @main.command("train")
 @click.argument("pairs", type=click.Path(dir_okay=False, path_type=Path), default=DEFAULT_PAIRS)
 @click.option("--catalog", type=click.Path(dir_okay=False, path_type=Path), default=DEFAULT_CATALOG, show_default=True)

@@ -1,0 +1,149 @@
+"""`searchkit serve`: an HTTP JSON API and a search page over one index, with hot reload of rebuilt indexes."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, HTTPException, Query, Request
+from fastapi.responses import HTMLResponse, JSONResponse
+
+from . import __version__, store
+from .errors import IndexFormatError, SearchkitError
+from .filters import merge_filters
+from .search import DEFAULT_MODE, MAX_QUERY_CHARS, MODES, Searcher
+
+log = logging.getLogger(__name__)
+
+MAX_K = 100
+WATCH_SECONDS = 2.0
+
+
+class IndexHolder:
+    """The live Searcher. A reload loads and validates the new index fully before swapping one reference, so
+    requests in flight finish on the old index and a broken rebuild leaves the server where it was."""
+
+    def __init__(self, index_dir: Path, loader=Searcher.from_dir):
+        self.index_dir = Path(index_dir)
+        self._loader = loader
+        self._lock = threading.Lock()
+        self.searcher: Searcher = loader(self.index_dir)
+        self.stamp = self._manifest_stamp()
+        self.last_error: str | None = None
+        self.reloads = 0
+
+    def _manifest_stamp(self) -> tuple | None:
+        try:
+            stat = (self.index_dir / store.MANIFEST).stat()
+            return stat.st_ino, stat.st_mtime_ns, stat.st_size
+        except OSError:
+            return None
+
+    def reload(self) -> dict[str, Any]:
+        with self._lock:
+            stamp = self._manifest_stamp()
+            try:
+                fresh = self._loader(self.index_dir)
+            except SearchkitError as exc:
+                self.last_error = str(exc)
+                self.stamp = stamp  # do not retry the same broken build every tick
+                log.warning("reload failed, still serving the previous index: %s", exc)
+                raise
+            self.searcher, self.stamp, self.last_error = fresh, stamp, None
+            self.reloads += 1
+            return health(self)
+
+    def reload_if_changed(self) -> None:
+        if self._manifest_stamp() not in (self.stamp, None):
+            try:
+                self.reload()
+            except SearchkitError:
+                pass
+
+
+def health(holder: IndexHolder) -> dict[str, Any]:
+    manifest = holder.searcher.manifest
+    return {"status": "ok", "index": holder.index_dir.name, "path": str(holder.index_dir), "model": manifest.model,
+            "rows": manifest.rows, "built_at": manifest.built_at, "index_type": manifest.index.get("type"),
+            "searchkit_version": __version__, "reloads": holder.reloads, "last_reload_error": holder.last_error}
+
+
+def _watch(holder: IndexHolder, stop: threading.Event) -> None:
+    while not stop.wait(WATCH_SECONDS):
+        holder.reload_if_changed()
+
+
+def create_app(index_dir: str | Path, loader=Searcher.from_dir, watch: bool = True) -> FastAPI:
+    holder = IndexHolder(Path(index_dir), loader)
+    app = FastAPI(title="searchkit", version=__version__,
+                  description="Semantic product search: dense + BM25 hybrid retrieval with filters and facets.")
+    app.state.holder = holder
+    stop = threading.Event()
+    if watch:
+        threading.Thread(target=_watch, args=(holder, stop), daemon=True, name="searchkit-index-watch").start()
+    app.state.stop_watch = stop
+
+    @app.exception_handler(SearchkitError)
+    async def _user_error(request: Request, exc: SearchkitError):
+        return JSONResponse(status_code=400, content={"detail": str(exc)})
+
+    @app.get("/health")
+    def get_health() -> dict[str, Any]:
+        return health(holder)
+
+    @app.get("/search")
+    def search(
+        q: str = Query(..., min_length=1, max_length=MAX_QUERY_CHARS, description="What the shopper typed."),
+        k: int = Query(10, ge=1, le=MAX_K),
+        mode: str = Query(DEFAULT_MODE, pattern="^(" + "|".join(MODES) + ")$"),
+        brand: list[str] = Query(default=[]),
+        color: list[str] = Query(default=[]),
+        filter: list[str] = Query(default=[], description="COLUMN=VALUE, e.g. price=10..50; repeatable."),
+        facets: bool = False,
+        explain: bool = False,
+    ) -> dict[str, Any]:
+        started = time.perf_counter()
+        expressions = list(filter)
+        expressions += [f"brand={','.join(brand)}"] if brand else []
+        expressions += [f"color={','.join(color)}"] if color else []
+        filters = merge_filters(expressions) or None
+        searcher = holder.searcher  # one reference for the whole request, even across a reload
+        hits = searcher.search(q, k=k, mode=mode, filters=filters, explain=explain)
+        body: dict[str, Any] = {"query": q, "mode": mode, "k": k, "filters": filters or {},
+                                "results": [h.to_dict() for h in hits]}
+        if facets:
+            body["facets"] = {c: [{"value": v, "count": n} for v, n in values[:20]]
+                              for c, values in searcher.facets(q, filters=filters, mode=mode).items()}
+        body["took_ms"] = round((time.perf_counter() - started) * 1000, 2)
+        return body
+
+    @app.get("/products/{product_id}")
+    def product(product_id: str) -> dict[str, Any]:
+        try:
+            return holder.searcher.product(product_id)
+        except SearchkitError:
+            raise HTTPException(status_code=404, detail=f"no product with id {product_id!r}") from None
+
+    @app.post("/reload")
+    def reload() -> dict[str, Any]:
+        try:
+            return holder.reload()
+        except IndexFormatError as exc:
+            raise HTTPException(status_code=409, detail=f"reload refused, still serving the old index: {exc}") \
+                from None
+
+    @app.get("/", response_class=HTMLResponse)
+    def page() -> str:
+        return resources.files("searchkit").joinpath("static/index.html").read_text(encoding="utf-8")
+
+    return app
+
+
+def app_from_env() -> FastAPI:
+    """Factory for `uvicorn --factory` / multi-worker serving: the index comes from SEARCHKIT_INDEX."""
+    return create_app(os.environ.get("SEARCHKIT_INDEX", "indexes/homedepot"))

@@ -1,0 +1,112 @@
+import shutil
+import threading
+import time
+
+import pytest
+from fastapi.testclient import TestClient
+
+from searchkit import build_index
+from searchkit.serve import create_app
+
+
+@pytest.fixture()
+def client(index_copy):
+    app = create_app(index_copy, watch=False)
+    with TestClient(app) as c:
+        yield c
+
+
+def test_health(client, catalog_frame):
+    body = client.get("/health").json()
+    assert body["status"] == "ok" and body["rows"] == len(catalog_frame) and body["index"] == "idx"
+    assert body["model"]["fingerprint"] and body["built_at"]
+
+
+def test_search_returns_ranked_json(client):
+    res = client.get("/search", params={"q": "kohler toilet seat", "k": 5})
+    assert res.status_code == 200
+    body = res.json()
+    assert [r["rank"] for r in body["results"]] == [1, 2, 3, 4, 5] and body["mode"] == "hybrid"
+    assert body["took_ms"] >= 0 and all(-1 <= r["score"] <= 1.0001 for r in body["results"])
+
+
+def test_search_filters_and_facets(client):
+    body = client.get("/search", params={"q": "light", "brand": "kohler", "color": ["black", "white"],
+                                         "facets": "true", "mode": "dense"}).json()
+    assert body["results"] and all(r["brand"] == "kohler" for r in body["results"])
+    assert [f["value"] for f in body["facets"]["brand"]] == ["kohler"]
+    ranged = client.get("/search", params={"q": "fan", "filter": "price=10..20"}).json()
+    assert all(10 <= r["price"] <= 20 for r in ranged["results"])
+
+
+@pytest.mark.parametrize("params, fragment", [
+    ({"q": ""}, "at least 1"),
+    ({"q": "   "}, "query is empty"),
+    ({"q": "fan", "k": 0}, "greater than or equal to 1"),
+    ({"q": "fan", "k": 101}, "less than or equal to 100"),
+    ({"q": "fan", "k": "ten"}, "valid integer"),
+    ({"q": "fan", "mode": "magic"}, "pattern"),
+    ({"q": "fan", "filter": "size=xl"}, "unknown filter column 'size'"),
+    ({"q": "fan", "filter": "brand"}, "COLUMN=VALUE"),
+    ({"q": "x" * 1001}, "at most 1000"),
+    ({}, "Field required"),
+])
+def test_bad_input_is_4xx_with_a_reason(client, params, fragment):
+    res = client.get("/search", params=params)
+    assert 400 <= res.status_code < 500
+    assert fragment in res.text
+
+
+def test_products_endpoint(client, catalog_frame):
+    assert client.get("/products/P00003").json()["title"] == catalog_frame["title"][3]
+    res = client.get("/products/nope")
+    assert res.status_code == 404 and "nope" in res.json()["detail"]
+
+
+def test_page_and_openapi_are_local(client):
+    page = client.get("/")
+    assert page.status_code == 200 and 'id="q"' in page.text
+    assert "http://" not in page.text and "https://" not in page.text  # no CDN
+    assert "/search" in client.get("/openapi.json").json()["paths"]
+
+
+def test_reload_swaps_and_a_broken_rebuild_keeps_the_old_index(client, index_copy, catalog_frame, tiny_model,
+                                                                  tmp_path):
+    smaller = tmp_path / "small.parquet"
+    catalog_frame.head(40).to_parquet(smaller, index=False)
+    build_index(smaller, index_copy, model=tiny_model)
+    assert client.post("/reload").json()["rows"] == 40
+    assert client.get("/health").json()["rows"] == 40
+    (index_copy / "index.faiss").write_bytes(b"garbage")
+    res = client.post("/reload")
+    assert res.status_code == 409 and "still serving the old index" in res.json()["detail"]
+    assert client.get("/health").json()["rows"] == 40
+    assert client.get("/search", params={"q": "fan"}).status_code == 200
+
+
+def test_watcher_reloads_without_dropping_requests(index_copy, catalog_frame, tiny_model, tmp_path, monkeypatch):
+    import searchkit.serve as serve
+
+    monkeypatch.setattr(serve, "WATCH_SECONDS", 0.1)
+    app = create_app(index_copy, watch=True)
+    statuses: list[int] = []
+    stop = threading.Event()
+    with TestClient(app) as c:
+        def hammer():
+            while not stop.is_set():
+                statuses.append(c.get("/search", params={"q": "ceiling fan", "k": 3}).status_code)
+
+        worker = threading.Thread(target=hammer)
+        worker.start()
+        smaller = tmp_path / "small.parquet"
+        catalog_frame.head(60).to_parquet(smaller, index=False)
+        build_index(smaller, index_copy, model=tiny_model)
+        deadline = time.time() + 20
+        while c.get("/health").json()["rows"] != 60 and time.time() < deadline:
+            time.sleep(0.1)
+        stop.set()
+        worker.join()
+        assert c.get("/health").json()["rows"] == 60
+    app.state.stop_watch.set()
+    assert statuses and set(statuses) == {200}
+    shutil.rmtree(index_copy, ignore_errors=True)
