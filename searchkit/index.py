@@ -6,6 +6,7 @@ import logging
 import platform
 import sys
 import time
+from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -18,7 +19,7 @@ from .catalog import ColumnMap, file_sha256, read_catalog
 from .encoder import Encoder, load_encoder
 from .errors import SearchkitError
 from .lexical import LexicalIndex
-from .text import BrandMatcher, CachedStemmer, Normaliser
+from .text import BrandMatcher, CachedStemmer, Normaliser, words
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +49,14 @@ def product_texts(products: pd.DataFrame, normaliser: Normaliser) -> list[str]:
         normaliser.product(t, b, c)
         for t, b, c in zip(products["title"], products["brand"], products["color"], strict=True)
     ]
+
+
+def catalog_vocabulary(products: pd.DataFrame) -> dict[str, int]:
+    """Each word of the catalog's titles, brands and colours with the number of products that use it."""
+    counts: Counter[str] = Counter()
+    for row in zip(products["title"], products["brand"], products["color"], strict=True):
+        counts.update({w for field in row for w in words(field)})
+    return dict(sorted(counts.items()))
 
 
 def make_faiss_index(vectors: np.ndarray, config: IndexConfig) -> tuple[object, dict, str]:
@@ -139,7 +148,7 @@ def build_index(
         store.write_products(staged, products)
         store.write_lexical(staged, LexicalIndex.build(texts))
         store.write_text(staged, {"config": encoder.info.text.to_dict(), "brands": brands.names(),
-                                  "stems": stemmer.table()})
+                                  "stems": stemmer.table(), "vocab": catalog_vocabulary(products)})
         store.copy_model(Path(encoder.info.path), staged)
         manifest = store.Manifest(
             format_version=store.FORMAT_VERSION,

@@ -20,7 +20,8 @@ from . import store
 from .encoder import Encoder, load_encoder, model_fingerprint
 from .errors import IndexFormatError, IndexMismatchError, QueryError
 from .filters import Filters, facet_counts, filter_mask
-from .text import BrandMatcher, CachedStemmer, Normaliser, TextConfig
+from .spell import Correction, SpellCorrector
+from .text import BrandMatcher, CachedStemmer, Normaliser, TextConfig, words
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +92,7 @@ class Searcher:
     """Thread-safe search over one index. Build with `Searcher.from_dir(path)`; the constructor takes parts."""
 
     def __init__(self, index: Any, products: pd.DataFrame, encoder: Encoder, manifest: store.Manifest,
-                 normaliser: Normaliser, lexical: Any = None):
+                 normaliser: Normaliser, lexical: Any = None, corrector: SpellCorrector | None = None):
         if index.ntotal != len(products):
             raise IndexFormatError(f"the faiss index holds {index.ntotal} vectors for {len(products)} products")
         if index.d != encoder.info.dimension:
@@ -104,6 +105,8 @@ class Searcher:
         self.manifest = manifest
         self.normaliser = normaliser
         self.lexical = lexical
+        self.corrector = corrector  # None or spell_correct=False: queries are used as typed
+        self.spell_correct = True
         self._vectors = flat_vectors(index)
         self._row_of = {str(pid): i for i, pid in enumerate(self.products["product_id"])}
         self._records = self.products.to_dict("records")
@@ -139,15 +142,23 @@ class Searcher:
         encoder = load_encoder(files.model, device=device)
         normaliser = Normaliser(config, BrandMatcher.from_names(text.get("brands", [])),
                                 CachedStemmer(text.get("stems", {})))
-        return cls(index, products, encoder, manifest, normaliser, lexical)
+        return cls(index, products, encoder, manifest, normaliser, lexical, SpellCorrector(text.get("vocab", {})))
 
     def __len__(self) -> int:
         return len(self.products)
 
     # -- embedding -------------------------------------------------------------------------------------------------
 
+    def understand(self, query: str) -> tuple[str, list[Correction]]:
+        """The query as searched: words unknown to the catalog replaced by their closest catalog word."""
+        tokens = words(check_query(query))
+        if not (self.spell_correct and self.corrector):
+            return " ".join(tokens), []
+        fixed, corrections = self.corrector.correct(tokens)
+        return " ".join(fixed), corrections
+
     def embed_queries(self, queries: list[str]) -> np.ndarray:
-        texts = [self.normaliser.query(check_query(q)) for q in queries]
+        texts = [self.normaliser.query(self.understand(q)[0]) for q in queries]
         with self._encode_lock:
             return self.encoder.encode(texts, batch_size=64)
 
@@ -179,7 +190,7 @@ class Searcher:
         dense_rows, dense_scores = dense
         if mode == "dense":
             return [(int(r), {"dense": float(s)}) for r, s in zip(dense_rows[:k], dense_scores[:k], strict=True)]
-        query_text = self.normaliser.query(query)
+        query_text = self.normaliser.query(self.understand(query)[0])
         lex_rows, lex_scores = self.lexical.search(query_text, max(k, FUSION_DEPTH), mask)
         if mode == "lexical":
             return [(int(r), {"lexical": float(s)}) for r, s in zip(lex_rows[:k], lex_scores[:k], strict=True)]
@@ -209,7 +220,8 @@ class Searcher:
         ranked = self._rank(query, vector, dense, k, mode, mask)
         rows = np.array([r for r, _ in ranked], dtype=np.int64)
         cosines = self._cosines(vector, rows)
-        terms = set(self.normaliser.query(query).split()) if explain else set()
+        understood, corrections = self.understand(query)
+        terms = set(self.normaliser.query(understood).split()) if explain else set()
         out = []
         for rank, ((row, signals), cosine) in enumerate(zip(ranked, cosines, strict=True), start=1):
             record = self._records[row]
@@ -221,7 +233,8 @@ class Searcher:
                 lexical = signals.get("lexical")
                 if lexical is None and self.lexical is not None:
                     lexical = float(self.lexical.scores(" ".join(terms))[row]) if terms else 0.0
-                why = {"mode": mode, "dense": float(cosine), "lexical": lexical,
+                why = {"mode": mode, "dense": float(cosine), "lexical": lexical, "query_as_searched": understood,
+                       "corrections": [[c.original, c.corrected] for c in corrections],
                        "matched_terms": sorted(terms & product_terms), **({"rrf": signals["rrf"]} if "rrf" in signals
                                                                           else {})}
             out.append(SearchResult(str(record["product_id"]), float(cosine), rank, fields, why))

@@ -1,0 +1,127 @@
+"""Load benchmark for `searchkit serve` on loopback: throughput and p50/p99 latency at several concurrency levels.
+
+    python benchmarks/bench_serve.py --index indexes/homedepot [--requests 200] [--concurrency 1,4,16]
+
+Starts the server as a subprocess on 127.0.0.1 (a free port), drives it with a bounded thread-pool load generator
+(each level sends exactly --requests requests, with a time cap), checks every response (HTTP 200, JSON, k ranked
+results), prints a table and a JSON line, and stops the server. Traffic never leaves the loopback interface.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import random
+import socket
+import subprocess
+import sys
+import time
+import urllib.parse
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+QUERIES = ["swag light kit", "elongated toilet seat", "ceiling fan with light", "kohler kitchen faucet",
+           "deck screws", "garden hose", "led bulbs", "hampton bay patio", "door knob", "vanity light",
+           "paint roller", "water heater", "wireless doorbell", "shower head", "outdoor lighting"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_ready(base: str, timeout: float = 120.0) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            with urllib.request.urlopen(base + "/health", timeout=2) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.25)
+    raise SystemExit("server did not become ready")
+
+
+def one_request(base: str, query: str, k: int, mode: str) -> tuple[float, str | None]:
+    url = f"{base}/search?" + urllib.parse.urlencode({"q": query, "k": k, "mode": mode})
+    started = time.perf_counter()
+    try:
+        with urllib.request.urlopen(url, timeout=30) as r:
+            body = json.loads(r.read())
+            status = r.status
+    except Exception as exc:  # a failed request is counted and reported, not raised
+        return time.perf_counter() - started, f"{type(exc).__name__}: {exc}"
+    elapsed = time.perf_counter() - started
+    results = body.get("results", [])
+    if status != 200 or len(results) != k or [x["rank"] for x in results] != list(range(1, k + 1)):
+        return elapsed, f"bad response: status {status}, {len(results)} results"
+    return elapsed, None
+
+
+def run_level(base: str, concurrency: int, requests: int, k: int, mode: str, cap_s: float) -> dict:
+    rng = random.Random(concurrency)
+    queries = [rng.choice(QUERIES) for _ in range(requests)]
+    deadline = time.time() + cap_s
+    started = time.perf_counter()
+
+    def task(q):
+        if time.time() > deadline:
+            return None, "skipped: time cap reached"
+        return one_request(base, q, k, mode)
+
+    with ThreadPoolExecutor(max_workers=concurrency) as pool:
+        outcomes = list(pool.map(task, queries))
+    wall = time.perf_counter() - started
+    latencies = np.array([t for t, err in outcomes if err is None]) * 1000
+    errors = [err for _, err in outcomes if err is not None]
+    return {
+        "concurrency": concurrency, "requests": requests, "ok": int(len(latencies)), "errors": len(errors),
+        "first_error": errors[0] if errors else None,
+        "throughput_rps": round(len(latencies) / wall, 1),
+        "p50_ms": round(float(np.percentile(latencies, 50)), 2) if len(latencies) else None,
+        "p99_ms": round(float(np.percentile(latencies, 99)), 2) if len(latencies) else None,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--index", type=Path, default=Path("indexes/homedepot"))
+    parser.add_argument("--requests", type=int, default=200)
+    parser.add_argument("--concurrency", default="1,4,16")
+    parser.add_argument("--k", type=int, default=10)
+    parser.add_argument("--mode", default="hybrid")
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--cap-seconds", type=float, default=120.0, help="Time cap per concurrency level.")
+    args = parser.parse_args()
+
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    server = subprocess.Popen([sys.executable, "-m", "searchkit", "serve", "--index", str(args.index),
+                               "--port", str(port), "--workers", str(args.workers)])
+    try:
+        wait_ready(base)
+        one_request(base, "warm up", args.k, args.mode)
+        levels = [run_level(base, int(c), args.requests, args.k, args.mode, args.cap_seconds)
+                  for c in args.concurrency.split(",")]
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    report = {"benchmark": "serve", "index": str(args.index), "mode": args.mode, "k": args.k,
+              "workers": args.workers, "machine": f"{platform.node()} {platform.machine()}, "
+              f"{__import__('os').cpu_count()} cpus", "command": " ".join(sys.argv), "levels": levels}
+    print(f"{'conc':>5} {'ok':>6} {'errors':>6} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8}")
+    for lv in levels:
+        print(f"{lv['concurrency']:>5} {lv['ok']:>6} {lv['errors']:>6} {lv['throughput_rps']:>8} "
+              f"{lv['p50_ms']:>8} {lv['p99_ms']:>8}")
+    print(json.dumps(report))
+    if any(lv["errors"] for lv in levels):
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
