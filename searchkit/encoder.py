@@ -150,3 +150,102 @@ class SentenceTransformerEncoder:
 
 def load_encoder(model_dir: str | Path | None = None, device: str | None = None) -> Encoder:
     return SentenceTransformerEncoder(model_dir or default_model_dir(), device=device)
+
+
+def _max_seq_length(model_dir: Path) -> int:
+    try:
+        return int(json.loads((model_dir / "sentence_bert_config.json").read_text())["max_seq_length"])
+    except (OSError, ValueError, KeyError):
+        return 256
+
+
+def _mean_pooled(model_dir: Path) -> bool:
+    modules = json.loads((model_dir / "modules.json").read_text())
+    kinds = [m["type"].rsplit(".", 1)[-1] for m in modules]
+    pooling = json.loads((model_dir / "1_Pooling" / "config.json").read_text()) if (
+        model_dir / "1_Pooling" / "config.json").is_file() else {}
+    mean = pooling.get("pooling_mode") == "mean" or (
+        bool(pooling.get("pooling_mode_mean_tokens"))
+        and not any(v for k, v in pooling.items() if k.startswith("pooling_mode_") and k != "pooling_mode_mean_tokens"))
+    return kinds[:2] == ["Transformer", "Pooling"] and set(kinds[2:]) <= {"Normalize"} and mean
+
+
+def export_onnx(model_dir: str | Path, out_path: str | Path) -> bool:
+    """Write transformer + mean pooling + L2 normalisation as one ONNX graph (fp32). False when the model is not
+    a plain mean-pooled encoder (then queries are embedded with torch)."""
+    model_dir, out_path = Path(model_dir), Path(out_path)
+    if not _mean_pooled(model_dir):
+        log.info("%s: not a mean-pooled encoder; no ONNX export", model_dir)
+        return False
+    import torch
+    from transformers import AutoModel
+
+    class Pooled(torch.nn.Module):
+        def __init__(self, model):
+            super().__init__()
+            self.model = model
+
+        def forward(self, input_ids, attention_mask, token_type_ids):
+            hidden = self.model(input_ids=input_ids, attention_mask=attention_mask,
+                                token_type_ids=token_type_ids).last_hidden_state
+            mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+            mean = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+            return torch.nn.functional.normalize(mean, p=2, dim=1)
+
+    model = AutoModel.from_pretrained(str(model_dir), attn_implementation="eager", dtype=torch.float32).eval()
+    dummy = torch.tensor([[101, 2000, 2001, 102], [101, 2000, 102, 0]], dtype=torch.long).clamp(
+        max=model.config.vocab_size - 1)
+    mask = (torch.arange(4)[None, :] < torch.tensor([[4], [3]])).long()
+    axes = {0: "batch", 1: "tokens"}
+    import warnings
+
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            Pooled(model), (dummy, mask, torch.zeros_like(dummy)), str(out_path),
+            input_names=["input_ids", "attention_mask", "token_type_ids"], output_names=["embedding"],
+            dynamic_axes={"input_ids": axes, "attention_mask": axes, "token_type_ids": axes,
+                          "embedding": {0: "batch"}},
+            opset_version=17, dynamo=False,
+        )
+    return True
+
+
+class OnnxEncoder:
+    """The query path: onnxruntime + tokenizers, no torch import (cold start in a fraction of a second)."""
+
+    def __init__(self, onnx_path: str | Path, model_dir: str | Path, info: ModelInfo, threads: int | None = None):
+        import onnxruntime as ort
+        from tokenizers import Tokenizer
+
+        model_dir = Path(model_dir)
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads or 0
+        options.log_severity_level = 3
+        try:
+            self.session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
+            self.tokenizer = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
+        except Exception as exc:
+            raise ModelError(f"{onnx_path}: cannot load ({type(exc).__name__}: {exc})") from exc
+        self.tokenizer.enable_truncation(_max_seq_length(model_dir))
+        self.tokenizer.no_padding()
+        self.inputs = {i.name for i in self.session.get_inputs()}
+        self.info = info
+        self.device = "cpu (onnxruntime)"
+
+    def encode(self, texts: list[str], batch_size: int = 64, progress: bool = False) -> np.ndarray:
+        out = np.zeros((len(texts), self.info.dimension), dtype=np.float32)
+        encoded = self.tokenizer.encode_batch(list(texts))
+        order = np.argsort([len(e.ids) for e in encoded], kind="stable")
+        for start in range(0, len(order), batch_size):
+            rows = order[start:start + batch_size]
+            width = max(len(encoded[r].ids) for r in rows)
+            ids = np.zeros((len(rows), width), dtype=np.int64)
+            mask = np.zeros((len(rows), width), dtype=np.int64)
+            types = np.zeros((len(rows), width), dtype=np.int64)
+            for i, r in enumerate(rows):
+                e = encoded[r]
+                ids[i, :len(e.ids)], mask[i, :len(e.ids)], types[i, :len(e.ids)] = e.ids, 1, e.type_ids
+            feed = {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
+            out[rows] = self.session.run(["embedding"], {k: v for k, v in feed.items() if k in self.inputs})[0]
+        return out

@@ -16,7 +16,7 @@ import pandas as pd
 
 from . import store
 from .catalog import ColumnMap, file_sha256, read_catalog
-from .encoder import Encoder, load_encoder
+from .encoder import Encoder, export_onnx, load_encoder
 from .errors import SearchkitError
 from .lexical import LexicalIndex
 from .text import BrandMatcher, CachedStemmer, Normaliser, words
@@ -35,6 +35,7 @@ class IndexConfig:
     hnsw_ef_construction: int = 200
     hnsw_ef_search: int = 128
     progress: bool = False
+    onnx: bool = True  # also save the model as ONNX, for the fast query path
 
     def resolved_type(self, rows: int) -> str:
         if self.index_type not in ("auto", "flat", "hnsw"):
@@ -150,6 +151,8 @@ def build_index(
         store.write_text(staged, {"config": encoder.info.text.to_dict(), "brands": brands.names(),
                                   "stems": stemmer.table(), "vocab": catalog_vocabulary(products)})
         store.copy_model(Path(encoder.info.path), staged)
+        if config.onnx:
+            export_onnx(staged.model, staged.onnx)
         manifest = store.Manifest(
             format_version=store.FORMAT_VERSION,
             searchkit_version=__version__,

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from . import store
-from .encoder import Encoder, load_encoder, model_fingerprint
+from .encoder import Encoder, ModelInfo, OnnxEncoder, load_encoder, model_fingerprint
 from .errors import IndexFormatError, IndexMismatchError, QueryError
 from .filters import Filters, facet_counts, filter_mask
 from .spell import Correction, SpellCorrector
@@ -88,6 +88,19 @@ def flat_vectors(index: Any) -> np.ndarray | None:
     return faiss.rev_swig_ptr(storage.get_xb(), storage.ntotal * storage.d).reshape(storage.ntotal, storage.d)
 
 
+def _want_onnx(backend: str, files: store.IndexFiles, manifest: store.Manifest) -> bool:
+    if backend not in ("auto", "onnx", "torch"):
+        raise QueryError(f"unknown backend {backend!r}: use auto, onnx or torch")
+    has_onnx = store.ONNX_FILE in manifest.files
+    if backend == "onnx" and not has_onnx:
+        raise IndexFormatError(f"{files.root}: this index has no {store.ONNX_FILE}; rebuild it or use backend torch")
+    if backend == "auto" and has_onnx:
+        import importlib.util
+
+        return importlib.util.find_spec("onnxruntime") is not None
+    return backend == "onnx"
+
+
 class Searcher:
     """Thread-safe search over one index. Build with `Searcher.from_dir(path)`; the constructor takes parts."""
 
@@ -114,8 +127,11 @@ class Searcher:
 
     @classmethod
     def from_dir(cls, path: str | Path, model: str | Path | None = None, device: str | None = None,
-                 verify: bool = True) -> Searcher:
-        """Load and validate an index folder. `model`, when given, must be the model the index was built with."""
+                 verify: bool = True, backend: str = "auto") -> Searcher:
+        """Load and validate an index folder. `model`, when given, must be the model the index was built with.
+
+        backend: "onnx" embeds queries with onnxruntime (no torch import; the index's encoder.onnx), "torch" with
+        sentence-transformers, "auto" picks onnx when the index has it and onnxruntime is installed."""
         files = store.IndexFiles(Path(path))
         manifest = store.read_manifest(files.root)
         store.verify_files(files, manifest, checksums=verify)
@@ -125,7 +141,8 @@ class Searcher:
                 f"{files.root} was built with model {manifest.model.get('name')!r} (fingerprint {expected[:12]}), "
                 f"not with {model}; rebuild the index with that model or drop --model"
             )
-        if verify and model_fingerprint(files.model) != expected:
+        use_onnx = _want_onnx(backend, files, manifest)
+        if verify and not use_onnx and model_fingerprint(files.model) != expected:
             raise IndexFormatError(f"{files.model}: the model copy differs from the one the index was built with")
         text = store.read_text(files)
         config = TextConfig.from_dict(text.get("config", {}))
@@ -139,7 +156,12 @@ class Searcher:
             )
         products = store.read_products(files, manifest.rows)
         lexical = store.read_lexical(files, manifest.rows)
-        encoder = load_encoder(files.model, device=device)
+        if use_onnx:
+            info = ModelInfo(name=manifest.model["name"], path=str(files.model), fingerprint=expected,
+                             dimension=manifest.dimension, text=config)
+            encoder: Encoder = OnnxEncoder(files.onnx, files.model, info)
+        else:
+            encoder = load_encoder(files.model, device=device)
         normaliser = Normaliser(config, BrandMatcher.from_names(text.get("brands", [])),
                                 CachedStemmer(text.get("stems", {})))
         return cls(index, products, encoder, manifest, normaliser, lexical, SpellCorrector(text.get("vocab", {})))

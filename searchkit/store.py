@@ -5,6 +5,8 @@
       index.faiss       the CPU copy of the faiss index (row i = products.parquet row i)
       products.parquet  the catalog as indexed
       text.json         the text pipeline: settings, the catalog's brands, and the stems of the catalog's words
+      lexical/          the BM25 keyword index over the same normalised text (bm25s files)
+      encoder.onnx      the same model as one ONNX graph (when exportable): fast query embedding without torch
       model/            the model that embedded the catalog, so queries are embedded by the very same weights
 """
 
@@ -33,6 +35,7 @@ PRODUCTS_FILE = "products.parquet"
 TEXT_FILE = "text.json"
 MODEL_DIR = "model"
 LEXICAL_DIR = "lexical"
+ONNX_FILE = "encoder.onnx"
 REQUIRED_FILES = (FAISS_FILE, PRODUCTS_FILE, TEXT_FILE)
 
 
@@ -100,6 +103,10 @@ class IndexFiles:
     @property
     def lexical(self) -> Path:
         return self.root / LEXICAL_DIR
+
+    @property
+    def onnx(self) -> Path:
+        return self.root / ONNX_FILE
 
 
 def staging_dir(target: Path) -> IndexFiles:

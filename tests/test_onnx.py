@@ -1,0 +1,42 @@
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from searchkit import IndexConfig, IndexFormatError, Searcher, build_index
+
+
+def test_onnx_and_torch_backends_agree(built_index):
+    onnx = Searcher.from_dir(built_index, backend="onnx")
+    torch = Searcher.from_dir(built_index, backend="torch")
+    assert type(onnx.encoder).__name__ == "OnnxEncoder" and type(torch.encoder).__name__ != "OnnxEncoder"
+    queries = ["kohler toilet seat", "swag light kit", "wireless door knob in chrome", "fan"]
+    assert np.allclose(onnx.embed_queries(queries), torch.embed_queries(queries), atol=1e-4)
+    for q in queries:
+        assert [h.product_id for h in onnx.search(q, k=5, mode="dense")] == \
+            [h.product_id for h in torch.search(q, k=5, mode="dense")]
+
+
+def test_query_path_does_not_import_torch(built_index):
+    code = ("import sys; from searchkit import Searcher; s = Searcher.from_dir(sys.argv[1]); "
+            "assert s.search('kohler toilet seat', k=3); "
+            "assert 'torch' not in sys.modules and 'sentence_transformers' not in sys.modules, 'heavy import'")
+    subprocess.run([sys.executable, "-c", code, str(built_index)], check=True)
+
+
+def test_index_without_onnx_falls_back_or_refuses(tmp_path, catalog_file, tiny_model):
+    build_index(catalog_file, tmp_path / "idx", model=tiny_model, config=IndexConfig(onnx=False))
+    assert not (tmp_path / "idx" / "encoder.onnx").exists()
+    assert type(Searcher.from_dir(tmp_path / "idx").encoder).__name__ == "SentenceTransformerEncoder"
+    with pytest.raises(IndexFormatError, match="no encoder.onnx"):
+        Searcher.from_dir(tmp_path / "idx", backend="onnx")
+
+
+def test_tampered_onnx_refused(index_copy):
+    path = index_copy / "encoder.onnx"
+    data = bytearray(path.read_bytes())
+    data[-10] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with pytest.raises(IndexFormatError, match="encoder.onnx: checksum"):
+        Searcher.from_dir(index_copy)
