@@ -29,7 +29,23 @@ MAX_QUERY_CHARS = 1000
 MODES = ("dense", "lexical", "hybrid")
 DEFAULT_MODE = "hybrid"
 RRF_K = 60  # reciprocal rank fusion constant (Cormack et al. 2009)
-FUSION_DEPTH = 100  # candidates taken from each side before fusing
+
+
+@dataclass(frozen=True)
+class Fusion:
+    """How hybrid mode merges dense and BM25 candidates (the top `depth` of each).
+
+    weighted: alpha * min-max-scaled cosine + (1 - alpha) * BM25 / max BM25 over the candidates
+    rrf:      reciprocal rank fusion, sum of 1 / (60 + rank)
+    """
+
+    method: str = "weighted"
+    alpha: float = 0.5
+    depth: int = 100
+
+    def __post_init__(self) -> None:
+        if self.method not in ("weighted", "rrf") or not 0.0 <= self.alpha <= 1.0 or self.depth < 1:
+            raise QueryError(f"bad fusion settings {self}")
 
 
 @dataclass(frozen=True)
@@ -105,7 +121,8 @@ class Searcher:
     """Thread-safe search over one index. Build with `Searcher.from_dir(path)`; the constructor takes parts."""
 
     def __init__(self, index: Any, products: pd.DataFrame, encoder: Encoder, manifest: store.Manifest,
-                 normaliser: Normaliser, lexical: Any = None, corrector: SpellCorrector | None = None):
+                 normaliser: Normaliser, lexical: Any = None, corrector: SpellCorrector | None = None,
+                 fusion: Fusion = Fusion()):
         if index.ntotal != len(products):
             raise IndexFormatError(f"the faiss index holds {index.ntotal} vectors for {len(products)} products")
         if index.d != encoder.info.dimension:
@@ -120,6 +137,7 @@ class Searcher:
         self.lexical = lexical
         self.corrector = corrector  # None or spell_correct=False: queries are used as typed
         self.spell_correct = True
+        self.fusion = fusion
         self._vectors = flat_vectors(index)
         self._row_of = {str(pid): i for i, pid in enumerate(self.products["product_id"])}
         self._records = self.products.to_dict("records")
@@ -213,13 +231,29 @@ class Searcher:
         if mode == "dense":
             return [(int(r), {"dense": float(s)}) for r, s in zip(dense_rows[:k], dense_scores[:k], strict=True)]
         query_text = self.normaliser.query(self.understand(query)[0])
-        lex_rows, lex_scores = self.lexical.search(query_text, max(k, FUSION_DEPTH), mask)
+        lex_rows, lex_scores = self.lexical.search(query_text, max(k, self.fusion.depth), mask)
         if mode == "lexical":
             return [(int(r), {"lexical": float(s)}) for r, s in zip(lex_rows[:k], lex_scores[:k], strict=True)]
-        fused = rrf([dense_rows, lex_rows])
+        if self.fusion.method == "rrf":
+            fused = rrf([dense_rows, lex_rows])
+        else:
+            fused = self._weighted(vector, query_text, dense_rows, lex_rows)
         order = sorted(fused, key=lambda r: (-fused[r], r))[:k]
         lex = dict(zip(lex_rows.tolist(), lex_scores.tolist(), strict=True))
-        return [(r, {"rrf": fused[r], "lexical": lex.get(r, 0.0)}) for r in order]
+        return [(r, {"fusion": fused[r], "lexical": lex.get(r, 0.0)}) for r in order]
+
+    def _weighted(self, vector: np.ndarray, query_text: str, dense_rows: np.ndarray,
+                  lex_rows: np.ndarray) -> dict[int, float]:
+        candidates = np.unique(np.concatenate([dense_rows, lex_rows]).astype(np.int64))
+        if len(candidates) == 0:
+            return {}
+        cosines = self._cosines(vector, candidates)
+        spread = float(cosines.max() - cosines.min())
+        dense = (cosines - cosines.min()) / spread if spread > 0 else np.ones_like(cosines)
+        bm25 = self.lexical.scores(query_text)[candidates]
+        lexical = bm25 / bm25.max() if bm25.max() > 0 else np.zeros_like(bm25)
+        fused = self.fusion.alpha * dense + (1 - self.fusion.alpha) * lexical
+        return dict(zip(candidates.tolist(), fused.tolist(), strict=True))
 
     # -- public API ------------------------------------------------------------------------------------------------
 
@@ -233,7 +267,7 @@ class Searcher:
         mask = filter_mask(self.products, filters) if filters else None
         k = min(k, len(self))
         vectors = self.embed_queries(list(queries))
-        depth = k if mode == "dense" else max(k, FUSION_DEPTH)
+        depth = k if mode == "dense" else max(k, self.fusion.depth)
         dense = self._dense(vectors, depth, mask) if mode != "lexical" else [(np.zeros(0, int), np.zeros(0))] * len(
             queries)
         return [self._results(q, v, d, k, mode, mask, explain) for q, v, d in zip(queries, vectors, dense, strict=True)]
@@ -257,8 +291,8 @@ class Searcher:
                     lexical = float(self.lexical.scores(" ".join(terms))[row]) if terms else 0.0
                 why = {"mode": mode, "dense": float(cosine), "lexical": lexical, "query_as_searched": understood,
                        "corrections": [[c.original, c.corrected] for c in corrections],
-                       "matched_terms": sorted(terms & product_terms), **({"rrf": signals["rrf"]} if "rrf" in signals
-                                                                          else {})}
+                       "matched_terms": sorted(terms & product_terms), **({"fusion": signals["fusion"]}
+                                                                          if "fusion" in signals else {})}
             out.append(SearchResult(str(record["product_id"]), float(cosine), rank, fields, why))
         return out
 

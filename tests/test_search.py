@@ -5,7 +5,7 @@ import pytest
 
 from searchkit import IndexConfig, QueryError, Searcher, build_index
 from searchkit.filters import merge_filters, parse_filter
-from searchkit.search import rrf
+from searchkit.search import Fusion, rrf
 from tests.fixtures import make_catalog
 
 
@@ -45,6 +45,22 @@ def test_rrf_hand_computed():
     fused = rrf([np.array([1, 2]), np.array([2, 3])], k=60)
     assert fused[2] == pytest.approx(1 / 62 + 1 / 61)
     assert fused[1] == pytest.approx(1 / 61) and fused[3] == pytest.approx(1 / 62)
+
+
+@pytest.mark.parametrize("fusion", [Fusion("rrf"), Fusion("weighted", alpha=0.0), Fusion("weighted", alpha=1.0)])
+def test_fusion_methods_and_extremes(searcher, fusion):
+    searcher.fusion = fusion
+    try:
+        hybrid = [h.product_id for h in searcher.search("kohler toilet seat", k=5, mode="hybrid")]
+    finally:
+        searcher.fusion = Fusion()
+    assert len(hybrid) == 5
+    if fusion.method == "weighted" and fusion.alpha == 1.0:  # pure (scaled) cosine: the dense order
+        assert hybrid == [h.product_id for h in searcher.search("kohler toilet seat", k=5, mode="dense")]
+    if fusion.method == "weighted" and fusion.alpha == 0.0:  # pure BM25 on top
+        top = searcher.search("kohler toilet seat", k=1, mode="lexical")[0].product_id
+        lex = searcher.lexical.scores(searcher.normaliser.query("kohler toilet seat"))
+        assert lex[searcher._row_of[hybrid[0]]] == pytest.approx(lex[searcher._row_of[top]])
 
 
 def test_batch_equals_single(searcher):
@@ -120,7 +136,7 @@ def test_explain_says_why(searcher):
     hit = searcher.search("kohler toilet seat", k=1, mode="hybrid", explain=True)[0]
     why = hit.explain
     assert why["mode"] == "hybrid" and why["dense"] == pytest.approx(hit.score)
-    assert "rrf" in why and why["lexical"] >= 0
+    assert "fusion" in why and why["lexical"] >= 0
     assert set(why["matched_terms"]) <= {"kohler", "toilet", "seat", "brand_kohler"}
     assert searcher.search("kohler toilet seat", k=1)[0].explain is None
 
