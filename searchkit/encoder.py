@@ -16,6 +16,7 @@ from typing import Protocol
 
 import numpy as np
 
+from .checksums import update_with_file
 from .errors import ModelError
 from .text import TextConfig
 
@@ -73,9 +74,7 @@ def model_fingerprint(model_dir: str | Path) -> str:
         if path.name == MODEL_INFO_FILE:
             continue
         digest.update(path.name.encode())
-        with open(path, "rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                digest.update(block)
+        update_with_file(digest, path)
     return digest.hexdigest()
 
 
@@ -126,7 +125,8 @@ class SentenceTransformerEncoder:
 
         self.device = pick_device(device)
         try:
-            self.model = SentenceTransformer(str(model_dir), device=self.device, local_files_only=True)
+            kwargs = {"model_kwargs": {"dtype": "float32"}} if self.device == "cpu" else {}
+            self.model = SentenceTransformer(str(model_dir), device=self.device, local_files_only=True, **kwargs)
         except Exception as exc:
             raise ModelError(f"{model_dir}: cannot load model ({type(exc).__name__}: {exc})") from exc
         if self.device == "cpu":

@@ -1,4 +1,4 @@
-"""Filters on catalog columns and facet counts; pure pandas/numpy, no model code.
+"""Filters on catalog columns and facet counts; pandas/numpy (imported when a filter is used), no model code.
 
     {"brand": "kohler"}                       equality (text compared as words: "Hampton-Bay" == "hampton bay")
     {"color": ["white", "biscuit"]}           any of a list
@@ -9,18 +9,22 @@
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from .errors import QueryError
 from .text import slug
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 Filters = dict[str, Any]
 
 
 def _numeric(column: pd.Series) -> pd.Series | None:
+    import pandas as pd
+
     if pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column):
         return column.astype("float64")
     return None

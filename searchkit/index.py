@@ -15,7 +15,8 @@ import numpy as np
 import pandas as pd
 
 from . import store
-from .catalog import ColumnMap, file_sha256, read_catalog
+from .catalog import ColumnMap, read_catalog
+from .checksums import file_sha256
 from .encoder import Encoder, export_onnx, load_encoder
 from .errors import SearchkitError
 from .lexical import LexicalIndex

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 
@@ -12,47 +13,65 @@ from .errors import IndexFormatError
 log = logging.getLogger(__name__)
 logging.getLogger("bm25s").setLevel(logging.WARNING)  # it logs every build at DEBUG
 
+_DATA, _INDICES, _INDPTR = "data.npy", "indices.npy", "indptr.npy"
+_VOCAB, _PARAMS = "vocab.json", "params.json"
+_NAMES = (_DATA, _INDICES, _INDPTR, _VOCAB, _PARAMS)
+_BM25S_NAMES = ("data.csc.index.npy", "indices.csc.index.npy", "indptr.csc.index.npy", "vocab.index.json",
+                "params.index.json")
+
 
 class LexicalIndex:
-    """BM25 (bm25s, Lucene variant) over whitespace tokens of normalised product texts; row i = product row i."""
+    """BM25 (Lucene variant) over whitespace tokens of normalised product texts; row i = product row i.
 
-    def __init__(self, model) -> None:
-        self.model = model
-        self.vocab: dict[str, int] = dict(model.vocab_dict)
+    bm25s builds the index and writes its files; searching reads those arrays with numpy alone (a token's column
+    of the CSC matrix holds its precomputed BM25 contribution to every product that contains it), so the query
+    path never imports bm25s or scipy."""
+
+    def __init__(self, data: np.ndarray, indices: np.ndarray, indptr: np.ndarray, vocab: dict[str, int], rows: int):
+        vocab = {t: i for t, i in vocab.items() if t}  # bm25s adds an empty token without a column
+        if (vocab and max(vocab.values()) + 2 > len(indptr)) or len(data) != len(indices) or (
+                len(indices) and indices.max() >= rows):
+            raise IndexFormatError("BM25 arrays are inconsistent with each other")
+        self.data, self.indices, self.indptr, self.vocab, self.rows = data, indices, indptr, vocab, rows
 
     @classmethod
     def build(cls, texts: list[str], k1: float = 1.2, b: float = 0.75) -> LexicalIndex:
         import bm25s
 
-        model = bm25s.BM25(k1=k1, b=b)
+        model = bm25s.BM25(k1=k1, b=b, method="lucene")
         model.index([t.split() for t in texts], show_progress=False)
-        return cls(model)
+        scores = model.scores
+        return cls(np.asarray(scores["data"]), np.asarray(scores["indices"]), np.asarray(scores["indptr"]),
+                   dict(model.vocab_dict), int(scores["num_docs"]))
 
     def save(self, folder: Path) -> None:
-        self.model.save(str(folder), show_progress=False)
+        np.save(folder / _DATA, self.data)
+        np.save(folder / _INDICES, self.indices)
+        np.save(folder / _INDPTR, self.indptr)
+        (folder / _VOCAB).write_text(json.dumps(self.vocab))
+        (folder / _PARAMS).write_text(json.dumps({"method": "lucene", "num_docs": self.rows}))
 
     @classmethod
     def load(cls, folder: Path) -> LexicalIndex:
-        import bm25s
-
+        names = _NAMES if (folder / _PARAMS).is_file() else _BM25S_NAMES  # also read bm25s's own file names
+        data, indices, indptr, vocab, params = (folder / n for n in names)
         try:
-            return cls(bm25s.BM25.load(str(folder), show_progress=False, verbosity=0))
-        except Exception as exc:
+            return cls(np.load(data), np.load(indices), np.load(indptr), json.loads(vocab.read_text()),
+                       int(json.loads(params.read_text())["num_docs"]))
+        except (OSError, ValueError, KeyError) as exc:
             raise IndexFormatError(f"{folder}: unreadable BM25 index ({type(exc).__name__}: {exc})") from exc
-
-    @property
-    def rows(self) -> int:
-        return int(self.model.scores["num_docs"])
 
     def known(self, tokens: list[str]) -> list[str]:
         return [t for t in dict.fromkeys(tokens) if t in self.vocab]
 
     def scores(self, query_text: str) -> np.ndarray:
         """BM25 score of every product for a normalised query (zeros when no query word is in the catalog)."""
-        tokens = self.known(query_text.split())
-        if not tokens:
-            return np.zeros(self.rows, dtype=np.float32)
-        return np.asarray(self.model.get_scores(tokens), dtype=np.float32)
+        out = np.zeros(self.rows, dtype=np.float32)
+        for token in self.known(query_text.split()):
+            i = self.vocab[token]
+            start, end = self.indptr[i], self.indptr[i + 1]
+            np.add.at(out, self.indices[start:end], self.data[start:end])
+        return out
 
     def search(self, query_text: str, k: int, mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Top-k rows with a positive score (optionally only rows where `mask` is True), best first."""

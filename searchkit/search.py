@@ -10,16 +10,16 @@ import logging
 import math
 import threading
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from . import store
 from .encoder import Encoder, ModelInfo, OnnxEncoder, load_encoder, model_fingerprint
 from .errors import IndexFormatError, IndexMismatchError, QueryError
-from .filters import Filters, facet_counts, filter_mask
+from .filters import Filters
 from .spell import Correction, SpellCorrector
 from .text import BrandMatcher, CachedStemmer, Normaliser, TextConfig, words
 
@@ -104,6 +104,15 @@ def flat_vectors(index: Any) -> np.ndarray | None:
     return faiss.rev_swig_ptr(storage.get_xb(), storage.ntotal * storage.d).reshape(storage.ntotal, storage.d)
 
 
+def _as_table(products: Any) -> Any:
+    """A pyarrow Table of the products, from a Table or a pandas DataFrame."""
+    import pyarrow as pa
+
+    if isinstance(products, pa.Table):
+        return products
+    return pa.Table.from_pandas(products.reset_index(drop=True), preserve_index=False)
+
+
 def _want_onnx(backend: str, files: store.IndexFiles, manifest: store.Manifest) -> bool:
     if backend not in ("auto", "onnx", "torch"):
         raise QueryError(f"unknown backend {backend!r}: use auto, onnx or torch")
@@ -120,17 +129,18 @@ def _want_onnx(backend: str, files: store.IndexFiles, manifest: store.Manifest) 
 class Searcher:
     """Thread-safe search over one index. Build with `Searcher.from_dir(path)`; the constructor takes parts."""
 
-    def __init__(self, index: Any, products: pd.DataFrame, encoder: Encoder, manifest: store.Manifest,
+    def __init__(self, index: Any, products: Any, encoder: Encoder, manifest: store.Manifest,
                  normaliser: Normaliser, lexical: Any = None, corrector: SpellCorrector | None = None,
                  fusion: Fusion = Fusion()):
-        if index.ntotal != len(products):
-            raise IndexFormatError(f"the faiss index holds {index.ntotal} vectors for {len(products)} products")
+        table = _as_table(products)
+        if index.ntotal != table.num_rows:
+            raise IndexFormatError(f"the faiss index holds {index.ntotal} vectors for {table.num_rows} products")
         if index.d != encoder.info.dimension:
             raise IndexMismatchError(
                 f"the index has dimension {index.d}, the model {encoder.info.name} embeds in {encoder.info.dimension}"
             )
         self.index = index
-        self.products = products.reset_index(drop=True)
+        self.table = table
         self.encoder = encoder
         self.manifest = manifest
         self.normaliser = normaliser
@@ -139,8 +149,6 @@ class Searcher:
         self.spell_correct = True
         self.fusion = fusion
         self._vectors = flat_vectors(index)
-        self._row_of = {str(pid): i for i, pid in enumerate(self.products["product_id"])}
-        self._records = self.products.to_dict("records")
         self._encode_lock = threading.Lock()
 
     @classmethod
@@ -185,7 +193,20 @@ class Searcher:
         return cls(index, products, encoder, manifest, normaliser, lexical, SpellCorrector(text.get("vocab", {})))
 
     def __len__(self) -> int:
-        return len(self.products)
+        return self.table.num_rows
+
+    @cached_property
+    def products(self) -> Any:
+        """The catalog as a pandas DataFrame (built on first use: filters, facets, evaluation)."""
+        return self.table.to_pandas()
+
+    @cached_property
+    def _row_of(self) -> dict[str, int]:
+        return {str(pid): i for i, pid in enumerate(self.table.column("product_id").to_pylist())}
+
+    def _rows(self, rows: list[int]) -> list[dict[str, Any]]:
+        # row slices, not Table.take: take loads pyarrow.compute, which imports pandas (~0.5 s on a cold start)
+        return [self.table.slice(int(r), 1).to_pylist()[0] for r in rows]
 
     # -- embedding -------------------------------------------------------------------------------------------------
 
@@ -264,7 +285,11 @@ class Searcher:
         check_mode(mode)
         if not queries:
             return []
-        mask = filter_mask(self.products, filters) if filters else None
+        mask = None
+        if filters:
+            from .filters import filter_mask
+
+            mask = filter_mask(self.products, filters)
         k = min(k, len(self))
         vectors = self.embed_queries(list(queries))
         depth = k if mode == "dense" else max(k, self.fusion.depth)
@@ -279,8 +304,8 @@ class Searcher:
         understood, corrections = self.understand(query)
         terms = set(self.normaliser.query(understood).split()) if explain else set()
         out = []
-        for rank, ((row, signals), cosine) in enumerate(zip(ranked, cosines, strict=True), start=1):
-            record = self._records[row]
+        records = self._rows([r for r, _ in ranked])
+        for rank, ((row, signals), cosine, record) in enumerate(zip(ranked, cosines, records, strict=True), start=1):
             fields = {key: _plain(v) for key, v in record.items() if key != "product_id"}
             why = None
             if explain:
@@ -304,6 +329,8 @@ class Searcher:
                columns: tuple[str, ...] = ("brand", "color")) -> dict[str, list[tuple[str, int]]]:
         """Counts of brand/colour values among the top `depth` candidates matching the filters."""
         hits = self.search(query, k=depth, mode=mode, filters=filters)
+        from .filters import facet_counts
+
         rows = [self._row_of[h.product_id] for h in hits]
         return facet_counts(self.products.iloc[rows], columns)
 
@@ -319,4 +346,4 @@ class Searcher:
         row = self._row_of.get(str(product_id))
         if row is None:
             raise QueryError(f"unknown product id {product_id!r}")
-        return {k: _plain(v) for k, v in self._records[row].items()}
+        return {k: _plain(v) for k, v in self._rows([row])[0].items()}

@@ -21,9 +21,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
-from .catalog import file_sha256
+from .checksums import file_sha256
 from .errors import IndexFormatError
 
 log = logging.getLogger(__name__)
@@ -117,8 +115,13 @@ def staging_dir(target: Path) -> IndexFiles:
     return IndexFiles(tmp)
 
 
-def write_products(files: IndexFiles, products: pd.DataFrame) -> None:
-    products.reset_index(drop=True).to_parquet(files.products, index=False)
+def write_products(files: IndexFiles, products: Any) -> None:
+    """A plain parquet table without pandas metadata, so reading it back does not need pandas."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.Table.from_pandas(products.reset_index(drop=True), preserve_index=False)
+    pq.write_table(table.replace_schema_metadata(None), files.products)
 
 
 def write_text(files: IndexFiles, text: dict[str, Any]) -> None:
@@ -195,13 +198,16 @@ def read_text(files: IndexFiles) -> dict[str, Any]:
         raise IndexFormatError(f"{files.text}: unreadable ({exc})") from exc
 
 
-def read_products(files: IndexFiles, rows: int) -> pd.DataFrame:
+def read_products(files: IndexFiles, rows: int) -> Any:
+    """The indexed products as a pyarrow Table (pandas stays out of the query path)."""
+    import pyarrow.parquet as pq
+
     try:
-        products = pd.read_parquet(files.products)
+        products = pq.ParquetFile(files.products).read()  # read_table would import pandas
     except Exception as exc:
         raise IndexFormatError(f"{files.products}: unreadable ({type(exc).__name__}: {exc})") from exc
-    if len(products) != rows:
-        raise IndexFormatError(f"{files.products}: {len(products)} rows, the manifest says {rows}")
+    if products.num_rows != rows or "product_id" not in products.column_names:
+        raise IndexFormatError(f"{files.products}: {products.num_rows} rows, the manifest says {rows}")
     return products
 
 

@@ -150,3 +150,29 @@ def test_product_lookup(searcher, catalog_frame):
     assert searcher.product("P00003")["title"] == catalog_frame["title"][3]
     with pytest.raises(QueryError):
         searcher.product("missing")
+
+
+def test_lexical_scores_equal_bm25s():
+    import bm25s
+
+    from searchkit.lexical import LexicalIndex
+
+    texts = ["kohler toilet seat brand_kohler", "toilet paper holder", "seat cushion seat", "fan"]
+    ours = LexicalIndex.build(texts)
+    ref = bm25s.BM25(k1=1.2, b=0.75, method="lucene")
+    ref.index([t.split() for t in texts], show_progress=False)
+    for query in ["toilet seat", "seat", "fan unknownword", "brand_kohler toilet"]:
+        known = [t for t in query.split() if t in ref.vocab_dict]
+        assert np.allclose(ours.scores(query), ref.get_scores(known), atol=1e-6)
+    assert not ours.scores("nothing here").any()
+
+
+def test_query_path_skips_pandas_and_bm25s(built_index):
+    import subprocess
+    import sys
+
+    code = ("import sys; from searchkit import Searcher; s = Searcher.from_dir(sys.argv[1]); "
+            "assert s.search('kohler toilet seat', k=3, explain=True); "
+            "heavy = [m for m in ('pandas', 'bm25s', 'scipy', 'torch', 'nltk') if m in sys.modules]; "
+            "assert not heavy, heavy")
+    subprocess.run([sys.executable, "-c", code, str(built_index)], check=True)
