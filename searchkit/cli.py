@@ -188,7 +188,7 @@ def serve_cmd(index_dir, host, port, workers):
 @click.option("--catalog", type=click.Path(dir_okay=False, path_type=Path), default=DEFAULT_CATALOG, show_default=True)
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Model folder to write (default: models/searchkit-homedepot-RECIPE).")
-@click.option("--recipe", type=click.Choice(["seed", "mnrl", "cosent"]), default="mnrl", show_default=True)
+@click.option("--recipe", type=click.Choice(["seed", "mnrl", "hardneg", "cosent"]), default="mnrl", show_default=True)
 @click.option("--base-model", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Model to start from (default: base all-MiniLM-L6-v2).")
 @click.option("--epochs", type=float, default=None, help="Default: the recipe's.")

@@ -61,6 +61,16 @@ def catalog_vocabulary(products: pd.DataFrame) -> dict[str, int]:
     return dict(sorted(counts.items()))
 
 
+def sampled_recall(index, vectors: np.ndarray, sample: int = 200, k: int = 10, seed: int = 0) -> float:
+    """Recall@k of an approximate index against exact search, for `sample` stored vectors used as queries."""
+    rng = np.random.default_rng(seed)
+    rows = rng.choice(len(vectors), size=min(sample, len(vectors)), replace=False)
+    k = min(k, len(vectors))
+    _, approx = index.search(vectors[rows], k)
+    exact = np.argsort(-(vectors[rows] @ vectors.T), axis=1, kind="stable")[:, :k]
+    return round(float(np.mean([len(set(a) & set(e)) / k for a, e in zip(approx, exact, strict=True)])), 4)
+
+
 def make_faiss_index(vectors: np.ndarray, config: IndexConfig) -> tuple[object, dict, str]:
     """An inner-product index over unit vectors (scores are cosines); built on the GPU when faiss has one."""
     import faiss
@@ -74,7 +84,9 @@ def make_faiss_index(vectors: np.ndarray, config: IndexConfig) -> tuple[object, 
         params = {"m": config.hnsw_m, "ef_construction": config.hnsw_ef_construction,
                   "ef_search": config.hnsw_ef_search}
         index.add(vectors)
-        return index, {"type": "hnsw", "faiss_class": "IndexHNSWFlat", "params": params}, "cpu"
+        meta = {"type": "hnsw", "faiss_class": "IndexHNSWFlat", "params": params,
+                "recall@10_sample": sampled_recall(index, vectors)}
+        return index, meta, "cpu"
     index = faiss.IndexFlatIP(dim)
     gpus = faiss.get_num_gpus() if hasattr(faiss, "get_num_gpus") else 0
     if gpus > 0:

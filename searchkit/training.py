@@ -42,13 +42,18 @@ class Recipe:
     query_brand: str
     warmup_ratio: float = 0.1
     min_relevance: float | None = None  # mnrl: positives only
+    hard_negatives: bool = False  # mnrl: add one hard negative per pair (a rated-irrelevant or BM25-mined product)
 
 
 RECIPES = {
     "seed": Recipe("seed", "cosine", epochs=3, batch_size=16, lr=5e-5, query_brand="first_word"),
     "mnrl": Recipe("mnrl", "mnrl", epochs=1, batch_size=32, lr=2e-5, query_brand="detect", min_relevance=RELEVANT),
     "cosent": Recipe("cosent", "cosent", epochs=1, batch_size=16, lr=2e-5, query_brand="detect"),
+    "hardneg": Recipe("hardneg", "mnrl", epochs=1, batch_size=32, lr=2e-5, query_brand="detect",
+                      min_relevance=RELEVANT, hard_negatives=True),
 }
+IRRELEVANT = 1.67  # at or below: most raters said not relevant
+MINED_BAND = (10, 40)  # BM25 ranks to mine negatives from: similar wording, but past the likely-relevant top
 
 
 @dataclass(frozen=True)
@@ -89,7 +94,33 @@ def _normaliser(products: pd.DataFrame, text: TextConfig) -> Normaliser:
     return Normaliser(text, BrandMatcher.from_names(products["brand"].unique()), CachedStemmer())
 
 
-def training_rows(pairs: pd.DataFrame, products: pd.DataFrame, recipe: Recipe, norm: Normaliser) -> dict[str, list]:
+def mine_negatives(pairs: pd.DataFrame, products: pd.DataFrame, norm: Normaliser, seed: int) -> dict[str, str]:
+    """One hard negative text per query: a product raters judged irrelevant for it when there is one, else a
+    product BM25 ranks 10th-40th for it (similar words, unlikely to be relevant) that was not rated relevant."""
+    from .lexical import LexicalIndex
+
+    rng = random.Random(seed)
+    texts = [norm.product(t, b, c) for t, b, c in zip(products["title"], products["brand"], products["color"],
+                                                       strict=True)]
+    ids = products["product_id"].tolist()
+    text_of = dict(zip(ids, texts, strict=True))
+    rated = pairs.groupby("query")["product_id"].apply(set).to_dict()
+    low = pairs[pairs["relevance"] <= IRRELEVANT].groupby("query")["product_id"].apply(sorted).to_dict()
+    lexical = None
+    out = {}
+    for query in sorted(rated):
+        if query in low:
+            out[query] = text_of[rng.choice(low[query])]
+            continue
+        lexical = lexical or LexicalIndex.build(texts)
+        rows, _ = lexical.search(norm.query(query), MINED_BAND[1])
+        band = [ids[r] for r in rows[MINED_BAND[0]:] if ids[r] not in rated[query]]
+        out[query] = text_of[rng.choice(band)] if band else text_of[ids[rng.randrange(len(ids))]]
+    return out
+
+
+def training_rows(pairs: pd.DataFrame, products: pd.DataFrame, recipe: Recipe, norm: Normaliser,
+                  seed: int = 42) -> dict[str, list]:
     """The columns the recipe's loss reads, texts already normalised."""
     by_id = products.set_index("product_id")
     unknown = sorted(set(pairs["product_id"]) - set(by_id.index))
@@ -98,9 +129,13 @@ def training_rows(pairs: pd.DataFrame, products: pd.DataFrame, recipe: Recipe, n
     product_text = {pid: norm.product(r.title, r.brand, r.color)
                     for pid, r in by_id.loc[sorted(set(pairs["product_id"]))].iterrows()}
     if recipe.min_relevance is not None:
-        pairs = pairs[pairs["relevance"] >= recipe.min_relevance]
-        return {"anchor": [norm.query(q) for q in pairs["query"]],
-                "positive": [product_text[p] for p in pairs["product_id"]]}
+        positives = pairs[pairs["relevance"] >= recipe.min_relevance]
+        rows = {"anchor": [norm.query(q) for q in positives["query"]],
+                "positive": [product_text[p] for p in positives["product_id"]]}
+        if recipe.hard_negatives:
+            negative = mine_negatives(pairs, products, norm, seed)
+            rows["negative"] = [negative[q] for q in positives["query"]]
+        return rows
     return {"sentence1": [norm.query(q) for q in pairs["query"]],
             "sentence2": [product_text[p] for p in pairs["product_id"]],
             "score": [float((r - 1.0) / 2.0) for r in pairs["relevance"]]}
@@ -191,7 +226,7 @@ def train(config: TrainConfig) -> Path:
     parts = split_pairs(read_pairs(config.pairs), config.split)
     text = TextConfig(query_brand=recipe.query_brand)
     norm = _normaliser(products, text)
-    rows = training_rows(parts["train"], products, recipe, norm)
+    rows = training_rows(parts["train"], products, recipe, norm, config.seed)
     if not next(iter(rows.values())):
         raise CatalogError(f"{config.pairs}: no training pairs left after the split and filters")
 
@@ -207,8 +242,8 @@ def train(config: TrainConfig) -> Path:
     torch.manual_seed(config.seed)
     base = Path(config.base_model or base_model_dir())
     device = pick_device(config.device)
-    model = SentenceTransformer(str(base), device=device, local_files_only=True)
-    model.float()
+    model = SentenceTransformer(str(base), device=device, local_files_only=True,
+                                model_kwargs={"dtype": "float32"})  # fp16 shipped weights train in fp32
     dataset = Dataset.from_dict(rows)
     checkpoints = config.out / "checkpoints"
     args = SentenceTransformerTrainingArguments(
@@ -217,7 +252,7 @@ def train(config: TrainConfig) -> Path:
         max_steps=config.max_steps,
         per_device_train_batch_size=recipe.batch_size,
         learning_rate=recipe.lr,
-        warmup_ratio=recipe.warmup_ratio,
+        warmup_steps=recipe.warmup_ratio,  # transformers 5: a float below 1 is a ratio of the total steps
         seed=config.seed,
         data_seed=config.seed,
         batch_sampler=BatchSamplers.NO_DUPLICATES if recipe.loss == "mnrl" else BatchSamplers.BATCH_SAMPLER,

@@ -45,6 +45,7 @@ def test_hnsw_recall_against_exact(tmp_path, catalog_file, tiny_model):
     out = tmp_path / "hnsw"
     manifest = build_index(catalog_file, out, model=tiny_model, config=IndexConfig(index_type="hnsw"))
     assert manifest.index["type"] == "hnsw" and manifest.index["params"]["m"] == 32
+    assert manifest.index["recall@10_sample"] >= 0.9
     searcher = Searcher.from_dir(out)
     _, best = _exact(searcher, "classic garden hose", 10)
     hits = searcher.search("classic garden hose", k=10, mode="dense")

@@ -7,7 +7,7 @@ from searchkit.encoder import describe_model
 from searchkit.splits import SplitConfig
 
 
-@pytest.mark.parametrize("recipe", ["mnrl", "seed"])
+@pytest.mark.parametrize("recipe", ["mnrl", "seed", "hardneg"])
 def test_few_steps_make_a_loadable_model(tmp_path, tiny_model, catalog_file, pairs_file, recipe):
     out = tmp_path / f"m-{recipe}"
     config = TrainConfig(pairs=pairs_file, catalog=catalog_file, out=out, recipe=recipe, base_model=tiny_model,
