@@ -222,6 +222,8 @@ class OnnxEncoder:
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads or 0
         options.log_severity_level = 3
+        # no spin-waiting after a run: idle ORT threads would steal the cores faiss searches with next
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
             self.session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
             self.tokenizer = Tokenizer.from_file(str(model_dir / "tokenizer.json"))

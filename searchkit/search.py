@@ -153,11 +153,14 @@ class Searcher:
 
     @classmethod
     def from_dir(cls, path: str | Path, model: str | Path | None = None, device: str | None = None,
-                 verify: bool = True, backend: str = "auto") -> Searcher:
+                 verify: bool = True, backend: str = "auto", search_threads: int | None = 1) -> Searcher:
         """Load and validate an index folder. `model`, when given, must be the model the index was built with.
 
         backend: "onnx" embeds queries with onnxruntime (no torch import; the index's encoder.onnx), "torch" with
-        sentence-transformers, "auto" picks onnx when the index has it and onnxruntime is installed."""
+        sentence-transformers, "auto" picks onnx when the index has it and onnxruntime is installed.
+        search_threads: faiss OpenMP threads per search (process-wide). One is fastest for single queries on a few
+        cores (measured: 4 ms vs 12.5 ms with two on 55K x 384) and leaves the other cores to concurrent requests;
+        None keeps faiss's default."""
         files = store.IndexFiles(Path(path))
         manifest = store.read_manifest(files.root)
         store.verify_files(files, manifest, checksums=verify)
@@ -175,6 +178,10 @@ class Searcher:
         if config.to_dict() != manifest.text:
             raise IndexFormatError(f"{files.text}: text settings differ from the manifest's")
         index = store.read_faiss(files)
+        if search_threads:
+            import faiss
+
+            faiss.omp_set_num_threads(search_threads)
         if index.ntotal != manifest.rows or index.d != manifest.dimension:
             raise IndexFormatError(
                 f"{files.faiss}: {index.ntotal} vectors of dimension {index.d}, the manifest says "
