@@ -75,7 +75,11 @@ class LexicalIndex:
 
     def search(self, query_text: str, k: int, mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Top-k rows with a positive score (optionally only rows where `mask` is True), best first."""
-        scores = self.scores(query_text)
+        return self.top(self.scores(query_text), k, mask)
+
+    @staticmethod
+    def top(scores: np.ndarray, k: int, mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """The best k rows of a score array (as `scores` returns) with a positive score, ties by row."""
         if mask is not None:
             scores = np.where(mask, scores, 0.0)
         candidates = np.flatnonzero(scores > 0)

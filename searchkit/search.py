@@ -63,6 +63,14 @@ class SearchResult:
         return out
 
 
+@dataclass(frozen=True)
+class _Query:
+    text: str  # as typed
+    understood: str  # words after the spelling fallback
+    corrections: list[Correction]
+    normalised: str  # model / BM25 input: stemmed, with a brand token
+
+
 def _plain(value: Any) -> Any:
     if isinstance(value, np.generic):
         value = value.item()
@@ -225,10 +233,16 @@ class Searcher:
         fixed, corrections = self.corrector.correct(tokens)
         return " ".join(fixed), corrections
 
-    def embed_queries(self, queries: list[str]) -> np.ndarray:
-        texts = [self.normaliser.query(self.understand(q)[0]) for q in queries]
+    def _parse(self, query: str) -> _Query:
+        understood, corrections = self.understand(query)
+        return _Query(query, understood, corrections, self.normaliser.query(understood))
+
+    def _embed(self, parsed: list[_Query]) -> np.ndarray:
         with self._encode_lock:
-            return self.encoder.encode(texts, batch_size=64)
+            return self.encoder.encode([p.normalised for p in parsed], batch_size=64)
+
+    def embed_queries(self, queries: list[str]) -> np.ndarray:
+        return self._embed([self._parse(q) for q in queries])
 
     def _cosines(self, vector: np.ndarray, rows: np.ndarray) -> np.ndarray:
         if len(rows) == 0:
@@ -252,25 +266,23 @@ class Searcher:
             out.append((rows[top], scores[top]))
         return out
 
-    def _rank(self, query: str, vector: np.ndarray, dense: tuple[np.ndarray, np.ndarray], k: int, mode: str,
-              mask: np.ndarray | None) -> list[tuple[int, dict[str, float]]]:
-        """Rows in final order with their per-signal scores."""
+    def _rank(self, bm25: np.ndarray | None, vector: np.ndarray, dense: tuple[np.ndarray, np.ndarray], k: int,
+              mode: str, mask: np.ndarray | None) -> list[tuple[int, dict[str, float]]]:
+        """Rows in final order with their per-signal scores (bm25: the query's BM25 score of every product)."""
         dense_rows, dense_scores = dense
         if mode == "dense":
             return [(int(r), {"dense": float(s)}) for r, s in zip(dense_rows[:k], dense_scores[:k], strict=True)]
-        query_text = self.normaliser.query(self.understand(query)[0])
-        lex_rows, lex_scores = self.lexical.search(query_text, max(k, self.fusion.depth), mask)
+        lex_rows, lex_scores = self.lexical.top(bm25, max(k, self.fusion.depth), mask)
         if mode == "lexical":
             return [(int(r), {"lexical": float(s)}) for r, s in zip(lex_rows[:k], lex_scores[:k], strict=True)]
         if self.fusion.method == "rrf":
             fused = rrf([dense_rows, lex_rows])
         else:
-            fused = self._weighted(vector, query_text, dense_rows, lex_rows)
+            fused = self._weighted(vector, bm25, dense_rows, lex_rows)
         order = sorted(fused, key=lambda r: (-fused[r], r))[:k]
-        lex = dict(zip(lex_rows.tolist(), lex_scores.tolist(), strict=True))
-        return [(r, {"fusion": fused[r], "lexical": lex.get(r, 0.0)}) for r in order]
+        return [(r, {"fusion": fused[r], "lexical": float(bm25[r])}) for r in order]
 
-    def _weighted(self, vector: np.ndarray, query_text: str, dense_rows: np.ndarray,
+    def _weighted(self, vector: np.ndarray, bm25_all: np.ndarray, dense_rows: np.ndarray,
                   lex_rows: np.ndarray) -> dict[int, float]:
         candidates = np.unique(np.concatenate([dense_rows, lex_rows]).astype(np.int64))
         if len(candidates) == 0:
@@ -278,7 +290,7 @@ class Searcher:
         cosines = self._cosines(vector, candidates)
         spread = float(cosines.max() - cosines.min())
         dense = (cosines - cosines.min()) / spread if spread > 0 else np.ones_like(cosines)
-        bm25 = self.lexical.scores(query_text)[candidates]
+        bm25 = bm25_all[candidates]
         lexical = bm25 / bm25.max() if bm25.max() > 0 else np.zeros_like(bm25)
         fused = self.fusion.alpha * dense + (1 - self.fusion.alpha) * lexical
         return dict(zip(candidates.tolist(), fused.tolist(), strict=True))
@@ -298,18 +310,20 @@ class Searcher:
 
             mask = filter_mask(self.products, filters)
         k = min(k, len(self))
-        vectors = self.embed_queries(list(queries))
+        parsed = [self._parse(q) for q in queries]
+        vectors = self._embed(parsed)
         depth = k if mode == "dense" else max(k, self.fusion.depth)
         dense = self._dense(vectors, depth, mask) if mode != "lexical" else [(np.zeros(0, int), np.zeros(0))] * len(
             queries)
-        return [self._results(q, v, d, k, mode, mask, explain) for q, v, d in zip(queries, vectors, dense, strict=True)]
+        return [self._results(p, v, d, k, mode, mask, explain) for p, v, d in zip(parsed, vectors, dense, strict=True)]
 
-    def _results(self, query, vector, dense, k, mode, mask, explain) -> list[SearchResult]:
-        ranked = self._rank(query, vector, dense, k, mode, mask)
+    def _results(self, parsed: _Query, vector, dense, k, mode, mask, explain) -> list[SearchResult]:
+        needs_bm25 = mode != "dense" or (explain and self.lexical is not None)
+        bm25 = self.lexical.scores(parsed.normalised) if needs_bm25 else None
+        ranked = self._rank(bm25, vector, dense, k, mode, mask)
         rows = np.array([r for r, _ in ranked], dtype=np.int64)
         cosines = self._cosines(vector, rows)
-        understood, corrections = self.understand(query)
-        terms = set(self.normaliser.query(understood).split()) if explain else set()
+        terms = set(parsed.normalised.split()) if explain else set()
         out = []
         records = self._rows([r for r, _ in ranked])
         for rank, ((row, signals), cosine, record) in enumerate(zip(ranked, cosines, records, strict=True), start=1):
@@ -318,11 +332,9 @@ class Searcher:
             if explain:
                 product_terms = set(self.normaliser.product(record["title"], record.get("brand"),
                                                             record.get("color")).split())
-                lexical = signals.get("lexical")
-                if lexical is None and self.lexical is not None:
-                    lexical = float(self.lexical.scores(" ".join(terms))[row]) if terms else 0.0
-                why = {"mode": mode, "dense": float(cosine), "lexical": lexical, "query_as_searched": understood,
-                       "corrections": [[c.original, c.corrected] for c in corrections],
+                lexical = signals.get("lexical", float(bm25[row]) if bm25 is not None else None)
+                why = {"mode": mode, "dense": float(cosine), "lexical": lexical, "query_as_searched": parsed.understood,
+                       "corrections": [[c.original, c.corrected] for c in parsed.corrections],
                        "matched_terms": sorted(terms & product_terms), **({"fusion": signals["fusion"]}
                                                                           if "fusion" in signals else {})}
             out.append(SearchResult(str(record["product_id"]), float(cosine), rank, fields, why))
