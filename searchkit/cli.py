@@ -52,6 +52,9 @@ def _emit_json(data) -> None:
 @click.option("--device", default=None, help="Encoding device: cpu, cuda, cuda:1 (default: cuda when present).")
 @click.option("--index-type", type=click.Choice(["auto", "flat", "hnsw"]), default="auto", show_default=True,
               help="flat = exact search; hnsw = approximate, for large catalogs; auto picks by size.")
+@click.option("--bulk", type=click.Choice(["torch", "onnx", "onnx-int8"]), default="torch", show_default=True,
+              help="How to embed the catalog: sentence-transformers (GPU when present), the exported ONNX graph, "
+                   "or it with int8 weights (fastest on CPU; see README for its measured quality).")
 @click.option("--id-column", default="product_id", show_default=True)
 @click.option("--title-column", default="title", show_default=True)
 @click.option("--brand-column", default="brand", show_default=True)
@@ -59,8 +62,8 @@ def _emit_json(data) -> None:
 @click.option("--if-stale", is_flag=True, help="Do nothing when OUT already holds an intact index of this catalog "
               "built with this model.")
 @click.option("--json", "as_json", is_flag=True, help="Print the manifest as JSON.")
-def build_index_cmd(catalog, model, out, batch_size, device, index_type, id_column, title_column, brand_column,
-                    color_column, if_stale, as_json):
+def build_index_cmd(catalog, model, out, batch_size, device, index_type, bulk, id_column, title_column,
+                    brand_column, color_column, if_stale, as_json):
     """Embed every product of CATALOG (parquet or CSV) into a FAISS index."""
     from .catalog import ColumnMap
     from .index import IndexConfig, build_index, staleness
@@ -72,7 +75,8 @@ def build_index_cmd(catalog, model, out, batch_size, device, index_type, id_colu
             return
         click.echo(f"rebuilding {out}: {reason}", err=True)
 
-    config = IndexConfig(batch_size=batch_size, device=device, index_type=index_type, progress=sys.stderr.isatty())
+    config = IndexConfig(batch_size=batch_size, device=device, index_type=index_type, bulk=bulk,
+                         progress=sys.stderr.isatty())
     columns = ColumnMap(product_id=id_column, title=title_column, brand=brand_column, color=color_column)
     manifest = build_index(catalog, out, model=model, config=config, columns=columns)
     if as_json:

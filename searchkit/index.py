@@ -17,7 +17,7 @@ import pandas as pd
 from . import store
 from .catalog import ColumnMap, read_catalog
 from .checksums import file_sha256
-from .encoder import Encoder, export_onnx, load_encoder
+from .encoder import Encoder, OnnxEncoder, export_onnx, load_encoder
 from .errors import SearchkitError
 from .lexical import LexicalIndex
 from .text import BrandMatcher, CachedStemmer, Normaliser, words
@@ -37,6 +37,9 @@ class IndexConfig:
     hnsw_ef_search: int = 128
     progress: bool = False
     onnx: bool = True  # also save the model as ONNX, for the fast query path
+    # how the catalog is embedded: "torch" (sentence-transformers, on the GPU when present), "onnx" (the exported
+    # fp32 graph, length-sorted batches) or "onnx-int8" (that graph with per-channel dynamic int8 weights)
+    bulk: str = "torch"
 
     def resolved_type(self, rows: int) -> str:
         if self.index_type not in ("auto", "flat", "hnsw"):
@@ -100,6 +103,28 @@ def make_faiss_index(vectors: np.ndarray, config: IndexConfig) -> tuple[object, 
     return index, {"type": "flat", "faiss_class": "IndexFlatIP", "params": {}}, where
 
 
+def encode_catalog(texts: list[str], encoder: Encoder, staged: store.IndexFiles, config: IndexConfig,
+                   exported: bool) -> tuple[np.ndarray, str]:
+    """Embed the catalog's texts; returns the vectors and a word on how (for the manifest)."""
+    if config.bulk not in ("torch", "onnx", "onnx-int8"):
+        raise SearchkitError(f"unknown bulk encoder {config.bulk!r}: use torch, onnx or onnx-int8")
+    device = str(getattr(encoder, "device", "cpu"))
+    if config.bulk == "torch" or not exported or device.startswith("cuda"):
+        return encoder.encode(texts, batch_size=config.batch_size, progress=config.progress), f"torch {device}"
+    graph = staged.onnx
+    if config.bulk == "onnx-int8":
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+
+        graph = staged.root / "bulk-int8.onnx"
+        quantize_dynamic(str(staged.onnx), str(graph), per_channel=True, weight_type=QuantType.QInt8)
+    try:
+        bulk = OnnxEncoder(graph, staged.model, encoder.info)
+        return bulk.encode(texts, batch_size=config.batch_size), f"onnxruntime cpu ({config.bulk})"
+    finally:
+        if graph != staged.onnx:
+            graph.unlink(missing_ok=True)
+
+
 def library_versions() -> dict[str, str]:
     versions = {"python": platform.python_version()}
     for name in ("faiss", "numpy", "pandas", "pyarrow", "torch", "sentence_transformers", "transformers", "nltk"):
@@ -150,22 +175,21 @@ def build_index(
     stemmer = CachedStemmer()
     normaliser = Normaliser(encoder.info.text, brands, stemmer)
     texts = product_texts(products, normaliser)
-    log.info("encoding %d products with %s", len(texts), encoder.info.name)
-    vectors = encoder.encode(texts, batch_size=config.batch_size, progress=config.progress)
-    if vectors.shape != (len(products), encoder.info.dimension):
-        raise SearchkitError(f"encoder returned shape {vectors.shape} for {len(products)} products")
-    index, index_meta, index_device = make_faiss_index(vectors, config)
 
     staged = store.staging_dir(target)
     try:
+        store.copy_model(Path(encoder.info.path), staged)
+        exported = config.onnx and export_onnx(staged.model, staged.onnx)
+        log.info("encoding %d products with %s (%s)", len(texts), encoder.info.name, config.bulk)
+        vectors, bulk = encode_catalog(texts, encoder, staged, config, exported)
+        if vectors.shape != (len(products), encoder.info.dimension):
+            raise SearchkitError(f"encoder returned shape {vectors.shape} for {len(products)} products")
+        index, index_meta, index_device = make_faiss_index(vectors, config)
         store.write_faiss(staged, index)
         store.write_products(staged, products)
         store.write_lexical(staged, LexicalIndex.build(texts))
         store.write_text(staged, {"config": encoder.info.text.to_dict(), "brands": brands.names(),
                                   "stems": stemmer.table(), "vocab": catalog_vocabulary(products)})
-        store.copy_model(Path(encoder.info.path), staged)
-        if config.onnx:
-            export_onnx(staged.model, staged.onnx)
         manifest = store.Manifest(
             format_version=store.FORMAT_VERSION,
             searchkit_version=__version__,
@@ -179,7 +203,7 @@ def build_index(
             catalog={"path": str(catalog_path), "sha256": file_sha256(catalog_path), "columns": list(products.columns)},
             text=encoder.info.text.to_dict(),
             libraries=library_versions(),
-            device=f"encode: {getattr(encoder, 'device', 'cpu')}, faiss: {index_device}",
+            device=f"encode: {bulk}, faiss: {index_device}",
             build_seconds=round(time.perf_counter() - started, 2),
         )
         return store.finish(staged, manifest, target)

@@ -40,3 +40,22 @@ def test_tampered_onnx_refused(index_copy):
     path.write_bytes(bytes(data))
     with pytest.raises(IndexFormatError, match="encoder.onnx: checksum"):
         Searcher.from_dir(index_copy)
+
+
+@pytest.mark.parametrize("bulk", ["onnx", "onnx-int8"])
+def test_bulk_onnx_encoding_matches_torch(tmp_path, catalog_file, tiny_model, built_index, bulk):
+    manifest = build_index(catalog_file, tmp_path / bulk, model=tiny_model, config=IndexConfig(bulk=bulk))
+    assert bulk in manifest.device and not (tmp_path / bulk / "bulk-int8.onnx").exists()
+    ours, ref = Searcher.from_dir(tmp_path / bulk), Searcher.from_dir(built_index)
+    a = np.vstack([ours.index.reconstruct(i) for i in range(ours.index.ntotal)])
+    b = np.vstack([ref.index.reconstruct(i) for i in range(ref.index.ntotal)])
+    cosines = (a * b).sum(1)
+    assert cosines.min() > (0.999 if bulk == "onnx" else 0.95)
+
+
+def test_unknown_bulk_refused(tmp_path, catalog_file, tiny_model):
+    from searchkit import SearchkitError
+
+    with pytest.raises(SearchkitError, match="unknown bulk encoder"):
+        build_index(catalog_file, tmp_path / "x", model=tiny_model, config=IndexConfig(bulk="magic"))
+    assert not (tmp_path / "x").exists() and not list(tmp_path.glob(".x.*"))
