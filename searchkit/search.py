@@ -302,6 +302,8 @@ class Searcher:
         if isinstance(k, bool) or not isinstance(k, int) or k < 1:
             raise QueryError(f"k must be a positive integer, not {k!r}")
         check_mode(mode)
+        if mode != "dense" and self.lexical is None:
+            raise QueryError(f"mode {mode!r} needs a keyword index, and this searcher has none; use mode 'dense'")
         if not queries:
             return []
         mask = None

@@ -176,3 +176,10 @@ def test_query_path_skips_pandas_and_bm25s(built_index):
             "heavy = [m for m in ('pandas', 'bm25s', 'scipy', 'torch', 'nltk') if m in sys.modules]; "
             "assert not heavy, heavy")
     subprocess.run([sys.executable, "-c", code, str(built_index)], check=True)
+
+
+def test_searcher_without_keyword_index_says_so(searcher):
+    bare = Searcher(searcher.index, searcher.table, searcher.encoder, searcher.manifest, searcher.normaliser)
+    assert bare.search("toilet seat", k=2, mode="dense")
+    with pytest.raises(QueryError, match="needs a keyword index"):
+        bare.search("toilet seat", mode="hybrid")
