@@ -119,8 +119,10 @@ def query_cmd(text, k, index_dir, mode, filters, facets, explain, model, as_json
     wanted = merge_filters(list(filters)) or None
     searcher = Searcher.from_dir(index_dir, model=model)
     mode = mode or DEFAULT_MODE
-    hits = searcher.search(text, k=k, mode=mode, filters=wanted, explain=explain)
-    counts = searcher.facets(text, filters=wanted, mode=mode) if facets else None
+    if facets:
+        hits, counts = searcher.search_with_facets(text, k=k, mode=mode, filters=wanted, explain=explain)
+    else:
+        hits, counts = searcher.search(text, k=k, mode=mode, filters=wanted, explain=explain), None
     if as_json:
         results = [h.to_dict() for h in hits]
         _emit_json({"results": results, "facets": counts} if facets else results)

@@ -41,9 +41,14 @@ class IndexConfig:
     # fp32 graph, length-sorted batches) or "onnx-int8" (that graph with per-channel dynamic int8 weights)
     bulk: str = "torch"
 
-    def resolved_type(self, rows: int) -> str:
+    def __post_init__(self) -> None:
+        """Refuse bad settings when the config is made, before any product is encoded."""
         if self.index_type not in ("auto", "flat", "hnsw"):
             raise SearchkitError(f"unknown index type {self.index_type!r}: use auto, flat or hnsw")
+        if self.bulk not in ("torch", "onnx", "onnx-int8"):
+            raise SearchkitError(f"unknown bulk encoder {self.bulk!r}: use torch, onnx or onnx-int8")
+
+    def resolved_type(self, rows: int) -> str:
         if self.index_type == "auto":
             return "hnsw" if rows > HNSW_ABOVE_ROWS else "flat"
         return self.index_type
@@ -106,8 +111,6 @@ def make_faiss_index(vectors: np.ndarray, config: IndexConfig) -> tuple[object, 
 def encode_catalog(texts: list[str], encoder: Encoder, staged: store.IndexFiles, config: IndexConfig,
                    exported: bool) -> tuple[np.ndarray, str]:
     """Embed the catalog's texts; returns the vectors and a word on how (for the manifest)."""
-    if config.bulk not in ("torch", "onnx", "onnx-int8"):
-        raise SearchkitError(f"unknown bulk encoder {config.bulk!r}: use torch, onnx or onnx-int8")
     device = str(getattr(encoder, "device", "cpu"))
     if config.bulk == "torch" or not exported or device.startswith("cuda"):
         return encoder.encode(texts, batch_size=config.batch_size, progress=config.progress), f"torch {device}"

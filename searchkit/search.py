@@ -346,14 +346,21 @@ class Searcher:
                explain: bool = False) -> list[SearchResult]:
         return self.search_batch([query], k, mode=mode, filters=filters, explain=explain)[0]
 
+    def search_with_facets(self, query: str, k: int = 10, mode: str = DEFAULT_MODE, filters: Filters | None = None,
+                           explain: bool = False, depth: int = 100, columns: tuple[str, ...] = ("brand", "color"),
+                           ) -> tuple[list[SearchResult], dict[str, list[tuple[str, int]]]]:
+        """The top k results and facet counts over the top `depth` candidates, from one search: the first k of a
+        deeper search are the k results (every mode draws at least max(k, fusion depth) candidates)."""
+        from .filters import facet_counts
+
+        hits = self.search(query, k=max(k, depth), mode=mode, filters=filters, explain=explain)
+        rows = [self._row_of[h.product_id] for h in hits[:depth]]
+        return hits[:k], facet_counts(self.products.iloc[rows], columns)
+
     def facets(self, query: str, filters: Filters | None = None, depth: int = 100, mode: str = DEFAULT_MODE,
                columns: tuple[str, ...] = ("brand", "color")) -> dict[str, list[tuple[str, int]]]:
         """Counts of brand/colour values among the top `depth` candidates matching the filters."""
-        hits = self.search(query, k=depth, mode=mode, filters=filters)
-        from .filters import facet_counts
-
-        rows = [self._row_of[h.product_id] for h in hits]
-        return facet_counts(self.products.iloc[rows], columns)
+        return self.search_with_facets(query, 1, mode, filters, depth=depth, columns=columns)[1]
 
     def similarity(self, query: str, product_ids: list[str]) -> list[float]:
         """Cosine of the query with each given product, as the index scores them."""

@@ -113,12 +113,14 @@ def create_app(index_dir: str | Path, loader=Searcher.from_dir, watch: bool = Tr
         expressions += [f"color={','.join(color)}"] if color else []
         filters = merge_filters(expressions) or None
         searcher = holder.searcher  # one reference for the whole request, even across a reload
-        hits = searcher.search(q, k=k, mode=mode, filters=filters, explain=explain)
+        if facets:
+            hits, counts = searcher.search_with_facets(q, k=k, mode=mode, filters=filters, explain=explain)
+        else:
+            hits, counts = searcher.search(q, k=k, mode=mode, filters=filters, explain=explain), None
         body: dict[str, Any] = {"query": q, "mode": mode, "k": k, "filters": filters or {},
                                 "results": [h.to_dict() for h in hits]}
-        if facets:
-            body["facets"] = {c: [{"value": v, "count": n} for v, n in values[:20]]
-                              for c, values in searcher.facets(q, filters=filters, mode=mode).items()}
+        if counts is not None:
+            body["facets"] = {c: [{"value": v, "count": n} for v, n in values[:20]] for c, values in counts.items()}
         body["took_ms"] = round((time.perf_counter() - started) * 1000, 2)
         return body
 

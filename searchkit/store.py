@@ -5,7 +5,7 @@
       index.faiss       the CPU copy of the faiss index (row i = products.parquet row i)
       products.parquet  the catalog as indexed
       text.json         the text pipeline: settings, the catalog's brands, and the stems of the catalog's words
-      lexical/          the BM25 keyword index over the same normalised text (bm25s files)
+      lexical/          the BM25 keyword index over the same normalised text (numpy arrays + vocabulary)
       encoder.onnx      the same model as one ONNX graph (when exportable): fast query embedding without torch
       model/            the model that embedded the catalog, so queries are embedded by the very same weights
 """

@@ -14,7 +14,6 @@ import json
 import logging
 import os
 import random
-import sys
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -97,11 +96,11 @@ def _normaliser(products: pd.DataFrame, text: TextConfig) -> Normaliser:
 def mine_negatives(pairs: pd.DataFrame, products: pd.DataFrame, norm: Normaliser, seed: int) -> dict[str, str]:
     """One hard negative text per query: a product raters judged irrelevant for it when there is one, else a
     product BM25 ranks 10th-40th for it (similar words, unlikely to be relevant) that was not rated relevant."""
+    from .index import product_texts
     from .lexical import LexicalIndex
 
     rng = random.Random(seed)
-    texts = [norm.product(t, b, c) for t, b, c in zip(products["title"], products["brand"], products["color"],
-                                                       strict=True)]
+    texts = product_texts(products, norm)
     ids = products["product_id"].tolist()
     text_of = dict(zip(ids, texts, strict=True))
     rated = pairs.groupby("query")["product_id"].apply(set).to_dict()
@@ -287,7 +286,3 @@ def train(config: TrainConfig) -> Path:
     _write_card(config.out, config, recipe, text, counts, metrics, seconds, base)
     describe_model(config.out, model.get_embedding_dimension())  # the saved folder loads and fingerprints
     return config.out
-
-
-def progress_wanted() -> bool:
-    return sys.stderr.isatty()

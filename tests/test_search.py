@@ -183,3 +183,17 @@ def test_searcher_without_keyword_index_says_so(searcher):
     assert bare.search("toilet seat", k=2, mode="dense")
     with pytest.raises(QueryError, match="needs a keyword index"):
         bare.search("toilet seat", mode="hybrid")
+
+
+@pytest.mark.parametrize("mode", ["dense", "lexical", "hybrid"])
+def test_one_search_gives_the_same_results_and_facets(searcher, mode):
+    hits, facets = searcher.search_with_facets("swag light kit", k=7, mode=mode, depth=40)
+    assert [h.product_id for h in hits] == [h.product_id for h in searcher.search("swag light kit", k=7, mode=mode)]
+    assert facets == searcher.facets("swag light kit", depth=40, mode=mode)
+
+
+def test_bad_index_settings_refused_before_encoding(tiny_model):
+    from searchkit import SearchkitError
+
+    with pytest.raises(SearchkitError, match="unknown index type 'ivf'"):
+        IndexConfig(index_type="ivf")
