@@ -5,14 +5,14 @@
 Starts the server as a subprocess on 127.0.0.1 (a free port), drives it with a bounded thread-pool load generator
 (each level sends exactly --requests requests, with a time cap), checks every response (HTTP 200, JSON, k ranked
 results), prints a table and a JSON line, and stops the server. Traffic never leaves the loopback interface.
+Queries are distinct real test-split queries, none repeated across levels, so the server's query-embedding cache
+never answers (a repeated query is faster; see bench_query.py).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import platform
-import random
 import socket
 import subprocess
 import sys
@@ -24,9 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-QUERIES = ["swag light kit", "elongated toilet seat", "ceiling fan with light", "kohler kitchen faucet",
-           "deck screws", "garden hose", "led bulbs", "hampton bay patio", "door knob", "vanity light",
-           "paint roller", "water heater", "wireless doorbell", "shower head", "outdoor lighting"]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import command, machine, test_queries  # noqa: E402
 
 
 def free_port() -> int:
@@ -63,9 +62,8 @@ def one_request(base: str, query: str, k: int, mode: str) -> tuple[float, str | 
     return elapsed, None
 
 
-def run_level(base: str, concurrency: int, requests: int, k: int, mode: str, cap_s: float) -> dict:
-    rng = random.Random(concurrency)
-    queries = [rng.choice(QUERIES) for _ in range(requests)]
+def run_level(base: str, concurrency: int, queries: list[str], k: int, mode: str, cap_s: float) -> dict:
+    requests = len(queries)
     deadline = time.time() + cap_s
     started = time.perf_counter()
 
@@ -106,14 +104,17 @@ def main() -> None:
     try:
         wait_ready(base)
         one_request(base, "warm up", args.k, args.mode)
-        levels = [run_level(base, int(c), args.requests, args.k, args.mode, args.cap_seconds)
-                  for c in args.concurrency.split(",")]
+        concurrency = [int(c) for c in args.concurrency.split(",")]
+        pool = test_queries(n=args.requests * len(concurrency))  # distinct: no level is served from the cache
+        pool = (pool * (args.requests * len(concurrency) // len(pool) + 1))[:args.requests * len(concurrency)]
+        levels = [run_level(base, c, pool[i * args.requests:(i + 1) * args.requests], args.k, args.mode,
+                            args.cap_seconds) for i, c in enumerate(concurrency)]
     finally:
         server.terminate()
         server.wait(timeout=30)
     report = {"benchmark": "serve", "index": str(args.index), "mode": args.mode, "k": args.k,
-              "workers": args.workers, "machine": f"{platform.node()} {platform.machine()}, "
-              f"{__import__('os').cpu_count()} cpus", "command": " ".join(sys.argv), "levels": levels}
+              "workers": args.workers, "queries": "distinct test-split queries (see common.test_queries)",
+              "machine": machine(), "command": command(), "levels": levels}
     print(f"{'conc':>5} {'ok':>6} {'errors':>6} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8}")
     for lv in levels:
         print(f"{lv['concurrency']:>5} {lv['ok']:>6} {lv['errors']:>6} {lv['throughput_rps']:>8} "

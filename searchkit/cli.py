@@ -50,8 +50,12 @@ def _emit_json(data) -> None:
               help="Index folder to write (replaced atomically).")
 @click.option("--batch-size", type=click.IntRange(1, 4096), default=64, show_default=True)
 @click.option("--device", default=None, help="Encoding device: cpu, cuda, cuda:1 (default: cuda when present).")
-@click.option("--index-type", type=click.Choice(["auto", "flat", "hnsw"]), default="auto", show_default=True,
-              help="flat = exact search; hnsw = approximate, for large catalogs; auto picks by size.")
+@click.option("--index-type", type=click.Choice(["auto", "flat", "hnsw", "hnsw-sq8", "ivf-sq8"]), default="auto",
+              show_default=True, help="flat = exact; hnsw = approximate graph; hnsw-sq8 / ivf-sq8 = approximate over "
+              "8-bit codes (a quarter of the memory); auto = flat up to 20,000 products, hnsw above.")
+@click.option("--target-recall", type=click.FloatRange(0.5, 1.0), default=0.98, show_default=True,
+              help="Approximate indexes: tune the search effort to the cheapest setting whose recall@10 against exact "
+                   "search reaches this (measured at build time, stored in the manifest).")
 @click.option("--bulk", type=click.Choice(["torch", "onnx", "onnx-int8"]), default="torch", show_default=True,
               help="How to embed the catalog: sentence-transformers (GPU when present), the exported ONNX graph, "
                    "or it with int8 weights (fastest on CPU; see README for its measured quality).")
@@ -62,7 +66,7 @@ def _emit_json(data) -> None:
 @click.option("--if-stale", is_flag=True, help="Do nothing when OUT already holds an intact index of this catalog "
               "built with this model.")
 @click.option("--json", "as_json", is_flag=True, help="Print the manifest as JSON.")
-def build_index_cmd(catalog, model, out, batch_size, device, index_type, bulk, id_column, title_column,
+def build_index_cmd(catalog, model, out, batch_size, device, index_type, target_recall, bulk, id_column, title_column,
                     brand_column, color_column, if_stale, as_json):
     """Embed every product of CATALOG (parquet or CSV) into a FAISS index."""
     from .catalog import ColumnMap
@@ -75,8 +79,8 @@ def build_index_cmd(catalog, model, out, batch_size, device, index_type, bulk, i
             return
         click.echo(f"rebuilding {out}: {reason}", err=True)
 
-    config = IndexConfig(batch_size=batch_size, device=device, index_type=index_type, bulk=bulk,
-                         progress=sys.stderr.isatty())
+    config = IndexConfig(batch_size=batch_size, device=device, index_type=index_type, target_recall=target_recall,
+                         bulk=bulk, progress=sys.stderr.isatty())
     columns = ColumnMap(product_id=id_column, title=title_column, brand=brand_column, color=color_column)
     manifest = build_index(catalog, out, model=model, config=config, columns=columns)
     if as_json:
@@ -146,14 +150,16 @@ def query_cmd(text, k, index_dir, mode, filters, facets, explain, model, as_json
               help="Which query split of PAIRS to measure on (split by query, seeded); 'all' for a file of your own.")
 @click.option("--seed", type=int, default=42, show_default=True, help="Split seed (as used in training).")
 @click.option("--max-queries", type=click.IntRange(1), default=None)
+@click.option("--backend", type=click.Choice(["auto", "onnx-int8", "onnx", "torch"]), default="auto", show_default=True,
+              help="Query encoder (auto: the index's int8 graph when its build check passed, else fp32 ONNX).")
 @click.option("--json", "as_json", is_flag=True)
-def evaluate_cmd(pairs, index_dir, split, seed, max_queries, as_json):
+def evaluate_cmd(pairs, index_dir, split, seed, max_queries, backend, as_json):
     """Measure the index on rated PAIRS: Spearman/Pearson over pairs, NDCG@10/MRR@10/Recall over the catalog."""
     from .catalog import read_pairs
     from .evaluate import EvalConfig, evaluate
     from .search import Searcher
 
-    report = evaluate(Searcher.from_dir(index_dir), read_pairs(pairs),
+    report = evaluate(Searcher.from_dir(index_dir, backend=backend, encode_threads=None), read_pairs(pairs),
                       EvalConfig(split=split, seed=seed, max_queries=max_queries))
     if as_json:
         _emit_json(report)

@@ -232,6 +232,7 @@ class OnnxEncoder:
         self.tokenizer.enable_truncation(_max_seq_length(model_dir))
         self.tokenizer.no_padding()
         self.inputs = {i.name for i in self.session.get_inputs()}
+        self.path = Path(onnx_path)
         self.info = info
         self.device = "cpu (onnxruntime)"
 

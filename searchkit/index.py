@@ -16,6 +16,7 @@ import pandas as pd
 
 from . import store
 from .catalog import ColumnMap, read_catalog
+from .ann import AnnConfig, make_index
 from .checksums import file_sha256
 from .encoder import Encoder, OnnxEncoder, export_onnx, load_encoder
 from .errors import SearchkitError
@@ -24,17 +25,18 @@ from .text import BrandMatcher, CachedStemmer, Normaliser, words
 
 log = logging.getLogger(__name__)
 
-HNSW_ABOVE_ROWS = 200_000  # "auto": exact search up to this size (55K x 384 flat search is ~9 ms on 2 cores)
+QUERY_INT8_MIN_COSINE = 0.98  # the int8 query graph is used only when its embeddings stay this close to fp32
 
 
 @dataclass(frozen=True)
 class IndexConfig:
     batch_size: int = 64
     device: str | None = None  # None/"auto": CUDA when torch sees it
-    index_type: str = "auto"  # auto | flat | hnsw
+    index_type: str = "auto"  # auto | flat | hnsw | hnsw-sq8 | ivf-sq8 (searchkit.ann)
     hnsw_m: int = 32
     hnsw_ef_construction: int = 200
-    hnsw_ef_search: int = 128
+    ivf_lists: int | None = None
+    target_recall: float = 0.98  # ANN search knob: the cheapest reaching this recall@10 against exact search
     progress: bool = False
     onnx: bool = True  # also save the model as ONNX, for the fast query path
     # how the catalog is embedded: "torch" (sentence-transformers, on the GPU when present), "onnx" (the exported
@@ -43,15 +45,13 @@ class IndexConfig:
 
     def __post_init__(self) -> None:
         """Refuse bad settings when the config is made, before any product is encoded."""
-        if self.index_type not in ("auto", "flat", "hnsw"):
-            raise SearchkitError(f"unknown index type {self.index_type!r}: use auto, flat or hnsw")
+        self.ann()
         if self.bulk not in ("torch", "onnx", "onnx-int8"):
             raise SearchkitError(f"unknown bulk encoder {self.bulk!r}: use torch, onnx or onnx-int8")
 
-    def resolved_type(self, rows: int) -> str:
-        if self.index_type == "auto":
-            return "hnsw" if rows > HNSW_ABOVE_ROWS else "flat"
-        return self.index_type
+    def ann(self) -> AnnConfig:
+        return AnnConfig(index_type=self.index_type, hnsw_m=self.hnsw_m, hnsw_ef_construction=self.hnsw_ef_construction,
+                         ivf_lists=self.ivf_lists, target_recall=self.target_recall)
 
 
 def product_texts(products: pd.DataFrame, normaliser: Normaliser) -> list[str]:
@@ -69,43 +69,36 @@ def catalog_vocabulary(products: pd.DataFrame) -> dict[str, int]:
     return dict(sorted(counts.items()))
 
 
-def sampled_recall(index, vectors: np.ndarray, sample: int = 200, k: int = 10, seed: int = 0) -> float:
-    """Recall@k of an approximate index against exact search, for `sample` stored vectors used as queries."""
+def quantize_graph(staged: store.IndexFiles) -> bool:
+    """Write encoder-int8.onnx: the fp32 graph with per-channel dynamic int8 weights (per-tensor lost more)."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    logging.disable(logging.WARNING)  # onnxruntime's root-logger advice to "run pre-processing" first
+    try:
+        quantize_dynamic(str(staged.onnx), str(staged.onnx_int8), per_channel=True, weight_type=QuantType.QInt8)
+    finally:
+        logging.disable(logging.NOTSET)
+    return True
+
+
+def query_like(texts: list[str], sample: int, seed: int = 0) -> list[str]:
+    """Short query-like texts: the first 2-5 words of a seeded sample of normalised product texts."""
     rng = np.random.default_rng(seed)
-    rows = rng.choice(len(vectors), size=min(sample, len(vectors)), replace=False)
-    k = min(k, len(vectors))
-    _, approx = index.search(vectors[rows], k)
-    exact = np.argsort(-(vectors[rows] @ vectors.T), axis=1, kind="stable")[:, :k]
-    return round(float(np.mean([len(set(a) & set(e)) / k for a, e in zip(approx, exact, strict=True)])), 4)
+    picks = rng.choice(len(texts), size=min(sample, len(texts)), replace=False) if texts else []
+    return [" ".join(texts[i].split()[: int(rng.integers(2, 6))]) or "x" for i in picks]
 
 
-def make_faiss_index(vectors: np.ndarray, config: IndexConfig) -> tuple[object, dict, str]:
-    """An inner-product index over unit vectors (scores are cosines); built on the GPU when faiss has one."""
-    import faiss
-
-    rows, dim = vectors.shape
-    kind = config.resolved_type(rows)
-    if kind == "hnsw":
-        index = faiss.IndexHNSWFlat(dim, config.hnsw_m, faiss.METRIC_INNER_PRODUCT)
-        index.hnsw.efConstruction = config.hnsw_ef_construction
-        index.hnsw.efSearch = config.hnsw_ef_search
-        params = {"m": config.hnsw_m, "ef_construction": config.hnsw_ef_construction,
-                  "ef_search": config.hnsw_ef_search}
-        index.add(vectors)
-        meta = {"type": "hnsw", "faiss_class": "IndexHNSWFlat", "params": params,
-                "recall@10_sample": sampled_recall(index, vectors)}
-        return index, meta, "cpu"
-    index = faiss.IndexFlatIP(dim)
-    gpus = faiss.get_num_gpus() if hasattr(faiss, "get_num_gpus") else 0
-    if gpus > 0:
-        resources = faiss.StandardGpuResources()
-        gpu_index = faiss.index_cpu_to_gpu(resources, 0, index)
-        gpu_index.add(vectors)
-        index, where = faiss.index_gpu_to_cpu(gpu_index), "cuda:0"
-    else:
-        index.add(vectors)
-        where = "cpu"
-    return index, {"type": "flat", "faiss_class": "IndexFlatIP", "params": {}}, where
+def check_int8(staged: store.IndexFiles, info, texts: list[str], sample: int = 256) -> dict:
+    """How close int8 query embeddings are to fp32 ones on query-like texts; the int8 graph is kept for queries
+    only when the worst cosine is >= QUERY_INT8_MIN_COSINE."""
+    queries = query_like(texts, sample)
+    fp32 = OnnxEncoder(staged.onnx, staged.model, info).encode(queries)
+    int8 = OnnxEncoder(staged.onnx_int8, staged.model, info).encode(queries)
+    cosines = (fp32 * int8).sum(axis=1) if len(queries) else np.ones(1)
+    used = bool(cosines.min() >= QUERY_INT8_MIN_COSINE)
+    return {"file": store.ONNX_INT8_FILE, "used_for_queries": used, "texts": len(queries),
+            "cosine_to_fp32_mean": round(float(cosines.mean()), 4), "cosine_to_fp32_min": round(float(cosines.min()), 4),
+            "min_cosine_required": QUERY_INT8_MIN_COSINE}
 
 
 def encode_catalog(texts: list[str], encoder: Encoder, staged: store.IndexFiles, config: IndexConfig,
@@ -114,18 +107,9 @@ def encode_catalog(texts: list[str], encoder: Encoder, staged: store.IndexFiles,
     device = str(getattr(encoder, "device", "cpu"))
     if config.bulk == "torch" or not exported or device.startswith("cuda"):
         return encoder.encode(texts, batch_size=config.batch_size, progress=config.progress), f"torch {device}"
-    graph = staged.onnx
-    if config.bulk == "onnx-int8":
-        from onnxruntime.quantization import QuantType, quantize_dynamic
-
-        graph = staged.root / "bulk-int8.onnx"
-        quantize_dynamic(str(staged.onnx), str(graph), per_channel=True, weight_type=QuantType.QInt8)
-    try:
-        bulk = OnnxEncoder(graph, staged.model, encoder.info)
-        return bulk.encode(texts, batch_size=config.batch_size), f"onnxruntime cpu ({config.bulk})"
-    finally:
-        if graph != staged.onnx:
-            graph.unlink(missing_ok=True)
+    graph = staged.onnx_int8 if config.bulk == "onnx-int8" else staged.onnx
+    bulk = OnnxEncoder(graph, staged.model, encoder.info)
+    return bulk.encode(texts, batch_size=config.batch_size), f"onnxruntime cpu ({config.bulk})"
 
 
 def library_versions() -> dict[str, str]:
@@ -183,11 +167,21 @@ def build_index(
     try:
         store.copy_model(Path(encoder.info.path), staged)
         exported = config.onnx and export_onnx(staged.model, staged.onnx)
+        quantized = exported and quantize_graph(staged)
         log.info("encoding %d products with %s (%s)", len(texts), encoder.info.name, config.bulk)
         vectors, bulk = encode_catalog(texts, encoder, staged, config, exported)
         if vectors.shape != (len(products), encoder.info.dimension):
             raise SearchkitError(f"encoder returned shape {vectors.shape} for {len(products)} products")
-        index, index_meta, index_device = make_faiss_index(vectors, config)
+        model_meta = {"name": encoder.info.name, "fingerprint": encoder.info.fingerprint, "source": encoder.info.path}
+        if quantized:
+            model_meta["query_int8"] = check_int8(staged, encoder.info, texts)
+            if not model_meta["query_int8"]["used_for_queries"]:
+                staged.onnx_int8.unlink()
+        ann = config.ann()
+        probes = None
+        if ann.resolved_type(len(texts)) != "flat":  # calibrate ANN effort on query-like vectors, not products
+            probes = encoder.encode(query_like(texts, ann.calibration_queries, seed=1), batch_size=config.batch_size)
+        index, index_meta, index_device = make_index(vectors, ann, probes)
         store.write_faiss(staged, index)
         store.write_products(staged, products)
         store.write_lexical(staged, LexicalIndex.build(texts))
@@ -200,8 +194,7 @@ def build_index(
             rows=len(products),
             dimension=encoder.info.dimension,
             metric="cosine (inner product of unit vectors)",
-            model={"name": encoder.info.name, "fingerprint": encoder.info.fingerprint,
-                   "source": encoder.info.path},
+            model=model_meta,
             index={**index_meta, "ntotal": int(index.ntotal)},
             catalog={"path": str(catalog_path), "sha256": file_sha256(catalog_path), "columns": list(products.columns)},
             text=encoder.info.text.to_dict(),

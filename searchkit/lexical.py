@@ -11,7 +11,6 @@ import numpy as np
 from .errors import IndexFormatError
 
 log = logging.getLogger(__name__)
-logging.getLogger("bm25s").setLevel(logging.WARNING)  # it logs every build at DEBUG
 
 _DATA, _INDICES, _INDPTR = "data.npy", "indices.npy", "indptr.npy"
 _VOCAB, _PARAMS = "vocab.json", "params.json"
@@ -38,6 +37,7 @@ class LexicalIndex:
     def build(cls, texts: list[str], k1: float = 1.2, b: float = 0.75) -> LexicalIndex:
         import bm25s
 
+        logging.getLogger("bm25s").setLevel(logging.WARNING)  # bm25s sets itself to DEBUG on import
         model = bm25s.BM25(k1=k1, b=b, method="lucene")
         model.index([t.split() for t in texts], show_progress=False)
         scores = model.scores
@@ -70,7 +70,7 @@ class LexicalIndex:
         for token in self.known(query_text.split()):
             i = self.vocab[token]
             start, end = self.indptr[i], self.indptr[i + 1]
-            np.add.at(out, self.indices[start:end], self.data[start:end])
+            out[self.indices[start:end]] += self.data[start:end]  # a column holds each product once
         return out
 
     def search(self, query_text: str, k: int, mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import math
 import threading
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -17,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from . import store
+from .ann import apply_params
 from .encoder import Encoder, ModelInfo, OnnxEncoder, load_encoder, model_fingerprint
 from .errors import IndexFormatError, IndexMismatchError, QueryError
 from .filters import Filters
@@ -28,6 +30,7 @@ log = logging.getLogger(__name__)
 MAX_QUERY_CHARS = 1000
 MODES = ("dense", "lexical", "hybrid")
 DEFAULT_MODE = "hybrid"
+QUERY_CACHE_SIZE = 4096
 RRF_K = 60  # reciprocal rank fusion constant (Cormack et al. 2009)
 
 
@@ -121,17 +124,27 @@ def _as_table(products: Any) -> Any:
     return pa.Table.from_pandas(products.reset_index(drop=True), preserve_index=False)
 
 
-def _want_onnx(backend: str, files: store.IndexFiles, manifest: store.Manifest) -> bool:
-    if backend not in ("auto", "onnx", "torch"):
-        raise QueryError(f"unknown backend {backend!r}: use auto, onnx or torch")
-    has_onnx = store.ONNX_FILE in manifest.files
-    if backend == "onnx" and not has_onnx:
-        raise IndexFormatError(f"{files.root}: this index has no {store.ONNX_FILE}; rebuild it or use backend torch")
-    if backend == "auto" and has_onnx:
-        import importlib.util
+BACKENDS = ("auto", "onnx-int8", "onnx", "torch")
 
-        return importlib.util.find_spec("onnxruntime") is not None
-    return backend == "onnx"
+
+def pick_backend(backend: str, files: store.IndexFiles, manifest: store.Manifest) -> str:
+    """The query encoder: "onnx-int8" (int8 graph, when the build measured it close to fp32), "onnx" (fp32 graph)
+    or "torch" (sentence-transformers). "auto" takes the first of those the index and the installation allow."""
+    if backend not in BACKENDS:
+        raise QueryError(f"unknown backend {backend!r}: use {', '.join(BACKENDS)}")
+    has = {"onnx": store.ONNX_FILE in manifest.files,
+           "onnx-int8": store.ONNX_INT8_FILE in manifest.files
+           and bool(manifest.model.get("query_int8", {}).get("used_for_queries"))}
+    if backend in has and not has[backend]:
+        name = store.ONNX_FILE if backend == "onnx" else store.ONNX_INT8_FILE
+        raise IndexFormatError(f"{files.root}: this index has no usable {name}; rebuild it or use backend torch")
+    if backend != "auto":
+        return backend
+    import importlib.util
+
+    if importlib.util.find_spec("onnxruntime") is None:
+        return "torch"
+    return "onnx-int8" if has["onnx-int8"] else "onnx" if has["onnx"] else "torch"
 
 
 class Searcher:
@@ -158,17 +171,20 @@ class Searcher:
         self.fusion = fusion
         self._vectors = flat_vectors(index)
         self._encode_lock = threading.Lock()
+        self.cache_size = QUERY_CACHE_SIZE  # recent query embeddings kept (0: none); head queries repeat a lot
+        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
 
     @classmethod
     def from_dir(cls, path: str | Path, model: str | Path | None = None, device: str | None = None,
-                 verify: bool = True, backend: str = "auto", search_threads: int | None = 1) -> Searcher:
+                 verify: bool = True, backend: str = "auto", search_threads: int | None = 1,
+                 encode_threads: int | None = 1) -> Searcher:
         """Load and validate an index folder. `model`, when given, must be the model the index was built with.
 
-        backend: "onnx" embeds queries with onnxruntime (no torch import; the index's encoder.onnx), "torch" with
-        sentence-transformers, "auto" picks onnx when the index has it and onnxruntime is installed.
+        backend: "onnx-int8" / "onnx" embed queries with onnxruntime (no torch import; the index's int8 or fp32
+        graph), "torch" with sentence-transformers; "auto" prefers them in that order (see pick_backend).
         search_threads: faiss OpenMP threads per search (process-wide). One is fastest for single queries on a few
         cores (measured: 4 ms vs 12.5 ms with two on 55K x 384) and leaves the other cores to concurrent requests;
-        None keeps faiss's default."""
+        None keeps faiss's default. encode_threads: onnxruntime threads per query batch (None: all cores)."""
         files = store.IndexFiles(Path(path))
         manifest = store.read_manifest(files.root)
         store.verify_files(files, manifest, checksums=verify)
@@ -178,7 +194,8 @@ class Searcher:
                 f"{files.root} was built with model {manifest.model.get('name')!r} (fingerprint {expected[:12]}), "
                 f"not with {model}; rebuild the index with that model or drop --model"
             )
-        use_onnx = _want_onnx(backend, files, manifest)
+        backend = pick_backend(backend, files, manifest)
+        use_onnx = backend != "torch"
         if verify and not use_onnx and model_fingerprint(files.model) != expected:
             raise IndexFormatError(f"{files.model}: the model copy differs from the one the index was built with")
         text = store.read_text(files)
@@ -186,6 +203,7 @@ class Searcher:
         if config.to_dict() != manifest.text:
             raise IndexFormatError(f"{files.text}: text settings differ from the manifest's")
         index = store.read_faiss(files)
+        apply_params(index, manifest.index)
         if search_threads:
             import faiss
 
@@ -200,7 +218,8 @@ class Searcher:
         if use_onnx:
             info = ModelInfo(name=manifest.model["name"], path=str(files.model), fingerprint=expected,
                              dimension=manifest.dimension, text=config)
-            encoder: Encoder = OnnxEncoder(files.onnx, files.model, info)
+            graph = files.onnx_int8 if backend == "onnx-int8" else files.onnx
+            encoder: Encoder = OnnxEncoder(graph, files.model, info, threads=encode_threads)
         else:
             encoder = load_encoder(files.model, device=device)
         normaliser = Normaliser(config, BrandMatcher.from_names(text.get("brands", [])),
@@ -238,8 +257,19 @@ class Searcher:
         return _Query(query, understood, corrections, self.normaliser.query(understood))
 
     def _embed(self, parsed: list[_Query]) -> np.ndarray:
+        """Query embeddings; the last `cache_size` distinct normalised queries are remembered (LRU)."""
+        texts = [p.normalised for p in parsed]
         with self._encode_lock:
-            return self.encoder.encode([p.normalised for p in parsed], batch_size=64)
+            missing = list(dict.fromkeys(t for t in texts if t not in self._cache))
+            fresh = dict(zip(missing, self.encoder.encode(missing, batch_size=64), strict=True)) if missing else {}
+            out = np.vstack([fresh[t] if t in fresh else self._cache[t] for t in texts]).astype(np.float32)
+            if self.cache_size > 0:
+                for text in dict.fromkeys(texts):
+                    self._cache[text] = fresh[text] if text in fresh else self._cache[text]
+                    self._cache.move_to_end(text)
+                while len(self._cache) > self.cache_size:
+                    self._cache.popitem(last=False)
+            return out
 
     def embed_queries(self, queries: list[str]) -> np.ndarray:
         return self._embed([self._parse(q) for q in queries])
@@ -247,8 +277,8 @@ class Searcher:
     def _cosines(self, vector: np.ndarray, rows: np.ndarray) -> np.ndarray:
         if len(rows) == 0:
             return np.zeros(0, dtype=np.float32)
-        stored = self._vectors[rows] if self._vectors is not None else np.vstack(
-            [self.index.reconstruct(int(r)) for r in rows])
+        stored = self._vectors[rows] if self._vectors is not None else self.index.reconstruct_batch(
+            np.ascontiguousarray(rows, dtype=np.int64))
         return stored @ vector
 
     # -- candidate generation --------------------------------------------------------------------------------------

@@ -7,6 +7,7 @@
       text.json         the text pipeline: settings, the catalog's brands, and the stems of the catalog's words
       lexical/          the BM25 keyword index over the same normalised text (numpy arrays + vocabulary)
       encoder.onnx      the same model as one ONNX graph (when exportable): fast query embedding without torch
+      encoder-int8.onnx that graph with per-channel int8 weights: the query encoder when it measured close to fp32
       model/            the model that embedded the catalog, so queries are embedded by the very same weights
 """
 
@@ -34,6 +35,7 @@ TEXT_FILE = "text.json"
 MODEL_DIR = "model"
 LEXICAL_DIR = "lexical"
 ONNX_FILE = "encoder.onnx"
+ONNX_INT8_FILE = "encoder-int8.onnx"
 REQUIRED_FILES = (FAISS_FILE, PRODUCTS_FILE, TEXT_FILE)
 
 
@@ -105,6 +107,10 @@ class IndexFiles:
     @property
     def onnx(self) -> Path:
         return self.root / ONNX_FILE
+
+    @property
+    def onnx_int8(self) -> Path:
+        return self.root / ONNX_INT8_FILE
 
 
 def staging_dir(target: Path) -> IndexFiles:

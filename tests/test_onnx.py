@@ -1,3 +1,4 @@
+import json
 import subprocess
 import sys
 
@@ -29,7 +30,7 @@ def test_index_without_onnx_falls_back_or_refuses(tmp_path, catalog_file, tiny_m
     build_index(catalog_file, tmp_path / "idx", model=tiny_model, config=IndexConfig(onnx=False))
     assert not (tmp_path / "idx" / "encoder.onnx").exists()
     assert type(Searcher.from_dir(tmp_path / "idx").encoder).__name__ == "SentenceTransformerEncoder"
-    with pytest.raises(IndexFormatError, match="no encoder.onnx"):
+    with pytest.raises(IndexFormatError, match="no usable encoder.onnx"):
         Searcher.from_dir(tmp_path / "idx", backend="onnx")
 
 
@@ -59,3 +60,28 @@ def test_unknown_bulk_refused(tmp_path, catalog_file, tiny_model):
     with pytest.raises(SearchkitError, match="unknown bulk encoder"):
         build_index(catalog_file, tmp_path / "x", model=tiny_model, config=IndexConfig(bulk="magic"))
     assert not (tmp_path / "x").exists() and not list(tmp_path.glob(".x.*"))
+
+
+def test_int8_query_graph_checked_at_build_and_used_when_close(built_index):
+    check = json.loads((built_index / "manifest.json").read_text())["model"]["query_int8"]
+    assert check["texts"] > 0 and -1 <= check["cosine_to_fp32_min"] <= check["cosine_to_fp32_mean"] <= 1
+    assert check["used_for_queries"] == (check["cosine_to_fp32_min"] >= check["min_cosine_required"])
+    auto = Searcher.from_dir(built_index)
+    assert auto.encoder.path.name == ("encoder-int8.onnx" if check["used_for_queries"] else "encoder.onnx")
+    if check["used_for_queries"]:
+        fp32 = Searcher.from_dir(built_index, backend="onnx")
+        queries = ["kohler toilet seat", "swag light kit", "fan"]
+        cosines = (auto.embed_queries(queries) * fp32.embed_queries(queries)).sum(1)
+        assert cosines.min() > check["min_cosine_required"] - 0.02
+
+
+def test_int8_query_graph_dropped_when_too_far_from_fp32(tmp_path, catalog_file, tiny_model, monkeypatch):
+    import searchkit.index
+
+    monkeypatch.setattr(searchkit.index, "QUERY_INT8_MIN_COSINE", 1.01)  # no int8 graph can pass this
+    manifest = build_index(catalog_file, tmp_path / "idx", model=tiny_model)
+    assert manifest.model["query_int8"]["used_for_queries"] is False
+    assert not (tmp_path / "idx" / "encoder-int8.onnx").exists() and "encoder-int8.onnx" not in manifest.files
+    assert Searcher.from_dir(tmp_path / "idx").encoder.path.name == "encoder.onnx"
+    with pytest.raises(IndexFormatError, match="no usable encoder-int8.onnx"):
+        Searcher.from_dir(tmp_path / "idx", backend="onnx-int8")

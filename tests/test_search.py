@@ -197,3 +197,21 @@ def test_bad_index_settings_refused_before_encoding(tiny_model):
 
     with pytest.raises(SearchkitError, match="unknown index type 'ivf'"):
         IndexConfig(index_type="ivf")
+
+
+def test_query_embedding_cache_is_bounded_and_transparent(built_index):
+    searcher = Searcher.from_dir(built_index)
+    searcher.cache_size = 2
+    first = searcher.embed_queries(["kohler toilet seat", "fan", "kohler toilet seat"])
+    assert np.array_equal(first[0], first[2]) and len(searcher._cache) == 2
+    calls = []
+    real = searcher.encoder.encode
+    searcher.encoder.encode = lambda texts, **kw: calls.append(list(texts)) or real(texts, **kw)
+    again = searcher.embed_queries(["fan", "swag light kit", "kohler toilet seat"])
+    assert calls == [[searcher._parse("swag light kit").normalised]]  # two of three came from the cache
+    assert np.allclose(again[0], first[1]) and np.allclose(again[2], first[0], atol=1e-6)
+    assert len(searcher._cache) == 2 and searcher._parse("fan").normalised not in searcher._cache  # LRU evicted
+    searcher.cache_size = 0
+    searcher._cache.clear()
+    searcher.embed_queries(["fan"])
+    assert not searcher._cache

@@ -1,0 +1,67 @@
+"""What every benchmark reports alongside its figures: the machine, the command, latency percentiles, peak memory."""
+
+from __future__ import annotations
+
+import os
+import platform
+import resource
+import sys
+from pathlib import Path
+
+import numpy as np
+
+
+def machine() -> str:
+    cpu = ""
+    try:
+        cpu = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                   if line.startswith("model name"))
+    except (OSError, StopIteration):
+        cpu = platform.processor()
+    return f"{platform.node()} {platform.machine()} {cpu}, {os.cpu_count()} cpus, {platform.python_version()}"
+
+
+def command() -> str:
+    return " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]])
+
+
+def percentiles(times_ms: list[float]) -> dict[str, float]:
+    return {"p50_ms": round(float(np.percentile(times_ms, 50)), 3),
+            "p99_ms": round(float(np.percentile(times_ms, 99)), 3)}
+
+
+def peak_rss_mb(children: bool = False) -> float:
+    """Peak resident memory of this process (VmHWM: its own, unlike ru_maxrss, which a child started by fork and
+    exec inherits from its parent) or of its finished children, in MiB."""
+    if children:
+        return round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1)
+    return _status_mb("VmHWM")
+
+
+def rss_mb() -> float:
+    """Resident memory of this process now, in MiB."""
+    return _status_mb("VmRSS")
+
+
+def _status_mb(field: str) -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return round(int(line.split()[1]) / 1024, 1)
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+def folder_mb(path: Path) -> float:
+    return round(sum(p.stat().st_size for p in Path(path).rglob("*") if p.is_file()) / 2**20, 1)
+
+
+def test_queries(pairs: Path = Path("catalog/homedepot-pairs.parquet"), n: int = 300, seed: int = 0) -> list[str]:
+    """Distinct real shopper queries: a seeded sample of the held-out test split (split by query, seed 42)."""
+    import random
+
+    import pyarrow.parquet as pq
+
+    from searchkit.splits import SplitConfig, split_pairs
+
+    parts = split_pairs(pq.read_table(pairs).to_pandas(), SplitConfig())
+    queries = sorted(set(parts["test"]["query"]))
+    return random.Random(seed).sample(queries, min(n, len(queries)))
