@@ -69,7 +69,7 @@ def catalog_vocabulary(products: pd.DataFrame) -> dict[str, int]:
     return dict(sorted(counts.items()))
 
 
-def quantize_graph(staged: store.IndexFiles) -> bool:
+def quantize_graph(staged: store.IndexFiles) -> None:
     """Write encoder-int8.onnx: the fp32 graph with per-channel dynamic int8 weights (per-tensor lost more)."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
@@ -78,7 +78,6 @@ def quantize_graph(staged: store.IndexFiles) -> bool:
         quantize_dynamic(str(staged.onnx), str(staged.onnx_int8), per_channel=True, weight_type=QuantType.QInt8)
     finally:
         logging.disable(logging.NOTSET)
-    return True
 
 
 def query_like(texts: list[str], sample: int, seed: int = 0) -> list[str]:
@@ -167,13 +166,14 @@ def build_index(
     try:
         store.copy_model(Path(encoder.info.path), staged)
         exported = config.onnx and export_onnx(staged.model, staged.onnx)
-        quantized = exported and quantize_graph(staged)
+        if exported:
+            quantize_graph(staged)
         log.info("encoding %d products with %s (%s)", len(texts), encoder.info.name, config.bulk)
         vectors, bulk = encode_catalog(texts, encoder, staged, config, exported)
         if vectors.shape != (len(products), encoder.info.dimension):
             raise SearchkitError(f"encoder returned shape {vectors.shape} for {len(products)} products")
         model_meta = {"name": encoder.info.name, "fingerprint": encoder.info.fingerprint, "source": encoder.info.path}
-        if quantized:
+        if exported:
             model_meta["query_int8"] = check_int8(staged, encoder.info, texts)
             if not model_meta["query_int8"]["used_for_queries"]:
                 staged.onnx_int8.unlink()
