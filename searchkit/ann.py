@@ -102,12 +102,13 @@ def calibrate(index, kind: str, vectors: np.ndarray, config: AnnConfig, queries:
     k = min(k, rows - 1)
     if k < 1:
         return {"recall@10": 1.0}
-    rng = np.random.default_rng(config.seed)
+    sample = None  # the stored rows used as queries, each to be excluded from its own results
     if queries is not None and len(queries):
-        source, sample = "query vectors", np.full(len(queries), -1)
+        source = "query vectors"
         truth = exact_top(vectors, queries, k)
     else:
         source = "stored vectors (self excluded)"
+        rng = np.random.default_rng(config.seed)
         sample = np.sort(rng.choice(rows, size=min(config.calibration_queries, rows), replace=False))
         queries = vectors[sample]
         truth = exact_top(vectors, queries, k, exclude=sample)
@@ -118,7 +119,10 @@ def calibrate(index, kind: str, vectors: np.ndarray, config: AnnConfig, queries:
     for value in choices:
         set_knob(index, kind, value)
         _, found = index.search(queries, k + 1)
-        found = np.array([[r for r in row if r != s][:k] for row, s in zip(found, sample, strict=True)])
+        if sample is None:
+            found = found[:, :k]  # -1 (fewer than k found) stays in place and counts as a miss
+        else:  # dropping the query's own row leaves at least k of the k + 1
+            found = np.array([[r for r in row if r != s][:k] for row, s in zip(found, sample, strict=True)])
         curve[value] = round(recall_at_k(found, truth), 4)
         if curve[value] >= config.target_recall:
             chosen = value
@@ -126,7 +130,7 @@ def calibrate(index, kind: str, vectors: np.ndarray, config: AnnConfig, queries:
     set_knob(index, kind, chosen)
     name = "ef_search" if kind.startswith("hnsw") else "nprobe"
     return {name: int(chosen), "recall@10": curve[chosen], "target_recall": config.target_recall,
-            "calibration": {"queries": len(sample), "source": source,
+            "calibration": {"queries": len(queries), "source": source,
                             "curve": {str(v): r for v, r in curve.items()}}}
 
 

@@ -259,13 +259,16 @@ class Searcher:
     def _embed(self, parsed: list[_Query]) -> np.ndarray:
         """Query embeddings; the last `cache_size` distinct normalised queries are remembered (LRU)."""
         texts = [p.normalised for p in parsed]
+        if not texts:
+            return np.zeros((0, self.encoder.info.dimension), dtype=np.float32)
         with self._encode_lock:
             missing = list(dict.fromkeys(t for t in texts if t not in self._cache))
             fresh = dict(zip(missing, self.encoder.encode(missing, batch_size=64), strict=True)) if missing else {}
-            out = np.vstack([fresh[t] if t in fresh else self._cache[t] for t in texts]).astype(np.float32)
+            out = np.vstack([fresh[t] if t in fresh else self._cache[t] for t in texts])
             if self.cache_size > 0:
                 for text in dict.fromkeys(texts):
-                    self._cache[text] = fresh[text] if text in fresh else self._cache[text]
+                    if text in fresh:
+                        self._cache[text] = fresh[text]
                     self._cache.move_to_end(text)
                 while len(self._cache) > self.cache_size:
                     self._cache.popitem(last=False)

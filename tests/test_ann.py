@@ -87,3 +87,16 @@ def test_quantised_index_end_to_end(tmp_path, catalog_file, tiny_model, built_in
         assert abs(ours[0].score - ref[0].score) < 0.03  # cosines decoded from 8-bit codes
         hybrid = searcher.search(query, k=5, mode="hybrid", filters={"brand": ["kohler"]})
         assert hybrid and all(h.fields["brand"] == "kohler" for h in hybrid)
+
+
+def test_calibration_with_query_vectors_counts_unfilled_results_as_misses():
+    import faiss
+
+    from searchkit.ann import calibrate
+
+    x = clustered_vectors(400)
+    index = faiss.index_factory(32, "IVF8,Flat", faiss.METRIC_INNER_PRODUCT)
+    index.train(x)
+    index.add(x[:12])  # at nprobe 1 most lists hold fewer than k + 1 vectors: faiss pads with -1
+    tuned = calibrate(index, "ivf-sq8", x[:12], AnnConfig(target_recall=1.0), queries=clustered_vectors(20, noise_seed=4))
+    assert tuned["calibration"]["queries"] == 20 and 0.0 <= tuned["recall@10"] <= 1.0

@@ -215,3 +215,7 @@ def test_query_embedding_cache_is_bounded_and_transparent(built_index):
     searcher._cache.clear()
     searcher.embed_queries(["fan"])
     assert not searcher._cache
+
+
+def test_no_queries_embed_to_an_empty_matrix(searcher):
+    assert searcher.embed_queries([]).shape == (0, searcher.encoder.info.dimension)
