@@ -75,6 +75,26 @@ def exact_top(vectors: np.ndarray, queries: np.ndarray, k: int, exclude: np.ndar
     return out
 
 
+class ExactIndex:
+    """Exact inner-product search over vectors held in memory, with no faiss: the same `search` contract as a faiss
+    index (scores, ids; -1 padding past the end). Used to evaluate a model without building an index folder."""
+
+    def __init__(self, vectors: np.ndarray):
+        self.vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        self.ntotal, self.d = self.vectors.shape
+
+    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        queries = np.asarray(queries, dtype=np.float32)
+        ids = np.full((len(queries), k), -1, dtype=np.int64)
+        scores = np.full((len(queries), k), -np.inf, dtype=np.float32)
+        found = min(k, self.ntotal)
+        if found:
+            top = exact_top(self.vectors, queries, found)
+            ids[:, :found] = top
+            scores[:, :found] = np.einsum("qd,qkd->qk", queries, self.vectors[top])
+        return scores, ids
+
+
 def recall_at_k(found: np.ndarray, truth: np.ndarray) -> float:
     k = truth.shape[1]
     return float(np.mean([len(set(f[f >= 0][:k]) & set(t)) / k for f, t in zip(found, truth, strict=True)]))

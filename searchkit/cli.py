@@ -152,15 +152,25 @@ def query_cmd(text, k, index_dir, mode, filters, facets, explain, model, as_json
 @click.option("--max-queries", type=click.IntRange(1), default=None)
 @click.option("--backend", type=click.Choice(["auto", "onnx-int8", "onnx", "torch"]), default="auto", show_default=True,
               help="Query encoder (auto: the index's int8 graph when its build check passed, else fp32 ONNX).")
+@click.option("--model", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Measure this model folder instead of an index: embed --catalog in memory, exact search.")
+@click.option("--catalog", type=click.Path(dir_okay=False, path_type=Path), default=DEFAULT_CATALOG, show_default=True,
+              help="With --model: the catalog to embed.")
+@click.option("--device", default=None, help="With --model: cpu, cuda (default: cuda when present).")
 @click.option("--json", "as_json", is_flag=True)
-def evaluate_cmd(pairs, index_dir, split, seed, max_queries, backend, as_json):
+def evaluate_cmd(pairs, index_dir, split, seed, max_queries, backend, model, catalog, device, as_json):
     """Measure the index on rated PAIRS: Spearman/Pearson over pairs, NDCG@10/MRR@10/Recall over the catalog."""
     from .catalog import read_pairs
     from .evaluate import EvalConfig, evaluate
     from .search import Searcher
 
-    report = evaluate(Searcher.from_dir(index_dir, backend=backend, encode_threads=None), read_pairs(pairs),
-                      EvalConfig(split=split, seed=seed, max_queries=max_queries))
+    if model is not None:
+        from .index import in_memory_searcher
+
+        searcher, index_dir = in_memory_searcher(catalog, model, device=device), model
+    else:
+        searcher = Searcher.from_dir(index_dir, backend=backend, encode_threads=None)
+    report = evaluate(searcher, read_pairs(pairs), EvalConfig(split=split, seed=seed, max_queries=max_queries))
     if as_json:
         _emit_json(report)
         return
@@ -200,7 +210,8 @@ def serve_cmd(index_dir, host, port, workers):
 @click.option("--catalog", type=click.Path(dir_okay=False, path_type=Path), default=DEFAULT_CATALOG, show_default=True)
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Model folder to write (default: models/searchkit-homedepot-RECIPE).")
-@click.option("--recipe", type=click.Choice(["seed", "mnrl", "hardneg", "cosent"]), default="mnrl", show_default=True)
+@click.option("--recipe", type=click.Choice(["seed", "mnrl", "hardneg", "cosent", "multitask"]), default="mnrl",
+              show_default=True)
 @click.option("--base-model", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Model to start from (default: base all-MiniLM-L6-v2).")
 @click.option("--epochs", type=float, default=None, help="Default: the recipe's.")

@@ -214,7 +214,11 @@ def export_onnx(model_dir: str | Path, out_path: str | Path) -> bool:
 class OnnxEncoder:
     """The query path: onnxruntime + tokenizers, no torch import (cold start in a fraction of a second)."""
 
-    def __init__(self, onnx_path: str | Path, model_dir: str | Path, info: ModelInfo, threads: int | None = None):
+    def __init__(self, onnx_path: str | Path, model_dir: str | Path, info: ModelInfo, threads: int | None = None,
+                 one_at_a_time: bool = False):
+        """one_at_a_time: run each text alone. A dynamically quantised (int8) graph scales activations over the whole
+        batch, so a text's embedding would depend on its batch-mates (measured: cosine down to 0.98 between a query
+        embedded alone and in a batch of 64); queries must embed the same however they arrive."""
         import onnxruntime as ort
         from tokenizers import Tokenizer
 
@@ -233,11 +237,13 @@ class OnnxEncoder:
         self.tokenizer.no_padding()
         self.inputs = {i.name for i in self.session.get_inputs()}
         self.path = Path(onnx_path)
+        self.one_at_a_time = one_at_a_time
         self.info = info
         self.device = "cpu (onnxruntime)"
 
     def encode(self, texts: list[str], batch_size: int = 64, progress: bool = False) -> np.ndarray:
         out = np.zeros((len(texts), self.info.dimension), dtype=np.float32)
+        batch_size = 1 if self.one_at_a_time else batch_size
         encoded = self.tokenizer.encode_batch(list(texts))
         order = np.argsort([len(e.ids) for e in encoded], kind="stable")
         for start in range(0, len(order), batch_size):

@@ -107,6 +107,10 @@ def rrf(rankings: list[np.ndarray], k: int = RRF_K) -> dict[int, float]:
 
 def flat_vectors(index: Any) -> np.ndarray | None:
     """A zero-copy (n, d) view of the stored vectors for flat storage (IndexFlat, IndexHNSWFlat), else None."""
+    from .ann import ExactIndex
+
+    if isinstance(index, ExactIndex):
+        return index.vectors
     import faiss
 
     storage = faiss.downcast_index(index.storage) if hasattr(index, "storage") else index
@@ -219,7 +223,8 @@ class Searcher:
             info = ModelInfo(name=manifest.model["name"], path=str(files.model), fingerprint=expected,
                              dimension=manifest.dimension, text=config)
             graph = files.onnx_int8 if backend == "onnx-int8" else files.onnx
-            encoder: Encoder = OnnxEncoder(graph, files.model, info, threads=encode_threads)
+            encoder: Encoder = OnnxEncoder(graph, files.model, info, threads=encode_threads,
+                                           one_at_a_time=backend == "onnx-int8")
         else:
             encoder = load_encoder(files.model, device=device)
         normaliser = Normaliser(config, BrandMatcher.from_names(text.get("brands", [])),

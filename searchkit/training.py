@@ -6,6 +6,8 @@ Recipes (all text goes through searchkit.text, exactly as at index and query tim
   mnrl    retrieval over the whole catalog: MultipleNegativesRankingLoss on relevant pairs (relevance >= 2.33)
           with in-batch negatives (no duplicate texts in a batch), queries with a detected brand
   cosent  CoSENTLoss on the graded labels, queries with a detected brand
+  hardneg mnrl plus one hard negative per pair (a rated-irrelevant product, else one BM25 ranks 10th-40th)
+  multitask  hardneg and cosent together: batches drawn from both objectives in proportion to their sizes
 """
 
 from __future__ import annotations
@@ -21,7 +23,14 @@ from pathlib import Path
 import pandas as pd
 
 from .catalog import read_catalog, read_pairs
-from .encoder import MODEL_INFO_FILE, base_model_dir, describe_model, model_fingerprint, pick_device
+from .encoder import (
+    MODEL_INFO_FILE,
+    base_model_dir,
+    describe_model,
+    model_fingerprint,
+    pick_device,
+    read_model_info,
+)
 from .errors import CatalogError, SearchkitError
 from .splits import SplitConfig, split_pairs
 from .text import BrandMatcher, CachedStemmer, Normaliser, TextConfig
@@ -42,6 +51,7 @@ class Recipe:
     warmup_ratio: float = 0.1
     min_relevance: float | None = None  # mnrl: positives only
     hard_negatives: bool = False  # mnrl: add one hard negative per pair (a rated-irrelevant or BM25-mined product)
+    graded: bool = False  # mnrl: also a CoSENT objective on every rated pair's label (multi-task)
 
 
 RECIPES = {
@@ -50,6 +60,8 @@ RECIPES = {
     "cosent": Recipe("cosent", "cosent", epochs=1, batch_size=16, lr=2e-5, query_brand="detect"),
     "hardneg": Recipe("hardneg", "mnrl", epochs=1, batch_size=32, lr=2e-5, query_brand="detect",
                       min_relevance=RELEVANT, hard_negatives=True),
+    "multitask": Recipe("multitask", "mnrl", epochs=1, batch_size=32, lr=2e-5, query_brand="detect",
+                        min_relevance=RELEVANT, hard_negatives=True, graded=True),
 }
 IRRELEVANT = 1.67  # at or below: most raters said not relevant
 MINED_BAND = (10, 40)  # BM25 ranks to mine negatives from: similar wording, but past the likely-relevant top
@@ -118,6 +130,15 @@ def mine_negatives(pairs: pd.DataFrame, products: pd.DataFrame, norm: Normaliser
     return out
 
 
+def training_sets(pairs: pd.DataFrame, products: pd.DataFrame, recipe: Recipe, norm: Normaliser,
+                  seed: int = 42) -> dict[str, dict[str, list]]:
+    """Each objective's columns by objective name ("main", plus "graded" for a multi-task recipe)."""
+    sets = {"main": training_rows(pairs, products, recipe, norm, seed)}
+    if recipe.graded:
+        sets["graded"] = training_rows(pairs, products, replace(recipe, min_relevance=None), norm, seed)
+    return sets
+
+
 def training_rows(pairs: pd.DataFrame, products: pd.DataFrame, recipe: Recipe, norm: Normaliser,
                   seed: int = 42) -> dict[str, list]:
     """The columns the recipe's loss reads, texts already normalised."""
@@ -140,9 +161,11 @@ def training_rows(pairs: pd.DataFrame, products: pd.DataFrame, recipe: Recipe, n
             "score": [float((r - 1.0) / 2.0) for r in pairs["relevance"]]}
 
 
-def _loss(model, recipe: Recipe):
+def _loss(model, recipe: Recipe, objective: str = "main"):
     from sentence_transformers.sentence_transformer import losses
 
+    if objective == "graded":
+        return losses.CoSENTLoss(model)
     if recipe.loss == "cosine":
         return losses.CosineSimilarityLoss(model)
     if recipe.loss == "cosent":
@@ -184,10 +207,13 @@ def _evaluator(val: pd.DataFrame, products: pd.DataFrame, norm: Normaliser, conf
 
 def _write_card(out: Path, config: TrainConfig, recipe: Recipe, text: TextConfig, counts: dict, metrics: dict,
                 seconds: float, base: Path) -> None:
+    init = read_model_info(base)
     info = {
         "name": out.name,
         "base_model": "sentence-transformers/all-MiniLM-L6-v2",
         "base_fingerprint": model_fingerprint(base),
+        "init_model": init.get("name") or base.name,  # the weights training started from
+        "history": [*init.get("history", []), f"recipe {recipe.name} from {init.get('name') or base.name}"],
         "recipe": asdict(recipe),
         "text": text.to_dict(),
         "split": asdict(config.split),
@@ -225,8 +251,8 @@ def train(config: TrainConfig) -> Path:
     parts = split_pairs(read_pairs(config.pairs), config.split)
     text = TextConfig(query_brand=recipe.query_brand)
     norm = _normaliser(products, text)
-    rows = training_rows(parts["train"], products, recipe, norm, config.seed)
-    if not next(iter(rows.values())):
+    sets = training_sets(parts["train"], products, recipe, norm, config.seed)
+    if not next(iter(sets["main"].values())):
         raise CatalogError(f"{config.pairs}: no training pairs left after the split and filters")
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -235,6 +261,7 @@ def train(config: TrainConfig) -> Path:
     from sentence_transformers import SentenceTransformer, SentenceTransformerTrainer
     from sentence_transformers.sentence_transformer.training_args import (
         BatchSamplers,
+        MultiDatasetBatchSamplers,
         SentenceTransformerTrainingArguments,
     )
 
@@ -243,7 +270,9 @@ def train(config: TrainConfig) -> Path:
     device = pick_device(config.device)
     model = SentenceTransformer(str(base), device=device, local_files_only=True,
                                 model_kwargs={"dtype": "float32"})  # fp16 shipped weights train in fp32
-    dataset = Dataset.from_dict(rows)
+    datasets = {name: Dataset.from_dict(rows) for name, rows in sets.items()}
+    dataset = datasets["main"] if len(datasets) == 1 else datasets
+    loss = _loss(model, recipe) if len(datasets) == 1 else {name: _loss(model, recipe, name) for name in datasets}
     checkpoints = config.out / "checkpoints"
     args = SentenceTransformerTrainingArguments(
         output_dir=str(checkpoints),
@@ -255,6 +284,7 @@ def train(config: TrainConfig) -> Path:
         seed=config.seed,
         data_seed=config.seed,
         batch_sampler=BatchSamplers.NO_DUPLICATES if recipe.loss == "mnrl" else BatchSamplers.BATCH_SAMPLER,
+        multi_dataset_batch_sampler=MultiDatasetBatchSamplers.PROPORTIONAL,
         eval_strategy="steps",
         eval_steps=config.eval_steps,
         save_strategy="steps",
@@ -269,10 +299,11 @@ def train(config: TrainConfig) -> Path:
     )
     evaluator = _evaluator(parts["val"], products, norm, config)
     trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=dataset,
-                                         loss=_loss(model, recipe), evaluator=evaluator)
+                                         loss=loss, evaluator=evaluator)
     resume = config.resume and checkpoints.is_dir() and any(checkpoints.glob("checkpoint-*"))
     started = time.perf_counter()
-    log.info("training %s on %d rows (%s), resume=%s", recipe.name, len(dataset), device, resume)
+    rows = sum(len(d) for d in datasets.values())
+    log.info("training %s on %d rows (%s), resume=%s", recipe.name, rows, device, resume)
     trainer.train(resume_from_checkpoint=True if resume else None)
     seconds = time.perf_counter() - started
     metrics = {k: float(v) for k, v in evaluator(model).items()}
@@ -282,7 +313,7 @@ def train(config: TrainConfig) -> Path:
     model.save(str(config.out))
     model.float()
     counts = {f"{name}_queries": int(frame["query"].nunique()) for name, frame in parts.items()}
-    counts["train_rows"] = len(dataset)
+    counts["train_rows"] = {name: len(d) for name, d in datasets.items()} if len(datasets) > 1 else rows
     _write_card(config.out, config, recipe, text, counts, metrics, seconds, base)
     describe_model(config.out, model.get_embedding_dimension())  # the saved folder loads and fingerprints
     return config.out

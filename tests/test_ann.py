@@ -100,3 +100,19 @@ def test_calibration_with_query_vectors_counts_unfilled_results_as_misses():
     index.add(x[:12])  # at nprobe 1 most lists hold fewer than k + 1 vectors: faiss pads with -1
     tuned = calibrate(index, "ivf-sq8", x[:12], AnnConfig(target_recall=1.0), queries=clustered_vectors(20, noise_seed=4))
     assert tuned["calibration"]["queries"] == 20 and 0.0 <= tuned["recall@10"] <= 1.0
+
+
+def test_exact_index_matches_numpy_and_pads_past_the_end():
+    import numpy as np
+
+    from searchkit.ann import ExactIndex
+
+    rng = np.random.default_rng(3)
+    vectors = rng.normal(size=(50, 8)).astype(np.float32)
+    queries = rng.normal(size=(4, 8)).astype(np.float32)
+    scores, ids = ExactIndex(vectors).search(queries, 5)
+    full = queries @ vectors.T
+    assert (ids == np.argsort(-full, axis=1)[:, :5]).all()
+    assert np.allclose(scores, np.sort(full, axis=1)[:, ::-1][:, :5], atol=1e-5)
+    scores, ids = ExactIndex(vectors[:3]).search(queries, 5)
+    assert (ids[:, 3:] == -1).all() and (ids[:, :3] >= 0).all()

@@ -105,3 +105,13 @@ def test_if_stale_skips_a_current_index_and_rebuilds_a_changed_one(run, tmp_path
     catalog_frame.head(30).to_parquet(path, index=False)
     changed = run("build-index", path, "--model", tiny_model, "--out", out, "--if-stale")
     assert "changed since the index was built" in changed.output and "indexed 30 products" in changed.output
+
+
+def test_cli_evaluates_a_model_without_an_index(run, catalog_file, tiny_model, pairs_file):
+    import json
+
+    result = run("evaluate", pairs_file, "--model", tiny_model, "--catalog", catalog_file, "--split", "all",
+                 "--device", "cpu", "--json")
+    report = json.loads(result.output)
+    assert report["index"]["model"] == tiny_model.name and report["queries"] > 0
+    assert 0.0 <= report["retrieval"]["hybrid"]["ndcg@10"] <= 1.0

@@ -38,3 +38,22 @@ def test_max_queries_and_unknown_products(searcher, pairs_file):
     bad = pd.DataFrame({"query": ["x"], "product_id": ["nope"], "relevance": [3.0]})
     with pytest.raises(Exception, match="not in the index"):
         evaluate(searcher, bad, EvalConfig(split="all"))
+
+
+def test_in_memory_model_evaluation_matches_the_index_and_needs_no_faiss(built_index, catalog_file, tiny_model,
+                                                                        pairs_file, monkeypatch):
+    from searchkit import Searcher
+    from searchkit.index import in_memory_searcher
+
+    config = EvalConfig(split="all")
+    disk = Searcher.from_dir(built_index, backend="torch")
+    on_disk = evaluate(disk, read_pairs(pairs_file), config)
+    expected = [h.score for h in disk.search("toilet seat", k=5, mode="dense")]
+    monkeypatch.setitem(__import__("sys").modules, "faiss", None)  # `import faiss` now fails
+    memory = in_memory_searcher(catalog_file, tiny_model, device="cpu")
+    report = evaluate(memory, read_pairs(pairs_file), config)
+    assert report["pairs"]["spearman"] == pytest.approx(on_disk["pairs"]["spearman"], abs=1e-6)
+    for mode in ("dense", "lexical", "hybrid"):  # equal up to the order of tied products (generated duplicates)
+        assert report["retrieval"][mode]["ndcg@10"] == pytest.approx(on_disk["retrieval"][mode]["ndcg@10"], abs=1e-3)
+    assert [h.score for h in memory.search("toilet seat", k=5, mode="dense")] == pytest.approx(expected, abs=1e-5)
+

@@ -130,3 +130,23 @@ def test_rebuild_replaces_atomically(index_copy, tmp_path, catalog_frame, tiny_m
     build_index(smaller, index_copy, model=tiny_model)
     assert len(Searcher.from_dir(index_copy)) == 50
     assert sorted(p.name for p in index_copy.parent.iterdir() if p.name.startswith(".")) == []
+
+
+@pytest.mark.parametrize(("device", "expected"), [("cpu", 64), ("cuda", 1024), ("cuda:0", 1024)])
+def test_catalog_batch_grows_on_a_gpu(tmp_path, device, expected):
+    from searchkit.index import GPU_BATCH, encode_catalog
+
+    class Recording:
+        info = None
+
+        def __init__(self):
+            self.device, self.batches = device, []
+
+        def encode(self, texts, batch_size=64, progress=False):
+            self.batches.append(batch_size)
+            return np.zeros((len(texts), 4), dtype=np.float32)
+
+    encoder = Recording()
+    vectors, how = encode_catalog(["a b", "c"], encoder, store.IndexFiles(tmp_path), IndexConfig(bulk="torch"), False)
+    assert vectors.shape == (2, 4) and encoder.batches == [expected] and how == f"torch {device}"
+    assert GPU_BATCH == 1024

@@ -85,3 +85,19 @@ def test_int8_query_graph_dropped_when_too_far_from_fp32(tmp_path, catalog_file,
     assert Searcher.from_dir(tmp_path / "idx").encoder.path.name == "encoder.onnx"
     with pytest.raises(IndexFormatError, match="no usable encoder-int8.onnx"):
         Searcher.from_dir(tmp_path / "idx", backend="onnx-int8")
+
+
+def test_int8_query_embedding_does_not_depend_on_batch_mates(tmp_path, built_index):
+    """Dynamic int8 quantisation scales activations over a whole batch: queries are run one at a time so that a
+    query embeds (and ranks) the same alone as in a batch."""
+    from searchkit.encoder import OnnxEncoder
+
+    assert (built_index / "encoder-int8.onnx").is_file()  # the tiny model passes the build's int8 check
+    searcher = Searcher.from_dir(built_index, backend="onnx-int8")
+    queries = ["kohler toilet seat", "swag light kit with a long chain in brushed nickel", "fan", "white paint"]
+    searcher.cache_size = 0
+    together = searcher.embed_queries(queries)
+    alone = np.vstack([searcher.embed_queries([q]) for q in queries])
+    assert np.array_equal(together, alone)
+    batched = OnnxEncoder(searcher.encoder.path, built_index / "model", searcher.encoder.info)  # the old behaviour
+    assert not np.array_equal(batched.encode([searcher._parse(q).normalised for q in queries], batch_size=64), alone)

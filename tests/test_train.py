@@ -7,7 +7,7 @@ from searchkit.encoder import describe_model
 from searchkit.splits import SplitConfig
 
 
-@pytest.mark.parametrize("recipe", ["mnrl", "seed", "hardneg"])
+@pytest.mark.parametrize("recipe", ["mnrl", "seed", "hardneg", "multitask"])
 def test_few_steps_make_a_loadable_model(tmp_path, tiny_model, catalog_file, pairs_file, recipe):
     out = tmp_path / f"m-{recipe}"
     config = TrainConfig(pairs=pairs_file, catalog=catalog_file, out=out, recipe=recipe, base_model=tiny_model,
@@ -41,3 +41,23 @@ def test_resume_continues_from_checkpoint(tmp_path, tiny_model, catalog_file, pa
 def test_unknown_recipe_refused():
     with pytest.raises(SearchkitError, match="unknown recipe"):
         TrainConfig(recipe="magic").resolved_recipe()
+
+
+def test_multitask_trains_both_objectives(tmp_path, tiny_model, catalog_file, pairs_file):
+    from searchkit.catalog import read_catalog, read_pairs
+    from searchkit.training import RECIPES, _normaliser, training_sets
+    from searchkit.text import TextConfig
+
+    products = read_catalog(catalog_file)
+    pairs = read_pairs(pairs_file)
+    sets = training_sets(pairs, products, RECIPES["multitask"], _normaliser(products, TextConfig()))
+    assert set(sets) == {"main", "graded"}
+    assert set(sets["main"]) == {"anchor", "positive", "negative"} and set(sets["graded"]) == {"sentence1", "sentence2",
+                                                                                                 "score"}
+    assert len(sets["graded"]["score"]) == len(pairs) > len(sets["main"]["anchor"])
+    out = tmp_path / "mt"
+    train(TrainConfig(pairs=pairs_file, catalog=catalog_file, out=out, recipe="multitask", base_model=tiny_model,
+                      max_steps=4, eval_steps=100, save_steps=100, batch_size=8, eval_queries=10, eval_corpus=30))
+    info = json.loads((out / "searchkit.json").read_text())
+    assert set(info["data"]["train_rows"]) == {"main", "graded"}
+    assert info["init_model"] == tiny_model.name and info["history"][-1].startswith("recipe multitask from")

@@ -1,0 +1,259 @@
+"""One prepared run on a lent GPU machine (CUDA + torch; faiss is not needed): the GPU encoding path side by side
+with plain `SentenceTransformer.encode`, then a training sweep on the GPU whose candidates are measured on the
+validation split (queries unseen in training; the test split is never looked at here), and the chosen model
+packed to come back.
+
+    python benchmarks/gpu_session.py --out DIR [--budget 470] [--device cuda] [--quick]
+
+Writes DIR/gpu_session.json after every step (a run cut short still reports what it finished), prints a table, and
+packs the chosen candidate as DIR/chosen-model.tar.NN (15 MB parts: `cat chosen-model.tar.* | tar x`).
+--quick: a few steps and queries on the CPU, to rehearse the whole script before spending device time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import platform
+import shutil
+import sys
+import tarfile
+import time
+import traceback
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from searchkit.catalog import read_catalog, read_pairs  # noqa: E402
+from searchkit.evaluate import EvalConfig, evaluate  # noqa: E402
+from searchkit.index import in_memory_searcher, product_texts  # noqa: E402
+from searchkit.splits import split_pairs  # noqa: E402
+from searchkit.training import RELEVANT, TrainConfig, train  # noqa: E402
+
+SHIPPED = Path("models/searchkit-homedepot")  # relative: run from the repo root (as recorded in model cards)
+CATALOG = Path("catalog/homedepot-products.parquet")
+PAIRS = Path("catalog/homedepot-pairs.parquet")
+PART_BYTES = 15 * 1024 * 1024
+
+# name -> (recipe, epochs, batch size, lr), all starting from the shipped model; run in this order while time lasts
+CANDIDATES = {
+    "hardneg-b128-e3": ("hardneg", 3, 128, 3e-5),
+    "hardneg-b256-e4": ("hardneg", 4, 256, 3e-5),
+    "multitask-b64-e2": ("multitask", 2, 64, 2e-5),
+    "multitask-b128-e3": ("multitask", 3, 128, 3e-5),
+    "multitask-b128-e2": ("multitask", 2, 128, 3e-5),
+    "cosent-b32-e1": ("cosent", 1, 32, 2e-5),
+}
+
+
+def summary(report: dict) -> dict:
+    r = report["retrieval"]
+    return {"spearman": round(report["pairs"]["spearman"], 4), "queries": report["queries"],
+            **{f"{mode}_ndcg@10": round(r[mode]["ndcg@10"], 4) for mode in r},
+            **{f"{mode}_recall@100": round(r[mode]["recall@100"], 4) for mode in r}}
+
+
+_FIRST: dict = {}  # the first in-memory searcher: its catalog texts, BM25 index and spell vocabulary are reused
+
+
+def measure(model, catalog: Path, config: EvalConfig, device: str, pairs) -> tuple[dict, float]:
+    """Val metrics of a model over the whole catalog (exact search), as build-index + Searcher would rank."""
+    from searchkit.ann import ExactIndex
+    from searchkit.encoder import load_encoder
+    from searchkit.search import Searcher
+
+    started = time.perf_counter()
+    first = _FIRST.get("searcher")
+    encoder = load_encoder(model, device=device)
+    if first is None or encoder.info.text != first.normaliser.config:
+        searcher = in_memory_searcher(catalog, model, device=device, encoder=encoder)
+        _FIRST.setdefault("searcher", searcher)
+        _FIRST.setdefault("texts", product_texts(searcher.products, searcher.normaliser))
+    else:
+        vectors = encoder.encode(_FIRST["texts"], batch_size=256)
+        searcher = Searcher(ExactIndex(vectors), first.table, encoder, first.manifest, first.normaliser,
+                            first.lexical, first.corrector)
+    return summary(evaluate(searcher, pairs, config)), round(time.perf_counter() - started, 1)
+
+
+def small_data(work: Path) -> tuple[Path, Path]:
+    """--quick: the pairs of 300 queries and a catalog of their products plus 700 others."""
+    pairs, products = read_pairs(PAIRS), read_catalog(CATALOG)
+    pairs = pairs[pairs["query"].isin(sorted(set(pairs["query"]))[:300])]
+    keep = set(pairs["product_id"]) | set(products["product_id"].head(700))
+    pairs.to_parquet(work / "pairs.parquet", index=False)
+    products[products["product_id"].isin(keep)].to_parquet(work / "products.parquet", index=False)
+    return work / "products.parquet", work / "pairs.parquet"
+
+
+def encode_bench(device: str, quick: bool) -> dict:
+    """Plain SentenceTransformer.encode (fp32, its default batch 32) vs searchkit's encoder on the same texts."""
+    import numpy as np
+    import torch
+    from sentence_transformers import SentenceTransformer
+
+    from searchkit.encoder import SentenceTransformerEncoder
+    from searchkit.text import BrandMatcher, CachedStemmer, Normaliser
+
+    ours = SentenceTransformerEncoder(SHIPPED, device=device)
+    products = read_catalog(CATALOG)
+    norm = Normaliser(ours.info.text, BrandMatcher.from_names(products["brand"].unique()), CachedStemmer())
+    texts = product_texts(products, norm)[: 300 if quick else None]
+    plain = SentenceTransformer(str(SHIPPED), device=device, local_files_only=True, model_kwargs={"dtype": "float32"})
+    plain.float()
+
+    def timed(fn):
+        fn(texts[:256])
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+        started = time.perf_counter()
+        out = fn(texts)
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+        return out, len(texts) / (time.perf_counter() - started)
+
+    ref, plain_rate = timed(lambda t: plain.encode(t, convert_to_numpy=True, normalize_embeddings=True))
+    rows = {"plain_st_fp32_b32": round(plain_rate, 1)}
+    for batch in (64, 256, 1024):
+        vectors, rate = timed(lambda t, b=batch: ours.encode(t, batch_size=b))
+        cos = (np.asarray(ref, dtype=np.float32) * vectors).sum(1)
+        rows[f"searchkit_b{batch}"] = round(rate, 1)
+        rows[f"searchkit_b{batch}_cosine_min"] = round(float(cos.min()), 4)
+    rows["searchkit_dtype"] = str(next(ours.model.parameters()).dtype)
+    rows["texts"] = len(texts)
+    return rows
+
+
+def pack(model_dir: Path, out: Path) -> list[str]:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        tar.add(model_dir, arcname=model_dir.name, filter=lambda t: None if "/checkpoints" in t.name else t)
+    data = buffer.getvalue()
+    names = []
+    for i in range(0, len(data), PART_BYTES):
+        name = f"chosen-model.tar.{i // PART_BYTES:02d}"
+        (out / name).write_bytes(data[i:i + PART_BYTES])
+        names.append(name)
+    return names
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--work", type=Path, default=Path("/tmp/searchkit-gpu"))
+    parser.add_argument("--budget", type=float, default=470.0, help="seconds of work before packing up")
+    parser.add_argument("--device", default="cuda")
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--only", nargs="*", default=None, help="candidate names to run (default: all)")
+    parser.add_argument("--skip", nargs="*", default=(), choices=("encode", "shipped"), help="steps to leave out")
+    parser.add_argument("--step-seconds", type=float, default=0.11,  # H200, 2026-11-27: 0.08-0.11 by recipe
+                        help="first guess of seconds per training step, scaled to batch 64 (sqrt of the batch)")
+    args = parser.parse_args()
+    args.out, args.work = args.out.resolve(), args.work.resolve()
+    os.chdir(ROOT)
+    started = time.perf_counter()
+    deadline = started + args.budget
+    if args.quick:
+        args.device = "cpu"
+    args.out.mkdir(parents=True, exist_ok=True)
+    args.work.mkdir(parents=True, exist_ok=True)
+    report: dict = {"benchmark": "gpu_session", "command": " ".join(sys.argv), "started": time.strftime("%F %T"),
+                    "machine": f"{platform.node()} {platform.machine()}, {os.cpu_count()} cpus", "steps": {}}
+
+    def save() -> None:
+        report["elapsed_s"] = round(time.perf_counter() - started, 1)
+        (args.out / "gpu_session.json").write_text(json.dumps(report, indent=1, sort_keys=True))
+
+    def step(name, fn):
+        t = time.perf_counter()
+        try:
+            result = fn()
+            report["steps"][name] = {"ok": True, "seconds": round(time.perf_counter() - t, 1), **result}
+        except Exception as exc:  # one failed step must not cost the others their device time
+            report["steps"][name] = {"ok": False, "seconds": round(time.perf_counter() - t, 1),
+                                     "error": f"{type(exc).__name__}: {exc}", "trace": traceback.format_exc()[-3000:]}
+        print(f"[{time.perf_counter() - started:6.1f}s] {name}: {json.dumps(report['steps'][name])[:600]}", flush=True)
+        save()
+        return report["steps"][name]
+
+    def environment():
+        import torch
+
+        import sentence_transformers
+        import transformers
+
+        return {"torch": torch.__version__, "cuda": torch.version.cuda, "sentence_transformers":
+                sentence_transformers.__version__, "transformers": transformers.__version__,
+                "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
+
+    step("environment", environment)
+    if "encode" not in args.skip:
+        step("encode", lambda: encode_bench(args.device, args.quick))
+
+    catalog, pairs_path = small_data(args.work) if args.quick else (CATALOG, PAIRS)
+    pairs = read_pairs(pairs_path)
+    config = EvalConfig(split="val")
+    baseline = {} if "shipped" in args.skip else step("shipped", lambda: dict(zip(
+        ("val", "eval_seconds"), measure(SHIPPED, catalog, config, args.device, pairs), strict=True)))
+    train_part = split_pairs(pairs)["train"]
+    sizes = {"main_mnrl": int((train_part["relevance"] >= RELEVANT).sum()), "graded": len(train_part)}
+    eval_seconds = baseline.get("eval_seconds", 60.0)
+    step_seconds = args.step_seconds  # a guess until the first candidate measures it
+    chosen = None
+    for name, (recipe, epochs, batch, lr) in CANDIDATES.items():
+        if args.only is not None and name not in args.only:
+            continue
+        rows = sizes["graded"] if recipe in ("cosent", "seed") else sizes["main_mnrl"] + (
+            sizes["graded"] if recipe == "multitask" else 0)
+        steps = 2 if args.quick else int(epochs * rows / batch)
+        need = steps * step_seconds * (batch / 64) ** 0.5 + eval_seconds + 30
+        if time.perf_counter() + need > deadline:
+            left = deadline - time.perf_counter()
+            report["steps"][name] = {"ok": False, "skipped": f"needs ~{need:.0f} s, {left:.0f} s left"}
+            save()
+            continue
+        out = args.work / name
+
+        def run(out=out, recipe=recipe, epochs=epochs, batch=batch, lr=lr, steps=steps):
+            t = time.perf_counter()
+            train(TrainConfig(pairs=pairs_path, catalog=catalog, out=out, recipe=recipe, base_model=SHIPPED,
+                              epochs=epochs, batch_size=batch, lr=lr, device=args.device,
+                              max_steps=steps if args.quick else -1, eval_steps=10**6, save_steps=10**6,
+                              eval_queries=20 if args.quick else 300, eval_corpus=50 if args.quick else 3000))
+            train_s = time.perf_counter() - t
+            val, seconds = measure(out, catalog, config, args.device, pairs)
+            info = json.loads((out / "searchkit.json").read_text())
+            return {"recipe": recipe, "epochs": epochs, "batch": batch, "lr": lr, "steps": steps,
+                    "train_seconds": round(train_s, 1), "eval_seconds": seconds, "val": val,
+                    "card_validation": info.get("validation", {})}
+
+        result = step(name, run)
+        if result["ok"]:
+            step_seconds = result["train_seconds"] / max(steps, 1) / (batch / 64) ** 0.5
+            best = report["steps"].get(chosen, {}).get("val", {}).get("hybrid_ndcg@10", -1) if chosen else -1
+            if result["val"]["hybrid_ndcg@10"] > best:
+                chosen = name
+    shipped = baseline.get("val", {})
+    if chosen:
+        val = report["steps"][chosen]["val"]
+        report["chosen"] = {"name": chosen, "rule": "best val hybrid NDCG@10", "val": val,
+                            "beats_shipped_on_all_three": all(  # None: the shipped model was not measured
+                                val[m] >= shipped[m] for m in ("hybrid_ndcg@10", "dense_ndcg@10", "spearman"))
+                            if shipped else None,
+                            "parts": pack(args.work / chosen, args.out)}
+    save()
+    print(f"\n{'candidate':<22} {'spearman':>8} {'dense':>7} {'hybrid':>7} {'train s':>8}")
+    for name, s in report["steps"].items():
+        if "val" in s:
+            print(f"{name:<22} {s['val']['spearman']:8.4f} {s['val']['dense_ndcg@10']:7.4f} "
+                  f"{s['val']['hybrid_ndcg@10']:7.4f} {s.get('train_seconds', 0):8.1f}")
+    print(json.dumps({k: v for k, v in report.items() if k != "steps"}))
+    if not args.quick:
+        shutil.rmtree(args.work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
