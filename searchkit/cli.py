@@ -165,7 +165,12 @@ def evaluate_cmd(pairs, index_dir, split, seed, max_queries, backend, model, cat
     from .search import Searcher
 
     if model is not None:
+        from click.core import ParameterSource
+
         from .index import in_memory_searcher
+
+        if click.get_current_context().get_parameter_source("index_dir") != ParameterSource.DEFAULT:
+            raise click.UsageError("give --index or --model, not both")
 
         searcher, index_dir = in_memory_searcher(catalog, model, device=device), model
     else:

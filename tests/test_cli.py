@@ -115,3 +115,5 @@ def test_cli_evaluates_a_model_without_an_index(run, catalog_file, tiny_model, p
     report = json.loads(result.output)
     assert report["index"]["model"] == tiny_model.name and report["queries"] > 0
     assert 0.0 <= report["retrieval"]["hybrid"]["ndcg@10"] <= 1.0
+    both = CliRunner().invoke(main, ["evaluate", str(pairs_file), "--model", str(tiny_model), "--index", "x"])
+    assert both.exit_code == 2 and "not both" in both.output

@@ -101,3 +101,15 @@ def test_int8_query_embedding_does_not_depend_on_batch_mates(tmp_path, built_ind
     assert np.array_equal(together, alone)
     batched = OnnxEncoder(searcher.encoder.path, built_index / "model", searcher.encoder.info)  # the old behaviour
     assert not np.array_equal(batched.encode([searcher._parse(q).normalised for q in queries], batch_size=64), alone)
+
+
+def test_onnx_encoding_in_chunks_keeps_row_order(built_index, monkeypatch):
+    import searchkit.encoder
+
+    encoder = Searcher.from_dir(built_index, backend="onnx").encoder
+    texts = [f"toilet seat {'white ' * (i % 5)}{i}" for i in range(23)]
+    whole = encoder.encode(texts, batch_size=4)
+    monkeypatch.setattr(searchkit.encoder, "TOKENIZE_CHUNK", 5)
+    chunked = encoder.encode(texts, batch_size=4)
+    assert chunked.shape == (23, whole.shape[1]) and np.allclose(chunked, whole, atol=1e-5)
+    assert np.allclose(encoder.encode(texts[7:8]), whole[7:8], atol=1e-5)
