@@ -3,7 +3,7 @@ with plain `SentenceTransformer.encode`, then a training sweep on the GPU whose 
 validation split (queries unseen in training; the test split is never looked at here), and the chosen model
 packed to come back.
 
-    python benchmarks/gpu_session.py --out DIR [--budget 470] [--device cuda] [--quick]
+    python benchmarks/gpu_session.py --out DIR [--budget 470] [--device cuda] [--tests] [--quick]
 
 Writes DIR/gpu_session.json after every step (a run cut short still reports what it finished), prints a table, and
 packs the chosen candidate as DIR/chosen-model.tar.NN (15 MB parts: `cat chosen-model.tar.* | tar x`).
@@ -127,6 +127,16 @@ def encode_bench(device: str, quick: bool) -> dict:
     return rows
 
 
+def run_tests() -> dict:
+    """The CUDA-marked tests (torch on the GPU) and the faiss-gpu ones (skipped where faiss has no GPU)."""
+    import subprocess
+
+    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_cuda.py",
+                           "tests/test_gpu.py"], capture_output=True, text=True, cwd=ROOT)
+    lines = done.stdout.strip().splitlines()
+    return {"returncode": done.returncode, "summary": lines[-1] if lines else "", "tail": done.stdout[-2500:]}
+
+
 def pack(model_dir: Path, out: Path) -> list[str]:
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w") as tar:
@@ -149,6 +159,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--only", nargs="*", default=None, help="candidate names to run (default: all)")
     parser.add_argument("--skip", nargs="*", default=(), choices=("encode", "shipped"), help="steps to leave out")
+    parser.add_argument("--tests", action="store_true", help="first run tests/test_cuda.py and tests/test_gpu.py")
     parser.add_argument("--step-seconds", type=float, default=0.11,  # H200, 2026-11-27: 0.08-0.11 by recipe
                         help="first guess of seconds per training step, scaled to batch 64 (sqrt of the batch)")
     args = parser.parse_args()
@@ -190,6 +201,8 @@ def main() -> None:
                 "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
 
     step("environment", environment)
+    if args.tests:
+        step("tests", run_tests)
     if "encode" not in args.skip:
         step("encode", lambda: encode_bench(args.device, args.quick))
 

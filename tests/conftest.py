@@ -27,6 +27,14 @@ def pytest_collection_modifyitems(config, items):
         for item in items:
             if "gpu" in item.keywords:
                 item.add_marker(skip)
+    if any("cuda" in item.keywords for item in items):
+        import torch
+
+        if not torch.cuda.is_available():
+            skip = pytest.mark.skip(reason="needs a CUDA device (torch)")
+            for item in items:
+                if "cuda" in item.keywords:
+                    item.add_marker(skip)
 
 
 @pytest.fixture(scope="session")
