@@ -121,7 +121,7 @@ def query_cmd(text, k, index_dir, mode, filters, facets, explain, model, as_json
 
     check_query(text)
     wanted = merge_filters(list(filters)) or None
-    searcher = Searcher.from_dir(index_dir, model=model)
+    searcher = Searcher.from_dir(index_dir, model=model, mmap=True)  # one query: map, don't read, the big files
     mode = mode or DEFAULT_MODE
     if facets:
         hits, counts = searcher.search_with_facets(text, k=k, mode=mode, filters=wanted, explain=explain)

@@ -52,11 +52,14 @@ class LexicalIndex:
         (folder / _PARAMS).write_text(json.dumps({"method": "lucene", "num_docs": self.rows}))
 
     @classmethod
-    def load(cls, folder: Path) -> LexicalIndex:
+    def load(cls, folder: Path, mmap: bool = False) -> LexicalIndex:
+        """mmap: map the two big arrays (read on use) instead of reading them; for short-lived processes only."""
         names = _NAMES if (folder / _PARAMS).is_file() else _BM25S_NAMES  # also read bm25s's own file names
         data, indices, indptr, vocab, params = (folder / n for n in names)
+        mode = "r" if mmap else None
         try:
-            return cls(np.load(data), np.load(indices), np.load(indptr), json.loads(vocab.read_text()),
+            return cls(np.load(data, mmap_mode=mode), np.load(indices, mmap_mode=mode), np.load(indptr),
+                       json.loads(vocab.read_text()),
                        int(json.loads(params.read_text())["num_docs"]))
         except (OSError, ValueError, KeyError) as exc:
             raise IndexFormatError(f"{folder}: unreadable BM25 index ({type(exc).__name__}: {exc})") from exc

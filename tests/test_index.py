@@ -150,3 +150,42 @@ def test_catalog_batch_grows_on_a_gpu(tmp_path, device, expected):
     vectors, how = encode_catalog(["a b", "c"], encoder, store.IndexFiles(tmp_path), IndexConfig(bulk="torch"), False)
     assert vectors.shape == (2, 4) and encoder.batches == [expected] and how == f"torch {device}"
     assert GPU_BATCH == 1024
+
+
+def test_unchanged_files_are_not_hashed_again_but_edited_ones_are(index_copy, monkeypatch):
+    import searchkit.store
+
+    hashed = []
+    real = searchkit.store.file_sha256
+    monkeypatch.setattr(searchkit.store, "file_sha256", lambda p: hashed.append(p.name) or real(p))
+    Searcher.from_dir(index_copy)
+    assert "index.faiss" in hashed and (index_copy / ".verified.json").is_file()
+    hashed.clear()
+    Searcher.from_dir(index_copy)
+    assert hashed == []  # every file as it was when its checksum matched
+    path = index_copy / "products.parquet"
+    data = bytearray(path.read_bytes())
+    data[100] ^= 0xFF  # same size; the write changes mtime/ctime
+    path.write_bytes(bytes(data))
+    with pytest.raises(IndexFormatError, match="checksum"):
+        Searcher.from_dir(index_copy)
+    assert hashed == ["products.parquet"]
+
+
+def test_a_forged_or_broken_stamp_only_costs_a_re_hash(index_copy):
+    Searcher.from_dir(index_copy)
+    stamp = json.loads((index_copy / ".verified.json").read_text())
+    stamp["products.parquet"]["sha256"] = "0" * 64
+    (index_copy / ".verified.json").write_text(json.dumps(stamp))
+    Searcher.from_dir(index_copy)  # the stamp's checksum disagrees with the manifest: hashed again, and it matches
+    assert json.loads((index_copy / ".verified.json").read_text())["products.parquet"]["sha256"] != "0" * 64
+    (index_copy / ".verified.json").write_text("{not json")
+    assert Searcher.from_dir(index_copy).search("toilet seat", k=3)
+
+
+def test_mapped_index_searches_like_a_read_one(built_index):
+    mapped, read = Searcher.from_dir(built_index, mmap=True), Searcher.from_dir(built_index)
+    assert isinstance(mapped.lexical.data, np.memmap) and not isinstance(read.lexical.data, np.memmap)
+    for mode in ("dense", "lexical", "hybrid"):
+        a, b = mapped.search("toilet seat white", k=8, mode=mode), read.search("toilet seat white", k=8, mode=mode)
+        assert [(h.product_id, round(h.score, 6)) for h in a] == [(h.product_id, round(h.score, 6)) for h in b]
