@@ -103,12 +103,24 @@ def check_int8(staged: store.IndexFiles, info, texts: list[str], sample: int = 2
             "min_cosine_required": QUERY_INT8_MIN_COSINE}
 
 
+def catalog_batch(encoder: Encoder, batch_size: int) -> int:
+    """Texts per batch when embedding a catalog with torch: at least GPU_BATCH on a CUDA device."""
+    return max(batch_size, GPU_BATCH) if str(getattr(encoder, "device", "cpu")).startswith("cuda") else batch_size
+
+
+def normalise_catalog(products: pd.DataFrame, encoder: Encoder) -> tuple[Normaliser, CachedStemmer, list[str]]:
+    """The normaliser for the model's text settings and the catalog's brands, its stemmer, and every product's text."""
+    stemmer = CachedStemmer()
+    normaliser = Normaliser(encoder.info.text, BrandMatcher.from_names(products["brand"].unique()), stemmer)
+    return normaliser, stemmer, product_texts(products, normaliser)
+
+
 def encode_catalog(texts: list[str], encoder: Encoder, staged: store.IndexFiles, config: IndexConfig,
                    exported: bool) -> tuple[np.ndarray, str]:
     """Embed the catalog's texts; returns the vectors and a word on how (for the manifest)."""
     device = str(getattr(encoder, "device", "cpu"))
     if config.bulk == "torch" or not exported or device.startswith("cuda"):
-        batch = max(config.batch_size, GPU_BATCH) if device.startswith("cuda") else config.batch_size
+        batch = catalog_batch(encoder, config.batch_size)
         return encoder.encode(texts, batch_size=batch, progress=config.progress), f"torch {device}"
     graph = staged.onnx_int8 if config.bulk == "onnx-int8" else staged.onnx
     bulk = OnnxEncoder(graph, staged.model, encoder.info)
@@ -159,12 +171,10 @@ def build_index(
 
     started = time.perf_counter()
     catalog_path, target = Path(catalog_path), Path(out_dir)
-    products = read_catalog(catalog_path, columns)
+    products = read_catalog(catalog_path, columns)  # bad input is refused before a model is loaded
     encoder = encoder or load_encoder(model, device=config.device)
-    brands = BrandMatcher.from_names(products["brand"].unique())
-    stemmer = CachedStemmer()
-    normaliser = Normaliser(encoder.info.text, brands, stemmer)
-    texts = product_texts(products, normaliser)
+    normaliser, stemmer, texts = normalise_catalog(products, encoder)
+    brands = normaliser.brands
 
     staged = store.staging_dir(target)
     try:
@@ -224,11 +234,8 @@ def in_memory_searcher(catalog_path: str | Path, model: str | Path | None = None
     started = time.perf_counter()
     products = read_catalog(catalog_path, columns)
     encoder = encoder or load_encoder(model, device=device)
-    brands = BrandMatcher.from_names(products["brand"].unique())
-    normaliser = Normaliser(encoder.info.text, brands, CachedStemmer())
-    texts = product_texts(products, normaliser)
-    on_gpu = str(getattr(encoder, "device", "cpu")).startswith("cuda")
-    vectors = encoder.encode(texts, batch_size=max(batch_size, GPU_BATCH) if on_gpu else batch_size)
+    normaliser, _, texts = normalise_catalog(products, encoder)
+    vectors = encoder.encode(texts, batch_size=catalog_batch(encoder, batch_size))
     manifest = store.Manifest(
         format_version=store.FORMAT_VERSION, searchkit_version="in-memory",
         built_at=datetime.now(timezone.utc).isoformat(timespec="seconds"), rows=len(products),
