@@ -59,6 +59,10 @@ def _emit_json(data) -> None:
 @click.option("--bulk", type=click.Choice(["torch", "onnx", "onnx-int8"]), default="torch", show_default=True,
               help="How to embed the catalog: sentence-transformers (GPU when present), the exported ONNX graph, "
                    "or it with int8 weights (fastest on CPU; see README for its measured quality).")
+@click.option("--bm25-k1", type=click.FloatRange(0.0), default=None, help="Keyword index term saturation "
+              "(default 0.45, chosen on the validation split).")
+@click.option("--bm25-b", type=click.FloatRange(0.0, 1.0), default=None, help="Keyword index length "
+              "normalisation (default 0.5).")
 @click.option("--id-column", default="product_id", show_default=True)
 @click.option("--title-column", default="title", show_default=True)
 @click.option("--brand-column", default="brand", show_default=True)
@@ -66,8 +70,8 @@ def _emit_json(data) -> None:
 @click.option("--if-stale", is_flag=True, help="Do nothing when OUT already holds an intact index of this catalog "
               "built with this model.")
 @click.option("--json", "as_json", is_flag=True, help="Print the manifest as JSON.")
-def build_index_cmd(catalog, model, out, batch_size, device, index_type, target_recall, bulk, id_column, title_column,
-                    brand_column, color_column, if_stale, as_json):
+def build_index_cmd(catalog, model, out, batch_size, device, index_type, target_recall, bulk, bm25_k1, bm25_b,
+                    id_column, title_column, brand_column, color_column, if_stale, as_json):
     """Embed every product of CATALOG (parquet or CSV) into a FAISS index."""
     from .catalog import ColumnMap
     from .index import IndexConfig, build_index, staleness
@@ -79,8 +83,9 @@ def build_index_cmd(catalog, model, out, batch_size, device, index_type, target_
             return
         click.echo(f"rebuilding {out}: {reason}", err=True)
 
+    bm25 = {k: v for k, v in (("bm25_k1", bm25_k1), ("bm25_b", bm25_b)) if v is not None}
     config = IndexConfig(batch_size=batch_size, device=device, index_type=index_type, target_recall=target_recall,
-                         bulk=bulk, progress=sys.stderr.isatty())
+                         bulk=bulk, progress=sys.stderr.isatty(), **bm25)
     columns = ColumnMap(product_id=id_column, title=title_column, brand=brand_column, color=color_column)
     manifest = build_index(catalog, out, model=model, config=config, columns=columns)
     if as_json:

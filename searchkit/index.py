@@ -20,7 +20,7 @@ from .ann import AnnConfig, make_index
 from .checksums import file_sha256
 from .encoder import Encoder, OnnxEncoder, export_onnx, load_encoder
 from .errors import SearchkitError
-from .lexical import LexicalIndex
+from .lexical import BM25_B, BM25_K1, LexicalIndex
 from .text import BrandMatcher, CachedStemmer, Normaliser, words
 
 log = logging.getLogger(__name__)
@@ -40,6 +40,8 @@ class IndexConfig:
     hnsw_ef_construction: int = 200
     ivf_lists: int | None = None
     target_recall: float = 0.98  # ANN search knob: the cheapest reaching this recall@10 against exact search
+    bm25_k1: float = BM25_K1  # keyword index (BM25) term saturation
+    bm25_b: float = BM25_B  # and length normalisation
     progress: bool = False
     onnx: bool = True  # also save the model as ONNX, for the fast query path
     # how the catalog is embedded: "torch" (sentence-transformers, on the GPU when present), "onnx" (the exported
@@ -51,6 +53,8 @@ class IndexConfig:
         self.ann()
         if self.bulk not in ("torch", "onnx", "onnx-int8"):
             raise SearchkitError(f"unknown bulk encoder {self.bulk!r}: use torch, onnx or onnx-int8")
+        if self.bm25_k1 < 0 or not 0.0 <= self.bm25_b <= 1.0:
+            raise SearchkitError(f"BM25 needs k1 >= 0 and 0 <= b <= 1, not k1={self.bm25_k1}, b={self.bm25_b}")
 
     def ann(self) -> AnnConfig:
         return AnnConfig(index_type=self.index_type, hnsw_m=self.hnsw_m, hnsw_ef_construction=self.hnsw_ef_construction,
@@ -198,7 +202,7 @@ def build_index(
         index, index_meta, index_device = make_index(vectors, ann, probes)
         store.write_faiss(staged, index)
         store.write_products(staged, products)
-        store.write_lexical(staged, LexicalIndex.build(texts))
+        store.write_lexical(staged, LexicalIndex.build(texts, k1=config.bm25_k1, b=config.bm25_b))
         store.write_text(staged, {"config": encoder.info.text.to_dict(), "brands": brands.names(),
                                   "stems": stemmer.table(), "vocab": catalog_vocabulary(products)})
         manifest = store.Manifest(
@@ -209,7 +213,7 @@ def build_index(
             dimension=encoder.info.dimension,
             metric="cosine (inner product of unit vectors)",
             model=model_meta,
-            index={**index_meta, "ntotal": int(index.ntotal)},
+            index={**index_meta, "ntotal": int(index.ntotal), "bm25": {"k1": config.bm25_k1, "b": config.bm25_b}},
             catalog={"path": str(catalog_path), "sha256": file_sha256(catalog_path), "columns": list(products.columns)},
             text=encoder.info.text.to_dict(),
             libraries=library_versions(),

@@ -189,3 +189,14 @@ def test_mapped_index_searches_like_a_read_one(built_index):
     for mode in ("dense", "lexical", "hybrid"):
         a, b = mapped.search("toilet seat white", k=8, mode=mode), read.search("toilet seat white", k=8, mode=mode)
         assert [(h.product_id, round(h.score, 6)) for h in a] == [(h.product_id, round(h.score, 6)) for h in b]
+
+
+def test_bm25_settings_are_recorded_and_checked(tmp_path, catalog_file, tiny_model, built_index):
+    from searchkit import SearchkitError
+    from searchkit.lexical import BM25_B, BM25_K1
+
+    assert json.loads((built_index / "manifest.json").read_text())["index"]["bm25"] == {"k1": BM25_K1, "b": BM25_B}
+    manifest = build_index(catalog_file, tmp_path / "i", model=tiny_model, config=IndexConfig(bm25_k1=1.2, bm25_b=0.75))
+    assert manifest.index["bm25"] == {"k1": 1.2, "b": 0.75}
+    with pytest.raises(SearchkitError, match="BM25"):
+        IndexConfig(bm25_b=1.5)

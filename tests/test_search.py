@@ -157,14 +157,18 @@ def test_lexical_scores_equal_bm25s():
 
     from searchkit.lexical import LexicalIndex
 
+    from searchkit.lexical import BM25_B, BM25_K1
+
     texts = ["kohler toilet seat brand_kohler", "toilet paper holder", "seat cushion seat", "fan"]
-    ours = LexicalIndex.build(texts)
-    ref = bm25s.BM25(k1=1.2, b=0.75, method="lucene")
-    ref.index([t.split() for t in texts], show_progress=False)
-    for query in ["toilet seat", "seat", "fan unknownword", "brand_kohler toilet"]:
-        known = [t for t in query.split() if t in ref.vocab_dict]
-        assert np.allclose(ours.scores(query), ref.get_scores(known), atol=1e-6)
-    assert not ours.scores("nothing here").any()
+    for ours, (k1, b) in ((LexicalIndex.build(texts), (BM25_K1, BM25_B)),
+                          (LexicalIndex.build(texts, k1=1.2, b=0.75), (1.2, 0.75))):
+        ref = bm25s.BM25(k1=k1, b=b, method="lucene")
+        ref.index([t.split() for t in texts], show_progress=False)
+        for query in ["toilet seat", "seat", "fan unknownword", "brand_kohler toilet"]:
+            known = [t for t in query.split() if t in ref.vocab_dict]
+            assert np.allclose(ours.scores(query), ref.get_scores(known), atol=1e-6)
+        assert not ours.scores("nothing here").any()
+    assert not np.allclose(LexicalIndex.build(texts).scores("seat"), LexicalIndex.build(texts, 1.2, 0.75).scores("seat"))
 
 
 def test_query_path_skips_pandas_and_bm25s(built_index):
