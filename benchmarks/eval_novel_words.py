@@ -2,6 +2,7 @@
 several indexes side by side — a proxy for how a model copes with another shop's vocabulary.
 
     python benchmarks/eval_novel_words.py --index indexes/homedepot-base indexes/homedepot [--split test]
+        [--backends distilled,onnx-int8]
 
 Prints a table and one JSON line (machine and command included).
 """
@@ -33,22 +34,26 @@ def main() -> None:
     parser.add_argument("--index", type=Path, nargs="+", default=[Path("indexes/homedepot")])
     parser.add_argument("--pairs", type=Path, default=Path("catalog/homedepot-pairs.parquet"))
     parser.add_argument("--split", default="test", choices=("val", "test"))
+    parser.add_argument("--backends", default="auto", help="Query encoders to compare per index, e.g. "
+                        "distilled,onnx-int8 (searchkit.search.BACKENDS).")
     args = parser.parse_args()
 
     parts = split_pairs(read_pairs(args.pairs))
     novel = novel_queries(parts, args.split)
     chosen = parts[args.split][parts[args.split]["query"].isin(novel)]
     rows = []
-    for index in args.index:
-        report = evaluate(Searcher.from_dir(index, encode_threads=None), chosen, EvalConfig(split="all"))
-        rows.append({"index": str(index), "model": report["index"]["model"],
+    for index, backend in ((i, b) for i in args.index for b in args.backends.split(",")):
+        searcher = Searcher.from_dir(index, backend=backend, encode_threads=None)
+        report = evaluate(searcher, chosen, EvalConfig(split="all"))
+        rows.append({"index": str(index), "model": report["index"]["model"], "backend": backend,
+                     "query_encoder": getattr(getattr(searcher.encoder, "path", None), "name", "torch"),
                      "spearman": round(report["pairs"]["spearman"], 4),
                      **{f"{m}_ndcg@10": round(r["ndcg@10"], 4) for m, r in report["retrieval"].items()}})
     print(f"{args.split} queries with a word no training query has: {len(novel)} of "
           f"{parts[args.split]['query'].nunique()}")
-    print(f"{'index':<28} {'spearman':>8} {'dense':>7} {'lexical':>7} {'hybrid':>7}")
+    print(f"{'index':<28} {'query encoder':<18} {'spearman':>8} {'dense':>7} {'lexical':>7} {'hybrid':>7}")
     for r in rows:
-        print(f"{r['index']:<28} {r['spearman']:8.4f} {r['dense_ndcg@10']:7.4f} {r['lexical_ndcg@10']:7.4f} "
+        print(f"{r['index']:<28} {r['query_encoder']:<18} {r['spearman']:8.4f} {r['dense_ndcg@10']:7.4f} {r['lexical_ndcg@10']:7.4f} "
               f"{r['hybrid_ndcg@10']:7.4f}")
     print(json.dumps({"benchmark": "novel_words", "split": args.split, "queries": len(novel), "rows": rows,
                       "machine": machine(), "command": command()}))

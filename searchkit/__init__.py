@@ -19,6 +19,8 @@ __all__ = [
     "IndexConfig",
     "train",
     "TrainConfig",
+    "distill",
+    "DistillConfig",
     "TextConfig",
     "ColumnMap",
     "SearchkitError",
@@ -37,6 +39,8 @@ _HOMES = {
     "IndexConfig": "index",
     "train": "training",
     "TrainConfig": "training",
+    "distill": "distillation",
+    "DistillConfig": "distillation",
     "TextConfig": "text",
     "ColumnMap": "catalog",
     "SearchkitError": "errors",
@@ -49,6 +53,7 @@ _HOMES = {
 
 if TYPE_CHECKING:
     from .catalog import ColumnMap
+    from .distillation import DistillConfig, distill
     from .errors import CatalogError, IndexFormatError, IndexMismatchError, ModelError, QueryError, SearchkitError
     from .index import IndexConfig, build_index
     from .search import Searcher, SearchResult

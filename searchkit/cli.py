@@ -14,6 +14,9 @@ from .errors import SearchkitError
 DEFAULT_INDEX = "indexes/homedepot"
 DEFAULT_CATALOG = "catalog/homedepot-products.parquet"
 DEFAULT_PAIRS = "catalog/homedepot-pairs.parquet"
+BACKENDS = ["auto", "distilled", "onnx-int8", "onnx", "torch"]  # searchkit.search.BACKENDS (not imported: startup)
+BACKEND_HELP = ("Query encoder: the index's distilled query graph, the whole model's int8 or fp32 graph, or "
+                "sentence-transformers; auto takes the first of those the index's build checks kept.")
 
 
 class _Command(click.Command):
@@ -63,6 +66,8 @@ def _emit_json(data) -> None:
               "(default 0.45, chosen on the validation split).")
 @click.option("--bm25-b", type=click.FloatRange(0.0, 1.0), default=None, help="Keyword index length "
               "normalisation (default 0.5).")
+@click.option("--query-tower/--no-query-tower", default=True, show_default=True,
+              help="Embed queries with the model's distilled query encoder (`searchkit distill`) when it has one.")
 @click.option("--id-column", default="product_id", show_default=True)
 @click.option("--title-column", default="title", show_default=True)
 @click.option("--brand-column", default="brand", show_default=True)
@@ -71,7 +76,7 @@ def _emit_json(data) -> None:
               "built with this model.")
 @click.option("--json", "as_json", is_flag=True, help="Print the manifest as JSON.")
 def build_index_cmd(catalog, model, out, batch_size, device, index_type, target_recall, bulk, bm25_k1, bm25_b,
-                    id_column, title_column, brand_column, color_column, if_stale, as_json):
+                    query_tower, id_column, title_column, brand_column, color_column, if_stale, as_json):
     """Embed every product of CATALOG (parquet or CSV) into a FAISS index."""
     from .catalog import ColumnMap
     from .index import IndexConfig, build_index, staleness
@@ -85,7 +90,7 @@ def build_index_cmd(catalog, model, out, batch_size, device, index_type, target_
 
     bm25 = {k: v for k, v in (("bm25_k1", bm25_k1), ("bm25_b", bm25_b)) if v is not None}
     config = IndexConfig(batch_size=batch_size, device=device, index_type=index_type, target_recall=target_recall,
-                         bulk=bulk, progress=sys.stderr.isatty(), **bm25)
+                         bulk=bulk, query_tower=query_tower, progress=sys.stderr.isatty(), **bm25)
     columns = ColumnMap(product_id=id_column, title=title_column, brand=brand_column, color=color_column)
     manifest = build_index(catalog, out, model=model, config=config, columns=columns)
     if as_json:
@@ -118,15 +123,16 @@ def _format_table(hits) -> str:
 @click.option("--explain", is_flag=True, help="Say why each product matched (dense, lexical, matched terms).")
 @click.option("--model", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Refuse to run unless the index was built with this model.")
+@click.option("--backend", type=click.Choice(BACKENDS), default="auto", show_default=True, help=BACKEND_HELP)
 @click.option("--json", "as_json", is_flag=True, help="One JSON array of result objects (an object with --facets).")
-def query_cmd(text, k, index_dir, mode, filters, facets, explain, model, as_json):
+def query_cmd(text, k, index_dir, mode, filters, facets, explain, model, backend, as_json):
     """Search the index for TEXT and print ranked products with cosine scores."""
     from .filters import merge_filters
     from .search import DEFAULT_MODE, Searcher, check_query
 
     check_query(text)
     wanted = merge_filters(list(filters)) or None
-    searcher = Searcher.from_dir(index_dir, model=model, mmap=True)  # one query: map, don't read, the big files
+    searcher = Searcher.from_dir(index_dir, model=model, backend=backend, mmap=True)  # one query: map, don't read, the big files
     mode = mode or DEFAULT_MODE
     if facets:
         hits, counts = searcher.search_with_facets(text, k=k, mode=mode, filters=wanted, explain=explain)
@@ -155,8 +161,7 @@ def query_cmd(text, k, index_dir, mode, filters, facets, explain, model, as_json
               help="Which query split of PAIRS to measure on (split by query, seeded); 'all' for a file of your own.")
 @click.option("--seed", type=int, default=42, show_default=True, help="Split seed (as used in training).")
 @click.option("--max-queries", type=click.IntRange(1), default=None)
-@click.option("--backend", type=click.Choice(["auto", "onnx-int8", "onnx", "torch"]), default="auto", show_default=True,
-              help="Query encoder (auto: the index's int8 graph when its build check passed, else fp32 ONNX).")
+@click.option("--backend", type=click.Choice(BACKENDS), default="auto", show_default=True, help=BACKEND_HELP)
 @click.option("--model", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Measure this model folder instead of an index: embed --catalog in memory, exact search.")
 @click.option("--catalog", type=click.Path(dir_okay=False, path_type=Path), default=DEFAULT_CATALOG, show_default=True,
@@ -213,6 +218,38 @@ def serve_cmd(index_dir, host, port, workers):
     click.echo(f"serving {index_dir} on http://{host}:{port}/ ({workers} worker(s))", err=True)
     uvicorn.run("searchkit.serve:app_from_env", factory=True, host=host, port=port, workers=workers,
                 log_level="warning")
+
+
+@main.command("distill")
+@click.argument("pairs", type=click.Path(dir_okay=False, path_type=Path), default=DEFAULT_PAIRS)
+@click.option("--model", type=click.Path(file_okay=False, path_type=Path), default="models/searchkit-homedepot",
+              show_default=True, help="The model to distil; its query encoder is written to MODEL/query_encoder.")
+@click.option("--catalog", type=click.Path(dir_okay=False, path_type=Path), default=DEFAULT_CATALOG, show_default=True)
+@click.option("--layers", type=click.IntRange(1), default=3, show_default=True,
+              help="Transformer layers of the query encoder (the model's first ones, retrained).")
+@click.option("--epochs", type=float, default=3.0, show_default=True)
+@click.option("--batch-size", type=click.IntRange(2, 4096), default=128, show_default=True)
+@click.option("--lr", type=float, default=1e-4, show_default=True)
+@click.option("--kl-weight", type=click.FloatRange(0.0), default=1.0, show_default=True,
+              help="Weight of the ranking term (KL of the softmax over the catalog's products); 0: cosine only.")
+@click.option("--temperature", type=click.FloatRange(0.0, min_open=True), default=0.05, show_default=True)
+@click.option("--resume", is_flag=True, help="Start from MODEL's current query encoder, not its first layers.")
+@click.option("--max-steps", type=click.IntRange(1), default=None)
+@click.option("--seed", type=int, default=42, show_default=True, help="Split seed (as used in training) and shuffle.")
+@click.option("--device", default=None, help="cpu, cuda (default: cuda when present).")
+def distill_cmd(pairs, model, catalog, layers, epochs, batch_size, lr, kl_weight, temperature, resume, max_steps,
+                seed, device):
+    """Train a shallower query encoder that embeds queries as MODEL does (products keep the whole model)."""
+    from .distillation import DistillConfig, distill
+
+    config = DistillConfig(model=model, pairs=pairs, catalog=catalog, layers=layers, epochs=epochs,
+                           batch_size=batch_size, lr=lr, kl_weight=kl_weight, temperature=temperature, resume=resume,
+                           max_steps=max_steps, seed=seed, device=device)
+    report = distill(config)
+    after = report["agreement_after"]
+    click.echo(f"saved a {layers}-layer query encoder to {model}/query_encoder: cosine to the whole model on "
+               f"{report['heldout_texts']} held-out texts {after['cosine_mean']:.4f} (min {after['cosine_min']:.4f}); "
+               "rebuild the index to use it")
 
 
 @main.command("train")

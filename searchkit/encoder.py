@@ -27,6 +27,10 @@ SHIPPED_MODEL = "searchkit-homedepot"
 MODEL_INFO_FILE = "searchkit.json"  # written by `searchkit train`: the model's name and the text pipeline it expects
 _WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 TOKENIZE_CHUNK = 16_384  # OnnxEncoder: texts tokenised and length-sorted together
+# a distilled query encoder inside a model folder (searchkit.distill): its transformer layers and its report
+QUERY_TOWER_DIR = "query_encoder"
+QUERY_TOWER_WEIGHTS = "layers.safetensors"
+QUERY_TOWER_CONFIG = "distill.json"
 
 
 class Encoder(Protocol):
@@ -64,14 +68,17 @@ def default_model_dir() -> Path:
     return shipped if (shipped / "modules.json").is_file() else base_model_dir()
 
 
-def model_fingerprint(model_dir: str | Path) -> str:
-    """sha256 over the weight files and configs that decide the embedding: two folders agree iff they embed alike."""
+def model_fingerprint(model_dir: str | Path, query_tower: bool = True) -> str:
+    """sha256 over the weight files and configs that decide the embedding: two folders agree iff they embed alike.
+    query_tower: include a distilled query encoder (query_encoder/) when the folder has one."""
     model_dir = Path(model_dir)
     weights = [model_dir / f for f in _WEIGHT_FILES if (model_dir / f).is_file()]
     if not weights:
         raise ModelError(f"{model_dir}: no model weights ({' or '.join(_WEIGHT_FILES)})")
+    tower = model_dir / QUERY_TOWER_DIR
+    extra = [tower / QUERY_TOWER_WEIGHTS] if query_tower and (tower / QUERY_TOWER_WEIGHTS).is_file() else []
     digest = hashlib.sha256()
-    for path in weights + sorted(model_dir.glob("*.json")) + sorted(model_dir.glob("1_Pooling/*.json")):
+    for path in weights + sorted(model_dir.glob("*.json")) + sorted(model_dir.glob("1_Pooling/*.json")) + extra:
         if path.name == MODEL_INFO_FILE:
             continue
         digest.update(path.name.encode())

@@ -18,7 +18,7 @@ from . import store
 from .catalog import ColumnMap, read_catalog
 from .ann import AnnConfig, make_index
 from .checksums import file_sha256
-from .encoder import Encoder, OnnxEncoder, export_onnx, load_encoder
+from .encoder import QUERY_TOWER_DIR, Encoder, OnnxEncoder, export_onnx, load_encoder
 from .errors import SearchkitError
 from .lexical import BM25_B, BM25_K1, LexicalIndex
 from .text import BrandMatcher, CachedStemmer, Normaliser, words
@@ -26,6 +26,7 @@ from .text import BrandMatcher, CachedStemmer, Normaliser, words
 log = logging.getLogger(__name__)
 
 QUERY_INT8_MIN_COSINE = 0.98  # the int8 query graph is used only when its embeddings stay this close to fp32
+QUERY_TOWER_MIN_OVERLAP = 0.6  # the distilled query graph: mean share of the whole model's top 10 it must find
 # catalog texts per batch on a CUDA device (fp16): an H200 embedded the bundled catalog at 4,967 texts/s with 1,024,
 # 4,206 with 256 and 3,630 with 64; plain fp32 SentenceTransformer.encode did 3,529 (benchmarks/results/)
 GPU_BATCH = 1024
@@ -47,6 +48,7 @@ class IndexConfig:
     # how the catalog is embedded: "torch" (sentence-transformers, on the GPU when present), "onnx" (the exported
     # fp32 graph, length-sorted batches) or "onnx-int8" (that graph with per-channel dynamic int8 weights)
     bulk: str = "torch"
+    query_tower: bool = True  # embed queries with the model's distilled query encoder when it has one (and it holds)
 
     def __post_init__(self) -> None:
         """Refuse bad settings when the config is made, before any product is encoded."""
@@ -76,13 +78,13 @@ def catalog_vocabulary(products: pd.DataFrame) -> dict[str, int]:
     return dict(sorted(counts.items()))
 
 
-def quantize_graph(staged: store.IndexFiles) -> None:
-    """Write encoder-int8.onnx: the fp32 graph with per-channel dynamic int8 weights (per-tensor lost more)."""
+def quantize_graph(source: Path, target: Path) -> None:
+    """Write `target`: the fp32 graph `source` with per-channel dynamic int8 weights (per-tensor lost more)."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     logging.disable(logging.WARNING)  # onnxruntime's root-logger advice to "run pre-processing" first
     try:
-        quantize_dynamic(str(staged.onnx), str(staged.onnx_int8), per_channel=True, weight_type=QuantType.QInt8)
+        quantize_dynamic(str(source), str(target), per_channel=True, weight_type=QuantType.QInt8)
     finally:
         logging.disable(logging.NOTSET)
 
@@ -105,6 +107,35 @@ def check_int8(staged: store.IndexFiles, info, texts: list[str], sample: int = 2
     return {"file": store.ONNX_INT8_FILE, "used_for_queries": used, "texts": len(queries),
             "cosine_to_fp32_mean": round(float(cosines.mean()), 4), "cosine_to_fp32_min": round(float(cosines.min()), 4),
             "min_cosine_required": QUERY_INT8_MIN_COSINE}
+
+
+def build_query_graph(staged: store.IndexFiles, info, texts: list[str], index, sample: int = 256) -> dict:
+    """Write query-int8.onnx from the model's distilled query encoder and measure it against the whole model (fp32)
+    on query-like texts: cosine, and how many of the index's top 10 for the whole model's embedding it also finds.
+    The graph is kept for queries only when that overlap averages >= QUERY_TOWER_MIN_OVERLAP."""
+    import tempfile
+
+    from .distillation import assemble, tower_info
+
+    tower = tower_info(staged.model) or {}
+    with tempfile.TemporaryDirectory(prefix="searchkit-query-") as tmp:
+        folder = assemble(staged.model, Path(tmp) / "model")
+        export_onnx(folder, Path(tmp) / "query.onnx")
+        quantize_graph(Path(tmp) / "query.onnx", staged.query_onnx)
+    queries = query_like(texts, sample, seed=2)
+    full = OnnxEncoder(staged.onnx, staged.model, info).encode(queries)
+    fast = OnnxEncoder(staged.query_onnx, staged.model, info, one_at_a_time=True).encode(queries)  # as at query time
+    cosines = (full * fast).sum(axis=1) if len(queries) else np.ones(1)
+    k = min(10, int(index.ntotal))
+    overlap = np.mean([len(set(a) & set(b)) / k for a, b in zip(index.search(full, k)[1], index.search(fast, k)[1],
+                                                                   strict=True)]) if len(queries) else 1.0
+    used = bool(overlap >= QUERY_TOWER_MIN_OVERLAP)
+    if not used:
+        staged.query_onnx.unlink()
+    return {"file": store.QUERY_ONNX_FILE, "used_for_queries": used, "layers": tower.get("layers"),
+            "texts": len(queries), "cosine_to_full_mean": round(float(cosines.mean()), 4),
+            "cosine_to_full_min": round(float(cosines.min()), 4), "top10_overlap_mean": round(float(overlap), 4),
+            "min_overlap_required": QUERY_TOWER_MIN_OVERLAP}
 
 
 def catalog_batch(encoder: Encoder, batch_size: int) -> int:
@@ -177,6 +208,10 @@ def build_index(
     catalog_path, target = Path(catalog_path), Path(out_dir)
     products = read_catalog(catalog_path, columns)  # bad input is refused before a model is loaded
     encoder = encoder or load_encoder(model, device=config.device)
+    if config.query_tower:
+        from .distillation import tower_info
+
+        tower_info(encoder.info.path)  # a query encoder distilled from other weights is refused before encoding
     normaliser, stemmer, texts = normalise_catalog(products, encoder)
     brands = normaliser.brands
 
@@ -185,7 +220,7 @@ def build_index(
         store.copy_model(Path(encoder.info.path), staged)
         exported = config.onnx and export_onnx(staged.model, staged.onnx)
         if exported:
-            quantize_graph(staged)
+            quantize_graph(staged.onnx, staged.onnx_int8)
         log.info("encoding %d products with %s (%s)", len(texts), encoder.info.name, config.bulk)
         vectors, bulk = encode_catalog(texts, encoder, staged, config, exported)
         if vectors.shape != (len(products), encoder.info.dimension):
@@ -200,6 +235,8 @@ def build_index(
         if ann.resolved_type(len(texts)) != "flat":  # calibrate ANN effort on query-like vectors, not products
             probes = encoder.encode(query_like(texts, ann.calibration_queries, seed=1), batch_size=config.batch_size)
         index, index_meta, index_device = make_index(vectors, ann, probes)
+        if exported and config.query_tower and (staged.model / QUERY_TOWER_DIR).is_dir():
+            model_meta["query_tower"] = build_query_graph(staged, encoder.info, texts, index)
         store.write_faiss(staged, index)
         store.write_products(staged, products)
         store.write_lexical(staged, LexicalIndex.build(texts, k1=config.bm25_k1, b=config.bm25_b))

@@ -39,6 +39,7 @@ STAMP_FILE = ".verified.json"
 LEXICAL_DIR = "lexical"
 ONNX_FILE = "encoder.onnx"
 ONNX_INT8_FILE = "encoder-int8.onnx"
+QUERY_ONNX_FILE = "query-int8.onnx"  # the model's distilled query encoder (searchkit.distill), int8
 REQUIRED_FILES = (FAISS_FILE, PRODUCTS_FILE, TEXT_FILE)
 
 
@@ -114,6 +115,10 @@ class IndexFiles:
     @property
     def onnx_int8(self) -> Path:
         return self.root / ONNX_INT8_FILE
+
+    @property
+    def query_onnx(self) -> Path:
+        return self.root / QUERY_ONNX_FILE
 
     @property
     def stamp(self) -> Path:

@@ -1,0 +1,186 @@
+"""The distilled query encoder: training, the model-folder format, the index's query graph and its fallbacks."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from searchkit import IndexConfig, IndexFormatError, Searcher, build_index
+from searchkit.cli import BACKENDS as CLI_BACKENDS
+from searchkit.cli import main
+from searchkit.distillation import DistillConfig, assemble, distill, distill_texts, title_spans, tower_info
+from searchkit.encoder import QUERY_TOWER_DIR, SentenceTransformerEncoder, model_fingerprint
+from searchkit.errors import ModelError, SearchkitError
+from searchkit.search import BACKENDS
+from searchkit.splits import split_pairs
+from searchkit.text import words
+
+
+@pytest.fixture(scope="session")
+def distilled_model(tmp_path_factory, tiny_model, pairs_file, catalog_file):
+    """The tiny 2-layer model with a 1-layer query encoder distilled for a few steps."""
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    model = tmp_path_factory.mktemp("distilled") / "tiny"
+    shutil.copytree(tiny_model, model)
+    # the seeded tiny BERT's second layer barely changes its input; make it matter, so that dropping it costs
+    weights = load_file(str(model / "model.safetensors"))
+    generator = torch.Generator().manual_seed(3)
+    for name, value in weights.items():
+        if name.startswith("encoder.layer.1.") and name.endswith("weight") and value.dim() == 2:
+            weights[name] = torch.randn(value.shape, generator=generator) * 0.3
+    save_file(weights, str(model / "model.safetensors"))
+    report = distill(DistillConfig(model=model, pairs=pairs_file, catalog=catalog_file, layers=1, epochs=4,
+                                   batch_size=32, lr=5e-4, holdout=64))
+    return model, report
+
+
+def test_title_spans_are_short_seeded_title_words(catalog_frame):
+    spans = title_spans(catalog_frame, per_product=3, seed=1)
+    assert spans == title_spans(catalog_frame, per_product=3, seed=1) and spans != title_spans(catalog_frame, 3, 2)
+    assert len(spans) == 3 * sum(1 for t in catalog_frame["title"] if words(t))
+    vocabulary = {w for col in ("title", "brand", "color") for v in catalog_frame[col] for w in words(v)}
+    assert all(1 <= len(s.split()) <= 5 + 3 and set(s.split()) <= vocabulary for s in spans)
+
+
+def test_distill_texts_hold_no_validation_or_test_query(catalog_frame, pairs_file):
+    import pandas as pd
+
+    pairs = pd.read_parquet(pairs_file)
+    parts = split_pairs(pairs)
+    texts = set(distill_texts(pairs, catalog_frame, lambda q: "Q:" + q, DistillConfig(spans_per_product=0)))
+    assert texts == {"Q:" + " ".join(words(q)) for q in set(parts["train"]["query"])}
+    held_out = set(parts["val"]["query"]) | set(parts["test"]["query"])
+    assert held_out and not texts & {"Q:" + " ".join(words(q)) for q in held_out}
+
+
+def test_distill_writes_a_small_tower_that_learned(distilled_model):
+    model, report = distilled_model
+    folder = model / QUERY_TOWER_DIR
+    assert sorted(p.name for p in folder.iterdir()) == ["distill.json", "layers.safetensors"]
+    assert json.loads((folder / "distill.json").read_text())["parent_fingerprint"] == report["parent_fingerprint"]
+    from safetensors import safe_open
+
+    with safe_open(str(folder / "layers.safetensors"), "pt") as f:
+        keys = list(f.keys())
+        assert keys and all(k.startswith("encoder.layer.0.") for k in keys)  # one layer, no embeddings
+        assert {str(f.get_tensor(k).dtype) for k in keys} == {"torch.float16"}
+    assert report["agreement_after"]["cosine_mean"] > report["agreement_before"]["cosine_mean"] + 0.05
+    assert report["steps"] == len(report["history"]) or report["history"][-1]["step"] == report["steps"]
+
+
+def test_assembled_tower_embeds_like_the_report_says(distilled_model, tmp_path, catalog_frame):
+    model, report = distilled_model
+    tower = SentenceTransformerEncoder(assemble(model, tmp_path / "q"))
+    full = SentenceTransformerEncoder(model)
+    assert tower.model[0].auto_model.config.num_hidden_layers == 1
+    texts = [" ".join(words(t)[:3]) for t in catalog_frame["title"][:40]]
+    cosines = (tower.encode(texts) * full.encode(texts)).sum(1)
+    assert cosines.mean() > report["agreement_before"]["cosine_mean"]
+
+
+def test_tower_fingerprint_and_stale_tower_refused(distilled_model, tmp_path, catalog_file, tiny_model):
+    model, _ = distilled_model
+    assert model_fingerprint(model) != model_fingerprint(model, query_tower=False)
+    assert tower_info(model)["layers"] == 1 and tower_info(tiny_model) is None
+    stale = tmp_path / "stale"
+    shutil.copytree(tiny_model, stale)  # other weights than the tower was distilled from
+    shutil.copytree(model / QUERY_TOWER_DIR, stale / QUERY_TOWER_DIR)
+    with pytest.raises(ModelError, match="distilled from other weights"):
+        tower_info(stale)
+    with pytest.raises(ModelError, match="distilled from other weights"):
+        build_index(catalog_file, tmp_path / "idx", model=stale)
+    assert not (tmp_path / "idx").exists()
+    assert build_index(catalog_file, tmp_path / "idx", model=stale, config=IndexConfig(query_tower=False)).rows
+
+
+def test_resume_continues_the_tower_with_the_ranking_term(distilled_model, tmp_path, pairs_file, catalog_file):
+    model = tmp_path / "m"
+    shutil.copytree(distilled_model[0], model)
+    first = distilled_model[1]
+    report = distill(DistillConfig(model=model, pairs=pairs_file, catalog=catalog_file, layers=1, epochs=1,
+                                   batch_size=32, lr=1e-4, holdout=64, resume=True, kl_weight=1.0))
+    assert report["resumed_from"]["agreement_after"] == first["agreement_after"]
+    # it starts where the first run ended (same held-out texts), and the catalog overlap is measured
+    assert report["agreement_before"]["cosine_mean"] == pytest.approx(first["agreement_after"]["cosine_mean"],
+                                                                      abs=2e-3)
+    assert 0 <= report["agreement_after"]["top10_overlap"] <= 1
+    with pytest.raises(SearchkitError, match="has 1 layers, not 2"):
+        distill(DistillConfig(model=model, pairs=pairs_file, catalog=catalog_file, layers=2, resume=True,
+                              max_steps=1, batch_size=8))
+    fresh = tmp_path / "fresh"
+    shutil.copytree(distilled_model[0], fresh)
+    shutil.rmtree(fresh / QUERY_TOWER_DIR)
+    with pytest.raises(SearchkitError, match="no query encoder to resume from"):
+        distill(DistillConfig(model=fresh, pairs=pairs_file, catalog=catalog_file, layers=1, resume=True,
+                              max_steps=1, batch_size=8))
+
+
+def test_too_many_layers_refused(tiny_model, pairs_file, catalog_file, tmp_path):
+    model = tmp_path / "m"
+    shutil.copytree(tiny_model, model)
+    with pytest.raises(SearchkitError, match="has 2 layers"):
+        distill(DistillConfig(model=model, pairs=pairs_file, catalog=catalog_file, layers=2, max_steps=1,
+                              batch_size=8, holdout=8))
+    assert not (model / QUERY_TOWER_DIR).exists()
+
+
+@pytest.fixture(scope="session")
+def tower_index(tmp_path_factory, distilled_model, catalog_file):
+    import searchkit.index
+
+    out = tmp_path_factory.mktemp("tower") / "idx"
+    keep = searchkit.index.QUERY_TOWER_MIN_OVERLAP
+    searchkit.index.QUERY_TOWER_MIN_OVERLAP = 0.0  # the tiny tower's overlap is whatever a few steps give
+    try:
+        build_index(catalog_file, out, model=distilled_model[0])
+    finally:
+        searchkit.index.QUERY_TOWER_MIN_OVERLAP = keep
+    return out
+
+
+def test_index_keeps_and_uses_the_query_graph(tower_index):
+    check = json.loads((tower_index / "manifest.json").read_text())["model"]["query_tower"]
+    assert check["used_for_queries"] and check["layers"] == 1 and 0 <= check["top10_overlap_mean"] <= 1
+    assert -1 <= check["cosine_to_full_min"] <= check["cosine_to_full_mean"] <= 1
+    auto = Searcher.from_dir(tower_index)
+    assert auto.encoder.path.name == "query-int8.onnx"
+    full = Searcher.from_dir(tower_index, backend="onnx")
+    queries = ["kohler toilet seat", "swag light kit", "fan"]
+    a, b = auto.embed_queries(queries), full.embed_queries(queries)
+    assert np.allclose(np.linalg.norm(a, axis=1), 1, atol=1e-4) and not np.allclose(a, b, atol=1e-3)
+    alone = np.vstack([auto.embed_queries([q]) for q in queries])
+    auto._cache.clear()
+    assert np.allclose(alone, auto.embed_queries(queries), atol=1e-6)  # one at a time, whatever the batch
+    hits = auto.search("kohler toilet seat", k=5)
+    assert len(hits) == 5 and all(-1 <= h.score <= 1 for h in hits)
+
+
+def test_query_graph_dropped_when_it_disagrees(tmp_path, distilled_model, catalog_file, monkeypatch):
+    import searchkit.index
+
+    monkeypatch.setattr(searchkit.index, "QUERY_TOWER_MIN_OVERLAP", 1.01)
+    manifest = build_index(catalog_file, tmp_path / "idx", model=distilled_model[0])
+    assert manifest.model["query_tower"]["used_for_queries"] is False
+    assert "query-int8.onnx" not in manifest.files and not (tmp_path / "idx" / "query-int8.onnx").exists()
+    assert Searcher.from_dir(tmp_path / "idx").encoder.path.name != "query-int8.onnx"
+    with pytest.raises(IndexFormatError, match="no usable query-int8.onnx"):
+        Searcher.from_dir(tmp_path / "idx", backend="distilled")
+
+
+def test_cli_distill_and_backend_choice(tmp_path, tiny_model, pairs_file, catalog_file, tower_index):
+    assert CLI_BACKENDS == list(BACKENDS)
+    model = tmp_path / "m"
+    shutil.copytree(tiny_model, model)
+    result = CliRunner().invoke(main, ["distill", str(pairs_file), "--model", str(model), "--catalog",
+                                       str(catalog_file), "--layers", "1", "--max-steps", "2", "--batch-size", "8"])
+    assert result.exit_code == 0, result.output
+    assert "1-layer query encoder" in result.output and (model / QUERY_TOWER_DIR / "layers.safetensors").is_file()
+    for backend in ("distilled", "onnx-int8"):
+        out = CliRunner().invoke(main, ["query", "kohler toilet seat", "--index", str(tower_index), "--backend",
+                                        backend, "--json", "-k", "3"])
+        assert out.exit_code == 0, out.output
+        assert len(json.loads(out.output)) == 3
