@@ -65,14 +65,14 @@ def main() -> None:
     parser.add_argument("--index", type=Path, default=Path("indexes/homedepot"))
     parser.add_argument("--pairs", type=Path, default=Path("catalog/homedepot-pairs.parquet"))
     parser.add_argument("--queries", type=int, default=300)
-    parser.add_argument("--cold-runs", type=int, default=3)
+    parser.add_argument("--cold-runs", type=int, default=3, help="0: warm figures only.")
     parser.add_argument("--modes", default="dense,lexical,hybrid")
-    parser.add_argument("--backend", default="auto", help="Query encoder: auto, onnx-int8, onnx, torch.")
+    parser.add_argument("--backend", default="auto", help="Query encoder: auto, distilled, onnx-int8, onnx, torch.")
     args = parser.parse_args()
     report = {
         "benchmark": "query", "index": str(args.index), "machine": machine(), "command": command(),
         "warm": warm(args.index, test_queries(args.pairs, args.queries), args.modes.split(","), args.backend),
-        "cold_cli": cold(args.index, args.cold_runs),
+        "cold_cli": cold(args.index, args.cold_runs) if args.cold_runs > 0 else None,
     }
     w = report["warm"]
     print(f"index {args.index}: {w['rows']} products ({w['index']} {w['params']}), query encoder {w['query_encoder']},"
@@ -80,7 +80,8 @@ def main() -> None:
     print(f"{'mode':<22} {'p50 ms':>8} {'p99 ms':>8}")
     for mode in ["embed_only", *args.modes.split(","), "hybrid_repeated_query"]:
         print(f"{mode:<22} {report['warm'][mode]['p50_ms']:>8} {report['warm'][mode]['p99_ms']:>8}")
-    print(f"cold `searchkit query`: median {report['cold_cli']['median_s']} s over {args.cold_runs} runs")
+    if report["cold_cli"]:
+        print(f"cold `searchkit query`: median {report['cold_cli']['median_s']} s over {args.cold_runs} runs")
     print(json.dumps(report))
 
 
