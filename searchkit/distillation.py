@@ -297,10 +297,11 @@ def tower_info(model_dir: str | Path) -> dict | None:
     return info
 
 
-def assemble(model_dir: str | Path, out_dir: str | Path) -> Path:
-    """A sentence-transformers folder of the query encoder: the model's embeddings + the distilled layers."""
+def assemble(model_dir: str | Path, out_dir: str | Path, info: dict | None = None) -> Path:
+    """A sentence-transformers folder of the query encoder: the model's embeddings + the distilled layers.
+    info: tower_info(model_dir) when the caller already checked it (it hashes the model's weights)."""
     model_dir, out_dir = Path(model_dir), Path(out_dir)
-    info = tower_info(model_dir)
+    info = info or tower_info(model_dir)
     if info is None:
         raise ModelError(f"{model_dir}: no {QUERY_TOWER_DIR}/ (run `searchkit distill`)")
     student = _student(model_dir, int(info["layers"]))

@@ -18,7 +18,7 @@ from . import store
 from .catalog import ColumnMap, read_catalog
 from .ann import AnnConfig, make_index
 from .checksums import file_sha256
-from .encoder import QUERY_TOWER_DIR, Encoder, OnnxEncoder, export_onnx, load_encoder
+from .encoder import Encoder, OnnxEncoder, export_onnx, load_encoder
 from .errors import SearchkitError
 from .lexical import BM25_B, BM25_K1, LexicalIndex
 from .text import BrandMatcher, CachedStemmer, Normaliser, words
@@ -109,17 +109,17 @@ def check_int8(staged: store.IndexFiles, info, texts: list[str], sample: int = 2
             "min_cosine_required": QUERY_INT8_MIN_COSINE}
 
 
-def build_query_graph(staged: store.IndexFiles, info, texts: list[str], index, sample: int = 256) -> dict:
+def build_query_graph(staged: store.IndexFiles, info, texts: list[str], index, tower: dict,
+                      sample: int = 256) -> dict:
     """Write query-int8.onnx from the model's distilled query encoder and measure it against the whole model (fp32)
     on query-like texts: cosine, and how many of the index's top 10 for the whole model's embedding it also finds.
-    The graph is kept for queries only when that overlap averages >= QUERY_TOWER_MIN_OVERLAP."""
+    The graph is kept for queries only when that overlap averages >= QUERY_TOWER_MIN_OVERLAP. tower: tower_info()."""
     import tempfile
 
-    from .distillation import assemble, tower_info
+    from .distillation import assemble
 
-    tower = tower_info(staged.model) or {}
     with tempfile.TemporaryDirectory(prefix="searchkit-query-") as tmp:
-        folder = assemble(staged.model, Path(tmp) / "model")
+        folder = assemble(staged.model, Path(tmp) / "model", tower)
         export_onnx(folder, Path(tmp) / "query.onnx")
         quantize_graph(Path(tmp) / "query.onnx", staged.query_onnx)
     queries = query_like(texts, sample, seed=2)
@@ -208,10 +208,11 @@ def build_index(
     catalog_path, target = Path(catalog_path), Path(out_dir)
     products = read_catalog(catalog_path, columns)  # bad input is refused before a model is loaded
     encoder = encoder or load_encoder(model, device=config.device)
+    tower = None  # the model's distilled query encoder; one distilled from other weights is refused before encoding
     if config.query_tower:
         from .distillation import tower_info
 
-        tower_info(encoder.info.path)  # a query encoder distilled from other weights is refused before encoding
+        tower = tower_info(encoder.info.path)
     normaliser, stemmer, texts = normalise_catalog(products, encoder)
     brands = normaliser.brands
 
@@ -235,8 +236,8 @@ def build_index(
         if ann.resolved_type(len(texts)) != "flat":  # calibrate ANN effort on query-like vectors, not products
             probes = encoder.encode(query_like(texts, ann.calibration_queries, seed=1), batch_size=config.batch_size)
         index, index_meta, index_device = make_index(vectors, ann, probes)
-        if exported and config.query_tower and (staged.model / QUERY_TOWER_DIR).is_dir():
-            model_meta["query_tower"] = build_query_graph(staged, encoder.info, texts, index)
+        if exported and tower:
+            model_meta["query_tower"] = build_query_graph(staged, encoder.info, texts, index, tower)
         store.write_faiss(staged, index)
         store.write_products(staged, products)
         store.write_lexical(staged, LexicalIndex.build(texts, k1=config.bm25_k1, b=config.bm25_b))

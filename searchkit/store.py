@@ -8,6 +8,7 @@
       lexical/          the BM25 keyword index over the same normalised text (numpy arrays + vocabulary)
       encoder.onnx      the same model as one ONNX graph (when exportable): fast query embedding without torch
       encoder-int8.onnx that graph with per-channel int8 weights: the query encoder when it measured close to fp32
+      query-int8.onnx   the model's distilled query encoder (int8), when it has one and it passed its build check
       model/            the model that embedded the catalog, so queries are embedded by the very same weights
       .verified.json    written on load, not part of the build: each file's stat (size, mtimes, inode) when its
                         checksum last matched the manifest, so later loads of unchanged files skip re-hashing
@@ -39,7 +40,7 @@ STAMP_FILE = ".verified.json"
 LEXICAL_DIR = "lexical"
 ONNX_FILE = "encoder.onnx"
 ONNX_INT8_FILE = "encoder-int8.onnx"
-QUERY_ONNX_FILE = "query-int8.onnx"  # the model's distilled query encoder (searchkit.distill), int8
+QUERY_ONNX_FILE = "query-int8.onnx"  # the model's distilled query encoder (searchkit.distillation), int8
 REQUIRED_FILES = (FAISS_FILE, PRODUCTS_FILE, TEXT_FILE)
 
 
