@@ -21,15 +21,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import command, machine, percentiles, test_queries  # noqa: E402
 
 
-def warm(index: Path, queries: list[str], modes: list[str], backend: str) -> dict:
+def warm(index: Path, queries: list[str], modes: list[str], backend: str, target_recall: float | None) -> dict:
     from searchkit import Searcher
 
     started = time.perf_counter()
-    searcher = Searcher.from_dir(index, backend=backend)
+    searcher = Searcher.from_dir(index, backend=backend, target_recall=target_recall)
     load_s = time.perf_counter() - started
     out = {"load_seconds": round(load_s, 2), "rows": len(searcher), "queries": len(queries),
            "query_encoder": searcher.encoder.path.name if hasattr(searcher.encoder, "path") else "torch",
-           "index": searcher.manifest.index.get("type"), "params": searcher.manifest.index.get("params")}
+           "index": searcher.manifest.index.get("type"), "params": searcher.manifest.index.get("params"),
+           "searched_with": searcher.search_params, "target_recall": target_recall}
     def timed(call, items) -> dict:
         times = []
         for item in items:
@@ -44,6 +45,15 @@ def warm(index: Path, queries: list[str], modes: list[str], backend: str) -> dic
         for q in queries[:10]:
             searcher.search(q, k=10, mode=mode)
         out[mode] = timed(lambda q, m=mode: searcher.search(q, k=10, mode=m), queries)
+    if searcher.manifest.index.get("type", "flat") != "flat":  # the ANN's recall@10 on these (held-out) queries
+        from searchkit.ann import exact_top, recall_at_k
+        from searchkit.search import flat_vectors
+
+        vectors = searcher.embed_queries(queries)
+        stored = flat_vectors(searcher.index)
+        stored = stored if stored is not None else searcher.index.reconstruct_n(0, searcher.index.ntotal)
+        out["recall@10_vs_exact"] = round(recall_at_k(searcher.index.search(vectors, 10)[1],
+                                                      exact_top(stored, vectors, 10)), 4)
     searcher.cache_size = 4096  # a repeated query: its embedding comes from the cache
     searcher.search(queries[0], k=10)
     out["hybrid_repeated_query"] = timed(lambda q: searcher.search(q, k=10), [queries[0]] * len(queries))
@@ -68,15 +78,20 @@ def main() -> None:
     parser.add_argument("--cold-runs", type=int, default=3, help="0: warm figures only.")
     parser.add_argument("--modes", default="dense,lexical,hybrid")
     parser.add_argument("--backend", default="auto", help="Query encoder: auto, distilled, onnx-int8, onnx, torch.")
+    parser.add_argument("--target-recall", type=float, default=None,
+                        help="Search with the cheapest efSearch/nprobe the build measured reaching this recall@10.")
     args = parser.parse_args()
     report = {
         "benchmark": "query", "index": str(args.index), "machine": machine(), "command": command(),
-        "warm": warm(args.index, test_queries(args.pairs, args.queries), args.modes.split(","), args.backend),
+        "warm": warm(args.index, test_queries(args.pairs, args.queries), args.modes.split(","), args.backend,
+                     args.target_recall),
         "cold_cli": cold(args.index, args.cold_runs) if args.cold_runs > 0 else None,
     }
     w = report["warm"]
     print(f"index {args.index}: {w['rows']} products ({w['index']} {w['params']}), query encoder {w['query_encoder']},"
-          f" load {w['load_seconds']} s, {w['queries']} distinct queries")
+          f" load {w['load_seconds']} s, {w['queries']} distinct queries, searched with {w['searched_with'] or 'exact'}")
+    if "recall@10_vs_exact" in w:
+        print(f"recall@10 of the approximate index against exact search, on these queries: {w['recall@10_vs_exact']}")
     print(f"{'mode':<22} {'p50 ms':>8} {'p99 ms':>8}")
     for mode in ["embed_only", *args.modes.split(","), "hybrid_repeated_query"]:
         print(f"{mode:<22} {report['warm'][mode]['p50_ms']:>8} {report['warm'][mode]['p99_ms']:>8}")

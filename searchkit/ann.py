@@ -207,10 +207,33 @@ def _train_add(index, vectors: np.ndarray, lists: int, seed: int) -> None:
     index.add(vectors)
 
 
-def apply_params(index, manifest_index: dict) -> None:
-    """Set the knob recorded in the manifest (faiss files keep it too; the manifest is the source of truth)."""
+def knob_for_recall(manifest_index: dict, target: float) -> int | None:
+    """The cheapest knob value whose recall@10 in the build's calibration curve reaches `target` (None for an exact
+    index). Raises SearchkitError when the curve has none that does, or the index has no curve."""
+    kind = manifest_index.get("type", "flat")
+    if kind == "flat":
+        return None
+    curve = {int(v): r for v, r in manifest_index.get("calibration", {}).get("curve", {}).items()}
+    if not curve:
+        raise SearchkitError("this index records no recall calibration; rebuild it to choose recall at search time")
+    reaching = [v for v, r in curve.items() if r >= target]
+    if not reaching:
+        best = max(curve, key=lambda v: (curve[v], -v))
+        raise SearchkitError(f"no search setting measured at build time reaches recall@10 {target} (the best: "
+                             f"{curve[best]} at {best}); rebuild with a larger --target-recall")
+    return min(reaching)
+
+
+def apply_params(index, manifest_index: dict, target_recall: float | None = None) -> dict:
+    """Set the knob recorded in the manifest (faiss files keep it too; the manifest is the source of truth), or,
+    given target_recall, the cheapest one the build's calibration measured reaching it. Returns what was set."""
     params = manifest_index.get("params", {})
     kind = manifest_index.get("type", "flat")
-    value = params.get("ef_search") or params.get("nprobe")
+    name = "ef_search" if kind.startswith("hnsw") else "nprobe"
+    value = params.get(name)
+    if target_recall is not None:
+        value = knob_for_recall(manifest_index, target_recall)
     if value:
         set_knob(index, kind, value)
+        return {name: int(value)}
+    return {}

@@ -124,15 +124,18 @@ def _format_table(hits) -> str:
 @click.option("--model", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Refuse to run unless the index was built with this model.")
 @click.option("--backend", type=click.Choice(BACKENDS), default="auto", show_default=True, help=BACKEND_HELP)
+@click.option("--target-recall", type=click.FloatRange(0.0, 1.0), default=None,
+              help="Approximate index: search with the cheapest setting the build measured reaching this recall@10.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON array of result objects (an object with --facets).")
-def query_cmd(text, k, index_dir, mode, filters, facets, explain, model, backend, as_json):
+def query_cmd(text, k, index_dir, mode, filters, facets, explain, model, backend, target_recall, as_json):
     """Search the index for TEXT and print ranked products with cosine scores."""
     from .filters import merge_filters
     from .search import DEFAULT_MODE, Searcher, check_query
 
     check_query(text)
     wanted = merge_filters(list(filters)) or None
-    searcher = Searcher.from_dir(index_dir, model=model, backend=backend, mmap=True)  # one query: map, don't read, the big files
+    searcher = Searcher.from_dir(index_dir, model=model, backend=backend, mmap=True,  # one query: map the big files
+                                 target_recall=target_recall)
     mode = mode or DEFAULT_MODE
     if facets:
         hits, counts = searcher.search_with_facets(text, k=k, mode=mode, filters=wanted, explain=explain)
@@ -151,6 +154,52 @@ def query_cmd(text, k, index_dir, mode, filters, facets, explain, model, backend
     if counts:
         for column, values in counts.items():
             click.echo(f"{column}: " + ", ".join(f"{v} ({n})" for v, n in values[:10]))
+
+
+@main.command("calibrate")
+@click.option("--index", "index_dir", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_INDEX,
+              show_default=True)
+@click.option("--queries", "queries_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="A text file of shopper queries, one per line (e.g. a query log). Default: the bundled pairs' "
+                   "validation queries.")
+@click.option("--pairs", type=click.Path(dir_okay=False, path_type=Path), default=DEFAULT_PAIRS, show_default=True,
+              help="Without --queries: take the queries of this pairs file's --split.")
+@click.option("--split", type=click.Choice(["val", "train", "test", "all"]), default="val", show_default=True)
+@click.option("--target-recall", type=click.FloatRange(0.5, 1.0), default=0.98, show_default=True,
+              help="Recall@10 against exact search that the chosen search effort must reach.")
+@click.option("--max-queries", type=click.IntRange(1), default=1000, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+def calibrate_cmd(index_dir, queries_file, pairs, split, target_recall, max_queries, as_json):
+    """Measure an approximate index's recall on real queries and set its search effort (efSearch / nprobe) to the
+    cheapest that reaches --target-recall; rewrites the manifest only."""
+    import numpy as np
+
+    from .index import recalibrate
+
+    if queries_file is not None:
+        try:
+            queries = [line.strip() for line in queries_file.read_text().splitlines() if line.strip()]
+        except (OSError, UnicodeDecodeError) as exc:
+            raise SearchkitError(f"{queries_file}: unreadable ({exc})") from exc
+        source = f"queries from {queries_file}"
+    else:
+        from .catalog import read_pairs
+        from .evaluate import EvalConfig, select_pairs
+
+        queries = list(dict.fromkeys(select_pairs(read_pairs(pairs), EvalConfig(split=split))["query"]))
+        source = f"{split} queries of {pairs}"
+    if len(queries) > max_queries:
+        rng = np.random.default_rng(0)
+        queries = [queries[i] for i in np.sort(rng.choice(len(queries), max_queries, replace=False))]
+    manifest = recalibrate(index_dir, queries, target_recall, source=f"{source} ({len(queries)})")
+    meta = manifest.index
+    if as_json:
+        _emit_json(meta)
+        return
+    knob = "ef_search" if "ef_search" in meta["params"] else "nprobe"
+    curve = ", ".join(f"{v}: {r}" for v, r in meta["calibration"]["curve"].items())
+    click.echo(f"{index_dir}: {knob} {meta['params'][knob]} (recall@10 {meta['recall@10_sample']} on "
+               f"{meta['calibration']['queries']} queries, target {target_recall}); curve {curve}")
 
 
 @main.command("evaluate")

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +27,47 @@ _BM25S_NAMES = ("data.csc.index.npy", "indices.csc.index.npy", "indptr.csc.index
                 "params.index.json")
 
 
+DEFER_FROM = 4096  # postings: a query word this common is looked up per row instead of merged (see Scores)
+
+
+@dataclass(frozen=True)
+class _Deferred:
+    ids: np.ndarray  # the word's posting list (rows, ascending)
+    values: np.ndarray  # its BM25 contribution to each
+    bound: float  # the largest of them
+
+
+class Scores:
+    """One query's BM25 scores, from `LexicalIndex.scored` (valid only inside it).
+
+    `array[row]` sums the contributions of every query word but a deferred one, and `rows` lists each product that
+    contains one of those words, once. The deferred word is the query's commonest (a posting list of at least
+    DEFER_FROM rows, when it has other words): `of(rows)` adds its contribution by binary search, and `top` merges
+    it only when the best rows seen so far cannot prove that a product holding only that word (score <= `bound`)
+    ranks lower — the idea of MaxScore (Turtle & Flood 1995). Results are exactly those of scoring every product."""
+
+    def __init__(self, array: np.ndarray, rows: np.ndarray, deferred: _Deferred | None = None):
+        self.array, self.rows, self.deferred = array, rows, deferred
+
+    def of(self, rows: np.ndarray) -> np.ndarray:
+        """The full BM25 scores of these rows."""
+        rows = np.asarray(rows, dtype=np.int64)
+        values = self.array[rows]
+        if self.deferred is not None and len(self.deferred.ids):
+            ids = self.deferred.ids
+            at = np.minimum(np.searchsorted(ids, rows), len(ids) - 1)
+            values = values + np.where(ids[at] == rows, self.deferred.values[at], 0).astype(values.dtype)
+        return values
+
+    def complete(self) -> None:
+        """Merge the deferred word into `array` and `rows`."""
+        if self.deferred is not None:
+            ids, values = self.deferred.ids, self.deferred.values
+            self.rows = np.concatenate([self.rows, ids[self.array[ids] == 0]])  # contributions > 0: 0 = unseen
+            self.array[ids] += values
+            self.deferred = None
+
+
 class LexicalIndex:
     """BM25 (Lucene variant) over whitespace tokens of normalised product texts; row i = product row i.
 
@@ -36,6 +81,8 @@ class LexicalIndex:
                 len(indices) and indices.max() >= rows):
             raise IndexFormatError("BM25 arrays are inconsistent with each other")
         self.data, self.indices, self.indptr, self.vocab, self.rows = data, indices, indptr, vocab, rows
+        self._local = threading.local()  # per-thread score buffer for `scored`
+        self._bounds: dict[int, float | None] = {}  # column -> its largest value (None: rows not ascending)
 
     @classmethod
     def build(cls, texts: list[str], k1: float = BM25_K1, b: float = BM25_B) -> LexicalIndex:
@@ -71,26 +118,97 @@ class LexicalIndex:
     def known(self, tokens: list[str]) -> list[str]:
         return [t for t in dict.fromkeys(tokens) if t in self.vocab]
 
+    def _add(self, out: np.ndarray, columns: list[int]) -> np.ndarray:
+        """Add these columns' BM25 contributions into `out` (zeros on entry); return the rows touched, each once."""
+        touched = []
+        for i in columns:
+            start, end = self.indptr[i], self.indptr[i + 1]
+            rows = self.indices[start:end]  # a column holds each product once
+            touched.append(rows[out[rows] == 0] if touched else rows)  # contributions are > 0: 0 = not yet seen
+            out[rows] += self.data[start:end]
+        return np.concatenate(touched) if len(touched) > 1 else (touched[0] if touched else np.zeros(0, np.int32))
+
+    def _columns(self, query_text: str) -> list[int]:
+        return [self.vocab[t] for t in self.known(query_text.split())]
+
     def scores(self, query_text: str) -> np.ndarray:
         """BM25 score of every product for a normalised query (zeros when no query word is in the catalog)."""
         out = np.zeros(self.rows, dtype=np.float32)
-        for token in self.known(query_text.split()):
-            i = self.vocab[token]
-            start, end = self.indptr[i], self.indptr[i + 1]
-            out[self.indices[start:end]] += self.data[start:end]  # a column holds each product once
+        self._add(out, self._columns(query_text))
         return out
+
+    def _bound(self, column: int) -> float | None:
+        """The column's largest contribution, or None when its rows are not ascending (then it is never deferred);
+        measured on first use and remembered."""
+        if column not in self._bounds:
+            start, end = self.indptr[column], self.indptr[column + 1]
+            ids = np.asarray(self.indices[start:end])
+            ascending = len(ids) < 2 or bool((ids[1:] > ids[:-1]).all())
+            self._bounds[column] = float(np.max(self.data[start:end])) if ascending and end > start else None
+        return self._bounds[column]
+
+    @contextmanager
+    def scored(self, query_text: str) -> Iterator[Scores]:
+        """The query's scores (see Scores) in a buffer this thread reuses and zeroes again on exit: no fresh array of
+        every product's score per query, and the commonest word is deferred (at 1M products these took ~1 ms)."""
+        out = getattr(self._local, "free", None)
+        self._local.free = None  # a nested call on this thread gets its own buffer
+        if out is None:
+            out = np.zeros(self.rows, dtype=np.float32)
+        columns = self._columns(query_text)
+        deferred = None
+        if len(columns) > 1:
+            longest = max(columns, key=lambda c: self.indptr[c + 1] - self.indptr[c])
+            start, end = self.indptr[longest], self.indptr[longest + 1]
+            if end - start >= DEFER_FROM and self._bound(longest) is not None:
+                deferred = _Deferred(self.indices[start:end], self.data[start:end], self._bound(longest))
+                columns.remove(longest)
+        scores = Scores(out, self._add(out, columns), deferred)  # should this fail, the buffer is dropped
+        try:
+            yield scores
+        finally:
+            out[scores.rows] = 0
+            self._local.free = out
 
     def search(self, query_text: str, k: int, mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Top-k rows with a positive score (optionally only rows where `mask` is True), best first."""
-        return self.top(self.scores(query_text), k, mask)
+        with self.scored(query_text) as scores:
+            return self.top(scores, k, mask)
 
     @staticmethod
-    def top(scores: np.ndarray, k: int, mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """The best k rows of a score array (as `scores` returns) with a positive score, ties by row."""
-        if mask is not None:
-            scores = np.where(mask, scores, 0.0)
-        candidates = np.flatnonzero(scores > 0)
-        if len(candidates) > k:
-            candidates = candidates[np.argpartition(-scores[candidates], k - 1)[:k]]
-        order = candidates[np.lexsort((candidates, -scores[candidates]))]
-        return order, scores[order]
+    def top(scores: Scores | np.ndarray, k: int, mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """The best k rows with a positive score (optionally only rows where `mask` is True), ties by row; from
+        `scored`, or from a score array as `scores` returns."""
+        if not isinstance(scores, Scores):
+            candidates = np.flatnonzero(scores > 0)
+            return _best(candidates, scores[candidates], k, mask)
+        if scores.deferred is not None:
+            rows, partial = _masked(scores.rows, scores.array[scores.rows], mask)
+            if len(rows) >= k:
+                # a row whose partial score trails the k-th best partial by more than the deferred word can add
+                # cannot reach the top k; score the others in full
+                bound = scores.deferred.bound
+                kth = -np.partition(-partial, k - 1)[k - 1]
+                rows = rows[partial >= kth - bound]
+                best, values = _best(rows, scores.of(rows), k, None)
+                if values[-1] > bound:  # a product holding only the deferred word scores <= bound: none is missed
+                    return best, values
+            scores.complete()
+        return _best(scores.rows, scores.array[scores.rows], k, mask)
+
+
+def _masked(rows: np.ndarray, values: np.ndarray, mask: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """Rows (and their values) with a positive value, where `mask` is True."""
+    keep = values > 0
+    if mask is not None:
+        keep &= mask[rows]
+    return rows[keep], values[keep]
+
+
+def _best(rows: np.ndarray, values: np.ndarray, k: int, mask: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    rows, values = _masked(rows, values, mask)
+    if len(rows) > k:  # keep every row scoring at least the k-th best, so ties resolve by row
+        keep = values >= -np.partition(-values, k - 1)[k - 1]
+        rows, values = rows[keep], values[keep]
+    order = np.lexsort((rows, -values))[:k]
+    return rows[order].astype(np.int64), values[order]

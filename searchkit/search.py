@@ -21,8 +21,9 @@ import numpy as np
 from . import store
 from .ann import apply_params
 from .encoder import Encoder, ModelInfo, OnnxEncoder, load_encoder, model_fingerprint
-from .errors import IndexFormatError, IndexMismatchError, QueryError
+from .errors import IndexFormatError, IndexMismatchError, QueryError, SearchkitError
 from .filters import Filters
+from .lexical import Scores
 from .spell import Correction, SpellCorrector
 from .text import BrandMatcher, CachedStemmer, Normaliser, TextConfig, words
 
@@ -177,6 +178,7 @@ class Searcher:
         self.corrector = corrector  # None or spell_correct=False: queries are used as typed
         self.spell_correct = True
         self.fusion = fusion
+        self.search_params: dict[str, int] = {}  # the ANN knob in use (efSearch / nprobe; from_dir sets it)
         self._vectors = flat_vectors(index)
         self._encode_lock = threading.Lock()
         self.cache_size = QUERY_CACHE_SIZE  # recent query embeddings kept (0: none); head queries repeat a lot
@@ -185,7 +187,8 @@ class Searcher:
     @classmethod
     def from_dir(cls, path: str | Path, model: str | Path | None = None, device: str | None = None,
                  verify: bool = True, backend: str = "auto", search_threads: int | None = 1,
-                 encode_threads: int | None = 1, mmap: bool = False) -> Searcher:
+                 encode_threads: int | None = 1, mmap: bool = False,
+                 target_recall: float | None = None) -> Searcher:
         """Load and validate an index folder. `model`, when given, must be the model the index was built with.
 
         backend: "onnx-int8" / "onnx" embed queries with onnxruntime (no torch import; the index's int8 or fp32
@@ -195,7 +198,9 @@ class Searcher:
         None keeps faiss's default. encode_threads: onnxruntime threads per query batch (None: all cores).
         mmap: map the vectors and BM25 arrays instead of reading them (a 1M-product index opens ~1.6 s sooner); for
         one-shot processes like `searchkit query` — a file rewritten in place under a mapping kills the process, so
-        long-lived searchers (the server) read them."""
+        long-lived searchers (the server) read them.
+        target_recall: for an approximate index, search with the cheapest efSearch / nprobe whose recall@10 the build
+        measured at or above this (its calibration curve, in the manifest) instead of the one the build chose."""
         files = store.IndexFiles(Path(path))
         manifest = store.read_manifest(files.root)
         store.verify_files(files, manifest, checksums=verify)
@@ -214,7 +219,10 @@ class Searcher:
         if config.to_dict() != manifest.text:
             raise IndexFormatError(f"{files.text}: text settings differ from the manifest's")
         index = store.read_faiss(files, mmap=mmap)
-        apply_params(index, manifest.index)
+        try:
+            knob = apply_params(index, manifest.index, target_recall)
+        except SearchkitError as exc:
+            raise QueryError(f"{files.root}: {exc}") from exc
         if search_threads:
             import faiss
 
@@ -236,7 +244,9 @@ class Searcher:
             encoder = load_encoder(files.model, device=device)
         normaliser = Normaliser(config, BrandMatcher.from_names(text.get("brands", [])),
                                 CachedStemmer(text.get("stems", {})))
-        return cls(index, products, encoder, manifest, normaliser, lexical, SpellCorrector(text.get("vocab", {})))
+        searcher = cls(index, products, encoder, manifest, normaliser, lexical, SpellCorrector(text.get("vocab", {})))
+        searcher.search_params = knob
+        return searcher
 
     def __len__(self) -> int:
         return self.table.num_rows
@@ -320,9 +330,9 @@ class Searcher:
             out.append((rows[top], scores[top]))
         return out
 
-    def _rank(self, bm25: np.ndarray | None, vector: np.ndarray, dense: tuple[np.ndarray, np.ndarray], k: int,
+    def _rank(self, bm25: Scores | None, vector: np.ndarray, dense: tuple[np.ndarray, np.ndarray], k: int,
               mode: str, mask: np.ndarray | None) -> list[tuple[int, dict[str, float]]]:
-        """Rows in final order with their per-signal scores (bm25: the query's BM25 score of every product)."""
+        """Rows in final order with their per-signal scores (bm25: the query's BM25 scores, see LexicalIndex)."""
         dense_rows, dense_scores = dense
         if mode == "dense":
             return [(int(r), {"dense": float(s)}) for r, s in zip(dense_rows[:k], dense_scores[:k], strict=True)]
@@ -336,10 +346,10 @@ class Searcher:
         else:
             rows, scores = self._weighted(vector, bm25, dense_rows, lex_rows)
         order = np.lexsort((rows, -scores))[:k]  # best fused score first, ties by row
-        return [(int(r), {"fusion": float(f), "lexical": float(bm25[r])})
-                for r, f in zip(rows[order], scores[order], strict=True)]
+        return [(int(r), {"fusion": float(f), "lexical": float(b)})
+                for r, f, b in zip(rows[order], scores[order], bm25.of(rows[order]), strict=True)]
 
-    def _weighted(self, vector: np.ndarray, bm25_all: np.ndarray, dense_rows: np.ndarray,
+    def _weighted(self, vector: np.ndarray, bm25_all: Scores, dense_rows: np.ndarray,
                   lex_rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The union of both candidate lists and each one's weighted fused score."""
         candidates = np.unique(np.concatenate([dense_rows, lex_rows]).astype(np.int64))
@@ -348,7 +358,7 @@ class Searcher:
         cosines = self._cosines(vector, candidates)
         low, spread = cosines.min(), cosines.max() - cosines.min()
         dense = (cosines - low) / spread if spread > 0 else np.ones_like(cosines)
-        bm25 = bm25_all[candidates]
+        bm25 = bm25_all.of(candidates)
         top = bm25.max()
         lexical = bm25 / top if top > 0 else np.zeros_like(bm25)
         return candidates, self.fusion.alpha * dense + (1 - self.fusion.alpha) * lexical
@@ -378,8 +388,13 @@ class Searcher:
         return [self._results(p, v, d, k, mode, mask, explain) for p, v, d in zip(parsed, vectors, dense, strict=True)]
 
     def _results(self, parsed: _Query, vector, dense, k, mode, mask, explain) -> list[SearchResult]:
-        needs_bm25 = mode != "dense" or (explain and self.lexical is not None)
-        bm25 = self.lexical.scores(parsed.normalised) if needs_bm25 else None
+        if mode == "dense" and not (explain and self.lexical is not None):
+            return self._scored_results(None, parsed, vector, dense, k, mode, mask, explain)
+        with self.lexical.scored(parsed.normalised) as bm25:  # its buffer is reused once the results are built
+            return self._scored_results(bm25, parsed, vector, dense, k, mode, mask, explain)
+
+    def _scored_results(self, bm25: Scores | None, parsed: _Query, vector, dense, k, mode, mask,
+                        explain) -> list[SearchResult]:
         ranked = self._rank(bm25, vector, dense, k, mode, mask)
         rows = np.array([r for r, _ in ranked], dtype=np.int64)
         cosines = self._cosines(vector, rows)
@@ -392,7 +407,7 @@ class Searcher:
             if explain:
                 product_terms = set(self.normaliser.product(record["title"], record.get("brand"),
                                                             record.get("color")).split())
-                lexical = signals.get("lexical", float(bm25[row]) if bm25 is not None else None)
+                lexical = signals.get("lexical", float(bm25.of([row])[0]) if bm25 is not None else None)
                 why = {"mode": mode, "dense": float(cosine), "lexical": lexical, "query_as_searched": parsed.understood,
                        "corrections": [[c.original, c.corrected] for c in parsed.corrections],
                        "matched_terms": sorted(terms & product_terms), **({"fusion": signals["fusion"]}

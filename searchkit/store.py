@@ -171,6 +171,16 @@ def finish(staged: IndexFiles, manifest: Manifest, target: Path) -> Manifest:
     return manifest
 
 
+def rewrite_manifest(files: IndexFiles, manifest: Manifest) -> None:
+    """Replace the manifest of a complete index (its files unchanged) atomically: readers see the old or the new."""
+    tmp = files.root / f"{MANIFEST}.{uuid.uuid4().hex[:8]}.tmp"
+    try:
+        tmp.write_text(manifest.to_json())
+        os.replace(tmp, files.manifest)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 def discard(staged: IndexFiles) -> None:
     shutil.rmtree(staged.root, ignore_errors=True)
 

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from searchkit import IndexConfig, Searcher, SearchkitError, build_index
-from searchkit.ann import AnnConfig, exact_top, make_index, recall_at_k
+from searchkit.ann import AnnConfig, apply_params, exact_top, knob_for_recall, make_index, recall_at_k
+from searchkit.errors import QueryError
 
 
 def clustered_vectors(n: int, dim: int = 32, clusters: int = 40, seed: int = 3, noise_seed: int | None = None
@@ -87,6 +88,27 @@ def test_quantised_index_end_to_end(tmp_path, catalog_file, tiny_model, built_in
         assert abs(ours[0].score - ref[0].score) < 0.03  # cosines decoded from 8-bit codes
         hybrid = searcher.search(query, k=5, mode="hybrid", filters={"brand": ["kohler"]})
         assert hybrid and all(h.fields["brand"] == "kohler" for h in hybrid)
+    curve = {int(v): r for v, r in stored["calibration"]["curve"].items()}
+    cheapest = Searcher.from_dir(out, target_recall=0.0)  # recall chosen at search time from the build's curve
+    assert cheapest.search_params == {knob: min(curve)} and searcher.search_params == {knob: stored["params"][knob]}
+    with pytest.raises(QueryError, match="reaches recall@10 1.01"):
+        Searcher.from_dir(out, target_recall=1.01)
+
+
+def test_knob_for_recall_takes_the_cheapest_measured_setting():
+    meta = {"type": "hnsw", "params": {"ef_search": 128},
+            "calibration": {"curve": {"16": 0.8, "32": 0.93, "64": 0.96, "128": 0.981}}}
+    assert knob_for_recall(meta, 0.95) == 64 and knob_for_recall(meta, 0.93) == 32 and knob_for_recall(meta, 0.5) == 16
+    with pytest.raises(SearchkitError, match=r"the best: 0.981 at 128"):
+        knob_for_recall(meta, 0.99)
+    assert knob_for_recall({"type": "flat"}, 0.99) is None
+    with pytest.raises(SearchkitError, match="no recall calibration"):
+        knob_for_recall({"type": "hnsw", "params": {"ef_search": 64}}, 0.9)
+    index = make_index(clustered_vectors(500), AnnConfig(index_type="hnsw"))[0]
+    assert apply_params(index, meta) == {"ef_search": 128} and apply_params(index, meta, 0.95) == {"ef_search": 64}
+    import faiss
+
+    assert faiss.downcast_index(index).hnsw.efSearch == 64
 
 
 def test_calibration_with_query_vectors_counts_unfilled_results_as_misses():
@@ -116,3 +138,39 @@ def test_exact_index_matches_numpy_and_pads_past_the_end():
     assert np.allclose(scores, np.sort(full, axis=1)[:, ::-1][:, :5], atol=1e-5)
     scores, ids = ExactIndex(vectors[:3]).search(queries, 5)
     assert (ids[:, 3:] == -1).all() and (ids[:, :3] >= 0).all()
+
+
+def test_recalibrate_on_queries_sets_the_cheapest_knob_and_keeps_the_index(tmp_path, catalog_file, tiny_model,
+                                                                           built_index, pairs_file):
+    from click.testing import CliRunner
+
+    from searchkit.cli import main
+    from searchkit.index import recalibrate
+
+    out = tmp_path / "hnsw"
+    build_index(catalog_file, out, model=tiny_model, config=IndexConfig(index_type="hnsw", target_recall=1.0))
+    before = json.loads((out / "manifest.json").read_text())
+    queries = ["kohler toilet seat", "classic garden hose", "ceiling fan", "kohler toilet seat", " "]
+    manifest = recalibrate(out, queries, target_recall=0.5, source="test queries")
+    stored = json.loads((out / "manifest.json").read_text())
+    assert stored["index"] == manifest.index and stored["files"] == before["files"]
+    assert stored["index"]["calibration"]["queries"] == 3 and stored["index"]["calibration"]["source"] == "test queries"
+    curve = {int(v): r for v, r in stored["index"]["calibration"]["curve"].items()}
+    chosen = stored["index"]["params"]["ef_search"]
+    assert curve[chosen] >= 0.5 and all(r < 0.5 for v, r in curve.items() if v < chosen)
+    assert stored["index"]["recall@10_sample"] == curve[chosen]
+    assert Searcher.from_dir(out).search_params == {"ef_search": chosen}  # checksums still verify
+    with pytest.raises(SearchkitError, match="no search knob"):
+        recalibrate(built_index, queries)
+    with pytest.raises(SearchkitError, match="no queries"):
+        recalibrate(out, ["", "  "])
+    query_file = tmp_path / "log.txt"
+    query_file.write_text("kohler toilet seat\n\nceiling fan\n")
+    result = CliRunner().invoke(main, ["calibrate", "--index", str(out), "--queries", str(query_file),
+                                       "--target-recall", "1.0", "--json"])
+    assert result.exit_code == 0, result.output
+    meta = json.loads(result.output)
+    assert meta["calibration"]["queries"] == 2 and str(query_file) in meta["calibration"]["source"]
+    assert json.loads((out / "manifest.json").read_text())["index"]["target_recall"] == 1.0
+    result = CliRunner().invoke(main, ["calibrate", "--index", str(out), "--pairs", str(pairs_file), "--split", "all"])
+    assert result.exit_code == 0 and "ef_search" in result.output, result.output

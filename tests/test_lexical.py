@@ -1,0 +1,126 @@
+"""BM25 top-k with a deferred common word (MaxScore) gives exactly what scoring every product gives."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+from searchkit import lexical
+from searchkit.lexical import LexicalIndex, Scores
+
+WORDS = [f"w{i}" for i in range(60)]
+
+
+def _corpus(n: int = 3000, seed: int = 7) -> list[str]:
+    """Titles of 2-8 words drawn with Zipf-like weights: a few words are in most titles, most in a few."""
+    rng = np.random.default_rng(seed)
+    weights = 1.0 / np.arange(1, len(WORDS) + 1) ** 1.1
+    weights /= weights.sum()
+    return [" ".join(rng.choice(WORDS, size=int(rng.integers(2, 9)), p=weights)) for _ in range(n)]
+
+
+def _queries(n: int = 150, seed: int = 3) -> list[str]:
+    rng = np.random.default_rng(seed)
+    return [" ".join(rng.choice(WORDS + ["unknownword"], size=int(rng.integers(1, 5)), replace=False))
+            for _ in range(n)]
+
+
+def _reference(scores: np.ndarray, k: int, mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Every positive row sorted by score, then row; the first k."""
+    if mask is not None:
+        scores = np.where(mask, scores, 0)
+    rows = np.flatnonzero(scores > 0)
+    rows = rows[np.lexsort((rows, -scores[rows]))][:k]
+    return rows, scores[rows]
+
+
+@pytest.fixture(scope="module")
+def index() -> LexicalIndex:
+    return LexicalIndex.build(_corpus())
+
+
+@pytest.fixture()
+def small_defer(monkeypatch):
+    """Defer any word in at least 50 titles, and count how often the pruned answer had to be completed."""
+    monkeypatch.setattr(lexical, "DEFER_FROM", 50)
+    calls = {"complete": 0}
+    original = Scores.complete
+
+    def counted(self):
+        calls["complete"] += self.deferred is not None
+        original(self)
+
+    monkeypatch.setattr(Scores, "complete", counted)
+    return calls
+
+
+@pytest.mark.parametrize("k", [1, 10, 100])
+def test_top_k_with_a_deferred_word_is_exact(index, small_defer, k):
+    rng = np.random.default_rng(k)
+    mask = rng.random(index.rows) < 0.5
+    deferred = 0
+    for query in _queries():
+        full = index.scores(query)
+        with index.scored(query) as scores:
+            deferred += scores.deferred is not None
+        for m in (None, mask):
+            rows, values = index.search(query, k, m)
+            want_rows, want_values = _reference(full, k, m)
+            assert rows.tolist() == want_rows.tolist(), (query, k)
+            assert np.allclose(values, want_values, atol=1e-5)
+    assert deferred > 50  # the pruned path ran...
+    if k == 100:
+        assert small_defer["complete"] > 0  # ...and, for a deep top k, so did the fallback
+
+
+def test_scores_of_rows_include_the_deferred_word(index, small_defer):
+    rows = np.arange(0, index.rows, 7)
+    for query in _queries(40):
+        with index.scored(query) as scores:
+            assert np.allclose(scores.of(rows), index.scores(query)[rows], atol=1e-5)
+
+
+def test_buffer_is_clean_after_each_query_and_after_an_error(index, small_defer):
+    for query in _queries(20):
+        index.search(query, 10)
+    with pytest.raises(RuntimeError), index.scored("w0 w1 w2"):
+        raise RuntimeError("boom")
+    assert not index._local.free.any()
+    with index.scored("w0 w1") as outer, index.scored("w3") as inner:  # nested: separate buffers
+        assert outer.array is not inner.array
+        assert np.allclose(outer.of(np.arange(index.rows)), index.scores("w0 w1"), atol=1e-5)
+        assert np.allclose(inner.array, index.scores("w3"))
+
+
+def test_a_column_not_in_row_order_is_never_deferred(small_defer):
+    # column 0 ("common") lists its rows in descending order: binary search on it would be wrong
+    rows = 200
+    common = np.arange(rows - 1, -1, -1, dtype=np.int32)
+    rare = np.array([3, 50, 120], dtype=np.int32)
+    data = np.concatenate([np.linspace(1.0, 2.0, rows, dtype=np.float32), np.array([5, 6, 7], np.float32)])
+    index = LexicalIndex(data, np.concatenate([common, rare]), np.array([0, rows, rows + 3]),
+                         {"common": 0, "rare": 1}, rows)
+    with index.scored("common rare") as scores:
+        assert scores.deferred is None
+    got, _ = index.search("common rare", 5)
+    assert got.tolist() == _reference(index.scores("common rare"), 5)[0].tolist()
+
+
+def test_concurrent_queries_do_not_share_a_buffer(index, small_defer):
+    queries = _queries(60)
+    want = {q: _reference(index.scores(q), 10)[0].tolist() for q in queries}
+    errors = []
+
+    def run(offset: int) -> None:
+        for q in queries[offset:] + queries[:offset]:
+            if index.search(q, 10)[0].tolist() != want[q]:
+                errors.append(q)
+
+    threads = [threading.Thread(target=run, args=(i * 15,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
