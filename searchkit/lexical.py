@@ -28,6 +28,7 @@ _BM25S_NAMES = ("data.csc.index.npy", "indices.csc.index.npy", "indptr.csc.index
 
 
 DEFER_FROM = 4096  # postings: a query word this common is looked up per row instead of merged (see Scores)
+LOOKUP_COST = 8  # a binary-search lookup of one row in a posting list costs about this many merged postings
 
 
 @dataclass(frozen=True)
@@ -40,32 +41,35 @@ class _Deferred:
 class Scores:
     """One query's BM25 scores, from `LexicalIndex.scored` (valid only inside it).
 
-    `array[row]` sums the contributions of every query word but a deferred one, and `rows` lists each product that
-    contains one of those words, once. The deferred word is the query's commonest (a posting list of at least
-    DEFER_FROM rows, when it has other words): `of(rows)` adds its contribution by binary search, and `top` merges
-    it only when the best rows seen so far cannot prove that a product holding only that word (score <= `bound`)
-    ranks lower — the idea of MaxScore (Turtle & Flood 1995). Results are exactly those of scoring every product."""
+    `array[row]` sums the contributions of the query's words except the deferred ones, and `rows` lists each product
+    that contains one of those words, once. Deferred words are the query's common ones (posting lists of at least
+    DEFER_FROM rows; the rarest word is never deferred): `of(rows)` adds their contributions by binary search, and
+    `top` merges them, rarest first, only while the best rows seen so far cannot prove that a product holding only
+    deferred words (score <= the sum of their largest contributions) ranks lower — the idea of MaxScore (Turtle &
+    Flood 1995). Results are exactly those of scoring every product."""
 
-    def __init__(self, array: np.ndarray, rows: np.ndarray, deferred: _Deferred | None = None):
-        self.array, self.rows, self.deferred = array, rows, deferred
+    def __init__(self, array: np.ndarray, rows: np.ndarray, deferred: list[_Deferred] | None = None):
+        self.array, self.rows, self.deferred = array, rows, list(deferred or [])
+
+    @property
+    def bound(self) -> float:
+        """The most the deferred words can add to any product's score."""
+        return float(sum(d.bound for d in self.deferred))
 
     def of(self, rows: np.ndarray) -> np.ndarray:
         """The full BM25 scores of these rows."""
         rows = np.asarray(rows, dtype=np.int64)
         values = self.array[rows]
-        if self.deferred is not None and len(self.deferred.ids):
-            ids = self.deferred.ids
-            at = np.minimum(np.searchsorted(ids, rows), len(ids) - 1)
-            values = values + np.where(ids[at] == rows, self.deferred.values[at], 0).astype(values.dtype)
+        for word in self.deferred:
+            at = np.minimum(np.searchsorted(word.ids, rows), len(word.ids) - 1)
+            values = values + np.where(word.ids[at] == rows, word.values[at], 0).astype(values.dtype)
         return values
 
-    def complete(self) -> None:
-        """Merge the deferred word into `array` and `rows`."""
-        if self.deferred is not None:
-            ids, values = self.deferred.ids, self.deferred.values
-            self.rows = np.concatenate([self.rows, ids[self.array[ids] == 0]])  # contributions > 0: 0 = unseen
-            self.array[ids] += values
-            self.deferred = None
+    def merge(self) -> None:
+        """Merge the rarest deferred word into `array` and `rows`."""
+        word = self.deferred.pop(0)
+        self.rows = np.concatenate([self.rows, word.ids[self.array[word.ids] == 0]])  # contributions > 0: 0 = unseen
+        self.array[word.ids] += word.values
 
 
 class LexicalIndex:
@@ -150,20 +154,20 @@ class LexicalIndex:
     @contextmanager
     def scored(self, query_text: str) -> Iterator[Scores]:
         """The query's scores (see Scores) in a buffer this thread reuses and zeroes again on exit: no fresh array of
-        every product's score per query, and the commonest word is deferred (at 1M products these took ~1 ms)."""
+        every product's score per query, and common words are deferred (at 1M products these took ~1 ms)."""
         out = getattr(self._local, "free", None)
         self._local.free = None  # a nested call on this thread gets its own buffer
         if out is None:
             out = np.zeros(self.rows, dtype=np.float32)
-        columns = self._columns(query_text)
-        deferred = None
-        if len(columns) > 1:
-            longest = max(columns, key=lambda c: self.indptr[c + 1] - self.indptr[c])
-            start, end = self.indptr[longest], self.indptr[longest + 1]
-            if end - start >= DEFER_FROM and self._bound(longest) is not None:
-                deferred = _Deferred(self.indices[start:end], self.data[start:end], self._bound(longest))
-                columns.remove(longest)
-        scores = Scores(out, self._add(out, columns), deferred)  # should this fail, the buffer is dropped
+        columns = sorted(self._columns(query_text), key=lambda c: (self.indptr[c + 1] - self.indptr[c], c))
+        merged, deferred = columns[:1], []  # rarest first; the rarest is always merged
+        for column in columns[1:]:
+            start, end = self.indptr[column], self.indptr[column + 1]
+            if end - start >= DEFER_FROM and self._bound(column) is not None:
+                deferred.append(_Deferred(self.indices[start:end], self.data[start:end], self._bound(column)))
+            else:
+                merged.append(column)
+        scores = Scores(out, self._add(out, merged), deferred)  # should this fail, the buffer is dropped
         try:
             yield scores
         finally:
@@ -182,18 +186,18 @@ class LexicalIndex:
         if not isinstance(scores, Scores):
             candidates = np.flatnonzero(scores > 0)
             return _best(candidates, scores[candidates], k, mask)
-        if scores.deferred is not None:
+        while scores.deferred:
             rows, partial = _masked(scores.rows, scores.array[scores.rows], mask)
+            bound = scores.bound
             if len(rows) >= k:
-                # a row whose partial score trails the k-th best partial by more than the deferred word can add
-                # cannot reach the top k; score the others in full
-                bound = scores.deferred.bound
                 kth = -np.partition(-partial, k - 1)[k - 1]
-                rows = rows[partial >= kth - bound]
-                best, values = _best(rows, scores.of(rows), k, None)
-                if values[-1] > bound:  # a product holding only the deferred word scores <= bound: none is missed
-                    return best, values
-            scores.complete()
+                # when the k-th best partial score beats what the deferred words can add, no product holding only
+                # deferred words reaches the top k, nor does one trailing that k-th partial by more than they add
+                if kth > bound:
+                    rows = rows[partial >= kth - bound]
+                    if len(rows) * LOOKUP_COST <= len(scores.deferred[0].ids):  # else merging is cheaper
+                        return _best(rows, scores.of(rows), k, None)
+            scores.merge()
         return _best(scores.rows, scores.array[scores.rows], k, mask)
 
 
