@@ -48,13 +48,15 @@ class Scores:
     deferred words (score <= the sum of their largest contributions) ranks lower — the idea of MaxScore (Turtle &
     Flood 1995). Results are exactly those of scoring every product."""
 
-    def __init__(self, array: np.ndarray, rows: np.ndarray, deferred: list[_Deferred] | None = None):
+    def __init__(self, array: np.ndarray, rows: np.ndarray, deferred: list[_Deferred] | None = None,
+                 reach: float = np.inf):
         self.array, self.rows, self.deferred = array, rows, list(deferred or [])
+        self.reach = reach  # no partial score in `array` exceeds this (the merged words' largest contributions)
 
     @property
     def bound(self) -> float:
-        """The most the deferred words can add to any product's score."""
-        return float(sum(d.bound for d in self.deferred))
+        """The most the deferred words can add to any product's score (with room for float32 rounding)."""
+        return float(sum(d.bound for d in self.deferred)) * (1 + 1e-5) + 1e-6
 
     def of(self, rows: np.ndarray) -> np.ndarray:
         """The full BM25 scores of these rows."""
@@ -70,6 +72,7 @@ class Scores:
         word = self.deferred.pop(0)
         self.rows = np.concatenate([self.rows, word.ids[self.array[word.ids] == 0]])  # contributions > 0: 0 = unseen
         self.array[word.ids] += word.values
+        self.reach += word.bound
 
 
 class LexicalIndex:
@@ -167,7 +170,9 @@ class LexicalIndex:
                 deferred.append(_Deferred(self.indices[start:end], self.data[start:end], self._bound(column)))
             else:
                 merged.append(column)
-        scores = Scores(out, self._add(out, merged), deferred)  # should this fail, the buffer is dropped
+        bounds = [self._bound(c) for c in merged] if deferred else []
+        reach = float(sum(bounds)) if all(b is not None for b in bounds) else np.inf
+        scores = Scores(out, self._add(out, merged), deferred, reach)  # should this fail, the buffer is dropped
         try:
             yield scores
         finally:
@@ -187,9 +192,9 @@ class LexicalIndex:
             candidates = np.flatnonzero(scores > 0)
             return _best(candidates, scores[candidates], k, mask)
         while scores.deferred:
-            rows, partial = _masked(scores.rows, scores.array[scores.rows], mask)
             bound = scores.bound
-            if len(rows) >= k:
+            rows, partial = _masked(scores.rows, scores.array[scores.rows], mask) if scores.reach > bound else ([], [])
+            if len(rows) >= k:  # (no partial score can beat the bound unless the merged words can reach it)
                 kth = -np.partition(-partial, k - 1)[k - 1]
                 # when the k-th best partial score beats what the deferred words can add, no product holding only
                 # deferred words reaches the top k, nor does one trailing that k-th partial by more than they add
