@@ -138,6 +138,10 @@ class LexicalIndex:
     def _columns(self, query_text: str) -> list[int]:
         return [self.vocab[t] for t in self.known(query_text.split())]
 
+    def postings(self, query_text: str) -> int:
+        """How many (word, product) entries the query's known words have: the work of scoring it in full."""
+        return int(sum(self.indptr[c + 1] - self.indptr[c] for c in self._columns(query_text)))
+
     def scores(self, query_text: str) -> np.ndarray:
         """BM25 score of every product for a normalised query (zeros when no query word is in the catalog)."""
         out = np.zeros(self.rows, dtype=np.float32)

@@ -34,6 +34,11 @@ MODES = ("dense", "lexical", "hybrid")
 DEFAULT_MODE = "hybrid"
 QUERY_CACHE_SIZE = 4096
 RRF_K = 60  # reciprocal rank fusion constant (Cormack et al. 2009)
+# hybrid: a lone query whose words' posting lists hold this many entries in all runs its BM25 leg beside the
+# embedding + vector search instead of after it. Measured per query (best of 3, 300 test queries, 1M products):
+# saves a median 1.5 ms above 50K entries, 0.8 ms at 20K-50K, 0.16 ms at 5K-20K, and costs 0.1 ms below 5K (the
+# thread hand-off); at 55K products 0.13-0.2 ms above 5K entries, nothing below
+OVERLAP_FROM = 5_000
 
 
 @dataclass(frozen=True)
@@ -181,6 +186,8 @@ class Searcher:
         self.search_params: dict[str, int] = {}  # the ANN knob in use (efSearch / nprobe; from_dir sets it)
         self._vectors = flat_vectors(index)
         self._encode_lock = threading.Lock()
+        self._inflight_lock = threading.Lock()
+        self._inflight = 0  # searches running now: legs overlap only for a searcher's sole search
         self.cache_size = QUERY_CACHE_SIZE  # recent query embeddings kept (0: none); head queries repeat a lot
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
 
@@ -331,12 +338,14 @@ class Searcher:
         return out
 
     def _rank(self, bm25: Scores | None, vector: np.ndarray, dense: tuple[np.ndarray, np.ndarray], k: int,
-              mode: str, mask: np.ndarray | None) -> list[tuple[int, dict[str, float]]]:
-        """Rows in final order with their per-signal scores (bm25: the query's BM25 scores, see LexicalIndex)."""
+              mode: str, mask: np.ndarray | None, lex: tuple[np.ndarray, np.ndarray] | None = None,
+              ) -> list[tuple[int, dict[str, float]]]:
+        """Rows in final order with their per-signal scores (bm25: the query's BM25 scores, see LexicalIndex;
+        lex: its top max(k, fusion depth) when already found)."""
         dense_rows, dense_scores = dense
         if mode == "dense":
             return [(int(r), {"dense": float(s)}) for r, s in zip(dense_rows[:k], dense_scores[:k], strict=True)]
-        lex_rows, lex_scores = self.lexical.top(bm25, max(k, self.fusion.depth), mask)
+        lex_rows, lex_scores = lex if lex is not None else self.lexical.top(bm25, max(k, self.fusion.depth), mask)
         if mode == "lexical":
             return [(int(r), {"lexical": float(s)}) for r, s in zip(lex_rows[:k], lex_scores[:k], strict=True)]
         if self.fusion.method == "rrf":
@@ -381,11 +390,42 @@ class Searcher:
             mask = filter_mask(self.products, filters)
         k = min(k, len(self))
         parsed = [self._parse(q) for q in queries]
-        vectors = self._embed(parsed)
         depth = k if mode == "dense" else max(k, self.fusion.depth)
-        dense = self._dense(vectors, depth, mask) if mode != "lexical" else [(np.zeros(0, int), np.zeros(0))] * len(
-            queries)
-        return [self._results(p, v, d, k, mode, mask, explain) for p, v, d in zip(parsed, vectors, dense, strict=True)]
+        with self._inflight_lock:
+            self._inflight += 1
+            alone = self._inflight == 1
+        try:
+            if mode == "hybrid" and len(parsed) == 1 and alone and (
+                    self.lexical.postings(parsed[0].normalised) >= OVERLAP_FROM):
+                return [self._overlapped(parsed[0], k, depth, mask, explain)]
+            vectors = self._embed(parsed)
+            dense = self._dense(vectors, depth, mask) if mode != "lexical" else [(np.zeros(0, int), np.zeros(0))] * len(
+                queries)
+            return [self._results(p, v, d, k, mode, mask, explain)
+                    for p, v, d in zip(parsed, vectors, dense, strict=True)]
+        finally:
+            with self._inflight_lock:
+                self._inflight -= 1
+
+    @cached_property
+    def _pool(self) -> Any:
+        from concurrent.futures import ThreadPoolExecutor
+
+        return ThreadPoolExecutor(max_workers=1, thread_name_prefix="searchkit-dense")
+
+    def _dense_leg(self, parsed: _Query, depth: int, mask: np.ndarray | None) -> tuple[np.ndarray, tuple]:
+        vectors = self._embed([parsed])
+        return vectors[0], self._dense(vectors, depth, mask)[0]
+
+    def _overlapped(self, parsed: _Query, k: int, depth: int, mask, explain: bool) -> list[SearchResult]:
+        """One hybrid query whose BM25 leg is costly: BM25 on this thread while a worker embeds the query and
+        searches the vectors (onnxruntime and faiss release the GIL), so the legs overlap on two cores. The same
+        results as the sequential path."""
+        future = self._pool.submit(self._dense_leg, parsed, depth, mask)
+        with self.lexical.scored(parsed.normalised) as bm25:
+            lex = self.lexical.top(bm25, depth, mask)
+            vector, dense = future.result()
+            return self._scored_results(bm25, parsed, vector, dense, k, "hybrid", mask, explain, lex)
 
     def _results(self, parsed: _Query, vector, dense, k, mode, mask, explain) -> list[SearchResult]:
         if mode == "dense" and not (explain and self.lexical is not None):
@@ -394,8 +434,8 @@ class Searcher:
             return self._scored_results(bm25, parsed, vector, dense, k, mode, mask, explain)
 
     def _scored_results(self, bm25: Scores | None, parsed: _Query, vector, dense, k, mode, mask,
-                        explain) -> list[SearchResult]:
-        ranked = self._rank(bm25, vector, dense, k, mode, mask)
+                        explain, lex: tuple[np.ndarray, np.ndarray] | None = None) -> list[SearchResult]:
+        ranked = self._rank(bm25, vector, dense, k, mode, mask, lex)
         rows = np.array([r for r, _ in ranked], dtype=np.int64)
         cosines = self._cosines(vector, rows)
         terms = set(parsed.normalised.split()) if explain else set()
