@@ -35,10 +35,10 @@ DEFAULT_MODE = "hybrid"
 QUERY_CACHE_SIZE = 4096
 RRF_K = 60  # reciprocal rank fusion constant (Cormack et al. 2009)
 # hybrid: a lone query whose words' posting lists hold this many entries in all runs its BM25 leg beside the
-# embedding + vector search instead of after it. Measured per query (best of 3, 300 test queries, 1M products):
-# saves a median 1.5 ms above 50K entries, 0.8 ms at 20K-50K, 0.16 ms at 5K-20K, and costs 0.1 ms below 5K (the
-# thread hand-off); at 55K products 0.13-0.2 ms above 5K entries, nothing below
-OVERLAP_FROM = 5_000
+# embedding + vector search instead of after it. Measured per query, 300 test queries on 1M products, two runs
+# (overlapped minus sequential, median): above 50K entries -1.5 / -1.2 ms, 20K-50K -0.8 / -0.4 ms, 5K-20K -0.2 /
+# +0.2 ms, below 5K +0.1 / +0.5 ms (the thread hand-off); at 55K products -0.1 to -0.2 ms above 5K entries
+OVERLAP_FROM = 20_000
 
 
 @dataclass(frozen=True)
