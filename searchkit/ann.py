@@ -208,8 +208,10 @@ def _train_add(index, vectors: np.ndarray, lists: int, seed: int) -> None:
 
 
 def knob_for_recall(manifest_index: dict, target: float) -> int | None:
-    """The cheapest knob value whose recall@10 in the build's calibration curve reaches `target` (None for an exact
-    index). Raises SearchkitError when the curve has none that does, or the index has no curve."""
+    """The cheapest knob value whose recall@10 in the index's calibration curve reaches `target` (None for an exact
+    index). The curve stops at the first value that reached the target it was measured for, so a higher target may
+    need `searchkit calibrate` to measure further. Raises SearchkitError when the curve has no value reaching
+    `target`, or the index has no curve."""
     kind = manifest_index.get("type", "flat")
     if kind == "flat":
         return None
@@ -219,8 +221,9 @@ def knob_for_recall(manifest_index: dict, target: float) -> int | None:
     reaching = [v for v, r in curve.items() if r >= target]
     if not reaching:
         best = max(curve, key=lambda v: (curve[v], -v))
-        raise SearchkitError(f"no search setting measured at build time reaches recall@10 {target} (the best: "
-                             f"{curve[best]} at {best}); rebuild with a larger --target-recall")
+        raise SearchkitError(f"no search setting in the index's calibration curve reaches recall@10 {target} (the "
+                             f"best: {curve[best]} at {best}); measure further with `searchkit calibrate "
+                             f"--target-recall {target}`")
     return min(reaching)
 
 
