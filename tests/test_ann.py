@@ -93,6 +93,12 @@ def test_quantised_index_end_to_end(tmp_path, catalog_file, tiny_model, built_in
     assert cheapest.search_params == {knob: min(curve)} and searcher.search_params == {knob: stored["params"][knob]}
     with pytest.raises(QueryError, match="reaches recall@10 1.01"):
         Searcher.from_dir(out, target_recall=1.01)
+    from searchkit.index import recalibrate  # 8-bit codes: exact search over the decoded vectors
+
+    tuned = recalibrate(out, ["kohler toilet seat", "classic garden hose", "ceiling fan"], target_recall=1.0).index
+    assert tuned["calibration"]["queries"] == 3 and tuned["params"][knob] in {
+        int(v) for v in tuned["calibration"]["curve"]}
+    assert Searcher.from_dir(out).search_params == {knob: tuned["params"][knob]}
 
 
 def test_knob_for_recall_takes_the_cheapest_measured_setting():
