@@ -197,12 +197,11 @@ class LexicalIndex:
             return _best(candidates, scores[candidates], k, mask)
         while scores.deferred:
             bound = scores.bound
-            rows, partial = _masked(scores.rows, scores.array[scores.rows], mask) if scores.reach > bound else ([], [])
-            if len(rows) >= k:  # (no partial score can beat the bound unless the merged words can reach it)
-                kth = -np.partition(-partial, k - 1)[k - 1]
+            if scores.reach > bound:  # else no partial score can beat the bound yet: merge without looking
+                rows, partial = _masked(scores.rows, scores.array[scores.rows], mask)
                 # when the k-th best partial score beats what the deferred words can add, no product holding only
                 # deferred words reaches the top k, nor does one trailing that k-th partial by more than they add
-                if kth > bound:
+                if len(rows) >= k and (kth := -np.partition(-partial, k - 1)[k - 1]) > bound:
                     rows = rows[partial >= kth - bound]
                     if len(rows) * LOOKUP_COST <= len(scores.deferred[0].ids):  # else merging is cheaper
                         return _best(rows, scores.of(rows), k, None)
