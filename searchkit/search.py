@@ -34,8 +34,8 @@ MODES = ("dense", "lexical", "hybrid")
 DEFAULT_MODE = "hybrid"
 QUERY_CACHE_SIZE = 4096
 RRF_K = 60  # reciprocal rank fusion constant (Cormack et al. 2009)
-# hybrid: a lone query whose words' posting lists hold this many entries in all runs its BM25 leg beside the
-# embedding + vector search instead of after it. Measured per query, 300 test queries on 1M products, two runs
+# hybrid and lexical: a lone query whose words' posting lists hold this many entries in all runs its BM25 leg
+# beside the embedding (+ vector search) instead of after it. Measured per query, 300 test queries on 1M products, two runs
 # (overlapped minus sequential, median): above 50K entries -1.5 / -1.2 ms, 20K-50K -0.8 / -0.4 ms, 5K-20K -0.2 /
 # +0.2 ms, below 5K +0.1 / +0.5 ms (the thread hand-off); at 55K products -0.1 to -0.2 ms above 5K entries
 OVERLAP_FROM = 20_000
@@ -395,9 +395,9 @@ class Searcher:
             self._inflight += 1
             alone = self._inflight == 1
         try:
-            if mode == "hybrid" and len(parsed) == 1 and alone and (
+            if mode != "dense" and len(parsed) == 1 and alone and (
                     self.lexical.postings(parsed[0].normalised) >= OVERLAP_FROM):
-                return [self._overlapped(parsed[0], k, depth, mask, explain)]
+                return [self._overlapped(parsed[0], k, depth, mode, mask, explain)]
             vectors = self._embed(parsed)
             dense = self._dense(vectors, depth, mask) if mode != "lexical" else [(np.zeros(0, int), np.zeros(0))] * len(
                 queries)
@@ -413,19 +413,21 @@ class Searcher:
 
         return ThreadPoolExecutor(max_workers=1, thread_name_prefix="searchkit-dense")
 
-    def _dense_leg(self, parsed: _Query, depth: int, mask: np.ndarray | None) -> tuple[np.ndarray, tuple]:
+    def _dense_leg(self, parsed: _Query, depth: int, mode: str, mask: np.ndarray | None) -> tuple[np.ndarray, tuple]:
         vectors = self._embed([parsed])
+        if mode == "lexical":  # the embedding only gives the results' cosines
+            return vectors[0], (np.zeros(0, int), np.zeros(0))
         return vectors[0], self._dense(vectors, depth, mask)[0]
 
-    def _overlapped(self, parsed: _Query, k: int, depth: int, mask, explain: bool) -> list[SearchResult]:
-        """One hybrid query whose BM25 leg is costly: BM25 on this thread while a worker embeds the query and
-        searches the vectors (onnxruntime and faiss release the GIL), so the legs overlap on two cores. The same
-        results as the sequential path."""
-        future = self._pool.submit(self._dense_leg, parsed, depth, mask)
+    def _overlapped(self, parsed: _Query, k: int, depth: int, mode: str, mask, explain: bool) -> list[SearchResult]:
+        """One hybrid or lexical query whose BM25 leg is costly: BM25 on this thread while a worker embeds the query
+        (and, for hybrid, searches the vectors; onnxruntime and faiss release the GIL), so the legs overlap on two
+        cores. The same results as the sequential path."""
+        future = self._pool.submit(self._dense_leg, parsed, depth, mode, mask)
         with self.lexical.scored(parsed.normalised) as bm25:
             lex = self.lexical.top(bm25, depth, mask)
             vector, dense = future.result()
-            return self._scored_results(bm25, parsed, vector, dense, k, "hybrid", mask, explain, lex)
+            return self._scored_results(bm25, parsed, vector, dense, k, mode, mask, explain, lex)
 
     def _results(self, parsed: _Query, vector, dense, k, mode, mask, explain) -> list[SearchResult]:
         if mode == "dense" and not (explain and self.lexical is not None):

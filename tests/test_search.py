@@ -225,20 +225,21 @@ def test_no_queries_embed_to_an_empty_matrix(searcher):
     assert searcher.embed_queries([]).shape == (0, searcher.encoder.info.dimension)
 
 
-def test_overlapped_hybrid_legs_give_the_sequential_results(searcher, monkeypatch):
+@pytest.mark.parametrize("mode", ["hybrid", "lexical"])
+def test_overlapped_legs_give_the_sequential_results(searcher, monkeypatch, mode):
     from searchkit import search
 
     queries = ["kohler toilet seat", "swag light kit", "white garden hose 50 ft", "unknownword"]
     monkeypatch.setattr(search, "OVERLAP_FROM", 10**12)
     expected = {(q, f): [(h.product_id, h.score, h.explain) for h in searcher.search(
-        q, k=7, filters=f and {"brand": ["kohler"]}, explain=True)] for q in queries for f in (False, True)}
+        q, k=7, mode=mode, filters=f and {"brand": ["kohler"]}, explain=True)] for q in queries for f in (False, True)}
     calls = []
     monkeypatch.setattr(search, "OVERLAP_FROM", 0)
     original = searcher._dense_leg
     monkeypatch.setattr(searcher, "_dense_leg", lambda *a: calls.append(1) or original(*a))
     for (q, f), want in expected.items():
         got = [(h.product_id, h.score, h.explain) for h in searcher.search(
-            q, k=7, filters=f and {"brand": ["kohler"]}, explain=True)]
+            q, k=7, mode=mode, filters=f and {"brand": ["kohler"]}, explain=True)]
         assert got == want, q
     assert len(calls) == len(expected)  # every one of them took the overlapped path
 
