@@ -47,13 +47,11 @@ def warm(index: Path, queries: list[str], modes: list[str], backend: str, target
         out[mode] = timed(lambda q, m=mode: searcher.search(q, k=10, mode=m), queries)
     if searcher.manifest.index.get("type", "flat") != "flat":  # the ANN's recall@10 on these (held-out) queries
         from searchkit.ann import exact_top, recall_at_k
-        from searchkit.search import flat_vectors
+        from searchkit.search import stored_vectors
 
         vectors = searcher.embed_queries(queries)
-        stored = flat_vectors(searcher.index)
-        stored = stored if stored is not None else searcher.index.reconstruct_n(0, searcher.index.ntotal)
         out["recall@10_vs_exact"] = round(recall_at_k(searcher.index.search(vectors, 10)[1],
-                                                      exact_top(stored, vectors, 10)), 4)
+                                                      exact_top(stored_vectors(searcher.index), vectors, 10)), 4)
     searcher.cache_size = 4096  # a repeated query: its embedding comes from the cache
     searcher.search(queries[0], k=10)
     out["hybrid_repeated_query"] = timed(lambda q: searcher.search(q, k=10), [queries[0]] * len(queries))

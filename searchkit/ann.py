@@ -100,6 +100,11 @@ def recall_at_k(found: np.ndarray, truth: np.ndarray) -> float:
     return float(np.mean([len(set(f[f >= 0][:k]) & set(t)) / k for f, t in zip(found, truth, strict=True)]))
 
 
+def knob_name(kind: str) -> str:
+    """The manifest's name for an approximate index type's search knob: efSearch for HNSW, nprobe for IVF."""
+    return "ef_search" if kind.startswith("hnsw") else "nprobe"
+
+
 def set_knob(index, kind: str, value: int) -> None:
     """Set the search-time accuracy knob: efSearch for HNSW, nprobe for IVF (nothing for flat)."""
     import faiss
@@ -148,8 +153,7 @@ def calibrate(index, kind: str, vectors: np.ndarray, config: AnnConfig, queries:
             chosen = value
             break
     set_knob(index, kind, chosen)
-    name = "ef_search" if kind.startswith("hnsw") else "nprobe"
-    return {name: int(chosen), "recall@10": curve[chosen], "target_recall": config.target_recall,
+    return {knob_name(kind): int(chosen), "recall@10": curve[chosen], "target_recall": config.target_recall,
             "calibration": {"queries": len(queries), "source": source,
                             "curve": {str(v): r for v, r in curve.items()}}}
 
@@ -232,7 +236,7 @@ def apply_params(index, manifest_index: dict, target_recall: float | None = None
     given target_recall, the cheapest one the build's calibration measured reaching it. Returns what was set."""
     params = manifest_index.get("params", {})
     kind = manifest_index.get("type", "flat")
-    name = "ef_search" if kind.startswith("hnsw") else "nprobe"
+    name = knob_name(kind)
     value = params.get(name)
     if target_recall is not None:
         value = knob_for_recall(manifest_index, target_recall)

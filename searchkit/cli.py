@@ -174,6 +174,7 @@ def calibrate_cmd(index_dir, queries_file, pairs, split, target_recall, max_quer
     cheapest that reaches --target-recall; rewrites the manifest only."""
     import numpy as np
 
+    from .ann import knob_name
     from .index import recalibrate
 
     if queries_file is not None:
@@ -196,7 +197,7 @@ def calibrate_cmd(index_dir, queries_file, pairs, split, target_recall, max_quer
     if as_json:
         _emit_json(meta)
         return
-    knob = "ef_search" if "ef_search" in meta["params"] else "nprobe"
+    knob = knob_name(meta["type"])
     curve = ", ".join(f"{v}: {r}" for v, r in meta["calibration"]["curve"].items())
     click.echo(f"{index_dir}: {knob} {meta['params'][knob]} (recall@10 {meta['recall@10_sample']} on "
                f"{meta['calibration']['queries']} queries, target {target_recall}); curve {curve}")

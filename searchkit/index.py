@@ -273,8 +273,8 @@ def recalibrate(index_dir: str | Path, queries: list[str], target_recall: float 
     For 8-bit indexes, exact search runs over the decoded vectors (the originals are not kept)."""
     from dataclasses import replace
 
-    from .ann import AnnConfig, calibrate
-    from .search import Searcher, flat_vectors
+    from .ann import AnnConfig, calibrate, knob_name
+    from .search import Searcher, stored_vectors
 
     searcher = Searcher.from_dir(index_dir)
     meta = searcher.manifest.index
@@ -287,11 +287,9 @@ def recalibrate(index_dir: str | Path, queries: list[str], target_recall: float 
     if not texts:
         raise SearchkitError("no queries to calibrate with")
     probes = searcher.embed_queries(texts)
-    vectors = flat_vectors(searcher.index)
-    if vectors is None:
-        vectors = searcher.index.reconstruct_n(0, searcher.index.ntotal)
-    tuned = calibrate(searcher.index, kind, vectors, AnnConfig(index_type=kind, target_recall=target_recall), probes)
-    knob = "ef_search" if kind.startswith("hnsw") else "nprobe"
+    tuned = calibrate(searcher.index, kind, stored_vectors(searcher.index),
+                      AnnConfig(index_type=kind, target_recall=target_recall), probes)
+    knob = knob_name(kind)
     index_meta = {**meta, "params": {**meta.get("params", {}), knob: tuned[knob]},
                   "recall@10_sample": tuned["recall@10"], "target_recall": tuned["target_recall"],
                   "calibration": {**tuned["calibration"], "source": source}}

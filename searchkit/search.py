@@ -126,6 +126,12 @@ def flat_vectors(index: Any) -> np.ndarray | None:
     return faiss.rev_swig_ptr(storage.get_xb(), storage.ntotal * storage.d).reshape(storage.ntotal, storage.d)
 
 
+def stored_vectors(index: Any) -> np.ndarray:
+    """Every stored vector: the zero-copy view of flat storage, else decoded from the index's codes."""
+    vectors = flat_vectors(index)
+    return vectors if vectors is not None else index.reconstruct_n(0, index.ntotal)
+
+
 def _as_table(products: Any) -> Any:
     """A pyarrow Table of the products, from a Table or a pandas DataFrame."""
     import pyarrow as pa

@@ -158,9 +158,7 @@ def finish(staged: IndexFiles, manifest: Manifest, target: Path) -> Manifest:
     sums = {p.relative_to(staged.root).as_posix(): {"sha256": file_sha256(p), "bytes": p.stat().st_size}
             for p in checked if p.name != MANIFEST}
     manifest = Manifest(**{**asdict(manifest), "files": sums})
-    tmp_manifest = staged.manifest.with_suffix(".tmp")
-    tmp_manifest.write_text(manifest.to_json())
-    os.replace(tmp_manifest, staged.manifest)
+    rewrite_manifest(staged, manifest)
     old = None
     if target.exists():
         old = target.parent / f".{target.name}.old-{uuid.uuid4().hex[:8]}"
