@@ -34,7 +34,7 @@ def main() -> None:
 
     searcher = Searcher.from_dir(args.index, encode_threads=None)
     pairs = select_pairs(read_pairs(args.pairs), EvalConfig(split=args.split))
-    texts = product_texts(searcher.products, searcher.normaliser)
+    texts = product_texts(searcher.products, searcher.normaliser.lexical)  # BM25's text: stemmed
     searcher.embed_queries(sorted(set(pairs["query"])))  # embedded once, from the cache afterwards
     rows = []
     print(f"{'k1':>5} {'b':>5} {'lexical':>8} {'hybrid':>8}")

@@ -320,15 +320,18 @@ def distill_cmd(pairs, model, catalog, layers, epochs, batch_size, lr, kl_weight
 @click.option("--seed", type=int, default=42, show_default=True)
 @click.option("--device", default=None, help="cpu, cuda (default: cuda when present).")
 @click.option("--resume", is_flag=True, help="Continue from the newest checkpoint in OUT/checkpoints.")
+@click.option("--stem/--no-stem", default=True, show_default=True,
+              help="Porter-stem the model's input text (the reference recipe); --no-stem: whole words (BM25 text is "
+                   "stemmed either way).")
 def train_cmd(pairs, catalog, out, recipe, base_model, epochs, batch_size, lr, max_steps, eval_steps, save_steps,
-              seed, device, resume):
+              seed, device, resume, stem):
     """Fine-tune all-MiniLM-L6-v2 on rated query-product PAIRS (split by query, seeded)."""
     from .training import TrainConfig, train
 
     config = TrainConfig(
         pairs=pairs, catalog=catalog, out=out or Path(f"models/searchkit-homedepot-{recipe}"), recipe=recipe,
         base_model=base_model, epochs=epochs, batch_size=batch_size, lr=lr, max_steps=max_steps,
-        eval_steps=eval_steps, save_steps=save_steps, seed=seed, device=device, resume=resume,
+        eval_steps=eval_steps, save_steps=save_steps, seed=seed, device=device, resume=resume, stem=stem,
         progress=sys.stderr.isatty(),
     )
     path = train(config)

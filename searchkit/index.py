@@ -70,6 +70,11 @@ def product_texts(products: pd.DataFrame, normaliser: Normaliser) -> list[str]:
     ]
 
 
+def keyword_texts(products: pd.DataFrame, normaliser: Normaliser, texts: list[str]) -> list[str]:
+    """Every product's BM25 text: `texts` (the model's) when the model reads stemmed text, else stemmed anew."""
+    return texts if normaliser.lexical is normaliser else product_texts(products, normaliser.lexical)
+
+
 def catalog_vocabulary(products: pd.DataFrame) -> dict[str, int]:
     """Each word of the catalog's titles, brands and colours with the number of products that use it."""
     counts: Counter[str] = Counter()
@@ -240,7 +245,8 @@ def build_index(
             model_meta["query_tower"] = build_query_graph(staged, encoder.info, texts, index, tower)
         store.write_faiss(staged, index)
         store.write_products(staged, products)
-        store.write_lexical(staged, LexicalIndex.build(texts, k1=config.bm25_k1, b=config.bm25_b))
+        store.write_lexical(staged, LexicalIndex.build(keyword_texts(products, normaliser, texts),
+                                                       k1=config.bm25_k1, b=config.bm25_b))
         store.write_text(staged, {"config": encoder.info.text.to_dict(), "brands": brands.names(),
                                   "stems": stemmer.table(), "vocab": catalog_vocabulary(products)})
         manifest = store.Manifest(
@@ -321,5 +327,6 @@ def in_memory_searcher(catalog_path: str | Path, model: str | Path | None = None
         text=encoder.info.text.to_dict(), libraries=library_versions(),
         device=f"encode: torch {getattr(encoder, 'device', 'cpu')}",
         build_seconds=round(time.perf_counter() - started, 2))
-    return Searcher(ExactIndex(vectors), products, encoder, manifest, normaliser, LexicalIndex.build(texts),
+    return Searcher(ExactIndex(vectors), products, encoder, manifest, normaliser,
+                    LexicalIndex.build(keyword_texts(products, normaliser, texts)),
                     SpellCorrector(catalog_vocabulary(products)))

@@ -1,4 +1,5 @@
-"""BM25 keyword retrieval over the same normalised text the embedder sees (stemmed words + brand_/color_ tokens)."""
+"""BM25 keyword retrieval over the products' normalised text (stemmed words + brand_/color_ tokens: the embedder's input,
+or its stemmed form when the model reads whole words)."""
 
 from __future__ import annotations
 

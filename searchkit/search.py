@@ -1,6 +1,6 @@
 """Searcher: normalise a query exactly as the catalog was, embed it, search, return ranked products.
 
-Modes: dense (embeddings + FAISS), lexical (BM25 over the same normalised text) and hybrid (both candidate lists
+Modes: dense (embeddings + FAISS), lexical (BM25 over the same words, always stemmed) and hybrid (both candidate lists
 merged, see Fusion). Every result's `score` is the cosine of query and product embeddings, whatever ranked it.
 Queries are embedded by the index's distilled query encoder when it has one (see searchkit.distillation).
 """
@@ -78,7 +78,8 @@ class _Query:
     text: str  # as typed
     understood: str  # words after the spelling fallback
     corrections: list[Correction]
-    normalised: str  # model / BM25 input: stemmed, with a brand token
+    normalised: str  # model input: stemmed unless the model reads whole words, with a brand token
+    keywords: str  # BM25 input: stemmed, with a brand token (the same text when the model reads stemmed text)
 
 
 def _plain(value: Any) -> Any:
@@ -298,7 +299,10 @@ class Searcher:
 
     def _parse(self, query: str) -> _Query:
         understood, corrections = self.understand(query)
-        return _Query(query, understood, corrections, self.normaliser.query(understood))
+        normalised = self.normaliser.query(understood)
+        lexical = self.normaliser.lexical
+        return _Query(query, understood, corrections, normalised,
+                      normalised if lexical is self.normaliser else lexical.query(understood))
 
     def _embed(self, parsed: list[_Query]) -> np.ndarray:
         """Query embeddings; the last `cache_size` distinct normalised queries are remembered (LRU)."""
@@ -402,7 +406,7 @@ class Searcher:
             alone = self._inflight == 1
         try:
             if mode != "dense" and len(parsed) == 1 and alone and (
-                    self.lexical.postings(parsed[0].normalised) >= OVERLAP_FROM):
+                    self.lexical.postings(parsed[0].keywords) >= OVERLAP_FROM):
                 return [self._overlapped(parsed[0], k, depth, mode, mask, explain)]
             vectors = self._embed(parsed)
             dense = self._dense(vectors, depth, mask) if mode != "lexical" else [(np.zeros(0, int), np.zeros(0))] * len(
@@ -430,7 +434,7 @@ class Searcher:
         (and, for hybrid, searches the vectors; onnxruntime and faiss release the GIL), so the legs overlap on two
         cores. The same results as the sequential path."""
         future = self._pool.submit(self._dense_leg, parsed, depth, mode, mask)
-        with self.lexical.scored(parsed.normalised) as bm25:
+        with self.lexical.scored(parsed.keywords) as bm25:
             lex = self.lexical.top(bm25, depth, mask)
             vector, dense = future.result()
             return self._scored_results(bm25, parsed, vector, dense, k, mode, mask, explain, lex)
@@ -438,7 +442,7 @@ class Searcher:
     def _results(self, parsed: _Query, vector, dense, k, mode, mask, explain) -> list[SearchResult]:
         if mode == "dense" and not (explain and self.lexical is not None):
             return self._scored_results(None, parsed, vector, dense, k, mode, mask, explain)
-        with self.lexical.scored(parsed.normalised) as bm25:  # its buffer is reused once the results are built
+        with self.lexical.scored(parsed.keywords) as bm25:  # its buffer is reused once the results are built
             return self._scored_results(bm25, parsed, vector, dense, k, mode, mask, explain)
 
     def _scored_results(self, bm25: Scores | None, parsed: _Query, vector, dense, k, mode, mask,
@@ -446,14 +450,14 @@ class Searcher:
         ranked = self._rank(bm25, vector, dense, k, mode, mask, lex)
         rows = np.array([r for r, _ in ranked], dtype=np.int64)
         cosines = self._cosines(vector, rows)
-        terms = set(parsed.normalised.split()) if explain else set()
+        terms = set(parsed.keywords.split()) if explain else set()
         out = []
         records = self._rows([r for r, _ in ranked])
         for rank, ((row, signals), cosine, record) in enumerate(zip(ranked, cosines, records, strict=True), start=1):
             fields = {key: _plain(v) for key, v in record.items() if key != "product_id"}
             why = None
             if explain:
-                product_terms = set(self.normaliser.product(record["title"], record.get("brand"),
+                product_terms = set(self.normaliser.lexical.product(record["title"], record.get("brand"),
                                                             record.get("color")).split())
                 lexical = signals.get("lexical", float(bm25.of([row])[0]) if bm25 is not None else None)
                 why = {"mode": mode, "dense": float(cosine), "lexical": lexical, "query_as_searched": parsed.understood,

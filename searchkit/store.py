@@ -5,7 +5,7 @@
       index.faiss       the CPU copy of the faiss index (row i = products.parquet row i)
       products.parquet  the catalog as indexed
       text.json         the text pipeline: settings, the catalog's brands, and the stems of the catalog's words
-      lexical/          the BM25 keyword index over the same normalised text (numpy arrays + vocabulary)
+      lexical/          the BM25 keyword index over the stemmed normalised text (numpy arrays + vocabulary)
       encoder.onnx      the same model as one ONNX graph (when exportable): fast query embedding without torch
       encoder-int8.onnx that graph with per-channel int8 weights: the query encoder when it measured close to fp32
       query-int8.onnx   the model's distilled query encoder (int8), when it has one and it passed its build check

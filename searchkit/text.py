@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, field
-from functools import lru_cache
+from dataclasses import asdict, dataclass, field, replace
+from functools import cached_property, lru_cache
 
 PIPELINE_VERSION = 1
 
@@ -21,7 +21,8 @@ Stemmer = Callable[[str], str]
 
 @dataclass(frozen=True)
 class TextConfig:
-    """How text becomes model input. Saved with every model and index, so queries are treated as the catalog was."""
+    """How text becomes model input. Saved with every model and index, so queries are treated as the catalog was.
+    `stem` is the embedder's input only: keyword (BM25) text is always stemmed (see Normaliser.lexical)."""
 
     stem: bool = True
     brand_token: bool = True
@@ -111,6 +112,14 @@ class Normaliser:
         self.config = config
         self.brands = brands or BrandMatcher()
         self.stemmer: Stemmer = stemmer or CachedStemmer()
+
+    @cached_property
+    def lexical(self) -> Normaliser:
+        """The normaliser of keyword (BM25) text: this one when it stems, else the same settings with stemming (a
+        model may read whole words, e.g. "ceiling fans", while keyword matching wants "ceil fan" either way)."""
+        if self.config.stem:
+            return self
+        return Normaliser(replace(self.config, stem=True), self.brands, self.stemmer)
 
     def _stem_words(self, tokens: list[str]) -> list[str]:
         return [self.stemmer(t) for t in tokens] if self.config.stem else list(tokens)

@@ -80,6 +80,7 @@ class TrainConfig:
     max_steps: int = -1
     device: str | None = None
     resume: bool = False
+    stem: bool = True  # False: the model reads whole words (BM25 text stays stemmed either way)
     seed: int = 42
     split: SplitConfig = field(default_factory=SplitConfig)
     eval_steps: int = 250
@@ -108,13 +109,14 @@ def _normaliser(products: pd.DataFrame, text: TextConfig) -> Normaliser:
 def mine_negatives(pairs: pd.DataFrame, products: pd.DataFrame, norm: Normaliser, seed: int) -> dict[str, str]:
     """One hard negative text per query: a product raters judged irrelevant for it when there is one, else a
     product BM25 ranks 10th-40th for it (similar words, unlikely to be relevant) that was not rated relevant."""
-    from .index import product_texts
+    from .index import keyword_texts, product_texts
     from .lexical import LexicalIndex
 
     rng = random.Random(seed)
     texts = product_texts(products, norm)
     ids = products["product_id"].tolist()
     text_of = dict(zip(ids, texts, strict=True))
+    keywords = keyword_texts(products, norm, texts)
     rated = pairs.groupby("query")["product_id"].apply(set).to_dict()
     low = pairs[pairs["relevance"] <= IRRELEVANT].groupby("query")["product_id"].apply(sorted).to_dict()
     lexical = None
@@ -123,8 +125,8 @@ def mine_negatives(pairs: pd.DataFrame, products: pd.DataFrame, norm: Normaliser
         if query in low:
             out[query] = text_of[rng.choice(low[query])]
             continue
-        lexical = lexical or LexicalIndex.build(texts)
-        rows, _ = lexical.search(norm.query(query), MINED_BAND[1])
+        lexical = lexical or LexicalIndex.build(keywords)
+        rows, _ = lexical.search(norm.lexical.query(query), MINED_BAND[1])
         band = [ids[r] for r in rows[MINED_BAND[0]:] if ids[r] not in rated[query]]
         out[query] = text_of[rng.choice(band)] if band else text_of[ids[rng.randrange(len(ids))]]
     return out
@@ -249,7 +251,7 @@ def train(config: TrainConfig) -> Path:
     recipe = config.resolved_recipe()
     products = read_catalog(config.catalog)
     parts = split_pairs(read_pairs(config.pairs), config.split)
-    text = TextConfig(query_brand=recipe.query_brand)
+    text = TextConfig(query_brand=recipe.query_brand, stem=config.stem)
     norm = _normaliser(products, text)
     sets = training_sets(parts["train"], products, recipe, norm, config.seed)
     if not next(iter(sets["main"].values())):

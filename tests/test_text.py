@@ -63,3 +63,16 @@ def test_detect_brand_at_title_start_only():
     brands = BrandMatcher.from_names(["hampton bay", "delta"])
     assert detect_brand("Hampton Bay 52 in. Ceiling Fan", brands) == "hampton bay"
     assert detect_brand("Ceiling fan by Delta", brands) is None
+
+
+def test_keyword_text_is_stemmed_even_when_the_model_reads_whole_words():
+    brands = BrandMatcher.from_names(["westinghouse"])
+    stemmed = Normaliser(TextConfig(), brands)
+    assert stemmed.lexical is stemmed  # one normaliser, one text, when the model reads stemmed text
+    whole = Normaliser(TextConfig(stem=False), brands)
+    assert whole.query("Westinghouse ceiling fans") == "westinghouse ceiling fans brand_westinghouse"
+    assert whole.lexical.query("Westinghouse ceiling fans") == stemmed.query("Westinghouse ceiling fans") == (
+        "westinghous ceil fan brand_westinghouse")
+    assert whole.lexical.product("Ceiling Fans", "Westinghouse", "White") == "ceil fan brand_westinghouse color_white"
+    assert whole.lexical.stemmer is whole.stemmer and whole.lexical.brands is whole.brands
+    assert whole.lexical.config == TextConfig(stem=True) and whole.lexical.lexical is whole.lexical

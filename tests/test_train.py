@@ -1,5 +1,6 @@
 import json
 
+import numpy as np
 import pytest
 
 from searchkit import SearchkitError, Searcher, TrainConfig, build_index, train
@@ -61,3 +62,35 @@ def test_multitask_trains_both_objectives(tmp_path, tiny_model, catalog_file, pa
     info = json.loads((out / "searchkit.json").read_text())
     assert set(info["data"]["train_rows"]) == {"main", "graded"}
     assert info["init_model"] == tiny_model.name and info["history"][-1].startswith("recipe multitask from")
+
+
+def test_whole_word_model_keeps_stemmed_keyword_search(tmp_path, tiny_model, catalog_file, pairs_file):
+    """--no-stem: the model reads whole words, in training, at index time and at query time; BM25 still stems."""
+    from searchkit.index import product_texts
+    from searchkit.lexical import LexicalIndex
+
+    from click.testing import CliRunner
+
+    from searchkit.cli import main
+
+    out = tmp_path / "whole"
+    result = CliRunner().invoke(main, ["train", str(pairs_file), "--catalog", str(catalog_file), "--out", str(out),
+                                       "--recipe", "hardneg", "--base-model", str(tiny_model), "--no-stem",
+                                       "--max-steps", "2", "--eval-steps", "100", "--batch-size", "8"],
+                                catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert json.loads((out / "searchkit.json").read_text())["text"]["stem"] is False
+    build_index(catalog_file, tmp_path / "idx", model=out)
+    searcher = Searcher.from_dir(tmp_path / "idx")
+    parsed = searcher._parse("kohler elongated ceiling fan")
+    assert parsed.normalised == "kohler elongated ceiling fan brand_kohler"
+    assert parsed.keywords == "kohler elong ceil fan brand_kohler"
+    assert searcher._embed([parsed]).shape == (1, 32)
+    assert parsed.normalised in searcher._cache  # the model embedded the whole words
+    # the stored keyword index is the stemmed one: the same scores as BM25 over stemmed product texts
+    stemmed = LexicalIndex.build(product_texts(searcher.products, searcher.normaliser.lexical))
+    assert np.allclose(searcher.lexical.scores(parsed.keywords), stemmed.scores(parsed.keywords))
+    assert searcher.lexical.scores(parsed.keywords).max() > 0 and searcher.lexical.scores(parsed.normalised).max() < (
+        searcher.lexical.scores(parsed.keywords).max())
+    hits = searcher.search("kohler elongated ceiling fan", k=5, mode="lexical", explain=True)
+    assert hits and "ceil" in hits[0].explain["matched_terms"]
