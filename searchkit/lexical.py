@@ -1,5 +1,5 @@
-"""BM25 keyword retrieval over the products' normalised text (stemmed words + brand_/color_ tokens: the embedder's input,
-or its stemmed form when the model reads whole words)."""
+"""BM25 keyword retrieval over the products' normalised, stemmed text (stemmed words + brand_/color_ tokens: the
+embedder's input, or its stemmed form when the model reads whole words)."""
 
 from __future__ import annotations
 

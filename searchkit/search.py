@@ -458,7 +458,7 @@ class Searcher:
             why = None
             if explain:
                 product_terms = set(self.normaliser.lexical.product(record["title"], record.get("brand"),
-                                                            record.get("color")).split())
+                                                                    record.get("color")).split())
                 lexical = signals.get("lexical", float(bm25.of([row])[0]) if bm25 is not None else None)
                 why = {"mode": mode, "dense": float(cosine), "lexical": lexical, "query_as_searched": parsed.understood,
                        "corrections": [[c.original, c.corrected] for c in parsed.corrections],

@@ -66,12 +66,11 @@ def test_multitask_trains_both_objectives(tmp_path, tiny_model, catalog_file, pa
 
 def test_whole_word_model_keeps_stemmed_keyword_search(tmp_path, tiny_model, catalog_file, pairs_file):
     """--no-stem: the model reads whole words, in training, at index time and at query time; BM25 still stems."""
-    from searchkit.index import product_texts
-    from searchkit.lexical import LexicalIndex
-
     from click.testing import CliRunner
 
     from searchkit.cli import main
+    from searchkit.index import product_texts
+    from searchkit.lexical import LexicalIndex
 
     out = tmp_path / "whole"
     result = CliRunner().invoke(main, ["train", str(pairs_file), "--catalog", str(catalog_file), "--out", str(out),
