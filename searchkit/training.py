@@ -116,7 +116,6 @@ def mine_negatives(pairs: pd.DataFrame, products: pd.DataFrame, norm: Normaliser
     texts = product_texts(products, norm)
     ids = products["product_id"].tolist()
     text_of = dict(zip(ids, texts, strict=True))
-    keywords = keyword_texts(products, norm, texts)
     rated = pairs.groupby("query")["product_id"].apply(set).to_dict()
     low = pairs[pairs["relevance"] <= IRRELEVANT].groupby("query")["product_id"].apply(sorted).to_dict()
     lexical = None
@@ -125,7 +124,7 @@ def mine_negatives(pairs: pd.DataFrame, products: pd.DataFrame, norm: Normaliser
         if query in low:
             out[query] = text_of[rng.choice(low[query])]
             continue
-        lexical = lexical or LexicalIndex.build(keywords)
+        lexical = lexical or LexicalIndex.build(keyword_texts(products, norm, texts))
         rows, _ = lexical.search(norm.lexical.query(query), MINED_BAND[1])
         band = [ids[r] for r in rows[MINED_BAND[0]:] if ids[r] not in rated[query]]
         out[query] = text_of[rng.choice(band)] if band else text_of[ids[rng.randrange(len(ids))]]
