@@ -1,9 +1,13 @@
 """Query latency of an index: warm `Searcher.search` p50/p99 per mode, and the cold `searchkit query` process.
 
     python benchmarks/bench_query.py --index indexes/homedepot [--queries 300] [--cold-runs 3] [--backend auto]
+        [--token-table MODEL]
 
 Warm queries are distinct real shopper queries (a seeded sample of the test split of the bundled pairs), each
 searched once, so nothing is served from a cache. Prints a table and one JSON line (machine and command included).
+--token-table MODEL embeds queries with MODEL's static query encoder (`searchkit distill --layers 0`) instead of
+the index's own, for an index built before the model had one (MODEL must hold the weights the index was built with;
+warm figures only).
 """
 
 from __future__ import annotations
@@ -21,12 +25,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import command, machine, percentiles, test_queries  # noqa: E402
 
 
-def warm(index: Path, queries: list[str], modes: list[str], backend: str, target_recall: float | None) -> dict:
+def warm(index: Path, queries: list[str], modes: list[str], backend: str, target_recall: float | None,
+         token_table: Path | None = None) -> dict:
     from searchkit import Searcher
 
     started = time.perf_counter()
     searcher = Searcher.from_dir(index, backend=backend, target_recall=target_recall)
     load_s = time.perf_counter() - started
+    if token_table:
+        searcher.encoder = swapped_encoder(searcher, token_table)
     out = {"load_seconds": round(load_s, 2), "rows": len(searcher), "queries": len(queries),
            "query_encoder": searcher.encoder.path.name if hasattr(searcher.encoder, "path") else "torch",
            "index": searcher.manifest.index.get("type"), "params": searcher.manifest.index.get("params"),
@@ -58,6 +65,21 @@ def warm(index: Path, queries: list[str], modes: list[str], backend: str, target
     return out
 
 
+def swapped_encoder(searcher, model: Path):
+    """MODEL's token table as the searcher's query encoder (refused unless MODEL's weights embedded the index)."""
+    import tempfile
+
+    from searchkit.distillation import token_table
+    from searchkit.encoder import StaticEncoder, model_fingerprint
+
+    if model_fingerprint(model, query_tower=False) != searcher.manifest.model.get("fingerprint"):
+        # an index built from a model that already had a table carries it (use --backend distilled instead)
+        raise SystemExit(f"{model}: not the weights {searcher.manifest.model.get('name')} embedded this index with")
+    path = Path(tempfile.mkdtemp(prefix="bench-table-")) / "query-tokens.npy"
+    np.save(path, token_table(model))
+    return StaticEncoder(path, model, searcher.encoder.info)
+
+
 def cold(index: Path, runs: int) -> dict:
     walls = []
     for _ in range(runs):
@@ -78,11 +100,15 @@ def main() -> None:
     parser.add_argument("--backend", default="auto", help="Query encoder: auto, distilled, onnx-int8, onnx, torch.")
     parser.add_argument("--target-recall", type=float, default=None,
                         help="Search with the cheapest efSearch/nprobe the build measured reaching this recall@10.")
+    parser.add_argument("--token-table", type=Path, default=None,
+                        help="Embed queries with this model folder's static query encoder (see the docstring).")
     args = parser.parse_args()
+    if args.token_table and args.cold_runs:
+        parser.error("--token-table measures warm searches only: add --cold-runs 0")
     report = {
         "benchmark": "query", "index": str(args.index), "machine": machine(), "command": command(),
         "warm": warm(args.index, test_queries(args.pairs, args.queries), args.modes.split(","), args.backend,
-                     args.target_recall),
+                     args.target_recall, args.token_table),
         "cold_cli": cold(args.index, args.cold_runs) if args.cold_runs > 0 else None,
     }
     w = report["warm"]

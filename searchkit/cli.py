@@ -15,8 +15,9 @@ DEFAULT_INDEX = "indexes/homedepot"
 DEFAULT_CATALOG = "catalog/homedepot-products.parquet"
 DEFAULT_PAIRS = "catalog/homedepot-pairs.parquet"
 BACKENDS = ["auto", "distilled", "onnx-int8", "onnx", "torch"]  # searchkit.search.BACKENDS (not imported: startup)
-BACKEND_HELP = ("Query encoder: the index's distilled query graph, the whole model's int8 or fp32 graph, or "
-                "sentence-transformers; auto takes the first of those the index's build checks kept.")
+BACKEND_HELP = ("Query encoder: the index's distilled query encoder (int8 graph or token table), the whole model's "
+                "int8 or fp32 graph, or sentence-transformers; auto takes the first of those the index's build checks "
+                "kept.")
 
 
 class _Command(click.Command):
@@ -275,11 +276,12 @@ def serve_cmd(index_dir, host, port, workers):
 @click.option("--model", type=click.Path(file_okay=False, path_type=Path), default="models/searchkit-homedepot",
               show_default=True, help="The model to distil; its query encoder is written to MODEL/query_encoder.")
 @click.option("--catalog", type=click.Path(dir_okay=False, path_type=Path), default=DEFAULT_CATALOG, show_default=True)
-@click.option("--layers", type=click.IntRange(1), default=3, show_default=True,
-              help="Transformer layers of the query encoder (the model's first ones, retrained).")
-@click.option("--epochs", type=float, default=3.0, show_default=True)
+@click.option("--layers", type=click.IntRange(0), default=3, show_default=True,
+              help="Transformer layers of the query encoder (the model's first ones, retrained); 0: a static token "
+                   "table (no transformer at query time).")
+@click.option("--epochs", type=float, default=None, help="Default: 3 for layers, 2 for a token table.")
 @click.option("--batch-size", type=click.IntRange(2, 4096), default=128, show_default=True)
-@click.option("--lr", type=float, default=1e-4, show_default=True)
+@click.option("--lr", type=float, default=None, help="Default: 1e-4 for layers, 2e-3 for a token table.")
 @click.option("--kl-weight", type=click.FloatRange(0.0), default=1.0, show_default=True,
               help="Weight of the ranking term (KL of the softmax over the catalog's products); 0: cosine only.")
 @click.option("--temperature", type=click.FloatRange(0.0, min_open=True), default=0.05, show_default=True)
@@ -297,7 +299,8 @@ def distill_cmd(pairs, model, catalog, layers, epochs, batch_size, lr, kl_weight
                            max_steps=max_steps, seed=seed, device=device)
     report = distill(config)
     after = report["agreement_after"]
-    click.echo(f"saved a {layers}-layer query encoder to {model}/query_encoder: cosine to the whole model on "
+    kind = f"{layers}-layer" if layers else "static (token table)"
+    click.echo(f"saved a {kind} query encoder to {model}/query_encoder: cosine to the whole model on "
                f"{report['heldout_texts']} held-out texts {after['cosine_mean']:.4f} (min {after['cosine_min']:.4f}); "
                "rebuild the index to use it")
 

@@ -18,7 +18,7 @@ from . import store
 from .catalog import ColumnMap, read_catalog
 from .ann import AnnConfig, make_index
 from .checksums import file_sha256
-from .encoder import Encoder, OnnxEncoder, export_onnx, load_encoder
+from .encoder import Encoder, OnnxEncoder, StaticEncoder, export_onnx, load_encoder
 from .errors import SearchkitError
 from .lexical import BM25_B, BM25_K1, LexicalIndex
 from .text import BrandMatcher, CachedStemmer, Normaliser, words
@@ -116,28 +116,36 @@ def check_int8(staged: store.IndexFiles, info, texts: list[str], sample: int = 2
 
 def build_query_graph(staged: store.IndexFiles, info, texts: list[str], index, tower: dict,
                       sample: int = 256) -> dict:
-    """Write query-int8.onnx from the model's distilled query encoder and measure it against the whole model (fp32)
-    on query-like texts: cosine, and how many of the index's top 10 for the whole model's embedding it also finds.
-    The graph is kept for queries only when that overlap averages >= QUERY_TOWER_MIN_OVERLAP. tower: tower_info()."""
+    """Write the model's distilled query encoder into the index — query-int8.onnx (transformer layers) or
+    query-tokens.npy (a token table, layers=0) — and measure it against the whole model (fp32) on query-like texts:
+    cosine, and how many of the index's top 10 for the whole model's embedding it also finds. It is kept for queries
+    only when that overlap averages >= QUERY_TOWER_MIN_OVERLAP. tower: tower_info()."""
     import tempfile
 
-    from .distillation import assemble
+    from .distillation import assemble, token_table
 
-    with tempfile.TemporaryDirectory(prefix="searchkit-query-") as tmp:
-        folder = assemble(staged.model, Path(tmp) / "model", tower)
-        export_onnx(folder, Path(tmp) / "query.onnx")
-        quantize_graph(Path(tmp) / "query.onnx", staged.query_onnx)
+    if int(tower["layers"]) == 0:
+        path = staged.query_tokens
+        np.save(path, token_table(staged.model, tower), allow_pickle=False)
+        fast_encoder: Encoder = StaticEncoder(path, staged.model, info)
+    else:
+        path = staged.query_onnx
+        with tempfile.TemporaryDirectory(prefix="searchkit-query-") as tmp:
+            folder = assemble(staged.model, Path(tmp) / "model", tower)
+            export_onnx(folder, Path(tmp) / "query.onnx")
+            quantize_graph(Path(tmp) / "query.onnx", path)
+        fast_encoder = OnnxEncoder(path, staged.model, info, one_at_a_time=True)  # as at query time
     queries = query_like(texts, sample, seed=2)
     full = OnnxEncoder(staged.onnx, staged.model, info).encode(queries)
-    fast = OnnxEncoder(staged.query_onnx, staged.model, info, one_at_a_time=True).encode(queries)  # as at query time
+    fast = fast_encoder.encode(queries)
     cosines = (full * fast).sum(axis=1) if len(queries) else np.ones(1)
     k = min(10, int(index.ntotal))
     overlap = np.mean([len(set(a) & set(b)) / k for a, b in zip(index.search(full, k)[1], index.search(fast, k)[1],
                                                                    strict=True)]) if len(queries) else 1.0
     used = bool(overlap >= QUERY_TOWER_MIN_OVERLAP)
     if not used:
-        staged.query_onnx.unlink()
-    return {"file": store.QUERY_ONNX_FILE, "used_for_queries": used, "layers": tower.get("layers"),
+        path.unlink()
+    return {"file": path.name, "used_for_queries": used, "layers": tower.get("layers"),
             "texts": len(queries), "cosine_to_full_mean": round(float(cosines.mean()), 4),
             "cosine_to_full_min": round(float(cosines.min()), 4), "top10_overlap_mean": round(float(overlap), 4),
             "min_overlap_required": QUERY_TOWER_MIN_OVERLAP}

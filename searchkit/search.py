@@ -20,7 +20,14 @@ import numpy as np
 
 from . import store
 from .ann import apply_params
-from .encoder import Encoder, ModelInfo, OnnxEncoder, load_encoder, model_fingerprint
+from .encoder import (
+    Encoder,
+    ModelInfo,
+    OnnxEncoder,
+    StaticEncoder,
+    load_encoder,
+    model_fingerprint,
+)
 from .errors import IndexFormatError, IndexMismatchError, QueryError, SearchkitError
 from .filters import Filters
 from .lexical import Scores
@@ -146,7 +153,8 @@ BACKENDS = ("auto", "distilled", "onnx-int8", "onnx", "torch")
 
 
 def pick_backend(backend: str, files: store.IndexFiles, manifest: store.Manifest) -> str:
-    """The query encoder: "distilled" (the model's shallower query encoder, int8, when the build kept it),
+    """The query encoder: "distilled" (the model's shallower query encoder — int8 layers or a token table — when the
+    build kept it),
     "onnx-int8" (the whole model's int8 graph, when the build measured it close to fp32), "onnx" (its fp32 graph)
     or "torch" (sentence-transformers). "auto" takes the first of those the index and the installation allow."""
     if backend not in BACKENDS:
@@ -154,17 +162,19 @@ def pick_backend(backend: str, files: store.IndexFiles, manifest: store.Manifest
     has = {"onnx": store.ONNX_FILE in manifest.files,
            "onnx-int8": store.ONNX_INT8_FILE in manifest.files
            and bool(manifest.model.get("query_int8", {}).get("used_for_queries")),
-           "distilled": store.QUERY_ONNX_FILE in manifest.files
+           "distilled": store.query_encoder_file(manifest) in manifest.files
            and bool(manifest.model.get("query_tower", {}).get("used_for_queries"))}
     if backend in has and not has[backend]:
-        name = {"onnx": store.ONNX_FILE, "onnx-int8": store.ONNX_INT8_FILE, "distilled": store.QUERY_ONNX_FILE}[backend]
+        name = {"onnx": store.ONNX_FILE, "onnx-int8": store.ONNX_INT8_FILE,
+                "distilled": store.query_encoder_file(manifest)}[backend]
         raise IndexFormatError(f"{files.root}: this index has no usable {name}; rebuild it or use backend torch")
     if backend != "auto":
         return backend
     import importlib.util
 
-    if importlib.util.find_spec("onnxruntime") is None:
-        return "torch"
+    if importlib.util.find_spec("onnxruntime") is None:  # a token table needs tokenizers and numpy only
+        return "distilled" if has["distilled"] and store.query_encoder_file(manifest) == store.QUERY_TOKENS_FILE \
+            else "torch"
     return next(b for b in ("distilled", "onnx-int8", "onnx", "torch") if has.get(b, True))
 
 
@@ -252,8 +262,11 @@ class Searcher:
             info = ModelInfo(name=manifest.model["name"], path=str(files.model), fingerprint=expected,
                              dimension=manifest.dimension, text=config)
             graph = {"distilled": files.query_onnx, "onnx-int8": files.onnx_int8, "onnx": files.onnx}[backend]
-            encoder: Encoder = OnnxEncoder(graph, files.model, info, threads=encode_threads,
-                                           one_at_a_time=backend != "onnx")  # int8 graphs run one text at a time
+            if backend == "distilled" and store.query_encoder_file(manifest) == store.QUERY_TOKENS_FILE:
+                encoder: Encoder = StaticEncoder(files.query_tokens, files.model, info, mmap=mmap)
+            else:
+                encoder = OnnxEncoder(graph, files.model, info, threads=encode_threads,
+                                      one_at_a_time=backend != "onnx")  # int8 graphs run one text at a time
         else:
             encoder = load_encoder(files.model, device=device)
         normaliser = Normaliser(config, BrandMatcher.from_names(text.get("brands", [])),

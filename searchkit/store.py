@@ -9,6 +9,7 @@
       encoder.onnx      the same model as one ONNX graph (when exportable): fast query embedding without torch
       encoder-int8.onnx that graph with per-channel int8 weights: the query encoder when it measured close to fp32
       query-int8.onnx   the model's distilled query encoder (int8), when it has one and it passed its build check
+      query-tokens.npy  or, for a static one (`distill --layers 0`), its token table (fp16), on the same terms
       model/            the model that embedded the catalog, so queries are embedded by the very same weights
       .verified.json    written on load, not part of the build: each file's stat (size, mtimes, inode) when its
                         checksum last matched the manifest, so later loads of unchanged files skip re-hashing
@@ -41,6 +42,7 @@ LEXICAL_DIR = "lexical"
 ONNX_FILE = "encoder.onnx"
 ONNX_INT8_FILE = "encoder-int8.onnx"
 QUERY_ONNX_FILE = "query-int8.onnx"  # the model's distilled query encoder (searchkit.distillation), int8
+QUERY_TOKENS_FILE = "query-tokens.npy"  # or its static token table (distilled with layers=0), fp16
 REQUIRED_FILES = (FAISS_FILE, PRODUCTS_FILE, TEXT_FILE)
 
 
@@ -122,8 +124,18 @@ class IndexFiles:
         return self.root / QUERY_ONNX_FILE
 
     @property
+    def query_tokens(self) -> Path:
+        return self.root / QUERY_TOKENS_FILE
+
+    @property
     def stamp(self) -> Path:
         return self.root / STAMP_FILE
+
+
+def query_encoder_file(manifest: Manifest) -> str:
+    """The file of the index's distilled query encoder: its token table for a static one, else its int8 graph."""
+    tower = manifest.model.get("query_tower") or {}
+    return QUERY_TOKENS_FILE if tower.get("layers") == 0 else QUERY_ONNX_FILE
 
 
 def staging_dir(target: Path) -> IndexFiles:

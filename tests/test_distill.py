@@ -10,7 +10,16 @@ from click.testing import CliRunner
 from searchkit import IndexConfig, IndexFormatError, Searcher, build_index
 from searchkit.cli import BACKENDS as CLI_BACKENDS
 from searchkit.cli import main
-from searchkit.distillation import DistillConfig, assemble, distill, distill_texts, title_spans, tower_info
+from searchkit.distillation import (
+    DistillConfig,
+    assemble,
+    distill,
+    distill_texts,
+    piece_embeddings,
+    title_spans,
+    token_table,
+    tower_info,
+)
 from searchkit.encoder import QUERY_TOWER_DIR, SentenceTransformerEncoder, model_fingerprint
 from searchkit.errors import ModelError, SearchkitError
 from searchkit.search import BACKENDS
@@ -184,3 +193,126 @@ def test_cli_distill_and_backend_choice(tmp_path, tiny_model, pairs_file, catalo
                                         backend, "--json", "-k", "3"])
         assert out.exit_code == 0, out.output
         assert len(json.loads(out.output)) == 3
+
+
+# -- the static query encoder (layers=0): a token table ---------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def static_model(tmp_path_factory, distilled_model, pairs_file, catalog_file):
+    """The same tiny model (second layer made to matter) with a token table distilled for a few epochs."""
+    model = tmp_path_factory.mktemp("static") / "tiny"
+    shutil.copytree(distilled_model[0], model, ignore=shutil.ignore_patterns(QUERY_TOWER_DIR))
+    report = distill(DistillConfig(model=model, pairs=pairs_file, catalog=catalog_file, layers=0, epochs=6,
+                                   batch_size=32, holdout=64))
+    return model, report
+
+
+def test_static_defaults_differ_from_layers():
+    static, layered = DistillConfig(layers=0).resolved(), DistillConfig(layers=3).resolved()
+    assert (static.epochs, static.lr, static.spans_per_product) == (2.0, 2e-3, 2)
+    assert (layered.epochs, layered.lr, layered.spans_per_product) == (3.0, 1e-4, 4)
+    assert DistillConfig(layers=0, lr=1e-3, epochs=1).resolved().lr == 1e-3
+    with pytest.raises(SearchkitError, match="bad distillation settings"):
+        DistillConfig(layers=-1)
+
+
+def test_static_tower_is_one_table_that_learned_and_left_unseen_rows_alone(static_model, pairs_file,
+                                                                           catalog_frame):
+    import pandas as pd
+    from transformers import AutoModel, AutoTokenizer
+
+    model, report = static_model
+    assert report["layers"] == 0 and tower_info(model)["layers"] == 0
+    table = token_table(model)
+    tokenizer = AutoTokenizer.from_pretrained(str(model))
+    assert table.dtype == np.float16 and table.shape == (tokenizer.vocab_size, 32)
+    assert report["agreement_after"]["cosine_mean"] > report["agreement_before"]["cosine_mean"] + 0.02
+    start = piece_embeddings(AutoModel.from_pretrained(str(model)), tokenizer).numpy()
+    assert not start[tokenizer.all_special_ids].any()  # special rows start at zero (then learn a bias)
+    from searchkit.index import normalise_catalog
+
+    normaliser = normalise_catalog(catalog_frame, SentenceTransformerEncoder(model))[0]
+    texts = distill_texts(pd.read_parquet(pairs_file), catalog_frame, normaliser.query,
+                          DistillConfig(layers=0).resolved())  # as distill made them: brand tokens, stems
+    seen = {i for ids in tokenizer(texts)["input_ids"] for i in ids}
+    unseen = sorted(set(range(tokenizer.vocab_size)) - seen)
+    assert unseen and np.allclose(table[unseen], start[unseen], atol=2e-3)  # no gradient, no decay: untouched
+    moved = np.abs(table[sorted(seen)].astype(np.float32) - start[sorted(seen)]).max(axis=1)
+    assert (moved > 1e-2).mean() > 0.5
+    with pytest.raises(ModelError, match="token table, not transformer layers"):
+        assemble(model, model.parent / "out")
+
+
+def test_static_encoder_embeds_as_the_trained_table(static_model, tmp_path):
+    from transformers import AutoTokenizer
+
+    from searchkit.distillation import _embed, _load_tower, _student
+    from searchkit.encoder import StaticEncoder, describe_model
+
+    model, _ = static_model
+    np.save(tmp_path / "t.npy", token_table(model))
+    encoder = StaticEncoder(tmp_path / "t.npy", model, describe_model(model, 32))
+    student = _student(model, 0)
+    _load_tower(student, model, 0)
+    queries = ["kohler toilet seat", "swag light kit", "fan", ""]
+    expected = _embed(student, AutoTokenizer.from_pretrained(str(model)), queries, "cpu").detach().numpy()
+    got = encoder.encode(queries)
+    assert np.allclose(got, expected, atol=1e-5)  # mean pooling and the sum point the same way
+    assert np.allclose(np.vstack([encoder.encode([q]) for q in queries]), got)  # alone or in a batch
+    np.save(tmp_path / "short.npy", token_table(model)[:10])
+    with pytest.raises(ModelError, match="rows for a vocabulary"):
+        StaticEncoder(tmp_path / "short.npy", model, describe_model(model, 32))
+    with pytest.raises(ModelError, match="not vocabulary x 48"):
+        StaticEncoder(tmp_path / "t.npy", model, describe_model(model, 48))
+
+
+def test_index_keeps_and_uses_the_token_table(static_model, catalog_file, tmp_path, monkeypatch):
+    import searchkit.index
+
+    model, _ = static_model
+    monkeypatch.setattr(searchkit.index, "QUERY_TOWER_MIN_OVERLAP", 0.0)
+    manifest = build_index(catalog_file, tmp_path / "idx", model=model)
+    check = manifest.model["query_tower"]
+    assert check["used_for_queries"] and check["layers"] == 0 and check["file"] == "query-tokens.npy"
+    assert "query-tokens.npy" in manifest.files and "query-int8.onnx" not in manifest.files
+    auto = Searcher.from_dir(tmp_path / "idx")
+    assert auto.encoder.path.name == "query-tokens.npy"
+    from tokenizers import Tokenizer
+
+    table = token_table(model).astype(np.float32)
+    ids = Tokenizer.from_file(str(model / "tokenizer.json")).encode(auto._parse("kohler toilet seat").normalised).ids
+    expected = table[ids].sum(0) / np.linalg.norm(table[ids].sum(0))
+    assert np.allclose(auto.embed_queries(["kohler toilet seat"])[0], expected, atol=1e-5)
+    hits = auto.search("kohler toilet seat", k=5)
+    assert len(hits) == 5 and all(-1 <= h.score <= 1 for h in hits)
+    mapped = Searcher.from_dir(tmp_path / "idx", mmap=True)
+    assert isinstance(mapped.encoder.table, np.memmap)
+    assert np.allclose(mapped.embed_queries(["fan"]), auto.embed_queries(["fan"]))
+    import importlib.util
+
+    from searchkit import store
+    from searchkit.search import pick_backend
+
+    files, stored = store.IndexFiles(tmp_path / "idx"), store.read_manifest(tmp_path / "idx")
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "onnxruntime" else real_find_spec(name, *a))
+    assert pick_backend("auto", files, stored) == "distilled"  # a table needs no onnxruntime
+    monkeypatch.setattr(importlib.util, "find_spec", real_find_spec)
+    # a table that disagrees is dropped, and asking for it names the file
+    monkeypatch.setattr(searchkit.index, "QUERY_TOWER_MIN_OVERLAP", 1.01)
+    manifest = build_index(catalog_file, tmp_path / "idx2", model=model)
+    assert manifest.model["query_tower"]["used_for_queries"] is False and "query-tokens.npy" not in manifest.files
+    assert not (tmp_path / "idx2" / "query-tokens.npy").exists()
+    with pytest.raises(IndexFormatError, match="no usable query-tokens.npy"):
+        Searcher.from_dir(tmp_path / "idx2", backend="distilled")
+
+
+def test_cli_distills_a_token_table(tmp_path, tiny_model, pairs_file, catalog_file):
+    model = tmp_path / "m"
+    shutil.copytree(tiny_model, model)
+    result = CliRunner().invoke(main, ["distill", str(pairs_file), "--model", str(model), "--catalog",
+                                       str(catalog_file), "--layers", "0", "--max-steps", "2", "--batch-size", "8"])
+    assert result.exit_code == 0, result.output
+    assert "static (token table) query encoder" in result.output and tower_info(model)["layers"] == 0
