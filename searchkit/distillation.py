@@ -385,4 +385,4 @@ def token_table(model_dir: str | Path, info: dict | None = None) -> np.ndarray:
     table = load_file(str(path)).get("token_vectors")
     if table is None or table.ndim != 2:
         raise ModelError(f"{path}: no token_vectors table")
-    return table.astype(np.float16)
+    return table.astype(np.float16, copy=False)

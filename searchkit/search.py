@@ -261,10 +261,10 @@ class Searcher:
         if use_onnx:
             info = ModelInfo(name=manifest.model["name"], path=str(files.model), fingerprint=expected,
                              dimension=manifest.dimension, text=config)
-            graph = {"distilled": files.query_onnx, "onnx-int8": files.onnx_int8, "onnx": files.onnx}[backend]
             if backend == "distilled" and store.query_encoder_file(manifest) == store.QUERY_TOKENS_FILE:
                 encoder: Encoder = StaticEncoder(files.query_tokens, files.model, info, mmap=mmap)
             else:
+                graph = {"distilled": files.query_onnx, "onnx-int8": files.onnx_int8, "onnx": files.onnx}[backend]
                 encoder = OnnxEncoder(graph, files.model, info, threads=encode_threads,
                                       one_at_a_time=backend != "onnx")  # int8 graphs run one text at a time
         else:

@@ -309,6 +309,20 @@ def test_index_keeps_and_uses_the_token_table(static_model, catalog_file, tmp_pa
         Searcher.from_dir(tmp_path / "idx2", backend="distilled")
 
 
+def test_resume_continues_the_token_table(static_model, tmp_path, pairs_file, catalog_file):
+    model = tmp_path / "m"
+    shutil.copytree(static_model[0], model)
+    first = static_model[1]
+    report = distill(DistillConfig(model=model, pairs=pairs_file, catalog=catalog_file, layers=0, max_steps=2,
+                                   batch_size=32, holdout=64, resume=True))
+    assert report["resumed_from"]["agreement_after"] == first["agreement_after"]
+    assert report["agreement_before"]["cosine_mean"] == pytest.approx(first["agreement_after"]["cosine_mean"],
+                                                                      abs=2e-3)  # fp16 round trip
+    with pytest.raises(SearchkitError, match="has 0 layers, not 1"):
+        distill(DistillConfig(model=model, pairs=pairs_file, catalog=catalog_file, layers=1, resume=True,
+                              max_steps=1, batch_size=8))
+
+
 def test_cli_distills_a_token_table(tmp_path, tiny_model, pairs_file, catalog_file):
     model = tmp_path / "m"
     shutil.copytree(tiny_model, model)
