@@ -20,6 +20,22 @@ BACKEND_HELP = ("Query encoder: the index's distilled query encoder (int8 graph 
                 "kept.")
 
 
+def column_options(command):
+    """The catalog's column names, for commands that read a catalog (see column_map)."""
+    for option in reversed([click.option("--id-column", default="product_id", show_default=True),
+                            click.option("--title-column", default="title", show_default=True),
+                            click.option("--brand-column", default="brand", show_default=True),
+                            click.option("--color-column", default="color", show_default=True)]):
+        command = option(command)
+    return command
+
+
+def column_map(id_column: str, title_column: str, brand_column: str, color_column: str):
+    from .catalog import ColumnMap
+
+    return ColumnMap(product_id=id_column, title=title_column, brand=brand_column, color=color_column)
+
+
 class _Command(click.Command):
     """Turns the library's typed errors into one clear line and exit code 1."""
 
@@ -69,17 +85,13 @@ def _emit_json(data) -> None:
               "normalisation (default 0.5).")
 @click.option("--query-tower/--no-query-tower", default=True, show_default=True,
               help="Embed queries with the model's distilled query encoder (`searchkit distill`) when it has one.")
-@click.option("--id-column", default="product_id", show_default=True)
-@click.option("--title-column", default="title", show_default=True)
-@click.option("--brand-column", default="brand", show_default=True)
-@click.option("--color-column", default="color", show_default=True)
+@column_options
 @click.option("--if-stale", is_flag=True, help="Do nothing when OUT already holds an intact index of this catalog "
               "built with this model.")
 @click.option("--json", "as_json", is_flag=True, help="Print the manifest as JSON.")
 def build_index_cmd(catalog, model, out, batch_size, device, index_type, target_recall, bulk, bm25_k1, bm25_b,
                     query_tower, id_column, title_column, brand_column, color_column, if_stale, as_json):
     """Embed every product of CATALOG (parquet or CSV) into a FAISS index."""
-    from .catalog import ColumnMap
     from .index import IndexConfig, build_index, staleness
 
     if if_stale and Path(catalog).is_file():
@@ -92,7 +104,7 @@ def build_index_cmd(catalog, model, out, batch_size, device, index_type, target_
     bm25 = {k: v for k, v in (("bm25_k1", bm25_k1), ("bm25_b", bm25_b)) if v is not None}
     config = IndexConfig(batch_size=batch_size, device=device, index_type=index_type, target_recall=target_recall,
                          bulk=bulk, query_tower=query_tower, progress=sys.stderr.isatty(), **bm25)
-    columns = ColumnMap(product_id=id_column, title=title_column, brand=brand_column, color=color_column)
+    columns = column_map(id_column, title_column, brand_column, color_column)
     manifest = build_index(catalog, out, model=model, config=config, columns=columns)
     if as_json:
         _emit_json(manifest.__dict__)
@@ -289,12 +301,17 @@ def serve_cmd(index_dir, host, port, workers):
 @click.option("--max-steps", type=click.IntRange(1), default=None)
 @click.option("--seed", type=int, default=42, show_default=True, help="Split seed (as used in training) and shuffle.")
 @click.option("--device", default=None, help="cpu, cuda (default: cuda when present).")
+@click.option("--titles-only", is_flag=True,
+              help="Ignore PAIRS: learn from the catalog's title spans alone (a catalog without rated queries).")
+@column_options
 def distill_cmd(pairs, model, catalog, layers, epochs, batch_size, lr, kl_weight, temperature, resume, max_steps,
-                seed, device):
+                seed, device, titles_only, id_column, title_column, brand_column, color_column):
     """Train a shallower query encoder that embeds queries as MODEL does (products keep the whole model)."""
     from .distillation import DistillConfig, distill
 
-    config = DistillConfig(model=model, pairs=pairs, catalog=catalog, layers=layers, epochs=epochs,
+    config = DistillConfig(model=model, pairs=None if titles_only else pairs, catalog=catalog,
+                           columns=column_map(id_column, title_column, brand_column, color_column), layers=layers,
+                           epochs=epochs,
                            batch_size=batch_size, lr=lr, kl_weight=kl_weight, temperature=temperature, resume=resume,
                            max_steps=max_steps, seed=seed, device=device)
     report = distill(config)

@@ -8,8 +8,9 @@ With layers=0 the query encoder is static: one vector per word piece (the whole 
 then retrained), a query's embedding is the normalised sum of its pieces' vectors (no transformer at query time: tens
 of microseconds instead of milliseconds). Its table (vocabulary x dimension, fp16) is saved as `token_vectors`.
 
-Training texts are query-like: the training split's queries (never validation or test ones) and short word spans of
-catalog titles, some with the brand or colour, all normalised exactly as queries are. The loss is 1 - cosine to the
+Training texts are query-like: the training split's queries (never validation or test ones; none with pairs=None,
+for a catalog without rated queries) and short word spans of catalog titles, some with the brand or colour, all
+normalised exactly as queries are. The loss is 1 - cosine to the
 whole model's embedding of the same text, plus (kl_weight > 0) a ranking term: the KL divergence between the whole
 model's and the student's softmax over the catalog's product vectors (temperature 0.05), so that the student ranks
 products as the whole model does, not only points the same way. The 3-layer encoder the README measures was made in
@@ -25,14 +26,14 @@ import math
 import shutil
 import tempfile
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
 
-from .catalog import read_catalog, read_pairs
+from .catalog import ColumnMap, read_catalog, read_pairs
 from .encoder import (
     QUERY_TOWER_CONFIG,
     QUERY_TOWER_DIR,
@@ -51,8 +52,9 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class DistillConfig:
     model: Path = Path("models/searchkit-homedepot")  # the whole model; query_encoder/ is written inside it
-    pairs: Path = Path("catalog/homedepot-pairs.parquet")
+    pairs: Path | None = Path("catalog/homedepot-pairs.parquet")  # None: the catalog's title spans alone
     catalog: Path = Path("catalog/homedepot-products.parquet")
+    columns: ColumnMap = field(default_factory=ColumnMap)  # the catalog's column names, as for build-index
     layers: int = 3  # 3 of 6 int8 layers embed a query in ~0.6 ms vs ~1.8 ms on one core here; 0: static token table
     epochs: float | None = None  # None: 3 for layers, 2 for a token table (STATIC_DEFAULTS)
     batch_size: int = 128
@@ -103,9 +105,12 @@ def title_spans(products: pd.DataFrame, per_product: int, seed: int) -> list[str
     return out
 
 
-def distill_texts(pairs: pd.DataFrame, products: pd.DataFrame, normalise, config: DistillConfig) -> list[str]:
-    """Distinct normalised training texts: the train split's queries and title spans (see title_spans)."""
-    queries = sorted(set(split_pairs(pairs, SplitConfig(seed=config.seed))["train"]["query"]))
+def distill_texts(pairs: pd.DataFrame | None, products: pd.DataFrame, normalise, config: DistillConfig) -> list[str]:
+    """Distinct normalised training texts: the train split's queries (none without pairs) and title spans (see
+    title_spans)."""
+    queries = []
+    if pairs is not None:
+        queries = sorted(set(split_pairs(pairs, SplitConfig(seed=config.seed))["train"]["query"]))
     raw = queries + title_spans(products, config.spans_per_product, config.seed)
     texts = [normalise(" ".join(words(q))) for q in raw]
     return [t for t in dict.fromkeys(texts) if t]
@@ -225,8 +230,8 @@ def _teacher_data(config: DistillConfig, model_dir: Path):
 
     from .index import normalise_catalog
 
-    products = read_catalog(config.catalog)
-    pairs = read_pairs(config.pairs)
+    products = read_catalog(config.catalog, config.columns)
+    pairs = read_pairs(config.pairs) if config.pairs is not None else None
     teacher = load_encoder(model_dir, device=config.device)
     normaliser, _, catalog_texts = normalise_catalog(products, teacher)
     texts = distill_texts(pairs, products, normaliser.query, config)

@@ -330,3 +330,23 @@ def test_cli_distills_a_token_table(tmp_path, tiny_model, pairs_file, catalog_fi
                                        str(catalog_file), "--layers", "0", "--max-steps", "2", "--batch-size", "8"])
     assert result.exit_code == 0, result.output
     assert "static (token table) query encoder" in result.output and tower_info(model)["layers"] == 0
+
+
+def test_titles_only_distils_from_another_shops_catalog(tmp_path, tiny_model, catalog_frame):
+    """A catalog with its own column names and no rated queries: the texts are its title spans alone."""
+    assert set(distill_texts(None, catalog_frame, lambda q: q, DistillConfig(spans_per_product=1))) == set(
+        title_spans(catalog_frame, 1, 42))
+    theirs = tmp_path / "theirs.parquet"
+    catalog_frame.rename(columns={"product_id": "sku", "title": "name"}).to_parquet(theirs, index=False)
+    model = tmp_path / "m"
+    shutil.copytree(tiny_model, model)
+    args = ["distill", str(tmp_path / "no-such-pairs.parquet"), "--model", str(model), "--catalog", str(theirs),
+            "--layers", "0", "--max-steps", "2", "--batch-size", "8"]
+    refused = CliRunner().invoke(main, [*args, "--titles-only"])
+    assert refused.exit_code != 0 and "theirs.parquet" in refused.output and not (model / QUERY_TOWER_DIR).exists()
+    result = CliRunner().invoke(main, [*args, "--titles-only", "--id-column", "sku", "--title-column", "name"])
+    assert result.exit_code == 0, result.output
+    info = tower_info(model)
+    assert info["layers"] == 0 and info["config"]["pairs"] is None
+    assert info["config"]["columns"]["product_id"] == "sku" and info["config"]["columns"]["title"] == "name"
+    assert info["texts"] <= len(catalog_frame) * 2  # 2 title spans per product, no queries (PAIRS does not exist)
