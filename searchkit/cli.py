@@ -311,9 +311,8 @@ def distill_cmd(pairs, model, catalog, layers, epochs, batch_size, lr, kl_weight
 
     config = DistillConfig(model=model, pairs=None if titles_only else pairs, catalog=catalog,
                            columns=column_map(id_column, title_column, brand_column, color_column), layers=layers,
-                           epochs=epochs,
-                           batch_size=batch_size, lr=lr, kl_weight=kl_weight, temperature=temperature, resume=resume,
-                           max_steps=max_steps, seed=seed, device=device)
+                           epochs=epochs, batch_size=batch_size, lr=lr, kl_weight=kl_weight, temperature=temperature,
+                           resume=resume, max_steps=max_steps, seed=seed, device=device)
     report = distill(config)
     after = report["agreement_after"]
     kind = f"{layers}-layer" if layers else "static (token table)"

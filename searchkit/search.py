@@ -154,9 +154,8 @@ BACKENDS = ("auto", "distilled", "onnx-int8", "onnx", "torch")
 
 def pick_backend(backend: str, files: store.IndexFiles, manifest: store.Manifest) -> str:
     """The query encoder: "distilled" (the model's shallower query encoder — int8 layers or a token table — when the
-    build kept it),
-    "onnx-int8" (the whole model's int8 graph, when the build measured it close to fp32), "onnx" (its fp32 graph)
-    or "torch" (sentence-transformers). "auto" takes the first of those the index and the installation allow."""
+    build kept it), "onnx-int8" (the whole model's int8 graph, when the build measured it close to fp32), "onnx" (its
+    fp32 graph) or "torch" (sentence-transformers). "auto" takes the first of those the index and the installation allow."""
     if backend not in BACKENDS:
         raise QueryError(f"unknown backend {backend!r}: use {', '.join(BACKENDS)}")
     has = {"onnx": store.ONNX_FILE in manifest.files,

@@ -106,17 +106,23 @@ def test_tower_fingerprint_and_stale_tower_refused(distilled_model, tmp_path, ca
     assert build_index(catalog_file, tmp_path / "idx", model=stale, config=IndexConfig(query_tower=False)).rows
 
 
-def test_resume_continues_the_tower_with_the_ranking_term(distilled_model, tmp_path, pairs_file, catalog_file):
+def resumed(distilled: tuple, tmp_path, **settings) -> tuple:
+    """A copy of a distilled model, distilled once more with resume=True; checks that the run started where the
+    first one ended (same held-out texts; fp16 weights in between) and returns (copy, report)."""
     model = tmp_path / "m"
-    shutil.copytree(distilled_model[0], model)
-    first = distilled_model[1]
-    report = distill(DistillConfig(model=model, pairs=pairs_file, catalog=catalog_file, layers=1, epochs=1,
-                                   batch_size=32, lr=1e-4, holdout=64, resume=True, kl_weight=1.0))
+    shutil.copytree(distilled[0], model)
+    report = distill(DistillConfig(model=model, resume=True, batch_size=32, holdout=64, **settings))
+    first = distilled[1]
     assert report["resumed_from"]["agreement_after"] == first["agreement_after"]
-    # it starts where the first run ended (same held-out texts), and the catalog overlap is measured
     assert report["agreement_before"]["cosine_mean"] == pytest.approx(first["agreement_after"]["cosine_mean"],
                                                                       abs=2e-3)
-    assert 0 <= report["agreement_after"]["top10_overlap"] <= 1
+    return model, report
+
+
+def test_resume_continues_the_tower_with_the_ranking_term(distilled_model, tmp_path, pairs_file, catalog_file):
+    model, report = resumed(distilled_model, tmp_path, pairs=pairs_file, catalog=catalog_file, layers=1, epochs=1,
+                            lr=1e-4, kl_weight=1.0)
+    assert 0 <= report["agreement_after"]["top10_overlap"] <= 1  # the catalog overlap is measured
     with pytest.raises(SearchkitError, match="has 1 layers, not 2"):
         distill(DistillConfig(model=model, pairs=pairs_file, catalog=catalog_file, layers=2, resume=True,
                               max_steps=1, batch_size=8))
@@ -310,14 +316,7 @@ def test_index_keeps_and_uses_the_token_table(static_model, catalog_file, tmp_pa
 
 
 def test_resume_continues_the_token_table(static_model, tmp_path, pairs_file, catalog_file):
-    model = tmp_path / "m"
-    shutil.copytree(static_model[0], model)
-    first = static_model[1]
-    report = distill(DistillConfig(model=model, pairs=pairs_file, catalog=catalog_file, layers=0, max_steps=2,
-                                   batch_size=32, holdout=64, resume=True))
-    assert report["resumed_from"]["agreement_after"] == first["agreement_after"]
-    assert report["agreement_before"]["cosine_mean"] == pytest.approx(first["agreement_after"]["cosine_mean"],
-                                                                      abs=2e-3)  # fp16 round trip
+    model, _ = resumed(static_model, tmp_path, pairs=pairs_file, catalog=catalog_file, layers=0, max_steps=2)
     with pytest.raises(SearchkitError, match="has 0 layers, not 1"):
         distill(DistillConfig(model=model, pairs=pairs_file, catalog=catalog_file, layers=1, resume=True,
                               max_steps=1, batch_size=8))
