@@ -277,9 +277,11 @@ def test_index_keeps_and_uses_the_token_table(static_model, catalog_file, tmp_pa
     import searchkit.index
 
     model, _ = static_model
-    monkeypatch.setattr(searchkit.index, "QUERY_TOWER_MIN_OVERLAP", 0.0)
+    monkeypatch.setattr(searchkit.index, "QUERY_TOWER_MIN_OVERLAP", 1.01)  # a table has its own, higher bar
+    monkeypatch.setattr(searchkit.index, "QUERY_TABLE_MIN_OVERLAP", 0.0)
     manifest = build_index(catalog_file, tmp_path / "idx", model=model)
     check = manifest.model["query_tower"]
+    assert check["min_overlap_required"] == 0.0
     assert check["used_for_queries"] and check["layers"] == 0 and check["file"] == "query-tokens.npy"
     assert "query-tokens.npy" in manifest.files and "query-int8.onnx" not in manifest.files
     auto = Searcher.from_dir(tmp_path / "idx")
@@ -307,7 +309,8 @@ def test_index_keeps_and_uses_the_token_table(static_model, catalog_file, tmp_pa
     assert pick_backend("auto", files, stored) == "distilled"  # a table needs no onnxruntime
     monkeypatch.setattr(importlib.util, "find_spec", real_find_spec)
     # a table that disagrees is dropped, and asking for it names the file
-    monkeypatch.setattr(searchkit.index, "QUERY_TOWER_MIN_OVERLAP", 1.01)
+    monkeypatch.setattr(searchkit.index, "QUERY_TOWER_MIN_OVERLAP", 0.0)
+    monkeypatch.setattr(searchkit.index, "QUERY_TABLE_MIN_OVERLAP", 1.01)
     manifest = build_index(catalog_file, tmp_path / "idx2", model=model)
     assert manifest.model["query_tower"]["used_for_queries"] is False and "query-tokens.npy" not in manifest.files
     assert not (tmp_path / "idx2" / "query-tokens.npy").exists()
