@@ -75,9 +75,10 @@ def swapped_encoder(searcher, model: Path):
     if model_fingerprint(model, query_tower=False) != searcher.manifest.model.get("fingerprint"):
         # an index built from a model that already had a table carries it (use --backend distilled instead)
         raise SystemExit(f"{model}: not the weights {searcher.manifest.model.get('name')} embedded this index with")
-    path = Path(tempfile.mkdtemp(prefix="bench-table-")) / "query-tokens.npy"
-    np.save(path, token_table(model))
-    return StaticEncoder(path, model, searcher.encoder.info)
+    with tempfile.TemporaryDirectory(prefix="bench-table-") as tmp:  # the encoder reads the whole table in
+        path = Path(tmp) / "query-tokens.npy"
+        np.save(path, token_table(model))
+        return StaticEncoder(path, model, searcher.encoder.info)
 
 
 def cold(index: Path, runs: int) -> dict:

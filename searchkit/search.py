@@ -42,8 +42,8 @@ DEFAULT_MODE = "hybrid"
 QUERY_CACHE_SIZE = 4096
 RRF_K = 60  # reciprocal rank fusion constant (Cormack et al. 2009)
 # hybrid and lexical: a lone query whose words' posting lists hold this many entries in all runs its BM25 leg
-# beside the embedding (+ vector search) instead of after it. Measured per query, 300 test queries on 1M products, two runs
-# (overlapped minus sequential, median): above 50K entries -1.5 / -1.2 ms, 20K-50K -0.8 / -0.4 ms, 5K-20K -0.2 /
+# beside the embedding (+ vector search) instead of after it. Measured per query, 300 test queries on 1M products,
+# two runs (overlapped minus sequential, median): above 50K entries -1.5 / -1.2 ms, 20K-50K -0.8 / -0.4 ms, 5K-20K -0.2 /
 # +0.2 ms, below 5K +0.1 / +0.5 ms (the thread hand-off); at 55K products -0.1 to -0.2 ms above 5K entries
 OVERLAP_FROM = 20_000
 
@@ -155,7 +155,8 @@ BACKENDS = ("auto", "distilled", "onnx-int8", "onnx", "torch")
 def pick_backend(backend: str, files: store.IndexFiles, manifest: store.Manifest) -> str:
     """The query encoder: "distilled" (the model's shallower query encoder — int8 layers or a token table — when the
     build kept it), "onnx-int8" (the whole model's int8 graph, when the build measured it close to fp32), "onnx" (its
-    fp32 graph) or "torch" (sentence-transformers). "auto" takes the first of those the index and the installation allow."""
+    fp32 graph) or "torch" (sentence-transformers). "auto" takes the first of those the index and the installation
+    allow."""
     if backend not in BACKENDS:
         raise QueryError(f"unknown backend {backend!r}: use {', '.join(BACKENDS)}")
     has = {"onnx": store.ONNX_FILE in manifest.files,
@@ -172,8 +173,7 @@ def pick_backend(backend: str, files: store.IndexFiles, manifest: store.Manifest
     import importlib.util
 
     if importlib.util.find_spec("onnxruntime") is None:  # a token table needs tokenizers and numpy only
-        return "distilled" if has["distilled"] and store.query_encoder_file(manifest) == store.QUERY_TOKENS_FILE \
-            else "torch"
+        return "distilled" if has["distilled"] and store.static_query_encoder(manifest) else "torch"
     return next(b for b in ("distilled", "onnx-int8", "onnx", "torch") if has.get(b, True))
 
 
@@ -260,7 +260,7 @@ class Searcher:
         if use_onnx:
             info = ModelInfo(name=manifest.model["name"], path=str(files.model), fingerprint=expected,
                              dimension=manifest.dimension, text=config)
-            if backend == "distilled" and store.query_encoder_file(manifest) == store.QUERY_TOKENS_FILE:
+            if backend == "distilled" and store.static_query_encoder(manifest):
                 encoder: Encoder = StaticEncoder(files.query_tokens, files.model, info, mmap=mmap)
             else:
                 graph = {"distilled": files.query_onnx, "onnx-int8": files.onnx_int8, "onnx": files.onnx}[backend]

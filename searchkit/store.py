@@ -132,10 +132,14 @@ class IndexFiles:
         return self.root / STAMP_FILE
 
 
+def static_query_encoder(manifest: Manifest) -> bool:
+    """Whether the index's distilled query encoder is a token table (distilled with layers=0), not layers."""
+    return (manifest.model.get("query_tower") or {}).get("layers") == 0
+
+
 def query_encoder_file(manifest: Manifest) -> str:
     """The file of the index's distilled query encoder: its token table for a static one, else its int8 graph."""
-    tower = manifest.model.get("query_tower") or {}
-    return QUERY_TOKENS_FILE if tower.get("layers") == 0 else QUERY_ONNX_FILE
+    return QUERY_TOKENS_FILE if static_query_encoder(manifest) else QUERY_ONNX_FILE
 
 
 def staging_dir(target: Path) -> IndexFiles:
