@@ -21,6 +21,8 @@ __all__ = [
     "TrainConfig",
     "distill",
     "DistillConfig",
+    "train_reranker",
+    "RerankTrainConfig",
     "TextConfig",
     "ColumnMap",
     "SearchkitError",
@@ -41,6 +43,8 @@ _HOMES = {
     "TrainConfig": "training",
     "distill": "distillation",
     "DistillConfig": "distillation",
+    "train_reranker": "rerank_training",
+    "RerankTrainConfig": "rerank_training",
     "TextConfig": "text",
     "ColumnMap": "catalog",
     "SearchkitError": "errors",
@@ -56,6 +60,7 @@ if TYPE_CHECKING:
     from .distillation import DistillConfig, distill
     from .errors import CatalogError, IndexFormatError, IndexMismatchError, ModelError, QueryError, SearchkitError
     from .index import IndexConfig, build_index
+    from .rerank_training import RerankTrainConfig, train_reranker
     from .search import Searcher, SearchResult
     from .text import TextConfig
     from .training import TrainConfig, train

@@ -12,7 +12,7 @@ import pandas as pd
 
 from .errors import CatalogError
 from .metrics import mrr_at_k, ndcg_at_k, pearson, recall_at_k, spearman
-from .search import MODES, Searcher
+from .search import Searcher
 from .splits import SplitConfig, split_pairs
 from .training import RELEVANT
 
@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class EvalConfig:
     split: str = "test"  # train | val | test | all
-    modes: tuple[str, ...] = MODES
+    modes: tuple[str, ...] | None = None  # None: every mode the searcher can run (rerank only with a reranker)
     seed: int = 42
     max_queries: int | None = None
     batch: int = 256
@@ -51,6 +51,17 @@ def pair_correlation(searcher: Searcher, pairs: pd.DataFrame) -> dict[str, float
     return {"spearman": spearman(cosines, labels), "pearson": pearson(cosines, labels), "pairs": len(labels)}
 
 
+def reranker_correlation(searcher: Searcher, pairs: pd.DataFrame) -> dict[str, float]:
+    """The cross-encoder's logit of each rated pair against the label: the reference metric for the second stage."""
+    scores: list[float] = []
+    labels: list[float] = []
+    for query, group in pairs.groupby("query", sort=True):
+        understood, _ = searcher.understand(query)
+        scores.extend(searcher.reranker.scores(understood, [searcher.product(p) for p in group["product_id"]]))
+        labels.extend(((group["relevance"] - 1) / 2).tolist())
+    return {"spearman": spearman(scores, labels), "pearson": pearson(scores, labels), "pairs": len(labels)}
+
+
 def retrieval(searcher: Searcher, pairs: pd.DataFrame, mode: str, batch: int = 256) -> dict[str, float]:
     gains = {q: dict(zip(g["product_id"], g["relevance"] - 1.0, strict=True)) for q, g in pairs.groupby("query")}
     relevant = {q: set(g.loc[g["relevance"] >= RELEVANT, "product_id"]) for q, g in pairs.groupby("query")}
@@ -75,12 +86,15 @@ def evaluate(searcher: Searcher, pairs: pd.DataFrame, config: EvalConfig = EvalC
     unknown = sorted(set(chosen["product_id"]) - set(searcher.products["product_id"].astype(str)))
     if unknown:
         raise CatalogError(f"{len(unknown)} rated products are not in the index, e.g. {unknown[:3]}")
+    modes = config.modes or searcher.modes
     report = {
         "index": {"model": searcher.manifest.model.get("name"), "rows": searcher.manifest.rows,
                   "built_at": searcher.manifest.built_at},
         "split": config.split,
         "queries": int(chosen["query"].nunique()),
         "pairs": pair_correlation(searcher, chosen),
-        "retrieval": {mode: retrieval(searcher, chosen, mode, config.batch) for mode in config.modes},
+        "retrieval": {mode: retrieval(searcher, chosen, mode, config.batch) for mode in modes},
     }
+    if "rerank" in modes:
+        report["reranker_pairs"] = reranker_correlation(searcher, chosen)
     return report

@@ -53,6 +53,7 @@ class IndexConfig:
     # fp32 graph, length-sorted batches) or "onnx-int8" (that graph with per-channel dynamic int8 weights)
     bulk: str = "torch"
     query_tower: bool = True  # embed queries with the model's distilled query encoder when it has one (and it holds)
+    reranker: bool = True  # keep a cross-encoder for mode "rerank": the one given, else the model's reranker/ if any
 
     def __post_init__(self) -> None:
         """Refuse bad settings when the config is made, before any product is encoded."""
@@ -208,6 +209,11 @@ def staleness(out_dir: str | Path, catalog_path: str | Path, model: str | Path |
         return f"{catalog_path} changed since the index was built"
     if manifest.model.get("fingerprint") != model_fingerprint(model or default_model_dir()):
         return "the model differs from the one the index was built with"
+    from .rerank import fingerprint, reranker_dir
+
+    own = reranker_dir(model or default_model_dir())
+    if own is not None and (manifest.model.get("reranker") or {}).get("fingerprint") != fingerprint(own):
+        return "the model's reranker differs from the index's"
     return None
 
 
@@ -218,15 +224,24 @@ def build_index(
     config: IndexConfig = IndexConfig(),
     columns: ColumnMap = ColumnMap(),
     encoder: Encoder | None = None,
+    reranker: str | Path | None = None,
 ) -> store.Manifest:
     """Index every product of `catalog_path` into `out_dir`. Bad input raises before anything is written; the
-    previous index at `out_dir` stays in place until the new one is complete."""
+    previous index at `out_dir` stays in place until the new one is complete. `reranker`: a cross-encoder folder
+    for mode "rerank" (default: the model's own reranker/, when it has one and config.reranker)."""
     from . import __version__
+    from .rerank import read_info, reranker_dir
 
     started = time.perf_counter()
     catalog_path, target = Path(catalog_path), Path(out_dir)
     products = read_catalog(catalog_path, columns)  # bad input is refused before a model is loaded
+    if reranker is not None and not config.reranker:
+        raise SearchkitError("a reranker was given, and the config says to build without one")
+    if reranker is not None:
+        read_info(reranker)  # a folder that is not a reranker is refused before encoding
     encoder = encoder or load_encoder(model, device=config.device)
+    rerank_source = Path(reranker) if reranker is not None else (
+        reranker_dir(encoder.info.path) if config.reranker else None)
     tower = None  # the model's distilled query encoder; one distilled from other weights is refused before encoding
     if config.query_tower:
         from .distillation import tower_info
@@ -257,6 +272,11 @@ def build_index(
         index, index_meta, index_device = make_index(vectors, ann, probes)
         if exported and tower:
             model_meta["query_tower"] = build_query_graph(staged, encoder.info, texts, index, tower)
+        if rerank_source is not None:
+            from .rerank import install
+
+            model_meta["reranker"] = install(rerank_source, staged.reranker_graph, staged.reranker_tokenizer,
+                                             staged.reranker_info)
         store.write_faiss(staged, index)
         store.write_products(staged, products)
         store.write_lexical(staged, LexicalIndex.build(keyword_texts(products, normaliser, texts),

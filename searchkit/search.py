@@ -1,7 +1,8 @@
 """Searcher: normalise a query exactly as the catalog was, embed it, search, return ranked products.
 
-Modes: dense (embeddings + FAISS), lexical (BM25 over the same words, always stemmed) and hybrid (both candidate lists
-merged, see Fusion). Every result's `score` is the cosine of query and product embeddings, whatever ranked it.
+Modes: dense (embeddings + FAISS), lexical (BM25 over the same words, always stemmed), hybrid (both candidate lists
+merged, see Fusion) and rerank (hybrid, then the index's cross-encoder reorders the top; see searchkit.rerank).
+Every result's `score` is the cosine of query and product embeddings, whatever ranked it.
 Queries are embedded by the index's distilled query encoder when it has one (see searchkit.distillation).
 """
 
@@ -37,7 +38,7 @@ from .text import BrandMatcher, CachedStemmer, Normaliser, TextConfig, words
 log = logging.getLogger(__name__)
 
 MAX_QUERY_CHARS = 1000
-MODES = ("dense", "lexical", "hybrid")
+MODES = ("dense", "lexical", "hybrid", "rerank")
 DEFAULT_MODE = "hybrid"
 QUERY_CACHE_SIZE = 4096
 RRF_K = 60  # reciprocal rank fusion constant (Cormack et al. 2009)
@@ -182,7 +183,8 @@ class Searcher:
 
     def __init__(self, index: Any, products: Any, encoder: Encoder, manifest: store.Manifest,
                  normaliser: Normaliser, lexical: Any = None, corrector: SpellCorrector | None = None,
-                 fusion: Fusion = Fusion()):
+                 fusion: Fusion = Fusion(), reranker: Any = None):
+        """reranker: a searchkit.rerank.Reranker, or a callable making one on first use (mode "rerank" only)."""
         table = _as_table(products)
         if index.ntotal != table.num_rows:
             raise IndexFormatError(f"the faiss index holds {index.ntotal} vectors for {table.num_rows} products")
@@ -199,6 +201,8 @@ class Searcher:
         self.corrector = corrector  # None or spell_correct=False: queries are used as typed
         self.spell_correct = True
         self.fusion = fusion
+        self._reranker = reranker
+        self._reranker_lock = threading.Lock()
         self.search_params: dict[str, int] = {}  # the ANN knob in use (efSearch / nprobe; from_dir sets it)
         self._vectors = flat_vectors(index)
         self._encode_lock = threading.Lock()
@@ -270,12 +274,34 @@ class Searcher:
             encoder = load_encoder(files.model, device=device)
         normaliser = Normaliser(config, BrandMatcher.from_names(text.get("brands", [])),
                                 CachedStemmer(text.get("stems", {})))
-        searcher = cls(index, products, encoder, manifest, normaliser, lexical, SpellCorrector(text.get("vocab", {})))
+        reranker = None
+        if store.has_reranker(manifest):
+            def reranker():  # loaded on the first "rerank" search: other modes never pay for its graph
+                from .rerank import Reranker, read_info
+
+                return Reranker(files.reranker_graph, files.reranker_tokenizer, read_info(files.reranker),
+                                threads=encode_threads)
+        searcher = cls(index, products, encoder, manifest, normaliser, lexical, SpellCorrector(text.get("vocab", {})),
+                       reranker=reranker)
         searcher.search_params = knob
         return searcher
 
     def __len__(self) -> int:
         return self.table.num_rows
+
+    @property
+    def reranker(self) -> Any:
+        """The cross-encoder of mode "rerank", or None when the index has none."""
+        with self._reranker_lock:
+            if callable(self._reranker) and not hasattr(self._reranker, "scores"):
+                self._reranker = self._reranker()
+            return self._reranker
+
+    @property
+    def modes(self) -> tuple[str, ...]:
+        """The modes this searcher can run."""
+        return tuple(m for m in MODES if (m == "dense" or self.lexical is not None)
+                     and (m != "rerank" or self._reranker is not None))
 
     @cached_property
     def products(self) -> Any:
@@ -380,6 +406,18 @@ class Searcher:
         return [(int(r), {"fusion": float(f), "lexical": float(b)})
                 for r, f, b in zip(rows[order], scores[order], bm25.of(rows[order]), strict=True)]
 
+    def _reranked(self, query: str, ranked: list[tuple[int, dict[str, float]]]) -> list[tuple[int, dict[str, float]]]:
+        """The top `depth` hybrid candidates in the cross-encoder's order (ties: hybrid order), then the rest."""
+        reranker = self.reranker
+        head = ranked[:reranker.settings.depth]
+        if not head:
+            return ranked
+        logits = reranker.scores(query, self._rows([r for r, _ in head]))
+        final = reranker.combine(logits, np.array([signals["fusion"] for _, signals in head]))
+        order = np.lexsort((np.arange(len(head)), -final))
+        return [(head[i][0], {**head[i][1], "rerank": float(final[i]), "cross_encoder": float(logits[i])})
+                for i in order] + ranked[len(head):]
+
     def _weighted(self, vector: np.ndarray, bm25_all: Scores, dense_rows: np.ndarray,
                   lex_rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The union of both candidate lists and each one's weighted fused score."""
@@ -403,6 +441,9 @@ class Searcher:
         check_mode(mode)
         if mode != "dense" and self.lexical is None:
             raise QueryError(f"mode {mode!r} needs a keyword index, and this searcher has none; use mode 'dense'")
+        if mode == "rerank" and self._reranker is None:
+            raise QueryError("mode 'rerank' needs a cross-encoder, and this index has none; build it with "
+                             "`searchkit build-index --reranker DIR` or use mode 'hybrid'")
         if not queries:
             return []
         mask = None
@@ -413,6 +454,8 @@ class Searcher:
         k = min(k, len(self))
         parsed = [self._parse(q) for q in queries]
         depth = k if mode == "dense" else max(k, self.fusion.depth)
+        if mode == "rerank":
+            depth = max(depth, self.reranker.settings.depth)
         with self._inflight_lock:
             self._inflight += 1
             alone = self._inflight == 1
@@ -459,7 +502,12 @@ class Searcher:
 
     def _scored_results(self, bm25: Scores | None, parsed: _Query, vector, dense, k, mode, mask,
                         explain, lex: tuple[np.ndarray, np.ndarray] | None = None) -> list[SearchResult]:
-        ranked = self._rank(bm25, vector, dense, k, mode, mask, lex)
+        if mode == "rerank":
+            depth = self.reranker.settings.depth
+            ranked = self._reranked(parsed.understood, self._rank(bm25, vector, dense, max(k, depth), "hybrid", mask,
+                                                                  lex))[:k]
+        else:
+            ranked = self._rank(bm25, vector, dense, k, mode, mask, lex)
         rows = np.array([r for r, _ in ranked], dtype=np.int64)
         cosines = self._cosines(vector, rows)
         terms = set(parsed.keywords.split()) if explain else set()
@@ -474,8 +522,8 @@ class Searcher:
                 lexical = signals.get("lexical", float(bm25.of([row])[0]) if bm25 is not None else None)
                 why = {"mode": mode, "dense": float(cosine), "lexical": lexical, "query_as_searched": parsed.understood,
                        "corrections": [[c.original, c.corrected] for c in parsed.corrections],
-                       "matched_terms": sorted(terms & product_terms), **({"fusion": signals["fusion"]}
-                                                                          if "fusion" in signals else {})}
+                       "matched_terms": sorted(terms & product_terms),
+                       **{key: signals[key] for key in ("fusion", "rerank", "cross_encoder") if key in signals}}
             out.append(SearchResult(str(record["product_id"]), float(cosine), rank, fields, why))
         return out
 

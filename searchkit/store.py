@@ -10,6 +10,8 @@
       encoder-int8.onnx that graph with per-channel int8 weights: the query encoder when it measured close to fp32
       query-int8.onnx   the model's distilled query encoder (int8), when it has one and it passed its build check
       query-tokens.npy  or, for a static one (`distill --layers 0`), its token table (fp16), on the same terms
+      reranker/         the cross-encoder of mode "rerank" (searchkit.rerank), when the build was given one:
+                        reranker-int8.onnx, tokenizer.json, reranker.json (its settings and text pipeline)
       model/            the model that embedded the catalog, so queries are embedded by the very same weights
       .verified.json    written on load, not part of the build: each file's stat (size, mtimes, inode) when its
                         checksum last matched the manifest, so later loads of unchanged files skip re-hashing
@@ -43,6 +45,10 @@ ONNX_FILE = "encoder.onnx"
 ONNX_INT8_FILE = "encoder-int8.onnx"
 QUERY_ONNX_FILE = "query-int8.onnx"  # the model's distilled query encoder (searchkit.distillation), int8
 QUERY_TOKENS_FILE = "query-tokens.npy"  # or its static token table (distilled with layers=0), fp16
+RERANKER_DIR = "reranker"
+RERANKER_GRAPH = "reranker-int8.onnx"
+RERANKER_TOKENIZER = "tokenizer.json"
+RERANKER_INFO = "reranker.json"
 REQUIRED_FILES = (FAISS_FILE, PRODUCTS_FILE, TEXT_FILE)
 
 
@@ -128,8 +134,29 @@ class IndexFiles:
         return self.root / QUERY_TOKENS_FILE
 
     @property
+    def reranker(self) -> Path:
+        return self.root / RERANKER_DIR
+
+    @property
+    def reranker_graph(self) -> Path:
+        return self.reranker / RERANKER_GRAPH
+
+    @property
+    def reranker_tokenizer(self) -> Path:
+        return self.reranker / RERANKER_TOKENIZER
+
+    @property
+    def reranker_info(self) -> Path:
+        return self.reranker / RERANKER_INFO
+
+    @property
     def stamp(self) -> Path:
         return self.root / STAMP_FILE
+
+
+def has_reranker(manifest: Manifest) -> bool:
+    """Whether the index was built with a cross-encoder (its three files checksummed in the manifest)."""
+    return all(f"{RERANKER_DIR}/{name}" in manifest.files for name in (RERANKER_GRAPH, RERANKER_TOKENIZER, RERANKER_INFO))
 
 
 def static_query_encoder(manifest: Manifest) -> bool:
@@ -286,7 +313,15 @@ def read_products(files: IndexFiles, rows: int) -> Any:
 
 
 def copy_model(source: Path, files: IndexFiles) -> None:
-    shutil.copytree(source, files.model, ignore=shutil.ignore_patterns("checkpoints", "*.onnx", "__pycache__"))
+    """The embedder's folder, less training checkpoints and its reranker (the index keeps that as its own graph)."""
+    from .rerank import RERANKER_DIR as MODEL_RERANKER_DIR
+
+    skip = shutil.ignore_patterns("checkpoints", "*.onnx", "__pycache__")
+
+    def ignore(folder: str, names: list[str]) -> set[str]:
+        return set(skip(folder, names)) | ({MODEL_RERANKER_DIR} if Path(folder) == Path(source) else set())
+
+    shutil.copytree(source, files.model, ignore=ignore)
 
 
 def write_lexical(files: IndexFiles, lexical: Any) -> None:

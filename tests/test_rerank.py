@@ -1,0 +1,181 @@
+"""The cross-encoder stage: training a tiny reranker, keeping it in an index, mode "rerank", and refusals."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from searchkit import build_index
+from searchkit.cli import main
+from searchkit.errors import IndexFormatError, ModelError, QueryError, SearchkitError
+from searchkit.evaluate import EvalConfig, evaluate
+from searchkit.rerank import RERANKER_DIR, RerankerSettings, blend, read_info
+from searchkit.rerank_training import RerankTrainConfig, train_reranker
+from searchkit.search import Searcher
+from searchkit.store import IndexFiles, has_reranker, read_manifest
+
+
+@pytest.fixture(scope="module")
+def reranker(tmp_path_factory, built_index, pairs_file):
+    out = tmp_path_factory.mktemp("rerankers") / "tiny-reranker"
+    return train_reranker(RerankTrainConfig(index=built_index, pairs=pairs_file, out=out, max_steps=6, negatives=2,
+                                            eval_queries=8, lr=1e-3, settings=RerankerSettings(weight=1.0)))
+
+
+@pytest.fixture(scope="module")
+def reranked_index(tmp_path_factory, catalog_file, tiny_model, reranker):
+    out = tmp_path_factory.mktemp("indexes") / "with-reranker"
+    build_index(catalog_file, out, model=tiny_model, reranker=reranker)
+    return out
+
+
+def test_blend_weights_the_two_stages():
+    logits, fused = np.array([-2.0, 0.0, 3.0]), np.array([0.9, 0.5, 0.1])
+    assert np.argsort(-blend(logits, fused, 1.0)).tolist() == [2, 1, 0]  # the cross-encoder alone
+    assert np.argsort(-blend(logits, fused, 0.0)).tolist() == [0, 1, 2]  # the hybrid order alone
+    assert blend(logits, fused, 0.0).tolist() == [1.0, 0.5, 0.0]  # fused scores min-max scaled
+    assert blend(logits, np.array([0.3, 0.3, 0.3]), 0.5)[0] == pytest.approx(0.5 / (1 + np.exp(2.0)) + 0.5)
+
+
+def test_trained_reranker_folder(reranker):
+    info = read_info(reranker)
+    assert info["settings"] == {"depth": 30, "max_length": 64, "weight": 1.0}
+    assert info["text"]["stem"] is False and info["data"]["steps"] == 6
+    report = info["validation"]
+    assert 0 < report["val_queries"] <= 8
+    assert 0.0 <= report["ndcg@10_hybrid"] <= 1.0 and 0.0 <= report["ndcg@10_reranked"] <= 1.0
+    for name in ("config.json", "model.safetensors", "tokenizer.json", "README.md"):
+        assert (reranker / name).is_file()
+    assert "train-reranker" in (reranker / "README.md").read_text()
+
+
+def test_index_keeps_the_reranker_and_rerank_mode_reorders_the_hybrid_top(reranked_index, reranker):
+    manifest = read_manifest(reranked_index)
+    assert has_reranker(manifest)
+    assert manifest.model["reranker"]["name"] == "tiny-reranker"
+    assert not (IndexFiles(reranked_index).model / RERANKER_DIR).exists()
+    searcher = Searcher.from_dir(reranked_index)
+    assert searcher.modes == ("dense", "lexical", "hybrid", "rerank")
+    query = "kohler toilet seat"
+    depth = searcher.reranker.settings.depth
+    hybrid = searcher.search(query, k=depth, mode="hybrid", explain=True)
+    reranked = searcher.search(query, k=depth, mode="rerank", explain=True)
+    assert {h.product_id for h in reranked} == {h.product_id for h in hybrid}  # the same candidates, reordered
+    logits = searcher.reranker.scores(query, [searcher.product(h.product_id) for h in hybrid])
+    final = blend(logits, np.array([h.explain["fusion"] for h in hybrid]), searcher.reranker.settings.weight)
+    expected = [hybrid[i].product_id for i in np.lexsort((np.arange(len(hybrid)), -final))]
+    assert [h.product_id for h in reranked] == expected
+    assert expected != [h.product_id for h in hybrid]  # this reranker does move products
+    assert [h.explain["cross_encoder"] for h in reranked] == pytest.approx(
+        [float(logits[[x.product_id for x in hybrid].index(h.product_id)]) for h in reranked], abs=1e-5)
+    top3 = searcher.search(query, k=3, mode="rerank")
+    assert [h.product_id for h in top3] == expected[:3]
+    beyond = searcher.search(query, k=depth + 5, mode="rerank")
+    assert [h.product_id for h in beyond[depth:]] == [
+        h.product_id for h in searcher.search(query, k=depth + 5, mode="hybrid")[depth:]]  # the tail keeps its order
+    assert all(-1.0 <= h.score <= 1.0 for h in reranked)  # scores stay cosines
+
+
+def test_evaluate_measures_rerank_mode_and_the_reranker_pairs(reranked_index, built_index, pairs_file):
+    from searchkit.catalog import read_pairs
+
+    report = evaluate(Searcher.from_dir(reranked_index), read_pairs(pairs_file), EvalConfig(split="all"))
+    assert set(report["retrieval"]) == {"dense", "lexical", "hybrid", "rerank"}
+    assert report["reranker_pairs"]["pairs"] == report["pairs"]["pairs"]
+    plain = evaluate(Searcher.from_dir(built_index), read_pairs(pairs_file), EvalConfig(split="all"))
+    assert set(plain["retrieval"]) == {"dense", "lexical", "hybrid"} and "reranker_pairs" not in plain
+
+
+def test_rerank_mode_without_a_reranker_is_refused(built_index):
+    searcher = Searcher.from_dir(built_index)
+    assert "rerank" not in searcher.modes
+    with pytest.raises(QueryError, match="--reranker"):
+        searcher.search("kohler toilet seat", mode="rerank")
+
+
+def test_a_folder_that_is_not_a_reranker_is_refused_before_the_old_index_is_touched(index_copy, catalog_file,
+                                                                                      tiny_model, tmp_path):
+    before = read_manifest(index_copy)
+    with pytest.raises(ModelError, match="reranker.json"):
+        build_index(catalog_file, index_copy, model=tiny_model, reranker=tmp_path)
+    assert read_manifest(index_copy) == before
+
+
+def test_a_changed_reranker_graph_is_refused(tmp_path, reranked_index):
+    copy = tmp_path / "idx"
+    shutil.copytree(reranked_index, copy)
+    graph = IndexFiles(copy).reranker_graph
+    graph.write_bytes(graph.read_bytes()[:-10] + b"0123456789")
+    with pytest.raises(IndexFormatError, match="reranker-int8.onnx"):
+        Searcher.from_dir(copy)
+
+
+def test_the_models_own_reranker_is_the_default_and_a_new_one_makes_the_index_stale(tmp_path, catalog_file,
+                                                                                    tiny_model, reranker):
+    from searchkit.index import IndexConfig, staleness
+
+    model = tmp_path / "model"
+    shutil.copytree(tiny_model, model)
+    shutil.copytree(reranker, model / RERANKER_DIR)
+    out = tmp_path / "idx"
+    manifest = build_index(catalog_file, out, model=model)
+    assert manifest.model["reranker"]["source"] == str(model / RERANKER_DIR)
+    assert staleness(out, catalog_file, model) is None
+    info = json.loads((model / RERANKER_DIR / "reranker.json").read_text())
+    info["settings"]["depth"] = 10
+    (model / RERANKER_DIR / "reranker.json").write_text(json.dumps(info))
+    assert "reranker" in staleness(out, catalog_file, model)
+    plain = build_index(catalog_file, tmp_path / "plain", model=model, config=IndexConfig(reranker=False))
+    assert "reranker" not in plain.model
+    with pytest.raises(SearchkitError, match="without one"):
+        build_index(catalog_file, tmp_path / "x", model=model, config=IndexConfig(reranker=False), reranker=reranker)
+
+
+def test_resume_continues_from_the_checkpoint(tmp_path, built_index, pairs_file, caplog):
+    config = RerankTrainConfig(index=built_index, pairs=pairs_file, out=tmp_path / "rr", max_steps=4, save_steps=2,
+                               negatives=1, eval_queries=4)
+    train_reranker(config)
+    assert (tmp_path / "rr" / "checkpoints" / "checkpoint.pt").is_file()
+    with caplog.at_level("INFO", logger="searchkit.rerank_training"):
+        train_reranker(RerankTrainConfig(**{**config.__dict__, "resume": True}))
+    assert "resuming at step 2 of 4" in caplog.text
+    with pytest.raises(SearchkitError, match="without --resume"):
+        train_reranker(RerankTrainConfig(**{**config.__dict__, "resume": True, "batch_size": 8}))
+
+
+def test_cli_train_reranker_build_and_query(tmp_path, built_index, pairs_file, catalog_file, tiny_model):
+    runner = CliRunner()
+    out = tmp_path / "rr"
+    result = runner.invoke(main, ["train-reranker", str(pairs_file), "--index", str(built_index), "--out", str(out),
+                                  "--max-steps", "3", "--negatives", "1"])
+    assert result.exit_code == 0, result.output
+    assert "validation NDCG@10" in result.output and f"--reranker {out}" in result.output
+    index = tmp_path / "idx"
+    result = runner.invoke(main, ["build-index", str(catalog_file), "--model", str(tiny_model), "--out", str(index),
+                                  "--reranker", str(out)])
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(main, ["query", "kohler toilet seat", "--index", str(index), "--mode", "rerank", "--json"])
+    assert result.exit_code == 0, result.output
+    assert len(json.loads(result.output)) == 10
+    result = runner.invoke(main, ["build-index", str(catalog_file), "--model", str(tiny_model), "--out",
+                                  str(tmp_path / "x"), "--reranker", str(out), "--no-reranker"])
+    assert result.exit_code != 0 and "not both" in result.output
+
+
+def test_http_rerank_mode(reranked_index, built_index):
+    from fastapi.testclient import TestClient
+
+    from searchkit.serve import create_app
+
+    with TestClient(create_app(reranked_index, watch=False)) as client:
+        assert client.get("/health").json()["modes"] == ["dense", "lexical", "hybrid", "rerank"]
+        body = client.get("/search", params={"q": "kohler toilet seat", "k": 5, "mode": "rerank"}).json()
+        assert body["mode"] == "rerank" and [r["rank"] for r in body["results"]] == [1, 2, 3, 4, 5]
+    with TestClient(create_app(built_index, watch=False)) as client:
+        assert "rerank" not in client.get("/health").json()["modes"]
+        res = client.get("/search", params={"q": "kohler toilet seat", "mode": "rerank"})
+        assert res.status_code == 400 and "--reranker" in res.text
