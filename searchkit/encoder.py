@@ -12,7 +12,7 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -219,6 +219,23 @@ def export_onnx(model_dir: str | Path, out_path: str | Path) -> bool:
     return True
 
 
+def onnx_session(graph: str | Path, tokenizer: str | Path, threads: int | None = None) -> tuple[Any, Any]:
+    """An onnxruntime CPU session of `graph` (threads: intra-op threads, None: all cores) and its tokenizer."""
+    import onnxruntime as ort
+    from tokenizers import Tokenizer
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads or 0
+    options.log_severity_level = 3
+    # no spin-waiting after a run: idle ORT threads would steal the cores faiss searches with next
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    try:
+        return (ort.InferenceSession(str(graph), options, providers=["CPUExecutionProvider"]),
+                Tokenizer.from_file(str(tokenizer)))
+    except Exception as exc:
+        raise ModelError(f"{graph}: cannot load ({type(exc).__name__}: {exc})") from exc
+
+
 class OnnxEncoder:
     """The query path: onnxruntime + tokenizers, no torch import (cold start in a fraction of a second)."""
 
@@ -227,20 +244,8 @@ class OnnxEncoder:
         """one_at_a_time: run each text alone. A dynamically quantised (int8) graph scales activations over the whole
         batch, so a text's embedding would depend on its batch-mates (measured: cosine down to 0.98 between a query
         embedded alone and in a batch of 64); queries must embed the same however they arrive."""
-        import onnxruntime as ort
-        from tokenizers import Tokenizer
-
         model_dir = Path(model_dir)
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads or 0
-        options.log_severity_level = 3
-        # no spin-waiting after a run: idle ORT threads would steal the cores faiss searches with next
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        try:
-            self.session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
-            self.tokenizer = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
-        except Exception as exc:
-            raise ModelError(f"{onnx_path}: cannot load ({type(exc).__name__}: {exc})") from exc
+        self.session, self.tokenizer = onnx_session(onnx_path, model_dir / "tokenizer.json", threads)
         self.tokenizer.enable_truncation(_max_seq_length(model_dir))
         self.tokenizer.no_padding()
         self.inputs = {i.name for i in self.session.get_inputs()}

@@ -148,21 +148,12 @@ class Reranker:
     """Scores (query, product) pairs with the index's cross-encoder graph: onnxruntime + tokenizers only."""
 
     def __init__(self, graph: str | Path, tokenizer: str | Path, info: dict[str, Any], threads: int | None = None):
-        import onnxruntime as ort
-        from tokenizers import Tokenizer
+        from .encoder import onnx_session
 
         self.settings = RerankerSettings.from_dict(info["settings"])
         self.text = Normaliser(TextConfig.from_dict(info["text"]))
         self.name = info.get("name", Path(graph).parent.name)
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads or 0
-        options.log_severity_level = 3
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        try:
-            self.session = ort.InferenceSession(str(graph), options, providers=["CPUExecutionProvider"])
-            self.tokenizer = Tokenizer.from_file(str(tokenizer))
-        except Exception as exc:
-            raise ModelError(f"{graph}: cannot load the reranker ({type(exc).__name__}: {exc})") from exc
+        self.session, self.tokenizer = onnx_session(graph, tokenizer, threads)
         self.tokenizer.enable_truncation(self.settings.max_length)
         self.tokenizer.enable_padding()
         self.inputs = {i.name for i in self.session.get_inputs()}
