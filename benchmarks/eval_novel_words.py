@@ -51,7 +51,8 @@ def main() -> None:
                      **{f"{m}_ndcg@10": round(r["ndcg@10"], 4) for m, r in report["retrieval"].items()}})
     print(f"{args.split} queries with a word no training query has: {len(novel)} of "
           f"{parts[args.split]['query'].nunique()}")
-    print(f"{'index':<28} {'query encoder':<18} {'spearman':>8} {'dense':>7} {'lexical':>7} {'hybrid':>7} {'rerank':>7}")
+    print(f"{'index':<28} {'query encoder':<18} {'spearman':>8} {'dense':>7} {'lexical':>7} {'hybrid':>7} "
+          f"{'rerank':>7}")
     for r in rows:
         rerank = f"{r['rerank_ndcg@10']:7.4f}" if "rerank_ndcg@10" in r else f"{'-':>7}"  # only with a reranker
         print(f"{r['index']:<28} {r['query_encoder']:<18} {r['spearman']:8.4f} {r['dense_ndcg@10']:7.4f} {r['lexical_ndcg@10']:7.4f} "

@@ -35,9 +35,10 @@ RERANKER_TEXT = TextConfig(stem=False, query_brand="none")
 @dataclass(frozen=True)
 class RerankerSettings:
     # chosen on the validation split (1,011 queries, the shipped reranker): NDCG@10 0.4211 at depth 30 / weight 0.8,
-    # 0.4187 at 20 / 0.8, 0.4169 at 30 / 0.9, 0.4128 at 30 / 0.5, 0.3900 at 30 / 1.0 (the cross-encoder alone); hybrid 0.4027
+    # 0.4187 at 20 / 0.8, 0.4169 at 30 / 0.9, 0.4128 at 30 / 0.5, 0.3900 at 30 / 1.0 (the cross-encoder alone);
+    # hybrid 0.4027
     depth: int = 30  # hybrid candidates read by the cross-encoder
-    weight: float = 0.8  # share of the cross-encoder's probability in the final score (the rest: the hybrid fused score)
+    weight: float = 0.8  # share of the cross-encoder's probability in the final score (the rest: hybrid's fused)
     max_length: int = 64  # word pieces of query + product text, longest first truncated
 
     def __post_init__(self) -> None:
@@ -47,6 +48,11 @@ class RerankerSettings:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RerankerSettings:
         return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
+
+
+def record_text(text: Normaliser, record: dict[str, Any]) -> str:
+    """A product record (title, brand, color) as the cross-encoder reads it, in training and at query time alike."""
+    return text.product(record.get("title") or "", record.get("brand"), record.get("color"))
 
 
 def reranker_dir(model_dir: str | Path) -> Path | None:
@@ -164,7 +170,7 @@ class Reranker:
             return np.zeros(0, dtype=np.float32)
         q = self.text.query(query)
         encoded = self.tokenizer.encode_batch(
-            [(q, self.text.product(p.get("title") or "", p.get("brand"), p.get("color"))) for p in products])
+            [(q, record_text(self.text, p)) for p in products])
         feed = {"input_ids": np.array([e.ids for e in encoded], dtype=np.int64),
                 "attention_mask": np.array([e.attention_mask for e in encoded], dtype=np.int64),
                 "token_type_ids": np.array([e.type_ids for e in encoded], dtype=np.int64)}

@@ -25,7 +25,7 @@ import pandas as pd
 from .catalog import read_pairs
 from .errors import CatalogError, SearchkitError
 from .metrics import ndcg_at_k, spearman
-from .rerank import RERANKER_TEXT, RerankerSettings, write_info
+from .rerank import RERANKER_TEXT, RerankerSettings, record_text, write_info
 from .splits import SplitConfig, split_pairs
 from .text import Normaliser
 
@@ -87,9 +87,7 @@ def training_examples(pairs: pd.DataFrame, mined: dict[str, list[str]], negative
 
 
 def _texts(searcher, norm: Normaliser, rows: list[tuple[str, str, float]]) -> tuple[list[str], list[str]]:
-    products = [searcher.product(p) for _, p, _ in rows]
-    return ([norm.query(q) for q, _, _ in rows],
-            [norm.product(r.get("title") or "", r.get("brand"), r.get("color")) for r in products])
+    return [norm.query(q) for q, _, _ in rows], [record_text(norm, searcher.product(p)) for _, p, _ in rows]
 
 
 def validation_report(model, tokenizer, searcher, pairs: pd.DataFrame, config: RerankTrainConfig) -> dict:
@@ -112,7 +110,7 @@ def validation_report(model, tokenizer, searcher, pairs: pd.DataFrame, config: R
     model.eval()
     with torch.inference_mode():
         for query in queries:
-            rated = [str(p) for p in pairs.loc[pairs["query"] == query, "product_id"]]
+            rated = list(gains[query])
             ids = [pid for pid, _ in mined[query]]
             q, p = _texts(searcher, norm, [(query, pid, 0.0) for pid in ids + rated])
             enc = tokenizer(q, p, truncation=True, max_length=config.settings.max_length, padding=True,
@@ -132,7 +130,8 @@ def _write_card(out: Path, config: RerankTrainConfig, base: Path, counts: dict, 
     lines = [
         f"# {out.name}", "",
         "The cross-encoder of searchkit's mode `rerank`: a BERT sequence classifier (one logit)",
-        f"started from `{base}`, trained on Home Depot query-product pairs (Kaggle 2016) by `searchkit train-reranker`.",
+        (f"started from `{base}`, trained on Home Depot query-product pairs (Kaggle 2016) by `searchkit "
+         "train-reranker`."),
         "", "## Training", "",
         (f"- examples: every rated pair of the training split, label (relevance-1)/2, plus {config.negatives} unrated "
          f"products per query from its hybrid top {config.mine_depth} (index `{config.index}`), label 0: {counts}"),
@@ -157,7 +156,8 @@ def train_reranker(config: RerankTrainConfig) -> Path:
     train_pairs = parts["train"]
     unknown = sorted(set(map(str, train_pairs["product_id"])) - set(searcher.products["product_id"].astype(str)))
     if unknown:
-        raise CatalogError(f"{config.pairs}: {len(unknown)} rated products are not in {config.index}, e.g. {unknown[:3]}")
+        raise CatalogError(f"{config.pairs}: {len(unknown)} rated products are not in {config.index}, "
+                           f"e.g. {unknown[:3]}")
     mined = candidates(searcher, sorted(set(train_pairs["query"])), config.mine_depth)
     rows = training_examples(train_pairs, mined, config.negatives, config.seed)
     norm = Normaliser(RERANKER_TEXT)

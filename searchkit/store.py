@@ -156,7 +156,8 @@ class IndexFiles:
 
 def has_reranker(manifest: Manifest) -> bool:
     """Whether the index was built with a cross-encoder (its three files checksummed in the manifest)."""
-    return all(f"{RERANKER_DIR}/{name}" in manifest.files for name in (RERANKER_GRAPH, RERANKER_TOKENIZER, RERANKER_INFO))
+    return all(f"{RERANKER_DIR}/{name}" in manifest.files
+               for name in (RERANKER_GRAPH, RERANKER_TOKENIZER, RERANKER_INFO))
 
 
 def static_query_encoder(manifest: Manifest) -> bool:
