@@ -6,6 +6,7 @@ import json
 import shutil
 
 import numpy as np
+import pandas as pd
 import pytest
 from click.testing import CliRunner
 
@@ -14,7 +15,7 @@ from searchkit.cli import main
 from searchkit.errors import IndexFormatError, ModelError, QueryError, SearchkitError
 from searchkit.evaluate import EvalConfig, evaluate
 from searchkit.rerank import RERANKER_DIR, RerankerSettings, blend, read_info
-from searchkit.rerank_training import RerankTrainConfig, train_reranker
+from searchkit.rerank_training import RerankTrainConfig, train_reranker, training_groups
 from searchkit.search import Searcher
 from searchkit.store import IndexFiles, has_reranker, read_manifest
 
@@ -179,3 +180,36 @@ def test_http_rerank_mode(reranked_index, built_index):
         assert "rerank" not in client.get("/health").json()["modes"]
         res = client.get("/search", params={"q": "kohler toilet seat", "mode": "rerank"})
         assert res.status_code == 400 and "--reranker" in res.text
+
+
+def test_listwise_groups_hold_one_query_each_best_rated_first():
+    pairs = pd.DataFrame({"query": ["drill", "drill", "drill", "saw", "saw", "rope"],
+                          "product_id": ["1", "2", "3", "4", "5", "6"],
+                          "relevance": [1.0, 3.0, 2.0, 2.33, 1.67, 1.0]})
+    mined = {"drill": ["2", "7", "8"], "saw": ["9", "4"], "rope": ["10"]}
+    rows = training_groups(pairs, mined, catalog_ids=[str(i) for i in range(1, 30)], size=4, seed=3)
+    groups = [rows[i:i + 4] for i in range(0, len(rows), 4)]
+    by_query = {g[0][0]: g for g in groups}
+    assert len(rows) == 8 and sorted(by_query) == ["drill", "saw"]  # rope: nothing rated above 1
+    assert all(len({q for q, _, _ in g}) == 1 for g in groups)
+    drill = by_query["drill"]
+    assert [(p, y) for _, p, y in drill[:2]] == [("2", 1.0), ("3", 0.5)]  # two rated (size // 2), best first
+    assert {p for _, p, _ in drill[2:]} == {"7", "8"} and all(y == 0.0 for *_, y in drill[2:])
+    saw = by_query["saw"]
+    assert [p for _, p, _ in saw[:2]] == ["4", "5"] and saw[2][1] == "9"
+    assert saw[3][1] not in {"4", "5", "9"} and saw[3][2] == 0.0  # filled from the catalog, never a rated one
+    assert rows == training_groups(pairs, mined, [str(i) for i in range(1, 30)], 4, seed=3)
+
+
+def test_listwise_training_writes_a_reranker(tmp_path, built_index, pairs_file, capsys):
+    with pytest.raises(SearchkitError, match="divides the batch size"):
+        RerankTrainConfig(loss="listwise", group_size=6, batch_size=32)
+    with pytest.raises(SearchkitError, match="unknown reranker loss"):
+        RerankTrainConfig(loss="hinge")
+    out = train_reranker(RerankTrainConfig(index=built_index, pairs=pairs_file, out=tmp_path / "lw", max_steps=3,
+                                           loss="listwise", group_size=4, batch_size=8, eval_queries=4,
+                                           progress=True))
+    assert "train-reranker" in capsys.readouterr().err  # the progress bar
+    info = read_info(out)
+    assert info["data"]["loss"] == "listwise" and info["data"]["examples"] % 4 == 0
+    assert "listwise softmax cross-entropy" in (out / "README.md").read_text()
