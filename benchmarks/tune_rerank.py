@@ -19,7 +19,7 @@ from pathlib import Path
 
 from searchkit import Searcher
 from searchkit.catalog import read_pairs
-from searchkit.evaluate import EvalConfig, select_pairs
+from searchkit.evaluate import EvalConfig, query_gains, select_pairs
 from searchkit.rerank_training import pair_spearman, rerank_ndcg, score_candidates
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -47,8 +47,7 @@ def main() -> None:
     weights = [float(w) for w in args.weights.split(",")]
     searcher = Searcher.from_dir(args.index)
     pairs = select_pairs(read_pairs(args.pairs), EvalConfig(split=args.split))
-    gains = {q: dict(zip(map(str, g["product_id"]), g["relevance"] - 1.0, strict=True))
-             for q, g in pairs.groupby("query")}
+    gains = query_gains(pairs)
     tokenizer = AutoTokenizer.from_pretrained(str(args.reranker))
     model = AutoModelForSequenceClassification.from_pretrained(str(args.reranker), num_labels=1, dtype=torch.float32)
     started = time.perf_counter()

@@ -62,8 +62,14 @@ def reranker_correlation(searcher: Searcher, pairs: pd.DataFrame) -> dict[str, f
     return {"spearman": spearman(scores, labels), "pearson": pearson(scores, labels), "pairs": len(labels)}
 
 
+def query_gains(pairs: pd.DataFrame) -> dict[str, dict[str, float]]:
+    """Each query's NDCG gains over its rated products: {product id: relevance - 1}."""
+    return {q: dict(zip(map(str, g["product_id"]), g["relevance"] - 1.0, strict=True))
+            for q, g in pairs.groupby("query")}
+
+
 def retrieval(searcher: Searcher, pairs: pd.DataFrame, mode: str, batch: int = 256) -> dict[str, float]:
-    gains = {q: dict(zip(g["product_id"], g["relevance"] - 1.0, strict=True)) for q, g in pairs.groupby("query")}
+    gains = query_gains(pairs)
     relevant = {q: set(g.loc[g["relevance"] >= RELEVANT, "product_id"]) for q, g in pairs.groupby("query")}
     queries = sorted(gains)
     rows = []

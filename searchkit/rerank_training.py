@@ -27,6 +27,7 @@ import pandas as pd
 
 from .catalog import read_pairs
 from .errors import CatalogError, SearchkitError
+from .evaluate import query_gains
 from .metrics import ndcg_at_k, spearman
 from .rerank import RERANKER_TEXT, RerankerSettings, record_text, write_info
 from .splits import SplitConfig, split_pairs
@@ -175,8 +176,7 @@ def validation_report(model, tokenizer, searcher, pairs: pd.DataFrame, config: R
     queries = sorted(set(pairs["query"]))
     queries = sorted(rng.sample(queries, min(config.eval_queries, len(queries))))
     pairs = pairs[pairs["query"].isin(queries)]
-    gains = {q: dict(zip(map(str, g["product_id"]), g["relevance"] - 1.0, strict=True))
-             for q, g in pairs.groupby("query")}
+    gains = query_gains(pairs)
     settings = config.settings
     scored = score_candidates(model, tokenizer, searcher, gains, settings.depth, settings.max_length)
     return {"val_queries": len(queries), "ndcg@10_hybrid": rerank_ndcg(scored, gains, settings.depth, 0.0),
