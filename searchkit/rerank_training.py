@@ -106,8 +106,8 @@ def training_groups(pairs: pd.DataFrame, mined: dict[str, list[str]], catalog_id
     the query has too few). Queries whose rated products all have label 0 give no group."""
     rng = random.Random(seed)
     groups = []
-    for query, frame in pairs.groupby("query", sort=True):
-        labels = dict(zip(map(str, frame["product_id"]), (frame["relevance"] - 1.0) / 2.0, strict=True))
+    for query, gains in sorted(query_gains(pairs).items()):
+        labels = {product: gain / 2.0 for product, gain in gains.items()}  # (relevance-1)/2
         if max(labels.values()) <= 0:
             continue
         rated = sorted(labels.items(), key=lambda item: (-item[1], rng.random()))[:size // 2]
