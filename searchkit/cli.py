@@ -142,7 +142,8 @@ def _format_table(hits) -> str:
 @click.option("--filter", "filters", multiple=True, metavar="COLUMN=VALUE",
               help="Keep products whose COLUMN matches: brand=kohler, color=white,biscuit, price=10..50. Repeatable.")
 @click.option("--facets", is_flag=True, help="Also count brands and colours among the top 100 candidates.")
-@click.option("--explain", is_flag=True, help="Say why each product matched (dense, lexical, matched terms).")
+@click.option("--explain", is_flag=True, help="Say why each product matched (dense, lexical, matched terms; in mode "
+              "rerank, the estimated relevance on the raters' 1-3 scale when the index has a fit).")
 @click.option("--model", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Refuse to run unless the index was built with this model.")
 @click.option("--backend", type=click.Choice(BACKENDS), default="auto", show_default=True, help=BACKEND_HELP)
@@ -171,8 +172,9 @@ def query_cmd(text, k, index_dir, mode, filters, facets, explain, model, backend
     if explain:
         for hit in hits:
             why = hit.explain
+            graded = f", relevance {why['relevance']:.2f} of 3" if "relevance" in why else ""
             click.echo(f"  #{hit.rank} {hit.product_id}: dense {why['dense']:.3f}, lexical {why['lexical'] or 0:.2f}, "
-                       f"matched {' '.join(why['matched_terms']) or '-'}")
+                       f"matched {' '.join(why['matched_terms']) or '-'}{graded}")
     if counts:
         for column, values in counts.items():
             click.echo(f"{column}: " + ", ".join(f"{v} ({n})" for v, n in values[:10]))
@@ -268,9 +270,40 @@ def evaluate_cmd(pairs, index_dir, split, seed, max_queries, backend, model, cat
     if "reranker_pairs" in report:
         r = report["reranker_pairs"]
         click.echo(f"pairs: spearman {r['spearman']:.4f}  pearson {r['pearson']:.4f}  (reranker score vs label)")
+    if "relevance_pairs" in report:
+        r = report["relevance_pairs"]
+        click.echo(f"pairs: spearman {r['spearman']:.4f}  pearson {r['pearson']:.4f}  rmse {r['rmse']:.4f}  "
+                   "(relevance estimate vs label)")
     click.echo(f"{'mode':<8} {'ndcg@10':>8} {'mrr@10':>8} {'r@10':>8} {'r@100':>8}")
     for mode, m in report["retrieval"].items():
         click.echo(f"{mode:<8} {m['ndcg@10']:8.4f} {m['mrr@10']:8.4f} {m['recall@10']:8.4f} {m['recall@100']:8.4f}")
+
+
+@main.command("fit-relevance")
+@click.argument("pairs", type=click.Path(dir_okay=False, path_type=Path), default=DEFAULT_PAIRS)
+@click.option("--index", "index_dir", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_INDEX,
+              show_default=True, help="An index with a reranker: its cosine, BM25 and cross-encoder are the signals.")
+@click.option("--split", type=click.Choice(["val", "train", "all"]), default="val", show_default=True,
+              help="Which query split of PAIRS to fit on (val: queries the models were not trained on).")
+@click.option("--seed", type=int, default=42, show_default=True, help="Split seed (as used in training).")
+@click.option("--reranker", "reranker_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="The reranker folder to keep the fit in (default: the one the index was built from).")
+@click.option("--json", "as_json", is_flag=True)
+def fit_relevance_cmd(pairs, index_dir, split, seed, reranker_dir, as_json):
+    """Fit the graded relevance estimate (1-3) on rated PAIRS; rebuild the index to use it."""
+    from .relevance import RelevanceFitConfig, fit_relevance
+
+    path, report = fit_relevance(RelevanceFitConfig(index=index_dir, pairs=pairs, split=split, seed=seed,
+                                                    reranker=reranker_dir))
+    if as_json:
+        _emit_json({"written": str(path), **report})
+        return
+    click.echo(f"{report['queries']} queries, {report['pairs']} pairs of the {split} split; fit written to {path}")
+    for name in ("cosine", "cross_encoder", "in_sample", "cross_validated"):
+        r = report[name]
+        rmse = f"  rmse {r['rmse']:.4f}" if "rmse" in r else ""
+        click.echo(f"{name:<16} spearman {r['spearman']:.4f}  pearson {r['pearson']:.4f}{rmse}")
+    click.echo(f"rebuild the index to use it: searchkit build-index CATALOG --out {index_dir} --if-stale")
 
 
 @main.command("serve")

@@ -1,6 +1,7 @@
 """Measure an index against rated pairs: the reference metric (Spearman/Pearson of cosine vs label over pairs) and
 retrieval over the whole catalog (NDCG@10 with gains relevance-1, MRR@10, Recall@10/100 of relevant products) for
-the dense, lexical (BM25) and hybrid modes, on the same queries."""
+the dense, lexical (BM25) and hybrid modes, on the same queries; with a reranker, mode "rerank" and the same pair
+metrics for the cross-encoder and the relevance estimate (searchkit.relevance)."""
 
 from __future__ import annotations
 
@@ -10,8 +11,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from .errors import CatalogError
+from .errors import CatalogError, SearchkitError
 from .metrics import mrr_at_k, ndcg_at_k, pearson, recall_at_k, spearman
+from .relevance import FEATURES
 from .search import Searcher
 from .splits import SplitConfig, split_pairs
 from .training import RELEVANT
@@ -44,22 +46,44 @@ def select_pairs(pairs: pd.DataFrame, config: EvalConfig) -> pd.DataFrame:
 def pair_correlation(searcher: Searcher, pairs: pd.DataFrame) -> dict[str, float]:
     """Cosine of each (query, product) pair as the index scores it, against the label (relevance-1)/2."""
     cosines: list[float] = []
-    labels: list[float] = []
     for query, group in pairs.groupby("query", sort=True):
         cosines.extend(searcher.similarity(query, group["product_id"].tolist()))
-        labels.extend(((group["relevance"] - 1) / 2).tolist())
-    return {"spearman": spearman(cosines, labels), "pearson": pearson(cosines, labels), "pairs": len(labels)}
+    return correlation(np.array(cosines), pairs.sort_values("query", kind="stable")["relevance"].to_numpy(float))
 
 
-def reranker_correlation(searcher: Searcher, pairs: pd.DataFrame) -> dict[str, float]:
-    """The cross-encoder's logit of each rated pair against the label: the reference metric for the second stage."""
-    scores: list[float] = []
-    labels: list[float] = []
+def pair_rows(searcher: Searcher, pairs: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """relevance.FEATURES of every rated pair (the cross-encoder's logit among them), its relevance and its query,
+    queries in sorted order."""
+    blocks, relevance, queries = [], [], []
     for query, group in pairs.groupby("query", sort=True):
-        understood, _ = searcher.understand(query)
-        scores.extend(searcher.reranker.scores(understood, [searcher.product(p) for p in group["product_id"]]))
-        labels.extend(((group["relevance"] - 1) / 2).tolist())
+        blocks.append(searcher.pair_signals(query, group["product_id"].tolist()))
+        relevance.extend(group["relevance"].astype(float).tolist())
+        queries.extend([query] * len(group))
+    return np.vstack(blocks), np.array(relevance), np.array(queries, dtype=object)
+
+
+def correlation(scores: np.ndarray, relevance: np.ndarray) -> dict[str, float]:
+    labels = (np.asarray(relevance, dtype=float) - 1) / 2
     return {"spearman": spearman(scores, labels), "pearson": pearson(scores, labels), "pairs": len(labels)}
+
+
+def agreement(estimate: np.ndarray, relevance: np.ndarray) -> dict[str, float]:
+    """How estimates on the raters' 1-3 scale agree with their averages: the correlations and the RMSE."""
+    return {**correlation(estimate, relevance), "rmse": float(np.sqrt(np.mean((estimate - relevance) ** 2)))}
+
+
+def second_stage_pairs(searcher: Searcher, pairs: pd.DataFrame) -> dict[str, dict[str, float]]:
+    """The reference metric for the cross-encoder's logit ("reranker_pairs") and, when the index has a fitted one,
+    for the relevance estimate on the 1-3 scale ("relevance_pairs", with its RMSE against the raters' average)."""
+    rows, relevance, _ = pair_rows(searcher, pairs)
+    out = {"reranker_pairs": correlation(rows[:, FEATURES.index("cross_encoder")], relevance)}
+    try:
+        model = searcher.relevance_model
+    except SearchkitError as exc:
+        log.info("no relevance estimate: %s", exc)
+        return out
+    out["relevance_pairs"] = agreement(model.predict(rows), relevance)
+    return out
 
 
 def query_gains(pairs: pd.DataFrame) -> dict[str, dict[str, float]]:
@@ -102,5 +126,5 @@ def evaluate(searcher: Searcher, pairs: pd.DataFrame, config: EvalConfig = EvalC
         "retrieval": {mode: retrieval(searcher, chosen, mode, config.batch) for mode in modes},
     }
     if "rerank" in modes:
-        report["reranker_pairs"] = reranker_correlation(searcher, chosen)
+        report.update(second_stage_pairs(searcher, chosen))
     return report

@@ -209,11 +209,15 @@ def staleness(out_dir: str | Path, catalog_path: str | Path, model: str | Path |
         return f"{catalog_path} changed since the index was built"
     if manifest.model.get("fingerprint") != model_fingerprint(model or default_model_dir()):
         return "the model differs from the one the index was built with"
-    from .rerank import fingerprint, reranker_dir
+    from .rerank import fingerprint, read_info, reranker_dir
 
     own = reranker_dir(model or default_model_dir())
-    if own is not None and (manifest.model.get("reranker") or {}).get("fingerprint") != fingerprint(own):
+    if own is None:
+        return None
+    if (manifest.model.get("reranker") or {}).get("fingerprint") != fingerprint(own):
         return "the model's reranker differs from the index's"
+    if read_info(own).get("relevance") != read_info(store.IndexFiles(Path(out_dir)).reranker).get("relevance"):
+        return "the model's relevance fit (searchkit fit-relevance) differs from the index's"
     return None
 
 

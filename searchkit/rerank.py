@@ -77,6 +77,19 @@ def write_info(folder: Path, settings: RerankerSettings, text: TextConfig, **ext
                                                    indent=2, sort_keys=True))
 
 
+def write_relevance(folder: str | Path, relevance: dict[str, Any]) -> Path:
+    """Store a relevance fit (searchkit.relevance) in a reranker folder's settings file, replacing any earlier one;
+    the file is swapped in whole. The reranker's fingerprint does not cover it (the fit records that fingerprint)."""
+    import os
+
+    path = Path(folder) / RERANKER_INFO
+    info = read_info(folder)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps({**info, "relevance": relevance}, indent=2, sort_keys=True))
+    os.replace(tmp, path)
+    return path
+
+
 WEIGHT_FILES = ("model.safetensors", "config.json", "tokenizer.json")
 
 
@@ -159,6 +172,7 @@ class Reranker:
         self.settings = RerankerSettings.from_dict(info["settings"])
         self.text = Normaliser(TextConfig.from_dict(info["text"]))
         self.name = info.get("name", Path(graph).parent.name)
+        self.info = info
         self.session, self.tokenizer = onnx_session(graph, tokenizer, threads)
         self.tokenizer.enable_truncation(self.settings.max_length)
         self.tokenizer.enable_padding()

@@ -29,9 +29,17 @@ from .encoder import (
     load_encoder,
     model_fingerprint,
 )
-from .errors import IndexFormatError, IndexMismatchError, QueryError, SearchkitError
+from .errors import (
+    IndexFormatError,
+    IndexMismatchError,
+    ModelError,
+    QueryError,
+    SearchkitError,
+)
 from .filters import Filters
 from .lexical import Scores
+from .relevance import RelevanceModel
+from .relevance import features as relevance_features
 from .spell import Correction, SpellCorrector
 from .text import BrandMatcher, CachedStemmer, Normaliser, TextConfig, words
 
@@ -511,6 +519,7 @@ class Searcher:
         rows = np.array([r for r, _ in ranked], dtype=np.int64)
         cosines = self._cosines(vector, rows)
         terms = set(parsed.keywords.split()) if explain else set()
+        estimate = self._relevance_or_none() if explain and mode == "rerank" else None
         out = []
         records = self._rows([r for r, _ in ranked])
         for rank, ((row, signals), cosine, record) in enumerate(zip(ranked, cosines, records, strict=True), start=1):
@@ -524,6 +533,10 @@ class Searcher:
                        "corrections": [[c.original, c.corrected] for c in parsed.corrections],
                        "matched_terms": sorted(terms & product_terms),
                        **{key: signals[key] for key in ("fusion", "rerank", "cross_encoder") if key in signals}}
+                if estimate is not None and "cross_encoder" in signals:
+                    why["relevance"] = float(estimate.predict(relevance_features(
+                        np.array([cosine]), np.array([signals["cross_encoder"]]), np.array([lexical]),
+                        parsed.keywords.split(), [product_terms]))[0])
             out.append(SearchResult(str(record["product_id"]), float(cosine), rank, fields, why))
         return out
 
@@ -547,13 +560,67 @@ class Searcher:
         """Counts of brand/colour values among the top `depth` candidates matching the filters."""
         return self.search_with_facets(query, 1, mode, filters, depth=depth, columns=columns)[1]
 
-    def similarity(self, query: str, product_ids: list[str]) -> list[float]:
-        """Cosine of the query with each given product, as the index scores them."""
+    def _rows_of_ids(self, product_ids: list[str]) -> np.ndarray:
         missing = [p for p in product_ids if str(p) not in self._row_of]
         if missing:
             raise QueryError(f"unknown product id(s): {missing[:5]}")
-        rows = np.array([self._row_of[str(p)] for p in product_ids], dtype=np.int64)
-        return [float(x) for x in self._cosines(self.embed_queries([query])[0], rows)]
+        return np.array([self._row_of[str(p)] for p in product_ids], dtype=np.int64)
+
+    def similarity(self, query: str, product_ids: list[str]) -> list[float]:
+        """Cosine of the query with each given product, as the index scores them."""
+        return [float(x) for x in self._cosines(self.embed_queries([query])[0], self._rows_of_ids(product_ids))]
+
+    # -- graded relevance (searchkit.relevance) --------------------------------------------------------------------
+
+    @cached_property
+    def relevance_model(self) -> RelevanceModel:
+        """The index's fitted relevance estimate; ModelError when it has none, IndexMismatchError when it was fitted
+        on another embedder, BM25 or reranker than this index's."""
+        reranker = self.reranker if self.lexical is not None else None
+        if reranker is None:
+            raise ModelError("relevance needs an index with BM25 and a reranker (build it from a model that carries "
+                             "reranker/, or with --reranker)")
+        if not reranker.info.get("relevance"):
+            raise ModelError(f"the index's reranker {reranker.name!r} has no relevance fit: run `searchkit "
+                             "fit-relevance --index INDEX`, then rebuild the index")
+        model = RelevanceModel.from_dict(reranker.info["relevance"])
+        why = model.mismatch(*self.relevance_parts())
+        if why:
+            raise IndexMismatchError(f"the relevance fit does not belong to this index: {why}; fit it again with "
+                                     "`searchkit fit-relevance`")
+        return model
+
+    def relevance_parts(self) -> tuple[str, tuple[float, float], str]:
+        """What a relevance fit depends on: the embedder's fingerprint, BM25's k1 and b, the reranker's fingerprint."""
+        bm25 = self.manifest.index.get("bm25") or {}
+        return (self.manifest.model.get("fingerprint", ""), (float(bm25.get("k1", -1)), float(bm25.get("b", -1))),
+                (self.manifest.model.get("reranker") or {}).get("fingerprint", ""))
+
+    def _relevance_or_none(self) -> RelevanceModel | None:
+        """The relevance estimate when this index has a usable one (explanations add it), else None."""
+        try:
+            return self.relevance_model
+        except SearchkitError:
+            return None
+
+    def pair_signals(self, query: str, product_ids: list[str]) -> np.ndarray:
+        """relevance.FEATURES of each (query, product) pair: what the relevance estimate reads."""
+        rows = self._rows_of_ids(product_ids)
+        reranker = self.reranker if self.lexical is not None else None
+        if reranker is None:
+            raise ModelError("relevance needs an index with BM25 and a reranker")
+        parsed = self._parse(query)
+        records = self._rows(rows.tolist())
+        lex = self.normaliser.lexical
+        terms = [set(lex.product(r.get("title") or "", r.get("brand"), r.get("color")).split()) for r in records]
+        cosines = self._cosines(self._embed([parsed])[0], rows)
+        return relevance_features(cosines, reranker.scores(parsed.understood, records),
+                                  self.lexical.scores(parsed.keywords)[rows], parsed.keywords.split(), terms)
+
+    def relevance(self, query: str, product_ids: list[str]) -> list[float]:
+        """Estimated relevance of each product to the query on the raters' 1 (not) .. 3 (highly relevant) scale."""
+        model = self.relevance_model
+        return [float(x) for x in model.predict(self.pair_signals(query, product_ids))]
 
     def product(self, product_id: str) -> dict[str, Any]:
         row = self._row_of.get(str(product_id))

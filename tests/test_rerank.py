@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from searchkit import build_index
 from searchkit.cli import main
-from searchkit.errors import IndexFormatError, ModelError, QueryError, SearchkitError
+from searchkit.errors import IndexFormatError, IndexMismatchError, ModelError, QueryError, SearchkitError
 from searchkit.evaluate import EvalConfig, evaluate
 from searchkit.rerank import RERANKER_DIR, RerankerSettings, blend, read_info
 from searchkit.rerank_training import RerankTrainConfig, train_reranker, training_groups
@@ -134,6 +134,59 @@ def test_the_models_own_reranker_is_the_default_and_a_new_one_makes_the_index_st
     assert "reranker" not in plain.model
     with pytest.raises(SearchkitError, match="without one"):
         build_index(catalog_file, tmp_path / "x", model=model, config=IndexConfig(reranker=False), reranker=reranker)
+
+
+def test_fit_relevance_then_a_rebuilt_index_estimates_graded_relevance(tmp_path, catalog_file, tiny_model, reranker,
+                                                                       pairs_file):
+    from searchkit.catalog import read_pairs
+    from searchkit.index import IndexConfig, staleness
+    from searchkit.relevance import RelevanceFitConfig, fit_relevance
+
+    model = tmp_path / "model"
+    shutil.copytree(tiny_model, model)
+    shutil.copytree(reranker, model / RERANKER_DIR)
+    out = tmp_path / "idx"
+    build_index(catalog_file, out, model=model)
+    query = "kohler toilet seat"
+    unfitted = Searcher.from_dir(out)
+    ids = [h.product_id for h in unfitted.search(query, k=5, mode="rerank")]
+    with pytest.raises(ModelError, match="fit-relevance"):
+        unfitted.relevance(query, ids)
+    assert "relevance" not in unfitted.search(query, k=5, mode="rerank", explain=True)[0].explain
+
+    path, report = fit_relevance(RelevanceFitConfig(index=out, pairs=pairs_file, split="all"))
+    assert path == model / RERANKER_DIR / "reranker.json" and "relevance" in read_info(model / RERANKER_DIR)
+    assert report["cross_validated"]["pairs"] == report["pairs"] == len(read_pairs(pairs_file))
+    assert report["cross_validated"]["rmse"] >= report["in_sample"]["rmse"] > 0  # held-out pairs fit worse
+    assert "relevance fit" in staleness(out, catalog_file, model)
+    build_index(catalog_file, out, model=model)
+    assert staleness(out, catalog_file, model) is None
+
+    searcher = Searcher.from_dir(out)
+    estimates = searcher.relevance(query, ids)
+    assert all(1.0 <= e <= 3.0 for e in estimates)
+    assert estimates == pytest.approx(searcher.relevance_model.predict(searcher.pair_signals(query, ids)).tolist())
+    # the same estimate from a search (the int8 cross-encoder quantises each batch as a whole: compare the same 30)
+    hits = searcher.search(query, k=searcher.reranker.settings.depth, mode="rerank", explain=True)
+    assert [h.explain["relevance"] for h in hits] == pytest.approx(
+        searcher.relevance(query, [h.product_id for h in hits]), abs=1e-4)
+    measured = evaluate(searcher, read_pairs(pairs_file), EvalConfig(split="all"))
+    assert measured["relevance_pairs"]["pairs"] == measured["pairs"]["pairs"]
+    assert measured["relevance_pairs"]["rmse"] == pytest.approx(report["in_sample"]["rmse"], abs=1e-4)
+
+    other = tmp_path / "other-bm25"  # the same parts but BM25 settings the fit never saw
+    build_index(catalog_file, other, model=model, config=IndexConfig(bm25_k1=1.2, bm25_b=0.75))
+    with pytest.raises(IndexMismatchError, match="BM25"):
+        Searcher.from_dir(other).relevance(query, ids)
+    result = CliRunner().invoke(main, ["fit-relevance", str(pairs_file), "--index", str(out), "--split", "all",
+                                       "--reranker", str(model / RERANKER_DIR)])
+    assert result.exit_code == 0, result.output
+    assert "cross_validated" in result.output and "rebuild the index" in result.output
+    shown = CliRunner().invoke(main, ["query", query, "--index", str(out), "--mode", "rerank", "--explain", "-k", "2"])
+    assert shown.exit_code == 0 and shown.output.count(" of 3") == 2, shown.output
+    refused = CliRunner().invoke(main, ["fit-relevance", str(pairs_file), "--index", str(out), "--split", "all",
+                                        "--reranker", str(reranker.parent)])
+    assert refused.exit_code != 0 and "lacks model.safetensors" in refused.output
 
 
 def test_resume_continues_from_the_checkpoint(tmp_path, built_index, pairs_file, caplog):

@@ -1,0 +1,180 @@
+"""Graded relevance of a (query, product) pair on the raters' 1-3 scale: a linear model over signals an index with a
+reranker already computes for its candidates — the embedder's cosine, the cross-encoder's logit, BM25 — and a few
+word-match counts. Pure numpy: the Searcher gathers the signals (`Searcher.pair_signals`), this module turns them
+into features, fits the weights by least squares on rated pairs and predicts.
+
+Each signal alone ranks pairs less well than together: on the validation split (1,011 queries unseen in training)
+the cosine's Spearman with the label is 0.452, the cross-encoder's 0.468, a least-squares blend of the two 0.511.
+The fit lives in the reranker's settings file (reranker.json, key "relevance") with the fingerprints of the
+embedder and BM25 settings it was fitted on; an index whose parts differ from those refuses to estimate relevance.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import IndexMismatchError, ModelError
+
+FEATURES = (
+    "cosine",  # the embedder's cosine, as the index scores it
+    "cross_encoder",  # the reranker's logit
+    "bm25",  # log(1 + BM25 score)
+    "query_words",  # query words (stemmed, brand token left out)
+    "matched_share",  # share of them in the product's words
+    "first_word",  # the first query word is in the product's words (1/0)
+    "last_word",  # the last one is: usually the kind of product asked for
+    "all_words",  # every query word is
+    "product_words",  # distinct words of the product's text, with brand and colour tokens
+    "brand",  # the query's brand token is the product's
+    "number_share",  # share of the query's words with a digit in them found in the product; -1 when it has none
+)
+
+
+def word_features(query_terms: Sequence[str], product_terms: set[str]) -> list[float]:
+    """The word-match features (FEATURES[3:]) of one pair, from the lexical text of both sides."""
+    words = [t for t in query_terms if not t.startswith("brand_")]
+    found = [w in product_terms for w in words]
+    numbers = [w in product_terms for w in words if any(c.isdigit() for c in w)]
+    brand = any(t.startswith("brand_") and t in product_terms for t in query_terms)
+    return [float(len(words)), float(np.mean(found)) if found else 0.0,
+            float(bool(words) and words[0] in product_terms), float(bool(words) and words[-1] in product_terms),
+            float(bool(found) and all(found)), float(len(product_terms)), float(brand),
+            float(np.mean(numbers)) if numbers else -1.0]
+
+
+def features(cosines: np.ndarray, logits: np.ndarray, bm25: np.ndarray, query_terms: Sequence[str],
+             product_terms: Sequence[set[str]]) -> np.ndarray:
+    """One row of FEATURES per product."""
+    n = len(product_terms)
+    if not len(cosines) == len(logits) == len(bm25) == n:
+        raise ValueError(f"{len(cosines)} cosines, {len(logits)} logits, {len(bm25)} BM25 scores for {n} products")
+    head = np.column_stack([np.asarray(cosines, dtype=np.float64), np.asarray(logits, dtype=np.float64),
+                            np.log1p(np.maximum(np.asarray(bm25, dtype=np.float64), 0.0))])
+    words = np.array([word_features(query_terms, terms) for terms in product_terms], dtype=np.float64)
+    return np.hstack([head, words.reshape(n, len(FEATURES) - 3)])
+
+
+def on_scale(label: np.ndarray) -> np.ndarray:
+    """A predicted label (relevance - 1) / 2 as relevance on the raters' 1-3 scale, clipped to it."""
+    return 1.0 + 2.0 * np.clip(label, 0.0, 1.0)
+
+
+@dataclass(frozen=True)
+class RelevanceModel:
+    weights: tuple[float, ...]  # one per FEATURES entry, on the label scale (relevance - 1) / 2
+    intercept: float
+    embedder: str  # fingerprint of the model whose cosines it was fitted on
+    bm25: tuple[float, float]  # k1, b of the BM25 it was fitted on
+    reranker: str  # fingerprint of the cross-encoder (weights and settings) it was fitted on
+    fitted_on: str = ""  # which pairs, in words
+    features: tuple[str, ...] = FEATURES
+
+    def __post_init__(self) -> None:
+        if tuple(self.features) != FEATURES or len(self.weights) != len(FEATURES):
+            raise ModelError(f"relevance model: expected weights for {list(FEATURES)}, got {len(self.weights)} for "
+                             f"{list(self.features)}")
+        if not all(np.isfinite(self.weights)) or not np.isfinite(self.intercept):
+            raise ModelError("relevance model: weights must be finite numbers")
+
+    def predict(self, rows: np.ndarray) -> np.ndarray:
+        """Relevance on the 1-3 scale for rows of FEATURES (clipped to that scale)."""
+        return on_scale(np.asarray(rows, dtype=np.float64) @ np.asarray(self.weights) + self.intercept)
+
+    def mismatch(self, embedder: str, bm25: tuple[float, float], reranker: str) -> str | None:
+        """Why this fit does not belong to an index with these parts, or None when it does."""
+        if embedder != self.embedder:
+            return f"it was fitted on embedder {self.embedder[:12]}, the index has {embedder[:12]}"
+        if tuple(map(float, bm25)) != tuple(map(float, self.bm25)):
+            return f"it was fitted on BM25 k1/b {tuple(self.bm25)}, the index uses {tuple(bm25)}"
+        if reranker != self.reranker:
+            return f"it was fitted on reranker {self.reranker[:12]}, the index has {reranker[:12]}"
+        return None
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["weights"] = dict(zip(FEATURES, self.weights, strict=True))
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RelevanceModel:
+        try:
+            weights = data["weights"]
+            names = FEATURES if set(weights) == set(FEATURES) else tuple(weights)  # JSON may hold them sorted
+            return cls(weights=tuple(float(weights[f]) for f in names), intercept=float(data["intercept"]),
+                       embedder=str(data["embedder"]), bm25=(float(data["bm25"][0]), float(data["bm25"][1])),
+                       reranker=str(data["reranker"]), fitted_on=str(data.get("fitted_on", "")), features=names)
+        except (KeyError, TypeError, ValueError, IndexError) as exc:
+            raise ModelError(f"relevance model: unreadable ({exc!r})") from exc
+
+
+def fit(rows: np.ndarray, relevance: np.ndarray) -> tuple[tuple[float, ...], float]:
+    """Least-squares weights and intercept predicting (relevance - 1) / 2 from rows of FEATURES."""
+    x = np.asarray(rows, dtype=np.float64)
+    y = (np.asarray(relevance, dtype=np.float64) - 1.0) / 2.0
+    if x.ndim != 2 or x.shape[1] != len(FEATURES) or len(x) != len(y):
+        raise ValueError(f"fit needs rows of {len(FEATURES)} features and one label per row, got {x.shape}, {y.shape}")
+    if len(x) <= len(FEATURES):
+        raise ValueError(f"fit needs more than {len(FEATURES)} rated pairs, got {len(x)}")
+    solution, *_ = np.linalg.lstsq(np.hstack([x, np.ones((len(x), 1))]), y, rcond=None)
+    return tuple(float(w) for w in solution[:-1]), float(solution[-1])
+
+
+def cross_validated(rows: np.ndarray, relevance: np.ndarray, groups: np.ndarray, folds: int = 5,
+                    seed: int = 0) -> np.ndarray:
+    """Out-of-fold estimates (1-3 scale): each query's pairs predicted by a fit on the other folds' queries, so a
+    fit's quality can be reported on the pairs it was fitted on without flattering it."""
+    names = np.array(sorted(set(groups.tolist())), dtype=object)
+    if len(names) < folds:
+        raise ValueError(f"cross-validation needs at least {folds} queries, got {len(names)}")
+    fold_of = dict(zip(names[np.random.default_rng(seed).permutation(len(names))], np.arange(len(names)) % folds,
+                       strict=True))
+    fold = np.array([fold_of[g] for g in groups])
+    out = np.zeros(len(rows))
+    for k in range(folds):
+        weights, intercept = fit(rows[fold != k], relevance[fold != k])
+        out[fold == k] = on_scale(rows[fold == k] @ np.asarray(weights) + intercept)
+    return out
+
+
+@dataclass(frozen=True)
+class RelevanceFitConfig:
+    index: Path  # an index with BM25 and a reranker
+    pairs: Path  # rated pairs (query, product_id, relevance)
+    split: str = "val"  # which query split of them to fit on (val: queries neither model was trained on)
+    seed: int = 42  # split seed, as in training
+    reranker: Path | None = None  # the reranker folder to keep the fit in (None: the one the index was built from)
+
+
+def fit_relevance(config: RelevanceFitConfig) -> tuple[Path, dict[str, Any]]:
+    """Fit the relevance estimate of an index on rated pairs and store it with the reranker the index was built
+    from (its reranker.json); returns that file and a report (Spearman/Pearson/RMSE in sample and 5-fold
+    cross-validated by query, and the cosine's and cross-encoder's own). Rebuild the index to use the fit."""
+    from .catalog import read_pairs
+    from .evaluate import EvalConfig, agreement, correlation, pair_rows, select_pairs
+    from .rerank import fingerprint, write_relevance
+    from .search import Searcher
+
+    searcher = Searcher.from_dir(config.index, encode_threads=None)
+    parts = searcher.relevance_parts()
+    if not parts[2]:
+        raise ModelError(f"{config.index}: the index has no reranker; relevance is fitted on its cross-encoder")
+    folder = Path(config.reranker or searcher.manifest.model["reranker"].get("source", ""))
+    if not folder.is_dir():
+        raise ModelError(f"{folder}: the reranker {config.index} was built from is not here; give its folder")
+    if fingerprint(folder) != parts[2]:
+        raise IndexMismatchError(f"{folder}: not the reranker {config.index} holds; rebuild the index from it first")
+    pairs = select_pairs(read_pairs(config.pairs), EvalConfig(split=config.split, seed=config.seed))
+    rows, relevance, queries = pair_rows(searcher, pairs)
+    weights, intercept = fit(rows, relevance)
+    model = RelevanceModel(weights, intercept, *parts,
+                           fitted_on=f"{config.split} split (seed {config.seed}) of {config.pairs}: "
+                                     f"{len(rows)} pairs, {len(set(queries))} queries")
+    report = {"pairs": len(rows), "queries": len(set(queries)), "in_sample": agreement(model.predict(rows), relevance),
+              "cross_validated": agreement(cross_validated(rows, relevance, queries), relevance),
+              "cosine": correlation(rows[:, 0], relevance), "cross_encoder": correlation(rows[:, 1], relevance)}
+    return write_relevance(folder, {**model.to_dict(), "report": report}), report
