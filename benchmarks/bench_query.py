@@ -1,13 +1,15 @@
 """Query latency of an index: warm `Searcher.search` p50/p99 per mode, and the cold `searchkit query` process.
 
     python benchmarks/bench_query.py --index indexes/homedepot [--queries 300] [--cold-runs 3] [--backend auto]
-        [--token-table MODEL]
+        [--modes dense,lexical,hybrid[,rerank]] [--token-table MODEL]
 
 Warm queries are distinct real shopper queries (a seeded sample of the test split of the bundled pairs), each
 searched once, so nothing is served from a cache. Prints a table and one JSON line (machine and command included).
 --token-table MODEL embeds queries with MODEL's static query encoder (`searchkit distill --layers 0`) instead of
 the index's own, for an index built before the model had one (MODEL must hold the weights the index was built with;
-warm figures only).
+warm figures only). With mode rerank in --modes, "rerank+explain" times the same searches with explain=True, which
+adds the relevance estimate of each result when the index has a fit (its grader encodes the query and each of the
+10 products: the cost of judging results).
 """
 
 from __future__ import annotations
@@ -52,6 +54,8 @@ def warm(index: Path, queries: list[str], modes: list[str], backend: str, target
         for q in queries[:10]:
             searcher.search(q, k=10, mode=mode)
         out[mode] = timed(lambda q, m=mode: searcher.search(q, k=10, mode=m), queries)
+    if "rerank" in modes:
+        out["rerank+explain"] = timed(lambda q: searcher.search(q, k=10, mode="rerank", explain=True), queries)
     if searcher.manifest.index.get("type", "flat") != "flat":  # the ANN's recall@10 on these (held-out) queries
         from searchkit.ann import exact_top, recall_at_k
         from searchkit.search import stored_vectors
@@ -118,7 +122,9 @@ def main() -> None:
     if "recall@10_vs_exact" in w:
         print(f"recall@10 of the approximate index against exact search, on these queries: {w['recall@10_vs_exact']}")
     print(f"{'mode':<22} {'p50 ms':>8} {'p99 ms':>8}")
-    for mode in ["embed_only", *args.modes.split(","), "hybrid_repeated_query"]:
+    for mode in ["embed_only", *args.modes.split(","), "rerank+explain", "hybrid_repeated_query"]:
+        if mode not in w:
+            continue
         print(f"{mode:<22} {report['warm'][mode]['p50_ms']:>8} {report['warm'][mode]['p99_ms']:>8}")
     if report["cold_cli"]:
         print(f"cold `searchkit query`: median {report['cold_cli']['median_s']} s over {args.cold_runs} runs")

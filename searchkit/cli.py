@@ -299,7 +299,9 @@ def fit_relevance_cmd(pairs, index_dir, split, seed, reranker_dir, as_json):
         _emit_json({"written": str(path), **report})
         return
     click.echo(f"{report['queries']} queries, {report['pairs']} pairs of the {split} split; fit written to {path}")
-    for name in ("cosine", "cross_encoder", "in_sample", "cross_validated"):
+    for name in ("cosine", "cross_encoder", "grader", "in_sample", "cross_validated"):
+        if name not in report:
+            continue
         r = report[name]
         rmse = f"  rmse {r['rmse']:.4f}" if "rmse" in r else ""
         click.echo(f"{name:<16} spearman {r['spearman']:.4f}  pearson {r['pearson']:.4f}{rmse}")

@@ -279,8 +279,7 @@ def build_index(
         if rerank_source is not None:
             from .rerank import install
 
-            model_meta["reranker"] = install(rerank_source, staged.reranker_graph, staged.reranker_tokenizer,
-                                             staged.reranker_info)
+            model_meta["reranker"] = install(rerank_source, staged)
         store.write_faiss(staged, index)
         store.write_products(staged, products)
         store.write_lexical(staged, LexicalIndex.build(keyword_texts(products, normaliser, texts),

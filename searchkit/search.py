@@ -285,10 +285,13 @@ class Searcher:
         reranker = None
         if store.has_reranker(manifest):
             def reranker():  # loaded on the first "rerank" search: other modes never pay for its graph
-                from .rerank import Reranker, read_info
+                from .rerank import Grader, Reranker, read_info
 
-                return Reranker(files.reranker_graph, files.reranker_tokenizer, read_info(files.reranker),
-                                threads=encode_threads)
+                info = read_info(files.reranker)
+                grader = Grader(files.grader_graph, files.grader, info["grader"], normaliser,
+                                threads=encode_threads) if store.has_grader(manifest) else None
+                return Reranker(files.reranker_graph, files.reranker_tokenizer, info, threads=encode_threads,
+                                grader=grader)
         searcher = cls(index, products, encoder, manifest, normaliser, lexical, SpellCorrector(text.get("vocab", {})),
                        reranker=reranker)
         searcher.search_params = knob
@@ -519,9 +522,9 @@ class Searcher:
         rows = np.array([r for r, _ in ranked], dtype=np.int64)
         cosines = self._cosines(vector, rows)
         terms = set(parsed.keywords.split()) if explain else set()
-        estimate = self._relevance_or_none() if explain and mode == "rerank" else None
         out = []
         records = self._rows([r for r, _ in ranked])
+        graded = self._graded(parsed, ranked, records, cosines) if explain and mode == "rerank" else {}
         for rank, ((row, signals), cosine, record) in enumerate(zip(ranked, cosines, records, strict=True), start=1):
             fields = {key: _plain(v) for key, v in record.items() if key != "product_id"}
             why = None
@@ -533,10 +536,8 @@ class Searcher:
                        "corrections": [[c.original, c.corrected] for c in parsed.corrections],
                        "matched_terms": sorted(terms & product_terms),
                        **{key: signals[key] for key in ("fusion", "rerank", "cross_encoder") if key in signals}}
-                if estimate is not None and "cross_encoder" in signals:
-                    why["relevance"] = float(estimate.predict(relevance_features(
-                        np.array([cosine]), np.array([signals["cross_encoder"]]), np.array([lexical]),
-                        parsed.keywords.split(), [product_terms]))[0])
+                if rank - 1 in graded:
+                    why["relevance"] = graded[rank - 1]
             out.append(SearchResult(str(record["product_id"]), float(cosine), rank, fields, why))
         return out
 
@@ -596,26 +597,40 @@ class Searcher:
         return (self.manifest.model.get("fingerprint", ""), (float(bm25.get("k1", -1)), float(bm25.get("b", -1))),
                 (self.manifest.model.get("reranker") or {}).get("fingerprint", ""))
 
-    def _relevance_or_none(self) -> RelevanceModel | None:
-        """The relevance estimate when this index has a usable one (explanations add it), else None."""
+    def _graded(self, parsed: _Query, ranked: list[tuple[int, dict[str, float]]], records: list[dict[str, Any]],
+                cosines: np.ndarray) -> dict[int, float]:
+        """{position: relevance estimate} of the reranked results, when the index has a usable fit (else empty)."""
         try:
-            return self.relevance_model
+            model = self.relevance_model
         except SearchkitError:
-            return None
+            return {}
+        head = [i for i, (_, signals) in enumerate(ranked) if "cross_encoder" in signals]
+        if not head:
+            return {}
+        rows = self._signals(parsed, [records[i] for i in head], cosines[head],
+                             np.array([ranked[i][1]["cross_encoder"] for i in head]),
+                             np.array([ranked[i][1]["lexical"] for i in head]))
+        return dict(zip(head, map(float, model.predict(rows)), strict=True))
 
     def pair_signals(self, query: str, product_ids: list[str]) -> np.ndarray:
-        """relevance.FEATURES of each (query, product) pair: what the relevance estimate reads."""
+        """The relevance estimate's features of each (query, product) pair (relevance.feature_names)."""
         rows = self._rows_of_ids(product_ids)
         reranker = self.reranker if self.lexical is not None else None
         if reranker is None:
             raise ModelError("relevance needs an index with BM25 and a reranker")
         parsed = self._parse(query)
         records = self._rows(rows.tolist())
+        return self._signals(parsed, records, self._cosines(self._embed([parsed])[0], rows),
+                             reranker.scores(parsed.understood, records), self.lexical.scores(parsed.keywords)[rows])
+
+    def _signals(self, parsed: _Query, records: list[dict[str, Any]], cosines: np.ndarray, logits: np.ndarray,
+                 bm25: np.ndarray) -> np.ndarray:
+        """Features from the signals a search already has, plus the word counts and the grader's cosine."""
         lex = self.normaliser.lexical
         terms = [set(lex.product(r.get("title") or "", r.get("brand"), r.get("color")).split()) for r in records]
-        cosines = self._cosines(self._embed([parsed])[0], rows)
-        return relevance_features(cosines, reranker.scores(parsed.understood, records),
-                                  self.lexical.scores(parsed.keywords)[rows], parsed.keywords.split(), terms)
+        rows = relevance_features(cosines, logits, bm25, parsed.keywords.split(), terms)
+        grader = self.reranker.grader
+        return rows if grader is None else np.column_stack([rows, grader.cosines(parsed.understood, records)])
 
     def relevance(self, query: str, product_ids: list[str]) -> list[float]:
         """Estimated relevance of each product to the query on the raters' 1 (not) .. 3 (highly relevant) scale."""

@@ -11,7 +11,9 @@
       query-int8.onnx   the model's distilled query encoder (int8), when it has one and it passed its build check
       query-tokens.npy  or, for a static one (`distill --layers 0`), its token table (fp16), on the same terms
       reranker/         the cross-encoder of mode "rerank" (searchkit.rerank), when the build was given one:
-                        reranker-int8.onnx, tokenizer.json, reranker.json (its settings and text pipeline)
+                        reranker-int8.onnx, tokenizer.json, reranker.json (its settings and text pipeline), and
+                        when the reranker carries a grader (a second embedder the relevance estimate reads):
+                        grader-int8.onnx and grader/ (its tokenizer.json and sentence_bert_config.json)
       model/            the model that embedded the catalog, so queries are embedded by the very same weights
       .verified.json    written on load, not part of the build: each file's stat (size, mtimes, inode) when its
                         checksum last matched the manifest, so later loads of unchanged files skip re-hashing
@@ -49,6 +51,8 @@ RERANKER_DIR = "reranker"
 RERANKER_GRAPH = "reranker-int8.onnx"
 RERANKER_TOKENIZER = "tokenizer.json"
 RERANKER_INFO = "reranker.json"
+GRADER_GRAPH = "grader-int8.onnx"
+GRADER_DIR = "grader"
 REQUIRED_FILES = (FAISS_FILE, PRODUCTS_FILE, TEXT_FILE)
 
 
@@ -150,6 +154,14 @@ class IndexFiles:
         return self.reranker / RERANKER_INFO
 
     @property
+    def grader_graph(self) -> Path:
+        return self.reranker / GRADER_GRAPH
+
+    @property
+    def grader(self) -> Path:
+        return self.reranker / GRADER_DIR
+
+    @property
     def stamp(self) -> Path:
         return self.root / STAMP_FILE
 
@@ -158,6 +170,11 @@ def has_reranker(manifest: Manifest) -> bool:
     """Whether the index was built with a cross-encoder (its three files checksummed in the manifest)."""
     return all(f"{RERANKER_DIR}/{name}" in manifest.files
                for name in (RERANKER_GRAPH, RERANKER_TOKENIZER, RERANKER_INFO))
+
+
+def has_grader(manifest: Manifest) -> bool:
+    """Whether the index's reranker came with a grader (its int8 graph checksummed in the manifest)."""
+    return has_reranker(manifest) and f"{RERANKER_DIR}/{GRADER_GRAPH}" in manifest.files
 
 
 def static_query_encoder(manifest: Manifest) -> bool:

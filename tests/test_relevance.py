@@ -8,7 +8,17 @@ import numpy as np
 import pytest
 
 from searchkit.errors import ModelError
-from searchkit.relevance import FEATURES, RelevanceModel, cross_validated, features, fit, on_scale, word_features
+from searchkit.relevance import (
+    FEATURES,
+    GRADER,
+    RelevanceModel,
+    cross_validated,
+    feature_names,
+    features,
+    fit,
+    on_scale,
+    word_features,
+)
 
 PARTS = ("a" * 64, (0.45, 0.5), "b" * 64)
 
@@ -77,6 +87,11 @@ def test_a_fit_round_trips_and_names_what_it_does_not_fit():
     assert "embedder" in model.mismatch("c" * 64, PARTS[1], PARTS[2])
     assert "BM25" in model.mismatch(PARTS[0], (1.2, 0.75), PARTS[2])
     assert "reranker" in model.mismatch(PARTS[0], PARTS[1], "c" * 64)
+    graded = RelevanceModel(model.weights + (0.5,), 0.25, *PARTS, features=feature_names(True))
+    assert RelevanceModel.from_dict(json.loads(json.dumps(graded.to_dict(), sort_keys=True))) == graded
+    assert graded.features[-1] == GRADER and graded.predict(np.zeros((1, len(FEATURES) + 1))).tolist() == [1.5]
+    with pytest.raises(ModelError, match="fitted on 12 features"):
+        graded.predict(np.zeros((1, len(FEATURES))))  # rows without the grader's cosine
     with pytest.raises(ModelError, match="expected weights"):
         RelevanceModel.from_dict({**data, "weights": {"cosine": 1.0}})
     with pytest.raises(ModelError, match="unreadable"):

@@ -71,6 +71,8 @@ def test_index_keeps_the_reranker_and_rerank_mode_reorders_the_hybrid_top(rerank
     expected = [hybrid[i].product_id for i in np.lexsort((np.arange(len(hybrid)), -final))]
     assert [h.product_id for h in reranked] == expected
     assert expected != [h.product_id for h in hybrid]  # this reranker does move products
+    assert searcher.reranker.scores(query, [searcher.product(hybrid[3].product_id)])[0] == pytest.approx(
+        logits[3], abs=1e-6)  # a pair scores the same alone as among the candidates
     assert [h.explain["cross_encoder"] for h in reranked] == pytest.approx(
         [float(logits[[x.product_id for x in hybrid].index(h.product_id)]) for h in reranked], abs=1e-5)
     top3 = searcher.search(query, k=3, mode="rerank")
@@ -166,10 +168,10 @@ def test_fit_relevance_then_a_rebuilt_index_estimates_graded_relevance(tmp_path,
     estimates = searcher.relevance(query, ids)
     assert all(1.0 <= e <= 3.0 for e in estimates)
     assert estimates == pytest.approx(searcher.relevance_model.predict(searcher.pair_signals(query, ids)).tolist())
-    # the same estimate from a search (the int8 cross-encoder quantises each batch as a whole: compare the same 30)
-    hits = searcher.search(query, k=searcher.reranker.settings.depth, mode="rerank", explain=True)
-    assert [h.explain["relevance"] for h in hits] == pytest.approx(
-        searcher.relevance(query, [h.product_id for h in hits]), abs=1e-4)
+    hits = searcher.search(query, k=5, mode="rerank", explain=True)
+    ids = [h.product_id for h in hits]
+    assert [h.explain["relevance"] for h in hits] == pytest.approx(searcher.relevance(query, ids), abs=1e-5)
+    assert searcher.relevance(query, ids[2:3]) == pytest.approx(searcher.relevance(query, ids)[2:3], abs=1e-6)
     measured = evaluate(searcher, read_pairs(pairs_file), EvalConfig(split="all"))
     assert measured["relevance_pairs"]["pairs"] == measured["pairs"]["pairs"]
     assert measured["relevance_pairs"]["rmse"] == pytest.approx(report["in_sample"]["rmse"], abs=1e-4)
@@ -187,6 +189,56 @@ def test_fit_relevance_then_a_rebuilt_index_estimates_graded_relevance(tmp_path,
     refused = CliRunner().invoke(main, ["fit-relevance", str(pairs_file), "--index", str(out), "--split", "all",
                                         "--reranker", str(reranker.parent)])
     assert refused.exit_code != 0 and "lacks model.safetensors" in refused.output
+
+
+def test_a_grader_adds_its_cosine_to_the_relevance_estimate(tmp_path, catalog_file, tiny_model, reranker, pairs_file):
+    from searchkit.encoder import load_encoder
+    from searchkit.index import staleness
+    from searchkit.relevance import FEATURES, GRADER, RelevanceFitConfig, fit_relevance
+    from searchkit.store import has_grader
+
+    model = tmp_path / "model"
+    shutil.copytree(tiny_model, model)
+    shutil.copytree(reranker, model / RERANKER_DIR)
+    out = tmp_path / "idx"
+    before = build_index(catalog_file, out, model=model).model["reranker"]["fingerprint"]
+    grader = model / RERANKER_DIR / "grader"
+    shutil.copytree(tiny_model, grader)
+    (grader / "tokenizer.json").rename(tmp_path / "tokenizer.json")
+    with pytest.raises(ModelError, match="grader lacks tokenizer.json"):
+        build_index(catalog_file, out, model=model)
+    assert read_manifest(out).model["reranker"]["fingerprint"] == before  # the old index is untouched
+    (tmp_path / "tokenizer.json").rename(grader / "tokenizer.json")
+    assert "reranker differs" in staleness(out, catalog_file, model)  # the grader is part of the reranker
+    manifest = build_index(catalog_file, out, model=model)
+    assert has_grader(manifest) and manifest.model["reranker"]["fingerprint"] != before
+    assert manifest.model["reranker"]["grader"]["dimension"] == 32
+
+    searcher = Searcher.from_dir(out)
+    query, ids = "kohler toilet seat", searcher.products["product_id"].tolist()[:4]
+    rows = searcher.pair_signals(query, ids)
+    assert rows.shape == (4, len(FEATURES) + 1)
+    # the grader's column: its cosine of query and product as its own text pipeline writes them (int8 vs torch fp32)
+    tiny = load_encoder(tiny_model)
+    text = searcher.reranker.grader.text
+    products = [searcher.product(p) for p in ids]
+    expected = tiny.encode([text.product(p["title"], p.get("brand"), p.get("color")) for p in products]) @ \
+        tiny.encode([text.query(query)])[0]
+    assert rows[:, -1] == pytest.approx(expected, abs=0.05)
+    assert searcher.reranker.grader.cosines(query, products[:1])[0] == rows[0, -1]  # alone or with others alike
+
+    _, report = fit_relevance(RelevanceFitConfig(index=out, pairs=pairs_file, split="all"))
+    assert GRADER in report and read_info(model / RERANKER_DIR)["relevance"]["features"][-1] == GRADER
+    build_index(catalog_file, out, model=model)
+    searcher = Searcher.from_dir(out)
+    assert searcher.relevance_model.features == FEATURES + (GRADER,)
+    hits = searcher.search(query, k=searcher.reranker.settings.depth, mode="rerank", explain=True)
+    assert [h.explain["relevance"] for h in hits] == pytest.approx(
+        searcher.relevance(query, [h.product_id for h in hits]), abs=1e-4)
+    shutil.rmtree(grader)  # the fit now names a grader this reranker no longer has: refused until fitted again
+    build_index(catalog_file, out, model=model)
+    with pytest.raises(IndexMismatchError, match="reranker"):
+        Searcher.from_dir(out).relevance(query, ids)
 
 
 def test_resume_continues_from_the_checkpoint(tmp_path, built_index, pairs_file, caplog):
