@@ -1,8 +1,8 @@
 """Graded relevance of a (query, product) pair on the raters' 1-3 scale: a linear model over signals an index with a
 reranker computes — the embedder's cosine, the cross-encoder's logit, BM25, a few word-match counts and, when the
 reranker carries one, a grader's cosine (a second embedder trained to grade pairs, such as the reference `seed`
-recipe). Pure numpy: the Searcher gathers the signals (`Searcher.pair_signals`), this module turns them into
-features, fits the weights by least squares on rated pairs and predicts.
+recipe). The Searcher gathers the signals (`Searcher.pair_signals`); this module turns them into features, fits the
+weights by least squares on rated pairs and predicts, in numpy (only `fit_relevance` reads an index and writes a fit).
 
 Each signal alone grades pairs less well than together: on the validation split (1,011 queries unseen in training)
 the cosine's Spearman with the label is 0.452, the cross-encoder's 0.473, the `seed` grader's 0.481, the fit's 0.520

@@ -19,12 +19,15 @@ import json
 import logging
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .errors import ModelError
 from .text import Normaliser, TextConfig
+
+if TYPE_CHECKING:
+    from .store import IndexFiles
 
 log = logging.getLogger(__name__)
 
@@ -126,8 +129,8 @@ def fingerprint(folder: str | Path) -> str:
     return digest.hexdigest()
 
 
-def install(source: Path, staged: Any) -> dict[str, Any]:
-    """Put the reranker at `source` into an index being built (`staged`: its store.IndexFiles): the int8 graph,
+def install(source: Path, staged: IndexFiles) -> dict[str, Any]:
+    """Put the reranker at `source` into an index being built (`staged`: its folder's files): the int8 graph,
     tokenizer and settings, and its grader's int8 graph when it has one; returns what the manifest records of it."""
     import shutil
 
