@@ -125,6 +125,18 @@ def create_app(index_dir: str | Path, loader=Searcher.from_dir, watch: bool = Tr
         body["took_ms"] = round((time.perf_counter() - started) * 1000, 2)
         return body
 
+    @app.get("/relevance")
+    def relevance(
+        q: str = Query(..., min_length=1, max_length=MAX_QUERY_CHARS, description="What the shopper typed."),
+        id: list[str] = Query(..., min_length=1, max_length=MAX_K, description="Product ids to judge; repeatable."),
+    ) -> dict[str, Any]:
+        """Estimated relevance (1 not .. 3 highly relevant) of each product to the query: needs an index whose
+        reranker has a relevance fit (`searchkit fit-relevance`)."""
+        started = time.perf_counter()
+        estimates = holder.searcher.relevance(q, id)
+        return {"query": q, "results": [{"product_id": p, "relevance": round(r, 4)} for p, r in zip(id, estimates)],
+                "took_ms": round((time.perf_counter() - started) * 1000, 2)}
+
     @app.get("/products/{product_id}")
     def product(product_id: str) -> dict[str, Any]:
         try:

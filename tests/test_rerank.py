@@ -184,6 +184,20 @@ def test_fit_relevance_then_a_rebuilt_index_estimates_graded_relevance(tmp_path,
                                        "--reranker", str(model / RERANKER_DIR)])
     assert result.exit_code == 0, result.output
     assert "cross_validated" in result.output and "rebuild the index" in result.output
+    from fastapi.testclient import TestClient
+
+    from searchkit.serve import create_app
+
+    with TestClient(create_app(out, watch=False)) as client:
+        body = client.get("/relevance", params={"q": query, "id": ids[:2]}).json()
+        assert [r["product_id"] for r in body["results"]] == ids[:2]
+        assert [r["relevance"] for r in body["results"]] == pytest.approx(estimates[:2], abs=1e-4)
+        unknown = client.get("/relevance", params={"q": query, "id": ["no-such-id"]})
+        assert unknown.status_code == 400 and "no-such-id" in unknown.text
+        assert client.get("/relevance", params={"q": query}).status_code == 422  # no ids
+    with TestClient(create_app(tmp_path / "other-bm25", watch=False)) as client:
+        refused = client.get("/relevance", params={"q": query, "id": ids[:1]})
+        assert refused.status_code == 400 and "BM25" in refused.text
     shown = CliRunner().invoke(main, ["query", query, "--index", str(out), "--mode", "rerank", "--explain", "-k", "2"])
     assert shown.exit_code == 0 and shown.output.count(" of 3") == 2, shown.output
     refused = CliRunner().invoke(main, ["fit-relevance", str(pairs_file), "--index", str(out), "--split", "all",
