@@ -274,6 +274,8 @@ def evaluate_cmd(pairs, index_dir, split, seed, max_queries, backend, model, cat
         r = report["relevance_pairs"]
         click.echo(f"pairs: spearman {r['spearman']:.4f}  pearson {r['pearson']:.4f}  rmse {r['rmse']:.4f}  "
                    "(relevance estimate vs label)")
+    elif "relevance_unavailable" in report:
+        click.echo(f"pairs: no relevance estimate ({report['relevance_unavailable']})")
     click.echo(f"{'mode':<8} {'ndcg@10':>8} {'mrr@10':>8} {'r@10':>8} {'r@100':>8}")
     for mode, m in report["retrieval"].items():
         click.echo(f"{mode:<8} {m['ndcg@10']:8.4f} {m['mrr@10']:8.4f} {m['recall@10']:8.4f} {m['recall@100']:8.4f}")

@@ -74,14 +74,14 @@ def agreement(estimate: np.ndarray, relevance: np.ndarray) -> dict[str, float]:
 
 def second_stage_pairs(searcher: Searcher, pairs: pd.DataFrame) -> dict[str, dict[str, float]]:
     """The reference metric for the cross-encoder's logit ("reranker_pairs") and, when the index has a fitted one,
-    for the relevance estimate on the 1-3 scale ("relevance_pairs", with its RMSE against the raters' average)."""
+    for the relevance estimate on the 1-3 scale ("relevance_pairs", with its RMSE against the raters' average;
+    otherwise "relevance_unavailable" says why)."""
     rows, relevance, _ = pair_rows(searcher, pairs)
     out = {"reranker_pairs": correlation(rows[:, FEATURES.index("cross_encoder")], relevance)}
     try:
         model = searcher.relevance_model
     except SearchkitError as exc:
-        log.info("no relevance estimate: %s", exc)
-        return out
+        return {**out, "relevance_unavailable": str(exc)}
     out["relevance_pairs"] = agreement(model.predict(rows), relevance)
     return out
 

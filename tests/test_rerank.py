@@ -89,6 +89,7 @@ def test_evaluate_measures_rerank_mode_and_the_reranker_pairs(reranked_index, bu
     report = evaluate(Searcher.from_dir(reranked_index), read_pairs(pairs_file), EvalConfig(split="all"))
     assert set(report["retrieval"]) == {"dense", "lexical", "hybrid", "rerank"}
     assert report["reranker_pairs"]["pairs"] == report["pairs"]["pairs"]
+    assert "relevance_pairs" not in report and "fit-relevance" in report["relevance_unavailable"]
     plain = evaluate(Searcher.from_dir(built_index), read_pairs(pairs_file), EvalConfig(split="all"))
     assert set(plain["retrieval"]) == {"dense", "lexical", "hybrid"} and "reranker_pairs" not in plain
 
