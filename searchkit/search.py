@@ -577,10 +577,7 @@ class Searcher:
     def relevance_model(self) -> RelevanceModel:
         """The index's fitted relevance estimate; ModelError when it has none, IndexMismatchError when it was fitted
         on another embedder, BM25 or reranker than this index's."""
-        reranker = self.reranker if self.lexical is not None else None
-        if reranker is None:
-            raise ModelError("relevance needs an index with BM25 and a reranker (build it from a model that carries "
-                             "reranker/, or with --reranker)")
+        reranker = self._second_stage()
         if not reranker.info.get("relevance"):
             raise ModelError(f"the index's reranker {reranker.name!r} has no relevance fit: run `searchkit "
                              "fit-relevance --index INDEX`, then rebuild the index")
@@ -590,6 +587,14 @@ class Searcher:
             raise IndexMismatchError(f"the relevance fit does not belong to this index: {why}; fit it again with "
                                      "`searchkit fit-relevance`")
         return model
+
+    def _second_stage(self) -> Any:
+        """The reranker the relevance estimate reads, with BM25 beside it; ModelError when the index lacks either."""
+        reranker = self.reranker if self.lexical is not None else None
+        if reranker is None:
+            raise ModelError("relevance needs an index with BM25 and a reranker (build it from a model that carries "
+                             "reranker/, or with --reranker)")
+        return reranker
 
     def relevance_parts(self) -> tuple[str, tuple[float, float], str]:
         """What a relevance fit depends on: the embedder's fingerprint, BM25's k1 and b, the reranker's fingerprint."""
@@ -615,9 +620,7 @@ class Searcher:
     def pair_signals(self, query: str, product_ids: list[str]) -> np.ndarray:
         """The relevance estimate's features of each (query, product) pair (relevance.feature_names)."""
         rows = self._rows_of_ids(product_ids)
-        reranker = self.reranker if self.lexical is not None else None
-        if reranker is None:
-            raise ModelError("relevance needs an index with BM25 and a reranker")
+        reranker = self._second_stage()
         parsed = self._parse(query)
         records = self._rows(rows.tolist())
         return self._signals(parsed, records, self._cosines(self._embed([parsed])[0], rows),
