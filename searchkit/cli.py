@@ -419,6 +419,8 @@ def train_cmd(pairs, catalog, out, recipe, base_model, epochs, batch_size, lr, m
 @click.option("--lr", type=click.FloatRange(0.0, min_open=True), default=3e-5, show_default=True)
 @click.option("--negatives", type=click.IntRange(0), default=4, show_default=True,
               help="Unrated hybrid candidates per training query, labelled irrelevant.")
+@click.option("--mine-depth", type=click.IntRange(1), default=50, show_default=True,
+              help="Draw those candidates from each query's hybrid top this many.")
 @click.option("--loss", type=click.Choice(["bce", "listwise"]), default="bce", show_default=True,
               help="bce: each pair on its own; listwise: softmax over groups of one query's products.")
 @click.option("--group-size", type=click.IntRange(2), default=8, show_default=True,
@@ -428,14 +430,14 @@ def train_cmd(pairs, catalog, out, recipe, base_model, epochs, batch_size, lr, m
 @click.option("--seed", type=int, default=42, show_default=True)
 @click.option("--device", default=None, help="cpu, cuda (default: cuda when present).")
 @click.option("--resume", is_flag=True, help="Continue from OUT/checkpoints.")
-def train_reranker_cmd(pairs, index_dir, out, base_model, epochs, batch_size, lr, negatives, loss, group_size,
-                       max_steps, save_steps, seed, device, resume):
+def train_reranker_cmd(pairs, index_dir, out, base_model, epochs, batch_size, lr, negatives, mine_depth, loss,
+                       group_size, max_steps, save_steps, seed, device, resume):
     """Train the cross-encoder of mode rerank on rated PAIRS (the training split) and the index's candidates."""
     from .rerank_training import RerankTrainConfig, train_reranker
 
     config = RerankTrainConfig(index=index_dir, pairs=pairs, out=out, base_model=base_model, epochs=epochs,
-                               batch_size=batch_size, lr=lr, negatives=negatives, loss=loss, group_size=group_size,
-                               max_steps=max_steps, save_steps=save_steps, seed=seed, device=device, resume=resume,
+                               batch_size=batch_size, lr=lr, negatives=negatives, mine_depth=mine_depth, loss=loss,
+                               group_size=group_size, max_steps=max_steps, save_steps=save_steps, seed=seed, device=device, resume=resume,
                                progress=sys.stderr.isatty())
     path = train_reranker(config)
     report = json.loads((path / "reranker.json").read_text())["validation"]

@@ -272,9 +272,10 @@ def test_cli_train_reranker_build_and_query(tmp_path, built_index, pairs_file, c
     runner = CliRunner()
     out = tmp_path / "rr"
     result = runner.invoke(main, ["train-reranker", str(pairs_file), "--index", str(built_index), "--out", str(out),
-                                  "--max-steps", "3", "--negatives", "1"])
+                                  "--max-steps", "3", "--negatives", "1", "--mine-depth", "7"])
     assert result.exit_code == 0, result.output
     assert "validation NDCG@10" in result.output and f"--reranker {out}" in result.output
+    assert "1 unrated products per query from its hybrid top 7" in (out / "README.md").read_text()
     index = tmp_path / "idx"
     result = runner.invoke(main, ["build-index", str(catalog_file), "--model", str(tiny_model), "--out", str(index),
                                   "--reranker", str(out)])
