@@ -524,17 +524,17 @@ class Searcher:
         terms = set(parsed.keywords.split()) if explain else set()
         out = []
         records = self._rows([r for r, _ in ranked])
-        graded = self._graded(parsed, ranked, records, cosines) if explain and mode == "rerank" else {}
-        for rank, ((row, signals), cosine, record) in enumerate(zip(ranked, cosines, records, strict=True), start=1):
+        product_terms = self._product_terms(records) if explain else [set()] * len(records)
+        graded = self._graded(parsed, ranked, records, cosines, product_terms) if explain and mode == "rerank" else {}
+        for rank, ((row, signals), cosine, record, words) in enumerate(
+                zip(ranked, cosines, records, product_terms, strict=True), start=1):
             fields = {key: _plain(v) for key, v in record.items() if key != "product_id"}
             why = None
             if explain:
-                product_terms = set(self.normaliser.lexical.product(record["title"], record.get("brand"),
-                                                                    record.get("color")).split())
                 lexical = signals.get("lexical", float(bm25.of([row])[0]) if bm25 is not None else None)
                 why = {"mode": mode, "dense": float(cosine), "lexical": lexical, "query_as_searched": parsed.understood,
                        "corrections": [[c.original, c.corrected] for c in parsed.corrections],
-                       "matched_terms": sorted(terms & product_terms),
+                       "matched_terms": sorted(terms & words),
                        **{key: signals[key] for key in ("fusion", "rerank", "cross_encoder") if key in signals}}
                 if rank - 1 in graded:
                     why["relevance"] = graded[rank - 1]
@@ -603,7 +603,7 @@ class Searcher:
                 (self.manifest.model.get("reranker") or {}).get("fingerprint", ""))
 
     def _graded(self, parsed: _Query, ranked: list[tuple[int, dict[str, float]]], records: list[dict[str, Any]],
-                cosines: np.ndarray) -> dict[int, float]:
+                cosines: np.ndarray, product_terms: list[set[str]]) -> dict[int, float]:
         """{position: relevance estimate} of the reranked results, when the index has a usable fit (else empty)."""
         try:
             model = self.relevance_model
@@ -614,7 +614,7 @@ class Searcher:
             return {}
         rows = self._signals(parsed, [records[i] for i in head], cosines[head],
                              np.array([ranked[i][1]["cross_encoder"] for i in head]),
-                             np.array([ranked[i][1]["lexical"] for i in head]))
+                             np.array([ranked[i][1]["lexical"] for i in head]), [product_terms[i] for i in head])
         return dict(zip(head, map(float, model.predict(rows)), strict=True))
 
     def pair_signals(self, query: str, product_ids: list[str]) -> np.ndarray:
@@ -626,11 +626,15 @@ class Searcher:
         return self._signals(parsed, records, self._cosines(self._embed([parsed])[0], rows),
                              reranker.scores(parsed.understood, records), self.lexical.scores(parsed.keywords)[rows])
 
-    def _signals(self, parsed: _Query, records: list[dict[str, Any]], cosines: np.ndarray, logits: np.ndarray,
-                 bm25: np.ndarray) -> np.ndarray:
-        """Features from the signals a search already has, plus the word counts and the grader's cosine."""
+    def _product_terms(self, records: list[dict[str, Any]]) -> list[set[str]]:
+        """Each product record's keyword-index words (what BM25 and `matched_terms` compare the query with)."""
         lex = self.normaliser.lexical
-        terms = [set(lex.product(r.get("title") or "", r.get("brand"), r.get("color")).split()) for r in records]
+        return [set(lex.product(r.get("title") or "", r.get("brand"), r.get("color")).split()) for r in records]
+
+    def _signals(self, parsed: _Query, records: list[dict[str, Any]], cosines: np.ndarray, logits: np.ndarray,
+                 bm25: np.ndarray, product_terms: list[set[str]] | None = None) -> np.ndarray:
+        """Features from the signals a search already has, plus the word counts and the grader's cosine."""
+        terms = self._product_terms(records) if product_terms is None else product_terms
         rows = relevance_features(cosines, logits, bm25, parsed.keywords.split(), terms)
         grader = self.reranker.grader
         return rows if grader is None else np.column_stack([rows, grader.cosines(parsed.understood, records)])
