@@ -526,7 +526,7 @@ class Searcher:
         records = self._rows([r for r, _ in ranked])
         product_terms = self._product_terms(records) if explain else [set()] * len(records)
         graded = self._graded(parsed, ranked, records, cosines, product_terms) if explain and mode == "rerank" else {}
-        for rank, ((row, signals), cosine, record, words) in enumerate(
+        for rank, ((row, signals), cosine, record, product_words) in enumerate(
                 zip(ranked, cosines, records, product_terms, strict=True), start=1):
             fields = {key: _plain(v) for key, v in record.items() if key != "product_id"}
             why = None
@@ -534,7 +534,7 @@ class Searcher:
                 lexical = signals.get("lexical", float(bm25.of([row])[0]) if bm25 is not None else None)
                 why = {"mode": mode, "dense": float(cosine), "lexical": lexical, "query_as_searched": parsed.understood,
                        "corrections": [[c.original, c.corrected] for c in parsed.corrections],
-                       "matched_terms": sorted(terms & words),
+                       "matched_terms": sorted(terms & product_words),
                        **{key: signals[key] for key in ("fusion", "rerank", "cross_encoder") if key in signals}}
                 if rank - 1 in graded:
                     why["relevance"] = graded[rank - 1]
