@@ -276,9 +276,12 @@ def evaluate_cmd(pairs, index_dir, split, seed, max_queries, backend, model, cat
                    "(relevance estimate vs label)")
     elif "relevance_unavailable" in report:
         click.echo(f"pairs: no relevance estimate ({report['relevance_unavailable']})")
-    click.echo(f"{'mode':<8} {'ndcg@10':>8} {'mrr@10':>8} {'r@10':>8} {'r@100':>8}")
+    click.echo(f"{'mode':<8} {'ndcg@10':>8} {'mrr@10':>8} {'r@10':>8} {'r@100':>8} {'judged':>8} {'ndcg@10j':>8}")
     for mode, m in report["retrieval"].items():
-        click.echo(f"{mode:<8} {m['ndcg@10']:8.4f} {m['mrr@10']:8.4f} {m['recall@10']:8.4f} {m['recall@100']:8.4f}")
+        click.echo(f"{mode:<8} {m['ndcg@10']:8.4f} {m['mrr@10']:8.4f} {m['recall@10']:8.4f} {m['recall@100']:8.4f} "
+                   f"{m['judged@10']:8.4f} {m['ndcg@10_judged']:8.4f}")
+    click.echo("judged: share of the top 10 that raters judged; ndcg@10j: NDCG@10 over judged products only "
+               "(unjudged removed from the ranking)")
 
 
 @main.command("fit-relevance")

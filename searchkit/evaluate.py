@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import CatalogError, SearchkitError
-from .metrics import mrr_at_k, ndcg_at_k, pearson, recall_at_k, spearman
+from .metrics import judged_at_k, judged_ndcg_at_k, mrr_at_k, ndcg_at_k, pearson, recall_at_k, spearman
 from .relevance import FEATURES
 from .search import Searcher
 from .splits import SplitConfig, split_pairs
@@ -106,6 +106,8 @@ def retrieval(searcher: Searcher, pairs: pd.DataFrame, mode: str, batch: int = 2
                 "mrr@10": mrr_at_k(ranked, relevant[query], 10),
                 "recall@10": recall_at_k(ranked, relevant[query], 10) if relevant[query] else np.nan,
                 "recall@100": recall_at_k(ranked, relevant[query], 100) if relevant[query] else np.nan,
+                "ndcg@10_judged": judged_ndcg_at_k(ranked, gains[query], 10),
+                "judged@10": judged_at_k(ranked, gains[query], 10),
             })
     frame = pd.DataFrame(rows)
     return {**{m: float(frame[m].mean()) for m in frame.columns}, "queries": len(queries)}

@@ -20,6 +20,19 @@ def ndcg_at_k(ranked: Sequence[str], gains: Mapping[str, float], k: int = 10) ->
     return dcg([gains.get(pid, 0.0) for pid in ranked[:k]]) / ideal
 
 
+def judged_ndcg_at_k(ranked: Sequence[str], gains: Mapping[str, float], k: int = 10) -> float:
+    """Condensed-list NDCG@k (Sakai 2007): NDCG@k of the ranking with every unjudged id removed first. It asks how
+    well the judged products are ordered among themselves, whatever unjudged products sit between them: with a few
+    rated products per query, an unjudged product is unknown, not irrelevant (ndcg_at_k counts it as gain 0)."""
+    return ndcg_at_k([pid for pid in ranked if pid in gains], gains, k)
+
+
+def judged_at_k(ranked: Sequence[str], gains: Mapping[str, float], k: int = 10) -> float:
+    """Share of the top k (of the ranking's first k, when shorter) that carry a judgment."""
+    head = ranked[:k]
+    return sum(pid in gains for pid in head) / len(head) if len(head) else 0.0
+
+
 def mrr_at_k(ranked: Sequence[str], relevant: set[str], k: int = 10) -> float:
     for i, pid in enumerate(ranked[:k]):
         if pid in relevant:

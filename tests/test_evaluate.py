@@ -29,7 +29,8 @@ def test_evaluate_report_shape(searcher, pairs_file):
     report = evaluate(searcher, read_pairs(pairs_file), EvalConfig(split="all"))
     assert report["queries"] == len(set(read_pairs(pairs_file)["query"]))
     assert report["pairs"]["pairs"] == len(read_pairs(pairs_file))
-    assert set(report["retrieval"]["dense"]) == {"ndcg@10", "mrr@10", "recall@10", "recall@100", "queries"}
+    assert set(report["retrieval"]["dense"]) == {"ndcg@10", "mrr@10", "recall@10", "recall@100", "ndcg@10_judged",
+                                                 "judged@10", "queries"}
 
 
 def test_max_queries_and_unknown_products(searcher, pairs_file):

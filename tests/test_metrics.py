@@ -2,7 +2,7 @@ import math
 
 import pytest
 
-from searchkit.metrics import dcg, mrr_at_k, ndcg_at_k, pearson, recall_at_k, spearman
+from searchkit.metrics import dcg, judged_at_k, judged_ndcg_at_k, mrr_at_k, ndcg_at_k, pearson, recall_at_k, spearman
 
 
 def test_ndcg_hand_computed():
@@ -19,6 +19,28 @@ def test_ndcg_hand_computed():
 def test_ndcg_cuts_at_k():
     gains = {"a": 1.0, "b": 1.0}
     assert ndcg_at_k(["x", "a", "b"], gains, 1) == 0.0
+
+
+def test_judged_ndcg_removes_unjudged_products_first():
+    gains = {"a": 2.0, "b": 1.0, "c": 0.0}
+    # x and y are unjudged: plain NDCG counts them as gain 0, the condensed list drops them
+    assert ndcg_at_k(["x", "a", "y", "b"], gains, 10) == pytest.approx(
+        (2 / math.log2(3) + 1 / math.log2(5)) / (2 + 1 / math.log2(3)))
+    assert judged_ndcg_at_k(["x", "a", "y", "b"], gains, 10) == pytest.approx(1.0)
+    # judged c (gain 0) still counts against the ranking: c, b, a
+    assert judged_ndcg_at_k(["c", "x", "b", "a"], gains, 10) == pytest.approx(
+        (1 / math.log2(3) + 2 / math.log2(4)) / (2 + 1 / math.log2(3)))
+    # cut at k judged products, wherever they sit in the ranking
+    assert judged_ndcg_at_k(["x", "y", "b", "a"], gains, 1) == pytest.approx(1 / 2)
+    assert judged_ndcg_at_k(["x", "y"], gains, 10) == 0.0
+
+
+def test_judged_at_k():
+    gains = {"a": 2.0, "c": 0.0}
+    assert judged_at_k(["a", "x", "c", "y"], gains, 10) == pytest.approx(0.5)
+    assert judged_at_k(["a", "x", "c", "y"], gains, 2) == pytest.approx(0.5)
+    assert judged_at_k(["x", "a"], gains, 1) == 0.0
+    assert judged_at_k([], gains, 10) == 0.0
 
 
 def test_mrr_and_recall():
