@@ -3,10 +3,13 @@ with plain `SentenceTransformer.encode`, then a training sweep on the GPU whose 
 validation split (queries unseen in training; the test split is never looked at here), and the chosen model
 packed to come back.
 
-    python benchmarks/gpu_session.py --out DIR [--budget 470] [--device cuda] [--tests] [--quick]
+    python benchmarks/gpu_session.py --out DIR [--budget 470] [--device cuda] [--tests] [--quick] [--rerankers]
 
 Writes DIR/gpu_session.json after every step (a run cut short still reports what it finished), prints a table, and
 packs the chosen candidate as DIR/chosen-model.tar.NN (15 MB parts: `cat chosen-model.tar.* | tar x`).
+--rerankers: train cross-encoder candidates instead of embedders (`searchkit train-reranker` on the GPU, hybrid
+candidates from a flat index of the shipped model built on the machine first), each measured on all validation
+queries against the shipped cross-encoder on the same candidates; the best packs as DIR/chosen-reranker.tar.NN.
 --quick: a few steps and queries on the CPU, to rehearse the whole script before spending device time.
 """
 
@@ -46,6 +49,13 @@ CANDIDATES = {
     "multitask-b128-e3": ("multitask", 3, 128, 3e-5),
     "multitask-b128-e2": ("multitask", 2, 128, 3e-5),
     "cosent-b32-e1": ("cosent", 1, 32, 2e-5),
+}
+# name -> (start from, epochs, unrated negatives per query, drawn from the hybrid top, batch size, lr); the shipped
+# cross-encoder: from the embedder, 1 epoch, 4 negatives from the top 50, batch 32, lr 3e-5 (49 min on the CPU)
+RERANKERS = {
+    "ce-n16-d30-e2": ("embedder", 2, 16, 30, 64, 3e-5),
+    "ce-n4-d50-e3": ("embedder", 3, 4, 50, 64, 3e-5),
+    "ce-shipped-n16-d30-e1": ("reranker", 1, 16, 30, 64, 2e-5),
 }
 
 
@@ -137,14 +147,76 @@ def run_tests() -> dict:
     return {"returncode": done.returncode, "summary": lines[-1] if lines else "", "tail": done.stdout[-2500:]}
 
 
-def pack(model_dir: Path, out: Path) -> list[str]:
+def reranker_stage(args, report: dict, step, deadline: float, catalog: Path, pairs_path: Path) -> None:
+    """Build a flat index of the shipped model (hybrid candidates), measure the shipped cross-encoder on it, then train
+    RERANKERS while the budget lasts, each measured the same way (torch, all validation queries, depth 30, w 0.8)."""
+    from searchkit.index import IndexConfig, build_index
+    from searchkit.rerank_training import RerankTrainConfig, train_reranker, validation_report
+    from searchkit.search import Searcher
+
+    index = args.work / "index"
+    step("rerank_index", lambda: {"rows": build_index(catalog, index, SHIPPED, IndexConfig(
+        index_type="flat", onnx=False, query_tower=False, reranker=False, device=args.device)).rows})
+    queries = 40 if args.quick else 10**6
+
+    def shipped():
+        import torch
+        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+        folder = SHIPPED / "reranker"
+        model = AutoModelForSequenceClassification.from_pretrained(str(folder), dtype=torch.float32).to(args.device)
+        val = split_pairs(read_pairs(pairs_path))["val"]
+        searcher = Searcher.from_dir(index, backend="auto", device=args.device)
+        return {"val": validation_report(model, AutoTokenizer.from_pretrained(str(folder)), searcher, val,
+                                         RerankTrainConfig(index=index, eval_queries=queries))}
+
+    step("rerank_shipped", shipped)
+    step_seconds, chosen = 0.05, None  # seconds per step of 64 pairs: a guess until the first candidate measures it
+    for name, (start, epochs, negatives, depth, batch, lr) in RERANKERS.items():
+        if args.only is not None and name not in args.only:
+            continue
+        examples = 45_037 + 8_378 * negatives  # the training split's rated pairs + negatives (fewer when scarce)
+        steps = 2 if args.quick else int(epochs * examples / batch)
+        need = steps * step_seconds * batch / 64 + 90
+        if time.perf_counter() + need > deadline:
+            report["steps"][name] = {"ok": False, "skipped": f"needs ~{need:.0f} s, {deadline - time.perf_counter():.0f} "
+                                                             "s left"}
+            continue
+        config = RerankTrainConfig(index=index, pairs=pairs_path, out=args.work / name, epochs=epochs,
+                                   base_model=SHIPPED / "reranker" if start == "reranker" else SHIPPED,
+                                   batch_size=batch, lr=lr, negatives=negatives, mine_depth=depth, device=args.device,
+                                   max_steps=steps if args.quick else -1, save_steps=10**6, eval_queries=queries)
+
+        def run(config=config, start=start):
+            t = time.perf_counter()
+            train_reranker(config)
+            info = json.loads((config.out / "reranker.json").read_text())
+            return {"start": start, "epochs": config.epochs, "negatives": config.negatives,
+                    "mine_depth": config.mine_depth, "batch": config.batch_size, "lr": config.lr,
+                    "steps": info["data"]["steps"], "examples": info["data"]["examples"],
+                    "seconds": round(time.perf_counter() - t, 1), "val": info["validation"]}
+
+        result = step(name, run)
+        if result["ok"]:
+            step_seconds = result["seconds"] / max(result["steps"], 1) * 64 / batch
+            best = report["steps"][chosen]["val"]["ndcg@10_reranked"] if chosen else -1
+            if result["val"]["ndcg@10_reranked"] > best:
+                chosen = name
+    if chosen:
+        report["chosen_reranker"] = {"name": chosen, "rule": "best val NDCG@10 reranked (depth 30, weight 0.8)",
+                                     "val": report["steps"][chosen]["val"],
+                                     "shipped_val": report["steps"].get("rerank_shipped", {}).get("val"),
+                                     "parts": pack(args.work / chosen, args.out, "chosen-reranker")}
+
+
+def pack(model_dir: Path, out: Path, prefix: str = "chosen-model") -> list[str]:
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w") as tar:
         tar.add(model_dir, arcname=model_dir.name, filter=lambda t: None if "/checkpoints" in t.name else t)
     data = buffer.getvalue()
     names = []
     for i in range(0, len(data), PART_BYTES):
-        name = f"chosen-model.tar.{i // PART_BYTES:02d}"
+        name = f"{prefix}.tar.{i // PART_BYTES:02d}"
         (out / name).write_bytes(data[i:i + PART_BYTES])
         names.append(name)
     return names
@@ -160,6 +232,7 @@ def main() -> None:
     parser.add_argument("--only", nargs="*", default=None, help="candidate names to run (default: all)")
     parser.add_argument("--skip", nargs="*", default=(), choices=("encode", "shipped"), help="steps to leave out")
     parser.add_argument("--tests", action="store_true", help="first run tests/test_cuda.py and tests/test_gpu.py")
+    parser.add_argument("--rerankers", action="store_true", help="train cross-encoders (RERANKERS), not embedders")
     parser.add_argument("--step-seconds", type=float, default=0.11,  # H200, 2026-11-27: 0.08-0.11 by recipe
                         help="first guess of seconds per training step, scaled to batch 64 (sqrt of the batch)")
     args = parser.parse_args()
@@ -207,6 +280,18 @@ def main() -> None:
         step("encode", lambda: encode_bench(args.device, args.quick))
 
     catalog, pairs_path = small_data(args.work) if args.quick else (CATALOG, PAIRS)
+    if args.rerankers:
+        reranker_stage(args, report, step, deadline, catalog, pairs_path)
+        save()
+        print(f"\n{'reranker':<24} {'hybrid':>7} {'reranked':>8} {'spearman':>8} {'seconds':>8}")
+        for name, s in report["steps"].items():
+            if "val" in s and "ndcg@10_reranked" in s["val"]:
+                v = s["val"]
+                print(f"{name:<24} {v['ndcg@10_hybrid']:7.4f} {v['ndcg@10_reranked']:8.4f} {v['spearman_pairs']:8.4f} "
+                      f"{s.get('seconds', 0):8.1f}")
+        if not args.quick:
+            shutil.rmtree(args.work, ignore_errors=True)
+        return
     pairs = read_pairs(pairs_path)
     config = EvalConfig(split="val")
     baseline = {} if "shipped" in args.skip else step("shipped", lambda: dict(zip(
