@@ -181,9 +181,9 @@ def reranker_stage(args, report: dict, step, deadline: float, catalog: Path, pai
         examples = 45_037 + 8_378 * negatives  # the training split's rated pairs + negatives (fewer when scarce)
         steps = 2 if args.quick else int(epochs * examples / batch)
         need = steps * step_seconds * batch / 64 + 90
-        if time.perf_counter() + need > deadline:
-            report["steps"][name] = {"ok": False, "skipped": f"needs ~{need:.0f} s, {deadline - time.perf_counter():.0f} "
-                                                             "s left"}
+        left = deadline - time.perf_counter()
+        if need > left:
+            report["steps"][name] = {"ok": False, "skipped": f"needs ~{need:.0f} s, {left:.0f} s left"}
             continue
         config = RerankTrainConfig(index=index, pairs=pairs_path, out=args.work / name, epochs=epochs,
                                    base_model=SHIPPED / "reranker" if start == "reranker" else SHIPPED,

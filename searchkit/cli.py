@@ -440,8 +440,8 @@ def train_reranker_cmd(pairs, index_dir, out, base_model, epochs, batch_size, lr
 
     config = RerankTrainConfig(index=index_dir, pairs=pairs, out=out, base_model=base_model, epochs=epochs,
                                batch_size=batch_size, lr=lr, negatives=negatives, mine_depth=mine_depth, loss=loss,
-                               group_size=group_size, max_steps=max_steps, save_steps=save_steps, seed=seed, device=device, resume=resume,
-                               progress=sys.stderr.isatty())
+                               group_size=group_size, max_steps=max_steps, save_steps=save_steps, seed=seed,
+                               device=device, resume=resume, progress=sys.stderr.isatty())
     path = train_reranker(config)
     report = json.loads((path / "reranker.json").read_text())["validation"]
     click.echo(f"saved reranker to {path}: validation NDCG@10 {report['ndcg@10_hybrid']:.4f} (hybrid) -> "

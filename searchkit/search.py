@@ -624,7 +624,8 @@ class Searcher:
         parsed = self._parse(query)
         records = self._rows(rows.tolist())
         return self._signals(parsed, records, self._cosines(self._embed([parsed])[0], rows),
-                             reranker.scores(parsed.understood, records), self.lexical.scores(parsed.keywords)[rows])
+                             reranker.scores(parsed.understood, records), self.lexical.scores(parsed.keywords)[rows],
+                             self._product_terms(records))
 
     def _product_terms(self, records: list[dict[str, Any]]) -> list[set[str]]:
         """Each product record's keyword-index words (what BM25 and `matched_terms` compare the query with)."""
@@ -632,10 +633,9 @@ class Searcher:
         return [set(lex.product(r.get("title") or "", r.get("brand"), r.get("color")).split()) for r in records]
 
     def _signals(self, parsed: _Query, records: list[dict[str, Any]], cosines: np.ndarray, logits: np.ndarray,
-                 bm25: np.ndarray, product_terms: list[set[str]] | None = None) -> np.ndarray:
+                 bm25: np.ndarray, product_terms: list[set[str]]) -> np.ndarray:
         """Features from the signals a search already has, plus the word counts and the grader's cosine."""
-        terms = self._product_terms(records) if product_terms is None else product_terms
-        rows = relevance_features(cosines, logits, bm25, parsed.keywords.split(), terms)
+        rows = relevance_features(cosines, logits, bm25, parsed.keywords.split(), product_terms)
         grader = self.reranker.grader
         return rows if grader is None else np.column_stack([rows, grader.cosines(parsed.understood, records)])
 
