@@ -5,7 +5,6 @@ metrics for the cross-encoder and the relevance estimate (searchkit.relevance)."
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,8 +16,6 @@ from .relevance import FEATURES
 from .search import Searcher
 from .splits import SplitConfig, split_pairs
 from .training import RELEVANT
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
