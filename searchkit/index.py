@@ -21,7 +21,7 @@ from .checksums import file_sha256
 from .encoder import Encoder, OnnxEncoder, StaticEncoder, export_onnx, load_encoder
 from .errors import SearchkitError
 from .lexical import BM25_B, BM25_K1, LexicalIndex
-from .text import BrandMatcher, CachedStemmer, Normaliser, words
+from .text import KEYWORD_TEXT, KEYWORD_TEXTS, BrandMatcher, CachedStemmer, Normaliser, words
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +47,7 @@ class IndexConfig:
     target_recall: float = 0.98  # ANN search knob: the cheapest reaching this recall@10 against exact search
     bm25_k1: float = BM25_K1  # keyword index (BM25) term saturation
     bm25_b: float = BM25_B  # and length normalisation
+    keyword_text: int = KEYWORD_TEXT  # the version of BM25's text (searchkit.text.KEYWORD_TEXTS)
     progress: bool = False
     onnx: bool = True  # also save the model as ONNX, for the fast query path
     # how the catalog is embedded: "torch" (sentence-transformers, on the GPU when present), "onnx" (the exported
@@ -62,6 +63,8 @@ class IndexConfig:
             raise SearchkitError(f"unknown bulk encoder {self.bulk!r}: use torch, onnx or onnx-int8")
         if self.bm25_k1 < 0 or not 0.0 <= self.bm25_b <= 1.0:
             raise SearchkitError(f"BM25 needs k1 >= 0 and 0 <= b <= 1, not k1={self.bm25_k1}, b={self.bm25_b}")
+        if self.keyword_text not in KEYWORD_TEXTS:
+            raise SearchkitError(f"keyword text version must be one of {KEYWORD_TEXTS}, not {self.keyword_text!r}")
 
     def ann(self) -> AnnConfig:
         return AnnConfig(index_type=self.index_type, hnsw_m=self.hnsw_m, hnsw_ef_construction=self.hnsw_ef_construction,
@@ -163,10 +166,13 @@ def catalog_batch(encoder: Encoder, batch_size: int) -> int:
     return max(batch_size, GPU_BATCH) if str(getattr(encoder, "device", "cpu")).startswith("cuda") else batch_size
 
 
-def normalise_catalog(products: pd.DataFrame, encoder: Encoder) -> tuple[Normaliser, CachedStemmer, list[str]]:
-    """The normaliser for the model's text settings and the catalog's brands, its stemmer, and every product's text."""
+def normalise_catalog(products: pd.DataFrame, encoder: Encoder, keyword_text: int = KEYWORD_TEXT,
+                      ) -> tuple[Normaliser, CachedStemmer, list[str]]:
+    """The normaliser for the model's text settings, the catalog's brands and a keyword text version, its stemmer,
+    and every product's text."""
     stemmer = CachedStemmer()
-    normaliser = Normaliser(encoder.info.text, BrandMatcher.from_names(products["brand"].unique()), stemmer)
+    normaliser = Normaliser(encoder.info.text, BrandMatcher.from_names(products["brand"].unique()), stemmer,
+                            keyword_text=keyword_text)
     return normaliser, stemmer, product_texts(products, normaliser)
 
 
@@ -209,6 +215,8 @@ def staleness(out_dir: str | Path, catalog_path: str | Path, model: str | Path |
         return f"{catalog_path} changed since the index was built"
     if manifest.model.get("fingerprint") != model_fingerprint(model or default_model_dir()):
         return "the model differs from the one the index was built with"
+    if (version := (manifest.index.get("bm25") or {}).get("text", 1)) != KEYWORD_TEXT:
+        return f"its keyword text is version {version}, this searchkit writes version {KEYWORD_TEXT}"
     from .rerank import fingerprint, read_info, reranker_dir
 
     own = reranker_dir(model or default_model_dir())
@@ -251,7 +259,7 @@ def build_index(
         from .distillation import tower_info
 
         tower = tower_info(encoder.info.path)
-    normaliser, stemmer, texts = normalise_catalog(products, encoder)
+    normaliser, stemmer, texts = normalise_catalog(products, encoder, config.keyword_text)
     brands = normaliser.brands
 
     staged = store.staging_dir(target)
@@ -294,7 +302,8 @@ def build_index(
             dimension=encoder.info.dimension,
             metric="cosine (inner product of unit vectors)",
             model=model_meta,
-            index={**index_meta, "ntotal": int(index.ntotal), "bm25": {"k1": config.bm25_k1, "b": config.bm25_b}},
+            index={**index_meta, "ntotal": int(index.ntotal), "bm25": {"k1": config.bm25_k1, "b": config.bm25_b,
+                                                                        "text": config.keyword_text}},
             catalog={"path": str(catalog_path), "sha256": file_sha256(catalog_path), "columns": list(products.columns)},
             text=encoder.info.text.to_dict(),
             libraries=library_versions(),
@@ -342,7 +351,8 @@ def recalibrate(index_dir: str | Path, queries: list[str], target_recall: float 
 
 
 def in_memory_searcher(catalog_path: str | Path, model: str | Path | None = None, device: str | None = None,
-                       batch_size: int = 256, columns: ColumnMap = ColumnMap(), encoder: Encoder | None = None):
+                       batch_size: int = 256, columns: ColumnMap = ColumnMap(), encoder: Encoder | None = None,
+                       keyword_text: int = KEYWORD_TEXT):
     """A Searcher over `catalog_path` held in memory, with exact dense search and no files written: for measuring
     a model (e.g. during training sweeps, or on a machine without faiss) exactly as build_index + Searcher would
     normalise, embed and rank, minus the ANN approximation and the ONNX query graph."""
@@ -353,14 +363,15 @@ def in_memory_searcher(catalog_path: str | Path, model: str | Path | None = None
     started = time.perf_counter()
     products = read_catalog(catalog_path, columns)
     encoder = encoder or load_encoder(model, device=device)
-    normaliser, _, texts = normalise_catalog(products, encoder)
+    normaliser, _, texts = normalise_catalog(products, encoder, keyword_text)
     vectors = encoder.encode(texts, batch_size=catalog_batch(encoder, batch_size))
     manifest = store.Manifest(
         format_version=store.FORMAT_VERSION, searchkit_version="in-memory",
         built_at=datetime.now(timezone.utc).isoformat(timespec="seconds"), rows=len(products),
         dimension=encoder.info.dimension, metric="cosine (inner product of unit vectors)",
         model={"name": encoder.info.name, "fingerprint": encoder.info.fingerprint, "source": encoder.info.path},
-        index={"type": "exact (in memory)"}, catalog={"path": str(catalog_path)},
+        index={"type": "exact (in memory)", "bm25": {"k1": BM25_K1, "b": BM25_B, "text": keyword_text}},
+        catalog={"path": str(catalog_path)},
         text=encoder.info.text.to_dict(), libraries=library_versions(),
         device=f"encode: torch {getattr(encoder, 'device', 'cpu')}",
         build_seconds=round(time.perf_counter() - started, 2))

@@ -77,7 +77,7 @@ class RelevanceModel:
     weights: tuple[float, ...]  # one per feature, on the label scale (relevance - 1) / 2
     intercept: float
     embedder: str  # fingerprint of the model whose cosines it was fitted on
-    bm25: tuple[float, float]  # k1, b of the BM25 it was fitted on
+    bm25: tuple[float, float, int]  # k1, b and keyword text version (searchkit.text) of the BM25 it was fitted on
     reranker: str  # fingerprint of the cross-encoder (weights and settings) it was fitted on
     fitted_on: str = ""  # which pairs, in words
     features: tuple[str, ...] = FEATURES  # FEATURES, then GRADER when fitted with a grader
@@ -97,12 +97,14 @@ class RelevanceModel:
                              f"{rows.shape}")
         return on_scale(rows @ np.asarray(self.weights) + self.intercept)
 
-    def mismatch(self, embedder: str, bm25: tuple[float, float], reranker: str) -> str | None:
+    def mismatch(self, embedder: str, bm25: tuple[float, float, int], reranker: str) -> str | None:
         """Why this fit does not belong to an index with these parts, or None when it does."""
         if embedder != self.embedder:
             return f"it was fitted on embedder {self.embedder[:12]}, the index has {embedder[:12]}"
-        if tuple(map(float, bm25)) != tuple(map(float, self.bm25)):
-            return f"it was fitted on BM25 k1/b {tuple(self.bm25)}, the index uses {tuple(bm25)}"
+        if tuple(map(float, bm25[:2])) != tuple(map(float, self.bm25[:2])):
+            return f"it was fitted on BM25 k1/b {tuple(self.bm25[:2])}, the index uses {tuple(bm25[:2])}"
+        if int(bm25[2]) != int(self.bm25[2]):
+            return f"it was fitted on keyword text version {self.bm25[2]}, the index has version {bm25[2]}"
         if reranker != self.reranker:
             return f"it was fitted on reranker {self.reranker[:12]}, the index has {reranker[:12]}"
         return None
@@ -119,7 +121,8 @@ class RelevanceModel:
             known = {frozenset(names): names for names in (FEATURES, feature_names(True))}
             names = known.get(frozenset(weights), tuple(weights))  # JSON may hold them sorted
             return cls(weights=tuple(float(weights[f]) for f in names), intercept=float(data["intercept"]),
-                       embedder=str(data["embedder"]), bm25=(float(data["bm25"][0]), float(data["bm25"][1])),
+                       embedder=str(data["embedder"]),
+                       bm25=(float(data["bm25"][0]), float(data["bm25"][1]), int((*data["bm25"], 1)[2])),
                        reranker=str(data["reranker"]), fitted_on=str(data.get("fitted_on", "")), features=names)
         except (KeyError, TypeError, ValueError, IndexError) as exc:
             raise ModelError(f"relevance model: unreadable ({exc!r})") from exc

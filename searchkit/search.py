@@ -41,7 +41,7 @@ from .lexical import Scores
 from .relevance import RelevanceModel
 from .relevance import features as relevance_features
 from .spell import Correction, SpellCorrector
-from .text import BrandMatcher, CachedStemmer, Normaliser, TextConfig, words
+from .text import KEYWORD_TEXTS, BrandMatcher, CachedStemmer, Normaliser, TextConfig, words
 
 log = logging.getLogger(__name__)
 
@@ -280,8 +280,12 @@ class Searcher:
                                       one_at_a_time=backend != "onnx")  # int8 graphs run one text at a time
         else:
             encoder = load_encoder(files.model, device=device)
+        keyword_text = (manifest.index.get("bm25") or {}).get("text", 1)  # indexes before version 2 lack it
+        if keyword_text not in KEYWORD_TEXTS:
+            raise IndexFormatError(f"{files.manifest}: keyword text version {keyword_text!r} is not one of "
+                                   f"{KEYWORD_TEXTS}; rebuild the index with this searchkit")
         normaliser = Normaliser(config, BrandMatcher.from_names(text.get("brands", [])),
-                                CachedStemmer(text.get("stems", {})))
+                                CachedStemmer(text.get("stems", {})), keyword_text=keyword_text)
         reranker = None
         if store.has_reranker(manifest):
             def reranker():  # loaded on the first "rerank" search: other modes never pay for its graph
@@ -338,20 +342,29 @@ class Searcher:
 
     # -- embedding -------------------------------------------------------------------------------------------------
 
+    @property
+    def _compounds(self) -> bool:
+        """Whether queries' compound words are looked up both ways (keyword text 2 on; see searchkit.spell)."""
+        return self.normaliser.keyword_text >= 2
+
     def understand(self, query: str) -> tuple[str, list[Correction]]:
-        """The query as searched: words unknown to the catalog replaced by their closest catalog word."""
+        """The query as searched: words unknown to the catalog replaced by their closest catalog word, or (keyword
+        text 2) split into the two catalog words they glue together."""
         tokens = words(check_query(query))
         if not (self.spell_correct and self.corrector):
             return " ".join(tokens), []
-        fixed, corrections = self.corrector.correct(tokens)
+        fixed, corrections = self.corrector.correct(tokens, compounds=self._compounds)
         return " ".join(fixed), corrections
 
     def _parse(self, query: str) -> _Query:
         understood, corrections = self.understand(query)
         normalised = self.normaliser.query(understood)
         lexical = self.normaliser.lexical
+        joined = (self.corrector.joined(understood.split())
+                  if self._compounds and self.spell_correct and self.corrector else [])
+        keywords = " ".join([understood, *joined])  # "back splash" also looks for "backsplash"
         return _Query(query, understood, corrections, normalised,
-                      normalised if lexical is self.normaliser else lexical.query(understood))
+                      normalised if lexical is self.normaliser and not joined else lexical.query(keywords))
 
     def _embed(self, parsed: list[_Query]) -> np.ndarray:
         """Query embeddings; the last `cache_size` distinct normalised queries are remembered (LRU)."""
@@ -596,10 +609,12 @@ class Searcher:
                              "reranker/, or with --reranker)")
         return reranker
 
-    def relevance_parts(self) -> tuple[str, tuple[float, float], str]:
-        """What a relevance fit depends on: the embedder's fingerprint, BM25's k1 and b, the reranker's fingerprint."""
+    def relevance_parts(self) -> tuple[str, tuple[float, float, int], str]:
+        """What a relevance fit depends on: the embedder's fingerprint, BM25's k1, b and keyword text version, the
+        reranker's fingerprint."""
         bm25 = self.manifest.index.get("bm25") or {}
-        return (self.manifest.model.get("fingerprint", ""), (float(bm25.get("k1", -1)), float(bm25.get("b", -1))),
+        return (self.manifest.model.get("fingerprint", ""),
+                (float(bm25.get("k1", -1)), float(bm25.get("b", -1)), self.normaliser.keyword_text),
                 (self.manifest.model.get("reranker") or {}).get("fingerprint", ""))
 
     def _graded(self, parsed: _Query, ranked: list[tuple[int, dict[str, float]]], records: list[dict[str, Any]],

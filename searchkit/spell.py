@@ -1,13 +1,21 @@
 """Typo-tolerant query words: a word that appears nowhere in the catalog is replaced by the most frequent catalog
 word one edit away (delete, insert, substitute or swap two neighbours), found through a deletion index (SymSpell's
-idea with distance 1). Numbers, short words and words the catalog knows are never touched."""
+idea with distance 1). Numbers, short words and words the catalog knows are never touched.
+
+Compound words, both ways: an unknown word with no such neighbour that is two catalog words glued together is split
+("carpetshampoo" -> "carpet shampoo"), and two query words that the catalog writes as one are also looked up as one
+("back splash" -> "backsplash", for keyword matching only: `joined`)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from itertools import pairwise
 
 MIN_LENGTH = 4  # shorter words have too many neighbours to guess safely
+MIN_GLUED = 6  # a word this long may be split into two catalog words, each at least MIN_PART letters long
+MIN_PART = 3
+MIN_USES = 3  # a split's parts, or a joined word, must each be used by this many products
 
 
 def _deletes(word: str) -> set[str]:
@@ -60,11 +68,32 @@ class SpellCorrector:
             return None
         return max(best, key=lambda c: (self.frequencies[c], c))
 
-    def correct(self, tokens: list[str]) -> tuple[list[str], list[Correction]]:
+    def split(self, word: str) -> tuple[str, str] | None:
+        """Two catalog words that glued together make this unknown word, the pair whose rarer part is most used."""
+        if word in self.frequencies or len(word) < MIN_GLUED or not word.isalpha():
+            return None
+        best: tuple[int, str, str] | None = None
+        for cut in range(MIN_PART, len(word) - MIN_PART + 1):
+            head, tail = word[:cut], word[cut:]
+            uses = min(self.frequencies.get(head, 0), self.frequencies.get(tail, 0))
+            if uses >= MIN_USES and (best is None or uses > best[0]):
+                best = (uses, head, tail)
+        return (best[1], best[2]) if best else None
+
+    def joined(self, tokens: list[str]) -> list[str]:
+        """Catalog words that two neighbouring query words make together ("back", "splash" -> "backsplash")."""
+        return [a + b for a, b in pairwise(tokens)
+                if a.isalpha() and b.isalpha() and self.frequencies.get(a + b, 0) >= MIN_USES]
+
+    def correct(self, tokens: list[str], compounds: bool = False) -> tuple[list[str], list[Correction]]:
+        """Tokens with unknown words replaced (and, with `compounds`, glued words split), and what was changed."""
         out, fixes = [], []
         for token in tokens:
             fixed = self.suggest(token)
+            parts = self.split(token) if compounds and not fixed else None
+            if parts:
+                fixed = " ".join(parts)
             if fixed:
                 fixes.append(Correction(token, fixed))
-            out.append(fixed or token)
+            out.extend(fixed.split() if fixed else [token])
         return out, fixes

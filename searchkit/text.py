@@ -12,8 +12,29 @@ from dataclasses import asdict, dataclass, field, replace
 from functools import cached_property, lru_cache
 
 PIPELINE_VERSION = 1
+# Versions of the keyword (BM25) text, saved in an index's manifest: 1 = the stemmed words; 2 = measures written one
+# way first ("18v", "18-Volt" -> "18 volt"; "2x4" -> "2 x 4"; "24 inch" -> "24 in"), and queries' glued or split
+# compound words looked up both ways (see Searcher.understand). An index keeps the version it was built with.
+KEYWORD_TEXT = 2
+KEYWORD_TEXTS = (1, 2)
 
 _WORD = re.compile(r"[a-z0-9]+(?:\.[0-9]+)?")
+_NUMBER = re.compile(r"[0-9]+(?:\.[0-9]+)?")
+_NUMBER_UNIT = re.compile(r"([0-9]+(?:\.[0-9]+)?)([a-z]+)")
+_DIMENSIONS = re.compile(r"(?:[0-9]+(?:\.[0-9]+)?)?(?:x[0-9]+(?:\.[0-9]+)?)+x?|[0-9]+(?:\.[0-9]+)?x")
+# a unit as shoppers and titles write it after a number -> one spelling (titles say "in." and "ft."; queries say
+# "inch", "24in", "feet"); single letters count only right after a number ("18v", "60 w")
+UNITS = {
+    "in": "in", "inch": "in", "inches": "in", "ft": "ft", "foot": "ft", "feet": "ft",
+    "v": "volt", "volt": "volt", "volts": "volt", "w": "watt", "watt": "watt", "watts": "watt",
+    "a": "amp", "amp": "amp", "amps": "amp", "gal": "gal", "gallon": "gal", "gallons": "gal",
+    "lb": "lb", "lbs": "lb", "pound": "lb", "pounds": "lb", "oz": "oz", "ounce": "oz", "ounces": "oz",
+    "qt": "qt", "quart": "qt", "quarts": "qt", "cu": "cu", "cubic": "cu", "sqft": "sq ft",
+    "yd": "yd", "yard": "yd", "yards": "yd", "pk": "pack", "pack": "pack", "pc": "piece", "piece": "piece",
+    "pieces": "piece", "ct": "count", "count": "count", "lm": "lumen", "lumen": "lumen", "lumens": "lumen",
+    "deg": "degree", "degree": "degree", "degrees": "degree",
+    **{unit: unit for unit in ("mm", "cm", "btu", "gpm", "psi", "ah", "mah", "kw", "hp", "k")},  # split off only
+}
 _BRAND_MAX_WORDS = 5
 
 Stemmer = Callable[[str], str]
@@ -53,6 +74,29 @@ def words(text: str | None) -> list[str]:
     if not text:
         return []
     return _WORD.findall(str(text).lower())
+
+
+def measures(tokens: list[str]) -> list[str]:
+    """Word tokens with measures written one way: a number glued to its unit is split and the unit spelled as
+    UNITS does ("18v" -> "18 volt", "24in" -> "24 in"), a unit word after a number likewise ("24 inch" -> "24 in"),
+    dimensions are split at their x ("2x4x8" -> "2 x 4 x 8"; "by" between numbers is an x). Other tokens, model
+    names such as "t8" or "m18" included, are kept."""
+    out: list[str] = []
+    for token in tokens:
+        after_number = bool(out) and _NUMBER.fullmatch(out[-1]) is not None
+        if "x" in token and _DIMENSIONS.fullmatch(token):
+            for i, part in enumerate(token.split("x")):
+                out.extend((["x"] if i else []) + ([part] if part else []))
+        elif (glued := _NUMBER_UNIT.fullmatch(token)) and glued.group(2) in UNITS:
+            out.append(glued.group(1))
+            out.extend(UNITS[glued.group(2)].split())
+        elif after_number and token in UNITS:
+            out.extend(UNITS[token].split())
+        elif after_number and token == "by":
+            out.append("x")
+        else:
+            out.append(token)
+    return out
 
 
 def slug(text: str | None) -> str:
@@ -108,20 +152,31 @@ class BrandMatcher:
 class Normaliser:
     """Turns product fields and queries into model input text, the same way every time."""
 
-    def __init__(self, config: TextConfig, brands: BrandMatcher | None = None, stemmer: Stemmer | None = None):
+    def __init__(self, config: TextConfig, brands: BrandMatcher | None = None, stemmer: Stemmer | None = None,
+                 keyword_text: int = 1, measures: bool = False):
+        """keyword_text: the version of keyword text its `lexical` view writes (KEYWORD_TEXTS); measures: this
+        normaliser writes measures one way itself (only keyword text does: models read words as trained)."""
+        if keyword_text not in KEYWORD_TEXTS:
+            raise ValueError(f"keyword text version must be one of {KEYWORD_TEXTS}, not {keyword_text!r}")
         self.config = config
         self.brands = brands or BrandMatcher()
         self.stemmer: Stemmer = stemmer or CachedStemmer()
+        self.keyword_text = keyword_text
+        self.measures = measures
 
     @cached_property
     def lexical(self) -> Normaliser:
-        """The normaliser of keyword (BM25) text: this one when it stems, else the same settings with stemming (a
-        model may read whole words, e.g. "ceiling fans", while keyword matching wants "ceil fan" either way)."""
-        if self.config.stem:
+        """The normaliser of keyword (BM25) text: stemmed (a model may read whole words, e.g. "ceiling fans", while
+        keyword matching wants "ceil fan" either way) and, from keyword text 2, with measures written one way; this
+        one when it already writes that."""
+        measured = self.keyword_text >= 2
+        if self.config.stem and self.measures == measured:
             return self
-        return Normaliser(replace(self.config, stem=True), self.brands, self.stemmer)
+        return Normaliser(replace(self.config, stem=True), self.brands, self.stemmer, self.keyword_text, measured)
 
     def _stem_words(self, tokens: list[str]) -> list[str]:
+        if self.measures:
+            tokens = measures(tokens)
         return [self.stemmer(t) for t in tokens] if self.config.stem else list(tokens)
 
     def product(self, title: str, brand: str | None = None, color: str | None = None) -> str:

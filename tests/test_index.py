@@ -6,6 +6,7 @@ import pytest
 
 from searchkit import IndexConfig, IndexFormatError, IndexMismatchError, Searcher, build_index, store
 from searchkit.catalog import read_catalog
+from searchkit.text import KEYWORD_TEXT
 from tests.fixtures import make_tiny_model
 
 
@@ -195,8 +196,58 @@ def test_bm25_settings_are_recorded_and_checked(tmp_path, catalog_file, tiny_mod
     from searchkit import SearchkitError
     from searchkit.lexical import BM25_B, BM25_K1
 
-    assert json.loads((built_index / "manifest.json").read_text())["index"]["bm25"] == {"k1": BM25_K1, "b": BM25_B}
-    manifest = build_index(catalog_file, tmp_path / "i", model=tiny_model, config=IndexConfig(bm25_k1=1.2, bm25_b=0.75))
-    assert manifest.index["bm25"] == {"k1": 1.2, "b": 0.75}
+    assert json.loads((built_index / "manifest.json").read_text())["index"]["bm25"] == {
+        "k1": BM25_K1, "b": BM25_B, "text": KEYWORD_TEXT}
+    manifest = build_index(catalog_file, tmp_path / "i", model=tiny_model,
+                           config=IndexConfig(bm25_k1=1.2, bm25_b=0.75, keyword_text=1))
+    assert manifest.index["bm25"] == {"k1": 1.2, "b": 0.75, "text": 1}
     with pytest.raises(SearchkitError, match="BM25"):
         IndexConfig(bm25_b=1.5)
+    with pytest.raises(SearchkitError, match="keyword text version"):
+        IndexConfig(keyword_text=3)
+
+
+def test_keyword_text_version_is_kept_by_the_index(tmp_path, tiny_model, catalog_frame):
+    """Keyword text 2 (the default) finds "20v" in "20-Volt", "2x4" in "2 in. x 4 in." and glued or split compound
+    words; an index built with version 1 searches as indexes built before it did."""
+    import pandas as pd
+
+    from searchkit.index import staleness
+
+    extra = pd.DataFrame({
+        "product_id": ["M1", "M2", "M3", "M4", "M5", "M6", "M7", "M8"],
+        "title": ["Acme 20-Volt Cordless Drill", "Acme 12-Volt Cordless Drill", "2 in. x 4 in. x 8 ft. Stud",
+                  "2 in. x 6 in. x 8 ft. Stud", "Glass Backsplash Tile", "Carpet Shampoo Concentrate",
+                  "Back Brace Support Strap Set", "Splash Guard Shield Panel Set"],
+        "brand": ["acme", "acme"] + [""] * 6, "color": [None] * 8})
+    copies = [extra.assign(product_id=extra.product_id + tag, title=extra.title + " " + name)
+              for tag, name in (("b", "Refill"), ("c", "Kit"))]  # a joined word counts when 3 products use it
+    frame = pd.concat([catalog_frame, extra, *copies], ignore_index=True)
+    path = tmp_path / "measures.parquet"
+    frame.to_parquet(path, index=False)
+    build_index(path, tmp_path / "v2", model=tiny_model)
+    new = Searcher.from_dir(tmp_path / "v2")
+    old_dir = tmp_path / "v1"
+    build_index(path, old_dir, model=tiny_model, config=IndexConfig(keyword_text=1))
+    old = Searcher.from_dir(old_dir)
+
+    def top(searcher, query):
+        hits = searcher.search(query, k=1, mode="lexical")
+        return hits[0].product_id if hits else None
+
+    # (ties go to the earlier row: M1 before M2, M3 before M4, so the second of each pair tells)
+    assert top(new, "12v drill") == "M2" and top(old, "12v drill") == "M1"
+    assert top(new, "2x6 stud") == "M4" and top(old, "2x6 stud") == "M3"
+    assert top(new, "back splash") == "M5" and top(old, "back splash") != "M5"
+    hit = new.search("carpetshampoo", k=1, mode="lexical", explain=True)[0]
+    assert hit.product_id == "M6" and hit.explain["corrections"] == [["carpetshampoo", "carpet shampoo"]]
+    assert top(old, "carpetshampoo") is None
+    assert new.relevance_parts()[1][2] == 2 and old.relevance_parts()[1][2] == 1
+    assert staleness(tmp_path / "v2", path, tiny_model) is None
+    assert "keyword text is version 1" in staleness(old_dir, path, tiny_model)  # `build-index --if-stale` rebuilds
+
+    manifest = json.loads((old_dir / "manifest.json").read_text())
+    manifest["index"]["bm25"]["text"] = 7
+    (old_dir / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(IndexFormatError, match="keyword text version 7"):
+        Searcher.from_dir(old_dir)

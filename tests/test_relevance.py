@@ -20,7 +20,7 @@ from searchkit.relevance import (
     word_features,
 )
 
-PARTS = ("a" * 64, (0.45, 0.5), "b" * 64)
+PARTS = ("a" * 64, (0.45, 0.5, 2), "b" * 64)
 
 
 def test_word_features_by_hand():
@@ -85,7 +85,10 @@ def test_a_fit_round_trips_and_names_what_it_does_not_fit():
     assert RelevanceModel.from_dict(json.loads(json.dumps(data, sort_keys=True))) == model  # as reranker.json keeps it
     assert model.mismatch(*PARTS) is None
     assert "embedder" in model.mismatch("c" * 64, PARTS[1], PARTS[2])
-    assert "BM25" in model.mismatch(PARTS[0], (1.2, 0.75), PARTS[2])
+    assert "BM25" in model.mismatch(PARTS[0], (1.2, 0.75, 2), PARTS[2])
+    assert "keyword text version 2, the index has version 1" in model.mismatch(PARTS[0], (0.45, 0.5, 1), PARTS[2])
+    old = RelevanceModel.from_dict({**data, "bm25": [0.45, 0.5]})  # a fit made before keyword text versions
+    assert old.bm25 == (0.45, 0.5, 1) and "keyword text" in old.mismatch(*PARTS)
     assert "reranker" in model.mismatch(PARTS[0], PARTS[1], "c" * 64)
     graded = RelevanceModel(model.weights + (0.5,), 0.25, *PARTS, features=feature_names(True))
     assert RelevanceModel.from_dict(json.loads(json.dumps(graded.to_dict(), sort_keys=True))) == graded

@@ -31,3 +31,24 @@ def test_searcher_corrects_typos_and_explains(searcher):
         assert [h.product_id for h in searcher.search("wirless door knbo", k=5, mode="lexical")] != right
     finally:
         searcher.spell_correct = True
+
+
+def test_glued_words_split_into_the_most_used_pair_and_only_when_unknown():
+    spell = SpellCorrector({"carpet": 9, "shampoo": 4, "car": 30, "pets": 2, "hammer": 5, "drill": 8, "ham": 1,
+                            "backsplash": 6, "back": 20, "splash": 3})
+    assert spell.split("carpetshampoo") == ("carpet", "shampoo")
+    assert spell.split("hammerdrill") == ("hammer", "drill")  # "ham" + "merdrill": no such word
+    assert spell.split("backsplash") is None  # known
+    assert spell.split("carpets") is None  # "car" + "pets": "pets" is used by fewer than MIN_USES products
+    assert spell.split("m18x") is None and spell.split("fanfan") is None
+    words, fixes = spell.correct(["carpetshampoo", "wand"], compounds=True)
+    assert words == ["carpet", "shampoo", "wand"]
+    assert [(f.original, f.corrected) for f in fixes] == [("carpetshampoo", "carpet shampoo")]
+    assert spell.correct(["carpetshampoo"])[0] == ["carpetshampoo"]  # compounds off: as before
+
+
+def test_neighbouring_words_joined_when_the_catalog_writes_them_as_one():
+    spell = SpellCorrector({"backsplash": 6, "back": 20, "splash": 3, "flow": 2, "backflow": 1})
+    assert spell.joined(["tile", "back", "splash", "1", "2"]) == ["backsplash"]
+    assert spell.joined(["back", "flow"]) == []  # "backflow" is used by too few products
+    assert spell.joined(["back"]) == [] and spell.joined([]) == []

@@ -76,3 +76,32 @@ def test_keyword_text_is_stemmed_even_when_the_model_reads_whole_words():
     assert whole.lexical.product("Ceiling Fans", "Westinghouse", "White") == "ceil fan brand_westinghouse color_white"
     assert whole.lexical.stemmer is whole.stemmer and whole.lexical.brands is whole.brands
     assert whole.lexical.config == TextConfig(stem=True) and whole.lexical.lexical is whole.lexical
+
+
+def test_measures_are_written_one_way():
+    from searchkit.text import measures
+
+    def m(text):
+        return " ".join(measures(text.split()))
+
+    assert m("18v drill") == "18 volt drill" and m("18 volt drill") == "18 volt drill"
+    assert m("24in vanity") == m("24 inch vanity") == m("24 inches vanity") == "24 in vanity"
+    assert m("2x4x8 lumber") == "2 x 4 x 8 lumber" and m("2 by 4") == "2 x 4" and m("4x") == "4 x"
+    assert m("10 feet") == m("10ft") == "10 ft" and m("5 gallon bucket") == "5 gal bucket"
+    assert m("60w bulb 6500k") == "60 watt bulb 6500 k"
+    # model names, brands and unit words without a number stay
+    assert m("t8 m18 3m par38 x") == "t8 m18 3m par38 x" and m("watt by feet") == "watt by feet"
+
+
+def test_keyword_text_2_writes_measures_in_keyword_text_only():
+    whole, stemmed = TextConfig(stem=False), TextConfig()
+    for config in (whole, stemmed):
+        norm = Normaliser(config, keyword_text=2)
+        assert "20v" in norm.query("dewalt 20v drill").split()  # the model reads the words it was trained on
+        assert norm.lexical is not norm and norm.lexical.query("dewalt 20v drill") == "dewalt 20 volt drill"
+        assert norm.lexical.product("DEWALT 20-Volt Drill (2-Pack)") == "dewalt 20 volt drill 2 pack"
+        old = Normaliser(config)  # version 1, as indexes built before it keep
+        assert old.lexical.query("dewalt 20v drill") == "dewalt 20v drill"
+    assert Normaliser(stemmed).lexical.query("x") == "x"
+    with pytest.raises(ValueError, match="keyword text version"):
+        Normaliser(stemmed, keyword_text=3)
