@@ -168,6 +168,10 @@ def query_cmd(text, k, index_dir, mode, filters, facets, explain, model, backend
         results = [h.to_dict() for h in hits]
         _emit_json({"results": results, "facets": counts} if facets else results)
         return
+    searched_as, corrections = searcher.understand(text)
+    if corrections:
+        click.echo(f"showing results for: {searched_as} ("
+                   + ", ".join(f"{c.original} -> {c.corrected}" for c in corrections) + ")")
     click.echo(_format_table(hits) if hits else "no products match")
     if explain:
         for hit in hits:

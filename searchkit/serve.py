@@ -118,8 +118,10 @@ def create_app(index_dir: str | Path, loader=Searcher.from_dir, watch: bool = Tr
             hits, counts = searcher.search_with_facets(q, k=k, mode=mode, filters=filters, explain=explain)
         else:
             hits, counts = searcher.search(q, k=k, mode=mode, filters=filters, explain=explain), None
-        body: dict[str, Any] = {"query": q, "mode": mode, "k": k, "filters": filters or {},
-                                "results": [h.to_dict() for h in hits]}
+        searched_as, corrections = searcher.understand(q)  # what a page shows as "showing results for ..."
+        body: dict[str, Any] = {"query": q, "searched_as": searched_as,
+                                "corrections": [[c.original, c.corrected] for c in corrections], "mode": mode, "k": k,
+                                "filters": filters or {}, "results": [h.to_dict() for h in hits]}
         if counts is not None:
             body["facets"] = {c: [{"value": v, "count": n} for v, n in values[:20]] for c, values in counts.items()}
         body["took_ms"] = round((time.perf_counter() - started) * 1000, 2)

@@ -63,6 +63,7 @@ def test_type_query_see_results_apply_brand_filter(page, server):
     first = titles(page)
     assert len(first) >= 5
     assert "server" in page.inner_text("#status") and "ms" in page.inner_text("#status")
+    assert "showing results for" not in page.inner_text("#status")
     brands_before = set(page.locator("tr.result td.brand").all_inner_texts())
     assert len(brands_before) > 1
     page.click("#brand-chips .chip[data-value='kohler']")
@@ -79,6 +80,12 @@ def test_a_link_opens_with_its_results(page, server):
     assert page.input_value("#q") == "garden hose" and page.input_value("#mode") == "lexical"
     assert set(page.locator("tr.result td.brand").all_inner_texts()) == {"delta"}
     assert all("garden hose" in t.lower() for t in titles(page))
+
+
+def test_a_misspelled_query_says_what_was_searched(page, server):
+    page.goto(server + "/?q=wirless+door+knbo")
+    page.wait_for_selector("tr.result")
+    assert "showing results for “wireless door knob”" in page.inner_text("#status")
 
 
 def test_empty_result_and_error_shown(page, server):

@@ -39,6 +39,13 @@ def test_query_table_modes_filters_facets_explain(run, built_index):
     assert "matched" in result.output and result.output.count("brand: kohler") == 1
 
 
+def test_query_says_how_it_understood_a_misspelled_query(run, built_index):
+    result = run("query", "wirless door knbo", "--index", built_index, "-k", "2")
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines()[0] == "showing results for: wireless door knob (wirless -> wireless, knbo -> knob)"
+    assert "showing results" not in run("query", "wireless door knob", "--index", built_index, "-k", "2").output
+
+
 def test_query_json_with_facets_is_an_object(run, built_index):
     result = run("query", "fan", "--index", built_index, "--facets", "--json")
     data = json.loads(result.output)

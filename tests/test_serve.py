@@ -28,6 +28,13 @@ def test_search_returns_ranked_json(client):
     body = res.json()
     assert [r["rank"] for r in body["results"]] == [1, 2, 3, 4, 5] and body["mode"] == "hybrid"
     assert body["took_ms"] >= 0 and all(-1 <= r["score"] <= 1.0001 for r in body["results"])
+    assert body["searched_as"] == "kohler toilet seat" and body["corrections"] == []
+
+
+def test_search_says_how_it_understood_a_misspelled_query(client):
+    body = client.get("/search", params={"q": "wirless door knbo", "k": 3}).json()
+    assert body["query"] == "wirless door knbo" and body["searched_as"] == "wireless door knob"
+    assert body["corrections"] == [["wirless", "wireless"], ["knbo", "knob"]]
 
 
 def test_search_filters_and_facets(client):
