@@ -1,5 +1,6 @@
 """BM25 keyword retrieval over the products' normalised, stemmed text (stemmed words + brand_/color_ tokens: the
-embedder's input, or its stemmed form when the model reads whole words)."""
+embedder's input, or its stemmed form when the model reads whole words; from keyword text 2, with measures written
+one way, see searchkit.text.measures)."""
 
 from __future__ import annotations
 

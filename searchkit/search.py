@@ -1,7 +1,8 @@
 """Searcher: normalise a query exactly as the catalog was, embed it, search, return ranked products.
 
-Modes: dense (embeddings + FAISS), lexical (BM25 over the same words, always stemmed), hybrid (both candidate lists
-merged, see Fusion) and rerank (hybrid, then the index's cross-encoder reorders the top; see searchkit.rerank).
+Modes: dense (embeddings + FAISS), lexical (BM25 over the same words, always stemmed, with measures written one way
+from keyword text 2; see searchkit.text), hybrid (both candidate lists merged, see Fusion) and rerank (hybrid, then
+the index's cross-encoder reorders the top; see searchkit.rerank).
 Every result's `score` is the cosine of query and product embeddings, whatever ranked it.
 Queries are embedded by the index's distilled query encoder when it has one (see searchkit.distillation).
 """

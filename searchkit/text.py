@@ -153,8 +153,8 @@ class Normaliser:
     """Turns product fields and queries into model input text, the same way every time."""
 
     def __init__(self, config: TextConfig, brands: BrandMatcher | None = None, stemmer: Stemmer | None = None,
-                 keyword_text: int = 1, measures: bool = False):
-        """keyword_text: the version of keyword text its `lexical` view writes (KEYWORD_TEXTS); measures: this
+                 keyword_text: int = 1, write_measures: bool = False):
+        """keyword_text: the version of keyword text its `lexical` view writes (KEYWORD_TEXTS); write_measures: this
         normaliser writes measures one way itself (only keyword text does: models read words as trained)."""
         if keyword_text not in KEYWORD_TEXTS:
             raise ValueError(f"keyword text version must be one of {KEYWORD_TEXTS}, not {keyword_text!r}")
@@ -162,7 +162,7 @@ class Normaliser:
         self.brands = brands or BrandMatcher()
         self.stemmer: Stemmer = stemmer or CachedStemmer()
         self.keyword_text = keyword_text
-        self.measures = measures
+        self.write_measures = write_measures
 
     @cached_property
     def lexical(self) -> Normaliser:
@@ -170,12 +170,12 @@ class Normaliser:
         keyword matching wants "ceil fan" either way) and, from keyword text 2, with measures written one way; this
         one when it already writes that."""
         measured = self.keyword_text >= 2
-        if self.config.stem and self.measures == measured:
+        if self.config.stem and self.write_measures == measured:
             return self
         return Normaliser(replace(self.config, stem=True), self.brands, self.stemmer, self.keyword_text, measured)
 
     def _stem_words(self, tokens: list[str]) -> list[str]:
-        if self.measures:
+        if self.write_measures:
             tokens = measures(tokens)
         return [self.stemmer(t) for t in tokens] if self.config.stem else list(tokens)
 
