@@ -148,12 +148,15 @@ def tower_index(tmp_path_factory, distilled_model, catalog_file):
     import searchkit.index
 
     out = tmp_path_factory.mktemp("tower") / "idx"
-    keep = searchkit.index.QUERY_TOWER_MIN_OVERLAP
+    keep = searchkit.index.QUERY_TOWER_MIN_OVERLAP, searchkit.index.QUERY_INT8_MIN_COSINE
     searchkit.index.QUERY_TOWER_MIN_OVERLAP = 0.0  # the tiny tower's overlap is whatever a few steps give
+    # and the tiny model's int8 graph is as close to fp32 as quantising it happens to get (worst cosine 0.94 with
+    # onnxruntime 1.32); the CLI test below needs both query graphs kept, test_onnx tests the gate itself
+    searchkit.index.QUERY_INT8_MIN_COSINE = 0.0
     try:
         build_index(catalog_file, out, model=distilled_model[0])
     finally:
-        searchkit.index.QUERY_TOWER_MIN_OVERLAP = keep
+        searchkit.index.QUERY_TOWER_MIN_OVERLAP, searchkit.index.QUERY_INT8_MIN_COSINE = keep
     return out
 
 
