@@ -36,7 +36,7 @@ def build(src: Path, out: Path) -> None:
         {
             "query": pairs["search_term"].str.strip(),
             "product_id": pairs["product_uid"],
-            "relevance": pairs["relevance"].astype("float32"),
+            "relevance": pairs["relevance"].astype("float64"),  # float32 turned 2.33 into 2.3299999
         }
     )
     rated = rated.iloc[pairs["id"].argsort(kind="stable")]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,6 +13,25 @@ from .errors import CatalogError
 PRODUCT_COLUMNS = ("product_id", "title", "brand", "color", "description")
 REQUIRED_PRODUCT_COLUMNS = ("product_id", "title")
 PAIR_COLUMNS = ("query", "product_id", "relevance")
+SCALE = (1.0, 3.0)  # the relevance scale every metric and training label assumes (Home Depot's raters' 1..3)
+
+# Names other shops' files use for each field, tried in order when the canonical column is absent (Home Depot's own
+# Kaggle files say product_uid / product_title / search_term). Two of them in one file is ambiguous: refused.
+PRODUCT_ALIASES = {
+    "product_id": ("product_uid", "sku", "item_id", "asin", "id"),
+    "title": ("product_title", "product_name", "name"),
+    "brand": ("product_brand", "brand_name", "manufacturer"),
+    "color": ("product_color", "colour", "product_colour"),
+    "description": ("product_description",),
+}
+PAIR_ALIASES = {
+    "query": ("search_term", "search_query", "query_text", "keyword"),
+    "product_id": ("product_uid", "sku", "item_id", "asin"),
+    "relevance": ("label", "grade", "rating", "esci_label"),
+}
+PRODUCT_OPTIONS = {"product_id": "--id-column", "title": "--title-column", "brand": "--brand-column",
+                   "color": "--color-column", "description": "a column map"}
+PAIR_OPTIONS = {"query": "--query-column", "product_id": "--pairs-id-column", "relevance": "--relevance-column"}
 
 
 @dataclass(frozen=True)
@@ -26,6 +46,68 @@ class ColumnMap:
 
     def source(self, canonical: str) -> str:
         return getattr(self, canonical)
+
+
+@dataclass(frozen=True)
+class PairFormat:
+    """How a file of rated pairs says query, product and grade (`searchkit evaluate --relevance-scale 0:2`).
+
+    Columns left None are found by name: the canonical one, else one alias of PAIR_ALIASES. Numeric grades are mapped
+    linearly from `scale` (the file's lowest and highest grade) onto 1..3; `labels` maps text grades (e.g. Exact=3)
+    straight onto 1..3. A grade outside the scale, or a text grade with no label, is refused with its row."""
+
+    query: str | None = None
+    product_id: str | None = None
+    relevance: str | None = None
+    scale: tuple[float, float] = SCALE
+    labels: tuple[tuple[str, float], ...] = ()
+
+    def __post_init__(self) -> None:
+        low, high = self.scale
+        if not low < high:
+            raise CatalogError(f"relevance scale {low:g}:{high:g}: the lowest grade must be below the highest")
+        for label, value in self.labels:
+            if not SCALE[0] <= value <= SCALE[1]:
+                raise CatalogError(f"label {label!r}={value:g}: labels map onto the 1..3 scale")
+
+    def to_dict(self) -> dict:
+        """For a model card (training data), read back by from_dict."""
+        return {"query": self.query, "product_id": self.product_id, "relevance": self.relevance,
+                "scale": list(self.scale), "labels": [list(item) for item in self.labels]}
+
+    @classmethod
+    def from_dict(cls, data: Mapping) -> PairFormat:
+        return cls(query=data.get("query"), product_id=data.get("product_id"), relevance=data.get("relevance"),
+                   scale=tuple(data.get("scale", SCALE)), labels=tuple((str(k), float(v))
+                                                                       for k, v in data.get("labels", ())))
+
+
+def parse_labels(text: str) -> tuple[tuple[str, float], ...]:
+    """'Exact=3,Partial=2,Irrelevant=1' -> (('Exact', 3.0), ...), or a CatalogError naming the bad item."""
+    out = []
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        label, sep, value = item.rpartition("=")
+        try:
+            if not sep or not label.strip():
+                raise ValueError
+            out.append((label.strip(), float(value)))
+        except ValueError:
+            raise CatalogError(f"label {item!r}: write LABEL=GRADE, e.g. Exact=3") from None
+    return tuple(out)
+
+
+def _find_column(path: Path, frame: pd.DataFrame, canonical: str, given: str | None,
+                 aliases: Mapping[str, tuple[str, ...]], options: Mapping[str, str]) -> str | None:
+    """The frame's column for a field: the one given, else the canonical name, else the single alias present."""
+    if given is not None:
+        return given if given in frame.columns else None
+    if canonical in frame.columns:
+        return canonical
+    found = [a for a in aliases.get(canonical, ()) if a in frame.columns]
+    if len(found) > 1:
+        raise CatalogError(f"{path}: columns {found} could each be the {canonical!r}; name the one to use with "
+                           f"{options[canonical]}")
+    return found[0] if found else None
 
 
 def read_table(path: str | Path) -> pd.DataFrame:
@@ -64,42 +146,72 @@ def read_catalog(path: str | Path, columns: ColumnMap = ColumnMap()) -> pd.DataF
     """Products with columns product_id, title, brand, color, description (all str, '' where unknown)."""
     path = Path(path)
     frame = read_table(path)
-    missing = [columns.source(c) for c in REQUIRED_PRODUCT_COLUMNS if columns.source(c) not in frame.columns]
+    sources = {c: _find_column(path, frame, c, None if columns.source(c) == c else columns.source(c), PRODUCT_ALIASES,
+                            PRODUCT_OPTIONS)
+               for c in PRODUCT_COLUMNS}
+    missing = [columns.source(c) for c in REQUIRED_PRODUCT_COLUMNS if sources[c] is None]
     if missing:
         raise CatalogError(f"{path}: missing required column(s) {missing}; found {list(frame.columns)}")
     out = pd.DataFrame(index=range(len(frame)))
     for canonical in PRODUCT_COLUMNS:
-        source = columns.source(canonical)
-        out[canonical] = _text_column(frame, source).to_numpy() if source in frame.columns else ""
-    extra = [c for c in frame.columns if c not in {columns.source(x) for x in PRODUCT_COLUMNS}]
+        source = sources[canonical]
+        out[canonical] = _text_column(frame, source).to_numpy() if source is not None else ""
+    extra = [c for c in frame.columns if c not in set(sources.values())]
     for column in extra:  # other catalog columns ride along (for display and filters)
         out[column] = frame[column].to_numpy()
     if len(out) == 0:
         raise CatalogError(f"{path}: the catalog has no rows")
     ids, titles = out["product_id"], out["title"]
     if (ids == "").any():
-        raise _first_bad(path, out, ids == "", f"an empty {columns.product_id!r}")
+        raise _first_bad(path, out, ids == "", f"an empty {sources['product_id']!r}")
     dupes = ids.duplicated(keep=False)
     if dupes.any():
         examples = sorted(set(ids[dupes]))[:3]
-        raise _first_bad(path, out, ids.duplicated(), f"a duplicate {columns.product_id!r} (e.g. {examples})")
+        raise _first_bad(path, out, ids.duplicated(), f"a duplicate {sources['product_id']!r} (e.g. {examples})")
     if (titles == "").any():
-        raise _first_bad(path, out, titles == "", f"an empty {columns.title!r}")
+        raise _first_bad(path, out, titles == "", f"an empty {sources['title']!r}")
     return out
 
 
-def read_pairs(path: str | Path) -> pd.DataFrame:
-    """Rated query-product pairs: query (str), product_id (str), relevance (float)."""
+def read_pairs(path: str | Path, form: PairFormat = PairFormat()) -> pd.DataFrame:
+    """Rated query-product pairs: query (str), product_id (str), relevance (float on the 1..3 scale)."""
     path = Path(path)
     frame = read_table(path)
-    missing = [c for c in PAIR_COLUMNS if c not in frame.columns]
+    sources = {c: _find_column(path, frame, c, getattr(form, c), PAIR_ALIASES, PAIR_OPTIONS) for c in PAIR_COLUMNS}
+    missing = [getattr(form, c) or c for c in PAIR_COLUMNS if sources[c] is None]
     if missing:
         raise CatalogError(f"{path}: missing column(s) {missing}; found {list(frame.columns)}")
-    out = pd.DataFrame({"query": _text_column(frame, "query"), "product_id": _text_column(frame, "product_id")})
-    relevance = pd.to_numeric(frame["relevance"], errors="coerce")
-    if relevance.isna().any():
-        raise _first_bad(path, out, relevance.isna(), "a non-numeric 'relevance'")
-    out["relevance"] = relevance.astype("float64").to_numpy()
+    out = pd.DataFrame({"query": _text_column(frame, sources["query"]),
+                        "product_id": _text_column(frame, sources["product_id"])})
+    out["relevance"] = _grades(path, out, frame[sources["relevance"]], sources["relevance"], form)
     if (out["query"] == "").any():
-        raise _first_bad(path, out, out["query"] == "", "an empty 'query'")
+        raise _first_bad(path, out, out["query"] == "", f"an empty {sources['query']!r}")
     return out
+
+
+def _grades(path: Path, out: pd.DataFrame, raw: pd.Series, column: str, form: PairFormat) -> pd.Series:
+    """The grades on the 1..3 scale, from numbers on form.scale or text labels."""
+    if form.labels:
+        labels = dict(form.labels)
+        text = _text_column(pd.DataFrame({column: raw}), column)
+        unknown = ~text.isin(list(labels))
+        if unknown.any():
+            seen = sorted(set(text[unknown]))[:3]
+            raise _first_bad(path, out, unknown, f"a {column!r} with no label mapping (e.g. {seen}; "
+                                                 f"mapped: {sorted(labels)})")
+        return text.map(labels).astype("float64")
+    relevance = pd.to_numeric(raw, errors="coerce")
+    if relevance.isna().any():
+        examples = sorted(set(raw[relevance.isna()].astype(str)))[:3]
+        raise _first_bad(path, out, relevance.isna(), f"a non-numeric {column!r} (e.g. {examples}; map text grades "
+                                                      "with --labels, e.g. Exact=3,Partial=2,Irrelevant=1)")
+    low, high = form.scale
+    outside = (relevance < low) | (relevance > high)
+    if outside.any():
+        examples = sorted(set(relevance[outside].tolist()))[:3]
+        raise _first_bad(path, out, outside, f"a {column!r} outside the scale {low:g}..{high:g} (e.g. {examples}; "
+                                             "give the file's scale with --relevance-scale LOW:HIGH)")
+    grades = SCALE[0] + (relevance.astype("float64") - low) * (SCALE[1] - SCALE[0]) / (high - low)
+    # Raters' averages such as 2.33 stored as float32 read back as 2.3299999 and would fall below RELEVANT (2.33):
+    # grades are averages of a few ratings, so six decimals keep all they say and drop the storage error
+    return grades.round(6)

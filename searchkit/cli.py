@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import sys
@@ -34,6 +35,44 @@ def column_map(id_column: str, title_column: str, brand_column: str, color_colum
     from .catalog import ColumnMap
 
     return ColumnMap(product_id=id_column, title=title_column, brand=brand_column, color=color_column)
+
+
+def pair_options(command):
+    """How a rated-pairs file names its columns and grades, for commands that read one: the command gets them as one
+    PairFormat, `form`."""
+
+    @functools.wraps(command)
+    def with_form(*args, query_column, pairs_id_column, relevance_column, relevance_scale, labels, **kwargs):
+        return command(*args, form=pair_format(query_column, pairs_id_column, relevance_column, relevance_scale,
+                                               labels), **kwargs)
+
+    for option in reversed([
+        click.option("--query-column", default=None, help="Default: query, else search_term, search_query, ..."),
+        click.option("--pairs-id-column", default=None, help="Default: product_id, else product_uid, sku, ..."),
+        click.option("--relevance-column", default=None, help="Default: relevance, else label, grade, rating, ..."),
+        click.option("--relevance-scale", default="1:3", show_default=True,
+                     help="LOW:HIGH, the file's lowest and highest numeric grade, mapped onto 1..3 (e.g. 0:2)."),
+        click.option("--labels", default=None,
+                     help="Text grades mapped onto 1..3, e.g. Exact=3,Substitute=2,Complement=1.5,Irrelevant=1."),
+    ]):
+        with_form = option(with_form)
+    return with_form
+
+
+def pair_format(query_column: str | None, pairs_id_column: str | None, relevance_column: str | None,
+                relevance_scale: str, labels: str | None):
+    from .catalog import PairFormat, parse_labels
+    from .errors import CatalogError
+
+    low, sep, high = relevance_scale.partition(":")
+    try:
+        scale = (float(low), float(high))
+    except ValueError:
+        raise CatalogError(f"--relevance-scale {relevance_scale!r}: write LOW:HIGH, e.g. 0:2") from None
+    if not sep:
+        raise CatalogError(f"--relevance-scale {relevance_scale!r}: write LOW:HIGH, e.g. 0:2")
+    return PairFormat(query=query_column, product_id=pairs_id_column, relevance=relevance_column, scale=scale,
+                      labels=parse_labels(labels) if labels else ())
 
 
 class _Command(click.Command):
@@ -196,8 +235,9 @@ def query_cmd(text, k, index_dir, mode, filters, facets, explain, model, backend
 @click.option("--target-recall", type=click.FloatRange(0.5, 1.0), default=0.98, show_default=True,
               help="Recall@10 against exact search that the chosen search effort must reach.")
 @click.option("--max-queries", type=click.IntRange(1), default=1000, show_default=True)
+@pair_options
 @click.option("--json", "as_json", is_flag=True)
-def calibrate_cmd(index_dir, queries_file, pairs, split, target_recall, max_queries, as_json):
+def calibrate_cmd(index_dir, queries_file, pairs, split, target_recall, max_queries, form, as_json):
     """Measure an approximate index's recall on real queries and set its search effort (efSearch / nprobe) to the
     cheapest that reaches --target-recall; rewrites the manifest only."""
     import numpy as np
@@ -215,7 +255,7 @@ def calibrate_cmd(index_dir, queries_file, pairs, split, target_recall, max_quer
         from .catalog import read_pairs
         from .evaluate import EvalConfig, select_pairs
 
-        queries = list(dict.fromkeys(select_pairs(read_pairs(pairs), EvalConfig(split=split))["query"]))
+        queries = list(dict.fromkeys(select_pairs(read_pairs(pairs, form), EvalConfig(split=split))["query"]))
         source = f"{split} queries of {pairs}"
     if len(queries) > max_queries:
         rng = np.random.default_rng(0)
@@ -235,8 +275,11 @@ def calibrate_cmd(index_dir, queries_file, pairs, split, target_recall, max_quer
 @click.argument("pairs", type=click.Path(dir_okay=False, path_type=Path), default=DEFAULT_PAIRS)
 @click.option("--index", "index_dir", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_INDEX,
               show_default=True)
-@click.option("--split", type=click.Choice(["test", "val", "train", "all"]), default="test", show_default=True,
-              help="Which query split of PAIRS to measure on (split by query, seeded); 'all' for a file of your own.")
+@click.option("--split", type=click.Choice(["auto", "test", "val", "train", "all"]), default="auto",
+              show_default=True,
+              help="Which query split of PAIRS to measure on (split by query, seeded). auto: test when PAIRS shares "
+                   "queries with the training or validation split of the pairs the models learnt from (the bundled "
+                   "pairs, or those the model's card names), else all of PAIRS.")
 @click.option("--seed", type=int, default=42, show_default=True, help="Split seed (as used in training).")
 @click.option("--max-queries", type=click.IntRange(1), default=None)
 @click.option("--backend", type=click.Choice(BACKENDS), default="auto", show_default=True, help=BACKEND_HELP)
@@ -245,12 +288,21 @@ def calibrate_cmd(index_dir, queries_file, pairs, split, target_recall, max_quer
 @click.option("--catalog", type=click.Path(dir_okay=False, path_type=Path), default=DEFAULT_CATALOG, show_default=True,
               help="With --model: the catalog to embed.")
 @click.option("--device", default=None, help="With --model: cpu, cuda (default: cuda when present).")
+@pair_options
 @click.option("--json", "as_json", is_flag=True)
-def evaluate_cmd(pairs, index_dir, split, seed, max_queries, backend, model, catalog, device, as_json):
+def evaluate_cmd(pairs, index_dir, split, seed, max_queries, backend, model, catalog, device, form, as_json):
     """Measure the index on rated PAIRS: Spearman/Pearson over pairs, NDCG@10/MRR@10/Recall over the catalog."""
+    from . import store
     from .catalog import read_pairs
-    from .evaluate import EvalConfig, evaluate
+    from .encoder import read_model_info
+    from .evaluate import EvalConfig, choose_split, evaluate, training_files
     from .search import Searcher
+
+    rated = read_pairs(pairs, form)
+    reason = None
+    if split == "auto":
+        card = read_model_info(model if model is not None else store.IndexFiles(index_dir).model)
+        split, reason = choose_split(rated, training_files(card, [Path(DEFAULT_PAIRS)]), seed)
 
     if model is not None:
         from click.core import ParameterSource
@@ -263,13 +315,17 @@ def evaluate_cmd(pairs, index_dir, split, seed, max_queries, backend, model, cat
         searcher, index_dir = in_memory_searcher(catalog, model, device=device), model
     else:
         searcher = Searcher.from_dir(index_dir, backend=backend, encode_threads=None)
-    report = evaluate(searcher, read_pairs(pairs), EvalConfig(split=split, seed=seed, max_queries=max_queries))
+    report = evaluate(searcher, rated, EvalConfig(split=split, seed=seed, max_queries=max_queries))
+    if reason:
+        report["split_reason"] = reason
     if as_json:
         _emit_json(report)
         return
     p = report["pairs"]
     click.echo(f"{index_dir} (model {report['index']['model']}), split {split}: {report['queries']} queries, "
                f"{p['pairs']} pairs")
+    if reason:
+        click.echo(f"split {split}: {pairs}: {reason}")
     click.echo(f"pairs: spearman {p['spearman']:.4f}  pearson {p['pearson']:.4f}  (cosine vs label)")
     if "reranker_pairs" in report:
         r = report["reranker_pairs"]
@@ -297,13 +353,14 @@ def evaluate_cmd(pairs, index_dir, split, seed, max_queries, backend, model, cat
 @click.option("--seed", type=int, default=42, show_default=True, help="Split seed (as used in training).")
 @click.option("--reranker", "reranker_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="The reranker folder to keep the fit in (default: the one the index was built from).")
+@pair_options
 @click.option("--json", "as_json", is_flag=True)
-def fit_relevance_cmd(pairs, index_dir, split, seed, reranker_dir, as_json):
+def fit_relevance_cmd(pairs, index_dir, split, seed, reranker_dir, form, as_json):
     """Fit the graded relevance estimate (1-3) on rated PAIRS; rebuild the index to use it."""
     from .relevance import RelevanceFitConfig, fit_relevance
 
     path, report = fit_relevance(RelevanceFitConfig(index=index_dir, pairs=pairs, split=split, seed=seed,
-                                                    reranker=reranker_dir))
+                                                    reranker=reranker_dir, pair_format=form))
     if as_json:
         _emit_json({"written": str(path), **report})
         return
@@ -360,12 +417,13 @@ def serve_cmd(index_dir, host, port, workers):
 @click.option("--titles-only", is_flag=True,
               help="Ignore PAIRS: learn from the catalog's title spans alone (a catalog without rated queries).")
 @column_options
+@pair_options
 def distill_cmd(pairs, model, catalog, layers, epochs, batch_size, lr, kl_weight, temperature, resume, max_steps,
-                seed, device, titles_only, id_column, title_column, brand_column, color_column):
+                seed, device, titles_only, id_column, title_column, brand_column, color_column, form):
     """Train a shallower query encoder that embeds queries as MODEL does (products keep the whole model)."""
     from .distillation import DistillConfig, distill
 
-    config = DistillConfig(model=model, pairs=None if titles_only else pairs, catalog=catalog,
+    config = DistillConfig(model=model, pairs=None if titles_only else pairs, pair_format=form, catalog=catalog,
                            columns=column_map(id_column, title_column, brand_column, color_column), layers=layers,
                            epochs=epochs, batch_size=batch_size, lr=lr, kl_weight=kl_weight, temperature=temperature,
                            resume=resume, max_steps=max_steps, seed=seed, device=device)
@@ -398,8 +456,9 @@ def distill_cmd(pairs, model, catalog, layers, epochs, batch_size, lr, kl_weight
 @click.option("--stem/--no-stem", default=True, show_default=True,
               help="Porter-stem the model's input text (the reference recipe); --no-stem: whole words (BM25 text is "
                    "stemmed either way).")
+@pair_options
 def train_cmd(pairs, catalog, out, recipe, base_model, epochs, batch_size, lr, max_steps, eval_steps, save_steps,
-              seed, device, resume, stem):
+              seed, device, resume, stem, form):
     """Fine-tune all-MiniLM-L6-v2 on rated query-product PAIRS (split by query, seeded)."""
     from .training import TrainConfig, train
 
@@ -407,7 +466,7 @@ def train_cmd(pairs, catalog, out, recipe, base_model, epochs, batch_size, lr, m
         pairs=pairs, catalog=catalog, out=out or Path(f"models/searchkit-homedepot-{recipe}"), recipe=recipe,
         base_model=base_model, epochs=epochs, batch_size=batch_size, lr=lr, max_steps=max_steps,
         eval_steps=eval_steps, save_steps=save_steps, seed=seed, device=device, resume=resume, stem=stem,
-        progress=sys.stderr.isatty(),
+        pair_format=form, progress=sys.stderr.isatty(),
     )
     path = train(config)
     click.echo(f"saved model to {path}")
@@ -437,15 +496,16 @@ def train_cmd(pairs, catalog, out, recipe, base_model, epochs, batch_size, lr, m
 @click.option("--seed", type=int, default=42, show_default=True)
 @click.option("--device", default=None, help="cpu, cuda (default: cuda when present).")
 @click.option("--resume", is_flag=True, help="Continue from OUT/checkpoints.")
+@pair_options
 def train_reranker_cmd(pairs, index_dir, out, base_model, epochs, batch_size, lr, negatives, mine_depth, loss,
-                       group_size, max_steps, save_steps, seed, device, resume):
+                       group_size, max_steps, save_steps, seed, device, resume, form):
     """Train the cross-encoder of mode rerank on rated PAIRS (the training split) and the index's candidates."""
     from .rerank_training import RerankTrainConfig, train_reranker
 
     config = RerankTrainConfig(index=index_dir, pairs=pairs, out=out, base_model=base_model, epochs=epochs,
                                batch_size=batch_size, lr=lr, negatives=negatives, mine_depth=mine_depth, loss=loss,
                                group_size=group_size, max_steps=max_steps, save_steps=save_steps, seed=seed,
-                               device=device, resume=resume, progress=sys.stderr.isatty())
+                               device=device, resume=resume, pair_format=form, progress=sys.stderr.isatty())
     path = train_reranker(config)
     report = json.loads((path / "reranker.json").read_text())["validation"]
     click.echo(f"saved reranker to {path}: validation NDCG@10 {report['ndcg@10_hybrid']:.4f} (hybrid) -> "

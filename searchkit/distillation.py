@@ -33,7 +33,7 @@ from types import SimpleNamespace
 import numpy as np
 import pandas as pd
 
-from .catalog import ColumnMap, read_catalog, read_pairs
+from .catalog import ColumnMap, PairFormat, read_catalog, read_pairs
 from .encoder import (
     QUERY_TOWER_CONFIG,
     QUERY_TOWER_DIR,
@@ -53,6 +53,7 @@ log = logging.getLogger(__name__)
 class DistillConfig:
     model: Path = Path("models/searchkit-homedepot")  # the whole model; query_encoder/ is written inside it
     pairs: Path | None = Path("catalog/homedepot-pairs.parquet")  # None: the catalog's title spans alone
+    pair_format: PairFormat = field(default_factory=PairFormat)  # how the pairs file names its columns and grades
     catalog: Path = Path("catalog/homedepot-products.parquet")
     columns: ColumnMap = field(default_factory=ColumnMap)  # the catalog's column names, as for build-index
     layers: int = 3  # 3 of 6 int8 layers embed a query in ~0.6 ms vs ~1.8 ms on one core here; 0: static token table
@@ -231,7 +232,7 @@ def _teacher_data(config: DistillConfig, model_dir: Path):
     from .index import normalise_catalog
 
     products = read_catalog(config.catalog, config.columns)
-    pairs = read_pairs(config.pairs) if config.pairs is not None else None
+    pairs = read_pairs(config.pairs, config.pair_format) if config.pairs is not None else None
     teacher = load_encoder(model_dir, device=config.device)
     normaliser, _, catalog_texts = normalise_catalog(products, teacher)
     texts = distill_texts(pairs, products, normaliser.query, config)

@@ -5,11 +5,15 @@ metrics for the cross-encoder and the relevance estimate (searchkit.relevance)."
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from .catalog import PairFormat, read_pairs
+from .encoder import repo_root
 from .errors import CatalogError, SearchkitError
 from .metrics import judged_at_k, judged_ndcg_at_k, mrr_at_k, ndcg_at_k, pearson, recall_at_k, spearman
 from .relevance import FEATURES
@@ -25,6 +29,37 @@ class EvalConfig:
     seed: int = 42
     max_queries: int | None = None
     batch: int = 256
+
+
+def training_files(card: dict, bundled: Iterable[Path]) -> list[tuple[Path, PairFormat]]:
+    """The pairs files a model learnt from and was tuned on, as far as this machine has them: the one its card
+    (searchkit.json) names, and the bundled pairs (the shipped reranker and relevance fit learnt from those)."""
+    data = card.get("data") or {}
+    named = [(Path(data["pairs"]), PairFormat.from_dict(data.get("pair_format") or {}))] if "pairs" in data else []
+    found: list[tuple[Path, PairFormat]] = []
+    for path, form in [*named, *((Path(b), PairFormat()) for b in bundled)]:
+        # a card's relative path was relative to where training ran: here, or the checkout the package sits in
+        for where in (path,) if path.is_absolute() else (path, repo_root() / path):
+            if where.is_file() and all(where.resolve() != p.resolve() for p, _ in found):
+                found.append((where, form))
+                break
+    return found
+
+
+def choose_split(pairs: pd.DataFrame, learnt_from: list[tuple[Path, PairFormat]], seed: int) -> tuple[str, str]:
+    """`--split auto`: "test" when PAIRS shares a query with the training or validation split of a file the models
+    learnt from or were tuned on (measuring those queries would flatter them), else "all" of PAIRS. Returns the split
+    and the reason, in words."""
+    asked = set(pairs["query"].str.strip().str.lower())
+    for path, form in learnt_from:
+        parts = split_pairs(read_pairs(path, form), SplitConfig(seed=seed))
+        seen = set(pd.concat([parts["train"]["query"], parts["val"]["query"]]).str.strip().str.lower())
+        shared = len(asked & seen)
+        if shared:
+            return "test", (f"{shared} of its {len(asked)} queries are in the training or validation split (seed "
+                            f"{seed}) of {path}, which the models learnt from: measuring its test split")
+    checked = ", ".join(str(p) for p, _ in learnt_from) or "no training pairs file found on this machine"
+    return "all", f"none of its {len(asked)} queries were trained or tuned on ({checked}): measuring all of them"
 
 
 def select_pairs(pairs: pd.DataFrame, config: EvalConfig) -> pd.DataFrame:

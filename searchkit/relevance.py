@@ -17,11 +17,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .errors import IndexMismatchError, ModelError
+
+if TYPE_CHECKING:
+    from .catalog import PairFormat
 
 FEATURES = (
     "cosine",  # the embedder's cosine, as the index scores it
@@ -164,13 +167,14 @@ class RelevanceFitConfig:
     split: str = "val"  # which query split of them to fit on (val: queries neither model was trained on)
     seed: int = 42  # split seed, as in training
     reranker: Path | None = None  # the reranker folder to keep the fit in (None: the one the index was built from)
+    pair_format: PairFormat | None = None  # how the pairs file names its columns and grades (None: canonical)
 
 
 def fit_relevance(config: RelevanceFitConfig) -> tuple[Path, dict[str, Any]]:
     """Fit the relevance estimate of an index on rated pairs and store it with the reranker the index was built
     from (its reranker.json); returns that file and a report (Spearman/Pearson/RMSE in sample and 5-fold
     cross-validated by query, and the cosine's and cross-encoder's own). Rebuild the index to use the fit."""
-    from .catalog import read_pairs
+    from .catalog import PairFormat, read_pairs
     from .evaluate import EvalConfig, agreement, correlation, pair_rows, select_pairs
     from .rerank import fingerprint, write_relevance
     from .search import Searcher
@@ -184,7 +188,8 @@ def fit_relevance(config: RelevanceFitConfig) -> tuple[Path, dict[str, Any]]:
         raise ModelError(f"{folder}: the reranker {config.index} was built from is not here; give its folder")
     if fingerprint(folder) != parts[2]:
         raise IndexMismatchError(f"{folder}: not the reranker {config.index} holds; rebuild the index from it first")
-    pairs = select_pairs(read_pairs(config.pairs), EvalConfig(split=config.split, seed=config.seed))
+    pairs = select_pairs(read_pairs(config.pairs, config.pair_format or PairFormat()),
+                         EvalConfig(split=config.split, seed=config.seed))
     rows, relevance, queries = pair_rows(searcher, pairs)
     weights, intercept = fit(rows, relevance)
     model = RelevanceModel(weights, intercept, *parts,

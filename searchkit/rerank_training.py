@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .catalog import read_pairs
+from .catalog import PairFormat, read_pairs
 from .errors import CatalogError, SearchkitError
 from .evaluate import query_gains
 from .metrics import ndcg_at_k, spearman
@@ -43,6 +43,7 @@ LOSSES = ("bce", "listwise")
 class RerankTrainConfig:
     index: Path = Path("indexes/homedepot")  # candidates (and the catalog) come from this index's hybrid search
     pairs: Path = Path("catalog/homedepot-pairs.parquet")
+    pair_format: PairFormat = PairFormat()  # how the pairs file names its columns and grades
     out: Path = Path("models/searchkit-homedepot-reranker")
     base_model: Path | None = None  # a BERT folder; default: the index's embedder (its model/ copy)
     epochs: float = 1.0
@@ -215,7 +216,7 @@ def train_reranker(config: RerankTrainConfig) -> Path:
     from .search import Searcher
 
     searcher = Searcher.from_dir(config.index, backend="auto")
-    parts = split_pairs(read_pairs(config.pairs), config.split)
+    parts = split_pairs(read_pairs(config.pairs, config.pair_format), config.split)
     train_pairs = parts["train"]
     unknown = sorted(set(map(str, train_pairs["product_id"])) - set(searcher.products["product_id"].astype(str)))
     if unknown:

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .catalog import read_catalog, read_pairs
+from .catalog import PairFormat, read_catalog, read_pairs
 from .encoder import (
     MODEL_INFO_FILE,
     base_model_dir,
@@ -70,6 +70,7 @@ MINED_BAND = (10, 40)  # BM25 ranks to mine negatives from: similar wording, but
 @dataclass(frozen=True)
 class TrainConfig:
     pairs: Path = Path("catalog/homedepot-pairs.parquet")
+    pair_format: PairFormat = PairFormat()  # how the pairs file names its columns and grades
     catalog: Path = Path("catalog/homedepot-products.parquet")
     out: Path = Path("models/searchkit-homedepot-mnrl")
     recipe: str = "mnrl"
@@ -218,7 +219,8 @@ def _write_card(out: Path, config: TrainConfig, recipe: Recipe, text: TextConfig
         "recipe": asdict(recipe),
         "text": text.to_dict(),
         "split": asdict(config.split),
-        "data": {"pairs": str(config.pairs), "catalog": str(config.catalog), **counts},
+        "data": {"pairs": str(config.pairs), "catalog": str(config.catalog), **counts,
+                 **({"pair_format": config.pair_format.to_dict()} if config.pair_format != PairFormat() else {})},
         "max_steps": config.max_steps,
         "train_seconds": round(seconds, 1),
         "validation": metrics,
@@ -249,7 +251,7 @@ def train(config: TrainConfig) -> Path:
     """Fine-tune and save a sentence-transformers folder at config.out (checkpoints under out/checkpoints)."""
     recipe = config.resolved_recipe()
     products = read_catalog(config.catalog)
-    parts = split_pairs(read_pairs(config.pairs), config.split)
+    parts = split_pairs(read_pairs(config.pairs, config.pair_format), config.split)
     text = TextConfig(query_brand=recipe.query_brand, stem=config.stem)
     norm = _normaliser(products, text)
     sets = training_sets(parts["train"], products, recipe, norm, config.seed)

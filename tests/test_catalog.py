@@ -2,7 +2,8 @@ import pandas as pd
 import pytest
 
 from searchkit import CatalogError, ColumnMap, build_index
-from searchkit.catalog import read_catalog, read_pairs
+from searchkit.catalog import PairFormat, parse_labels, read_catalog, read_pairs
+from searchkit.training import RELEVANT
 
 
 def write(tmp_path, frame, name="c.csv"):
@@ -35,7 +36,7 @@ def test_other_column_names_by_option(tmp_path):
 
 
 def test_missing_column_named(tmp_path):
-    path = write(tmp_path, pd.DataFrame({"product_id": ["1"], "name": ["x"]}))
+    path = write(tmp_path, pd.DataFrame({"product_id": ["1"], "label_text": ["x"]}))
     with pytest.raises(CatalogError, match=r"c\.csv: missing required column\(s\) \['title'\]"):
         read_catalog(path)
 
@@ -84,5 +85,74 @@ def test_pairs_validation(tmp_path):
     assert read_pairs(good)["relevance"].tolist() == [2.5]
     bad = write(tmp_path, pd.DataFrame({"query": ["a", "b"], "product_id": ["1", "2"], "relevance": ["3", "hi"]}),
                 "q.csv")
-    with pytest.raises(CatalogError, match=r"non-numeric 'relevance', first at data row\(s\) \[2\]"):
+    with pytest.raises(CatalogError, match=r"non-numeric 'relevance' \(e\.g\. \['hi'\]; map text grades with "
+                                           r"--labels.*\), first at data row\(s\) \[2\]"):
         read_pairs(bad)
+
+
+def test_a_shops_own_column_names_are_found(tmp_path):
+    """Home Depot's Kaggle files as published: product_uid / product_title / product_color, and search_term."""
+    products = write(tmp_path, pd.DataFrame({"product_uid": ["100001", "100002"], "product_title": ["Angle", "Deck"],
+                                             "product_color": ["", "brown"], "size": ["s", "m"]}), "products.csv")
+    frame = read_catalog(products)
+    assert frame["product_id"].tolist() == ["100001", "100002"] and frame["title"].tolist() == ["Angle", "Deck"]
+    assert frame["color"].tolist() == ["", "brown"] and frame["size"].tolist() == ["s", "m"]
+    assert "product_uid" not in frame.columns  # the id is not carried twice
+    pairs = write(tmp_path, pd.DataFrame({"id": ["2", "3"], "product_uid": ["100001", "100002"],
+                                          "search_term": ["angle bracket", "deck"], "relevance": [3, 2.33]}),
+                  "pairs.csv")
+    rated = read_pairs(pairs)
+    assert rated.to_dict("list") == {"query": ["angle bracket", "deck"], "product_id": ["100001", "100002"],
+                                     "relevance": [3.0, 2.33]}
+    named = write(tmp_path, pd.DataFrame({"q": ["a"], "item": ["1"], "stars": [3]}), "named.csv")
+    assert read_pairs(named, PairFormat(query="q", product_id="item", relevance="stars"))["query"].tolist() == ["a"]
+    with pytest.raises(CatalogError, match=r"missing column\(s\) \['q', 'item', 'stars'\]"):
+        read_pairs(pairs, PairFormat(query="q", product_id="item", relevance="stars"))
+
+
+def test_two_candidate_columns_are_refused_by_name(tmp_path):
+    path = write(tmp_path, pd.DataFrame({"sku": ["1"], "item_id": ["2"], "title": ["a"]}))
+    with pytest.raises(CatalogError, match=r"columns \['sku', 'item_id'\] could each be the 'product_id'; .*"
+                                           r"--id-column"):
+        read_catalog(path)
+    pairs = write(tmp_path, pd.DataFrame({"query": ["a"], "sku": ["1"], "label": [1], "grade": [2]}), "p.csv")
+    with pytest.raises(CatalogError, match=r"\['label', 'grade'\] could each be the 'relevance'.*--relevance-column"):
+        read_pairs(pairs)
+
+
+def test_grades_on_another_scale_or_as_labels(tmp_path):
+    frame = pd.DataFrame({"query": ["a", "a", "b"], "product_id": ["1", "2", "3"], "relevance": [0, 1.33, 2]})
+    path = write(tmp_path, frame, "p.csv")
+    assert read_pairs(path, PairFormat(scale=(0, 2)))["relevance"].tolist() == [1.0, 2.33, 3.0]
+    assert read_pairs(path, PairFormat(scale=(0, 4)))["relevance"].tolist() == [1.0, 1.665, 2.0]
+    with pytest.raises(CatalogError, match=r"1 row\(s\) with a 'relevance' outside the scale 1\.\.3 \(e\.g\. "
+                                           r"\[0\.0\].*--relevance-scale.*first at data row\(s\) \[1\]"):
+        read_pairs(path)  # a 0..2 file read as 1..3 would give negative gains: refused, not measured wrongly
+    esci = write(tmp_path, pd.DataFrame({"query": ["a", "a", "b"], "product_id": ["1", "2", "3"],
+                                         "esci_label": ["E", "S", "I"]}), "esci.csv")
+    labels = parse_labels("E=3, S=2,C=1.5 ,I=1")
+    assert labels == (("E", 3.0), ("S", 2.0), ("C", 1.5), ("I", 1.0))
+    assert read_pairs(esci, PairFormat(labels=labels))["relevance"].tolist() == [3.0, 2.0, 1.0]
+    with pytest.raises(CatalogError, match=r"1 row\(s\) with a 'esci_label' with no label mapping \(e\.g\. "
+                                           r"\['I'\]; mapped: \['E', 'S'\]\), first at data row\(s\) \[3\]"):
+        read_pairs(esci, PairFormat(labels=(("E", 3.0), ("S", 2.0))))
+    with pytest.raises(CatalogError, match="non-numeric 'esci_label'"):
+        read_pairs(esci)
+    for bad in ("E", "=3", "E=x"):
+        with pytest.raises(CatalogError, match="write LABEL=GRADE"):
+            parse_labels(bad)
+    with pytest.raises(CatalogError, match="labels map onto the 1..3 scale"):
+        PairFormat(labels=(("E", 4.0),))
+    with pytest.raises(CatalogError, match="lowest grade must be below the highest"):
+        PairFormat(scale=(2, 2))
+    assert PairFormat.from_dict(PairFormat(scale=(0, 2), labels=labels).to_dict()) == PairFormat(scale=(0, 2),
+                                                                                                 labels=labels)
+
+
+def test_grades_stored_as_float32_keep_their_value(tmp_path):
+    """The bundled pairs once stored 2.33 as float32 (2.3299999): it must still count as relevant (>= 2.33)."""
+    frame = pd.DataFrame({"query": ["a", "b"], "product_id": ["1", "2"],
+                          "relevance": pd.Series([2.33, 1.67], dtype="float32")})
+    rated = read_pairs(write(tmp_path, frame, "p.parquet"))
+    assert rated["relevance"].tolist() == [2.33, 1.67] and rated["relevance"].dtype == "float64"
+    assert (rated["relevance"] >= RELEVANT).tolist() == [True, False]

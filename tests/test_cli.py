@@ -70,7 +70,7 @@ def test_bad_filter_fails_clearly(run, built_index):
 
 def test_bad_catalog_fails_clearly(run, tmp_path, tiny_model):
     bad = tmp_path / "c.csv"
-    bad.write_text("id,name\n1,lamp\n")
+    bad.write_text("code,label_text\n1,lamp\n")
     result = run("build-index", bad, "--model", tiny_model, "--out", tmp_path / "idx")
     assert result.exit_code == 1 and "missing required column(s) ['product_id', 'title']" in result.output
     assert not (tmp_path / "idx").exists()
@@ -124,3 +124,32 @@ def test_cli_evaluates_a_model_without_an_index(run, catalog_file, tiny_model, p
     assert 0.0 <= report["retrieval"]["hybrid"]["ndcg@10"] <= 1.0
     both = CliRunner().invoke(main, ["evaluate", str(pairs_file), "--model", str(tiny_model), "--index", "x"])
     assert both.exit_code == 2 and "not both" in both.output
+
+
+def test_evaluate_reads_a_shops_pairs_file_and_chooses_its_split(run, built_index, pairs_file, tmp_path, monkeypatch):
+    """A Kaggle-style file (search_term, product_uid) graded 0..2 measures exactly as the canonical file; --split
+    auto measures all of a file of queries no model learnt from, and only the test split of the training file."""
+    import pandas as pd
+
+    import searchkit.cli
+
+    monkeypatch.setattr(searchkit.cli, "DEFAULT_PAIRS", str(tmp_path / "no-bundled-pairs.parquet"))
+    pairs = pd.read_parquet(pairs_file)
+    shop = tmp_path / "shop.csv"
+    pairs.rename(columns={"query": "search_term", "product_id": "product_uid"}).assign(
+        relevance=pairs["relevance"] - 1).to_csv(shop, index=False)
+    canonical = json.loads(run("evaluate", pairs_file, "--index", built_index, "--split", "all", "--json").output)
+    result = run("evaluate", shop, "--index", built_index, "--relevance-scale", "0:2", "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert report["split"] == "all" and "none of its" in report["split_reason"]
+    assert report["retrieval"] == canonical["retrieval"] and report["pairs"] == canonical["pairs"]
+
+    refused = CliRunner().invoke(main, ["evaluate", str(shop), "--index", str(built_index)])
+    assert refused.exit_code == 1 and "outside the scale 1..3" in refused.output and "--relevance-scale" in refused.output
+
+    monkeypatch.setattr(searchkit.cli, "DEFAULT_PAIRS", str(pairs_file))  # as if the models learnt from it
+    text = run("evaluate", shop, "--index", built_index, "--relevance-scale", "0:2").output
+    assert "split test:" in text and "training or validation split (seed 42)" in text
+    bad = CliRunner().invoke(main, ["evaluate", str(shop), "--index", str(built_index), "--relevance-scale", "0-2"])
+    assert bad.exit_code == 1 and "--relevance-scale '0-2': write LOW:HIGH" in bad.output

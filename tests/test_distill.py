@@ -342,16 +342,16 @@ def test_titles_only_distils_from_another_shops_catalog(tmp_path, tiny_model, ca
     assert set(distill_texts(None, catalog_frame, lambda q: q, DistillConfig(spans_per_product=1))) == set(
         title_spans(catalog_frame, 1, 42))
     theirs = tmp_path / "theirs.parquet"
-    catalog_frame.rename(columns={"product_id": "sku", "title": "name"}).to_parquet(theirs, index=False)
+    catalog_frame.rename(columns={"product_id": "code", "title": "label_text"}).to_parquet(theirs, index=False)
     model = tmp_path / "m"
     shutil.copytree(tiny_model, model)
     args = ["distill", str(tmp_path / "no-such-pairs.parquet"), "--model", str(model), "--catalog", str(theirs),
             "--layers", "0", "--max-steps", "2", "--batch-size", "8"]
     refused = CliRunner().invoke(main, [*args, "--titles-only"])
     assert refused.exit_code != 0 and "theirs.parquet" in refused.output and not (model / QUERY_TOWER_DIR).exists()
-    result = CliRunner().invoke(main, [*args, "--titles-only", "--id-column", "sku", "--title-column", "name"])
+    result = CliRunner().invoke(main, [*args, "--titles-only", "--id-column", "code", "--title-column", "label_text"])
     assert result.exit_code == 0, result.output
     info = tower_info(model)
     assert info["layers"] == 0 and info["config"]["pairs"] is None
-    assert info["config"]["columns"]["product_id"] == "sku" and info["config"]["columns"]["title"] == "name"
+    assert info["config"]["columns"]["product_id"] == "code" and info["config"]["columns"]["title"] == "label_text"
     assert info["texts"] <= len(catalog_frame) * 2  # 2 title spans per product, no queries (PAIRS does not exist)

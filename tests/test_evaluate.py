@@ -58,3 +58,31 @@ def test_in_memory_model_evaluation_matches_the_index_and_needs_no_faiss(built_i
         assert report["retrieval"][mode]["ndcg@10"] == pytest.approx(on_disk["retrieval"][mode]["ndcg@10"], abs=1e-3)
     assert [h.score for h in memory.search("toilet seat", k=5, mode="dense")] == pytest.approx(expected, abs=1e-5)
 
+
+
+def test_auto_split_measures_only_queries_the_models_never_learnt_from(tmp_path, pairs_file):
+    from searchkit.catalog import PairFormat
+    from searchkit.evaluate import choose_split, training_files
+
+    pairs = read_pairs(pairs_file)
+    learnt = [(pairs_file, PairFormat())]
+    split, reason = choose_split(pairs, learnt, seed=42)  # the training file itself: its test split
+    parts = split_pairs(pairs)
+    seen = len(set(parts["train"]["query"]) | set(parts["val"]["query"]))
+    assert split == "test" and reason.startswith(f"{seen} of its {pairs['query'].nunique()} queries are in the "
+                                                 "training or validation split (seed 42) of")
+    held_out = parts["test"].assign(query=lambda f: "  " + f["query"].str.upper())  # the same queries, as typed
+    assert choose_split(held_out, learnt, seed=42)[0] == "all"
+    assert choose_split(parts["val"], learnt, seed=42)[0] == "test"  # tuned on: flattering, so not all of it
+    new = pd.DataFrame({"query": ["a query no one trained on"], "product_id": ["1"], "relevance": [3.0]})
+    split, reason = choose_split(new, learnt, seed=42)
+    assert split == "all" and "none of its 1 queries were trained or tuned on" in reason
+    assert choose_split(new, [], seed=42) == ("all", "none of its 1 queries were trained or tuned on (no training "
+                                                     "pairs file found on this machine): measuring all of them")
+
+    # the files: the model card's (relative to here, then to the checkout), the bundled one, each once
+    card = {"data": {"pairs": str(pairs_file), "pair_format": PairFormat(scale=(0, 2)).to_dict()}}
+    found = training_files(card, [pairs_file, tmp_path / "absent.parquet"])
+    assert found == [(pairs_file, PairFormat(scale=(0, 2)))]
+    assert training_files({"data": {"pairs": "catalog/no-such-file.parquet"}}, []) == []
+    assert training_files({}, [pairs_file]) == [(pairs_file, PairFormat())]

@@ -93,3 +93,30 @@ def test_whole_word_model_keeps_stemmed_keyword_search(tmp_path, tiny_model, cat
         searcher.lexical.scores(parsed.keywords).max())
     hits = searcher.search("kohler elongated ceiling fan", k=5, mode="lexical", explain=True)
     assert hits and "ceil" in hits[0].explain["matched_terms"]
+
+
+def test_train_reads_a_shops_pairs_file_and_records_its_format(tmp_path, tiny_model, catalog_file, pairs_file):
+    """search_term / product_uid graded 0..2: the same training rows as the canonical file, and the card says how
+    the file was read (so `evaluate --split auto` can read it back)."""
+    import pandas as pd
+    from click.testing import CliRunner
+
+    from searchkit.catalog import PairFormat, read_pairs
+    from searchkit.cli import main
+    from searchkit.splits import split_pairs
+    from searchkit.training import RELEVANT
+
+    pairs = pd.read_parquet(pairs_file)
+    shop = tmp_path / "judgements.csv"
+    pairs.rename(columns={"query": "search_term", "product_id": "product_uid"}).assign(
+        relevance=pairs["relevance"] - 1).to_csv(shop, index=False)
+    out = tmp_path / "m"
+    result = CliRunner().invoke(main, ["train", str(shop), "--catalog", str(catalog_file), "--out", str(out),
+                                       "--recipe", "mnrl", "--base-model", str(tiny_model), "--relevance-scale", "0:2",
+                                       "--max-steps", "1", "--eval-steps", "100", "--batch-size", "8"],
+                                catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    data = json.loads((out / "searchkit.json").read_text())["data"]
+    train_part = split_pairs(read_pairs(pairs_file))["train"]
+    assert data["train_rows"] == int((train_part["relevance"] >= RELEVANT).sum())
+    assert data["pairs"] == str(shop) and PairFormat.from_dict(data["pair_format"]) == PairFormat(scale=(0, 2))
