@@ -183,17 +183,18 @@ def read_pairs(path: str | Path, form: PairFormat = PairFormat()) -> pd.DataFram
         raise CatalogError(f"{path}: missing column(s) {missing}; found {list(frame.columns)}")
     out = pd.DataFrame({"query": _text_column(frame, sources["query"]),
                         "product_id": _text_column(frame, sources["product_id"])})
-    out["relevance"] = _grades(path, out, frame[sources["relevance"]], sources["relevance"], form)
+    out["relevance"] = _grades(path, out, frame, sources["relevance"], form)
     if (out["query"] == "").any():
         raise _first_bad(path, out, out["query"] == "", f"an empty {sources['query']!r}")
     return out
 
 
-def _grades(path: Path, out: pd.DataFrame, raw: pd.Series, column: str, form: PairFormat) -> pd.Series:
-    """The grades on the 1..3 scale, from numbers on form.scale or text labels."""
+def _grades(path: Path, out: pd.DataFrame, frame: pd.DataFrame, column: str, form: PairFormat) -> pd.Series:
+    """The grades of frame[column] on the 1..3 scale, from numbers on form.scale or text labels."""
+    raw = frame[column]
     if form.labels:
         labels = dict(form.labels)
-        text = _text_column(pd.DataFrame({column: raw}), column)
+        text = _text_column(frame, column)
         unknown = ~text.isin(list(labels))
         if unknown.any():
             seen = sorted(set(text[unknown]))[:3]

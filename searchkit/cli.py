@@ -66,11 +66,11 @@ def pair_format(query_column: str | None, pairs_id_column: str | None, relevance
 
     low, sep, high = relevance_scale.partition(":")
     try:
+        if not sep:
+            raise ValueError
         scale = (float(low), float(high))
     except ValueError:
         raise CatalogError(f"--relevance-scale {relevance_scale!r}: write LOW:HIGH, e.g. 0:2") from None
-    if not sep:
-        raise CatalogError(f"--relevance-scale {relevance_scale!r}: write LOW:HIGH, e.g. 0:2")
     return PairFormat(query=query_column, product_id=pairs_id_column, relevance=relevance_column, scale=scale,
                       labels=parse_labels(labels) if labels else ())
 
