@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -72,8 +72,7 @@ class PairFormat:
 
     def to_dict(self) -> dict:
         """For a model card (training data), read back by from_dict."""
-        return {"query": self.query, "product_id": self.product_id, "relevance": self.relevance,
-                "scale": list(self.scale), "labels": [list(item) for item in self.labels]}
+        return asdict(self)
 
     @classmethod
     def from_dict(cls, data: Mapping) -> PairFormat:

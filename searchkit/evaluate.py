@@ -18,7 +18,7 @@ from .errors import CatalogError, SearchkitError
 from .metrics import judged_at_k, judged_ndcg_at_k, mrr_at_k, ndcg_at_k, pearson, recall_at_k, spearman
 from .relevance import FEATURES
 from .search import Searcher
-from .splits import SplitConfig, split_pairs
+from .splits import SplitConfig, query_key, query_split, split_pairs
 from .training import RELEVANT
 
 
@@ -50,10 +50,10 @@ def choose_split(pairs: pd.DataFrame, learnt_from: list[tuple[Path, PairFormat]]
     """`--split auto`: "test" when PAIRS shares a query with the training or validation split of a file the models
     learnt from or were tuned on (measuring those queries would flatter them), else "all" of PAIRS. Returns the split
     and the reason, in words."""
-    asked = set(pairs["query"].str.strip().str.lower())
+    asked = {query_key(q) for q in pairs["query"]}
+    split = SplitConfig(seed=seed)
     for path, form in learnt_from:
-        parts = split_pairs(read_pairs(path, form), SplitConfig(seed=seed))
-        seen = set(pd.concat([parts["train"]["query"], parts["val"]["query"]]).str.strip().str.lower())
+        seen = {query_key(q) for q in set(read_pairs(path, form)["query"]) if query_split(q, split) != "test"}
         shared = len(asked & seen)
         if shared:
             return "test", (f"{shared} of its {len(asked)} queries are in the training or validation split (seed "

@@ -17,9 +17,14 @@ class SplitConfig:
     test_fraction: float = 0.1  # "test" is the held-out slice: never trained or tuned on
 
 
+def query_key(query: str) -> str:
+    """What makes two queries the same query for splitting: " Swag Light Kit " is "swag light kit"."""
+    return query.strip().lower()
+
+
 def query_split(query: str, config: SplitConfig = SplitConfig()) -> str:
     """The part a query belongs to, from a seeded hash of its text (stable across runs, files and machines)."""
-    digest = hashlib.sha256(f"{config.seed}:{query.strip().lower()}".encode()).digest()
+    digest = hashlib.sha256(f"{config.seed}:{query_key(query)}".encode()).digest()
     u = int.from_bytes(digest[:8], "big") / 2**64
     if u < config.test_fraction:
         return "test"
