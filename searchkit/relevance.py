@@ -8,12 +8,14 @@ Each signal alone grades pairs less well than together: on the validation split 
 the cosine's Spearman with the label is 0.452, the cross-encoder's 0.473, the `seed` grader's 0.481, the fit's 0.520
 without the grader and 0.541 with it (cross-validated by query).
 The fit lives in the reranker's settings file (reranker.json, key "relevance") with the fingerprints of the
-embedder and reranker (grader included) and the BM25 settings it was fitted on; an index whose parts differ refuses
+embedder and reranker (grader included), the embedder's text settings and the BM25 settings it was fitted on; an
+index whose parts differ refuses
 to estimate relevance, with the reason.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -22,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .errors import IndexMismatchError, ModelError
+from .text import TextConfig
 
 if TYPE_CHECKING:
     from .catalog import PairFormat
@@ -84,6 +87,10 @@ class RelevanceModel:
     reranker: str  # fingerprint of the cross-encoder (weights and settings) it was fitted on
     fitted_on: str = ""  # which pairs, in words
     features: tuple[str, ...] = FEATURES  # FEATURES, then GRADER when fitted with a grader
+    # the embedder's text settings (searchkit.text.TextConfig) its cosines were fitted on: the same weights read
+    # "ceil fan" and "ceiling fans" differently, and the fingerprint covers weights only. Fits made before this was
+    # recorded were all made on the default settings.
+    embedder_text: str = ""
 
     def __post_init__(self) -> None:
         if tuple(self.features) not in (FEATURES, feature_names(True)) or len(self.weights) != len(self.features):
@@ -100,10 +107,15 @@ class RelevanceModel:
                              f"{rows.shape}")
         return on_scale(rows @ np.asarray(self.weights) + self.intercept)
 
-    def mismatch(self, embedder: str, bm25: tuple[float, float, int], reranker: str) -> str | None:
-        """Why this fit does not belong to an index with these parts, or None when it does."""
+    def mismatch(self, embedder: str, bm25: tuple[float, float, int], reranker: str,
+                 embedder_text: str | None = None) -> str | None:
+        """Why this fit does not belong to an index with these parts, or None when it does (embedder_text: see
+        text_key; None skips that check)."""
         if embedder != self.embedder:
             return f"it was fitted on embedder {self.embedder[:12]}, the index has {embedder[:12]}"
+        if embedder_text is not None and embedder_text != (self.embedder_text or text_key(TextConfig())):
+            return (f"it was fitted on the embedder reading text as {self.embedder_text or text_key(TextConfig())}, "
+                    f"the index has it read {embedder_text}")
         if tuple(map(float, bm25[:2])) != tuple(map(float, self.bm25[:2])):
             return f"it was fitted on BM25 k1/b {tuple(self.bm25[:2])}, the index uses {tuple(bm25[:2])}"
         if int(bm25[2]) != int(self.bm25[2]):
@@ -126,9 +138,15 @@ class RelevanceModel:
             return cls(weights=tuple(float(weights[f]) for f in names), intercept=float(data["intercept"]),
                        embedder=str(data["embedder"]),
                        bm25=(float(data["bm25"][0]), float(data["bm25"][1]), int((*data["bm25"], 1)[2])),
-                       reranker=str(data["reranker"]), fitted_on=str(data.get("fitted_on", "")), features=names)
+                       reranker=str(data["reranker"]), fitted_on=str(data.get("fitted_on", "")), features=names,
+                       embedder_text=str(data.get("embedder_text", "")))
         except (KeyError, TypeError, ValueError, IndexError) as exc:
             raise ModelError(f"relevance model: unreadable ({exc!r})") from exc
+
+
+def text_key(text: TextConfig) -> str:
+    """An embedder's text settings as one comparable string, e.g. '{"brand_token": true, ..., "stem": false}'."""
+    return json.dumps(text.to_dict(), sort_keys=True)
 
 
 def fit(rows: np.ndarray, relevance: np.ndarray) -> tuple[tuple[float, ...], float]:
@@ -192,7 +210,7 @@ def fit_relevance(config: RelevanceFitConfig) -> tuple[Path, dict[str, Any]]:
                          EvalConfig(split=config.split, seed=config.seed))
     rows, relevance, queries = pair_rows(searcher, pairs)
     weights, intercept = fit(rows, relevance)
-    model = RelevanceModel(weights, intercept, *parts,
+    model = RelevanceModel(weights, intercept, *parts[:3], embedder_text=parts[3],
                            fitted_on=f"{config.split} split (seed {config.seed}) of {config.pairs}: "
                                      f"{len(rows)} pairs, {len(set(queries))} queries",
                            features=feature_names(rows.shape[1] > len(FEATURES)))

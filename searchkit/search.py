@@ -39,7 +39,7 @@ from .errors import (
 )
 from .filters import Filters
 from .lexical import Scores
-from .relevance import RelevanceModel
+from .relevance import RelevanceModel, text_key
 from .relevance import features as relevance_features
 from .spell import Correction, SpellCorrector
 from .text import KEYWORD_TEXTS, BrandMatcher, CachedStemmer, Normaliser, TextConfig, words
@@ -610,13 +610,14 @@ class Searcher:
                              "reranker/, or with --reranker)")
         return reranker
 
-    def relevance_parts(self) -> tuple[str, tuple[float, float, int], str]:
+    def relevance_parts(self) -> tuple[str, tuple[float, float, int], str, str]:
         """What a relevance fit depends on: the embedder's fingerprint, BM25's k1, b and keyword text version, the
-        reranker's fingerprint."""
+        reranker's fingerprint, the embedder's text settings (relevance.text_key)."""
         bm25 = self.manifest.index.get("bm25") or {}
         return (self.manifest.model.get("fingerprint", ""),
                 (float(bm25.get("k1", -1)), float(bm25.get("b", -1)), self.normaliser.keyword_text),
-                (self.manifest.model.get("reranker") or {}).get("fingerprint", ""))
+                (self.manifest.model.get("reranker") or {}).get("fingerprint", ""),
+                text_key(self.normaliser.config))
 
     def _graded(self, parsed: _Query, ranked: list[tuple[int, dict[str, float]]], records: list[dict[str, Any]],
                 cosines: np.ndarray, product_terms: list[set[str]]) -> dict[int, float]:

@@ -112,6 +112,17 @@ def test_if_stale_skips_a_current_index_and_rebuilds_a_changed_one(run, tmp_path
     catalog_frame.head(30).to_parquet(path, index=False)
     changed = run("build-index", path, "--model", tiny_model, "--out", out, "--if-stale")
     assert "changed since the index was built" in changed.output and "indexed 30 products" in changed.output
+    import json
+    import shutil
+
+    words = tmp_path / "words"  # the same weights set to read whole words: the index must be rebuilt for them
+    shutil.copytree(tiny_model, words)
+    info = json.loads((words / "searchkit.json").read_text()) if (words / "searchkit.json").is_file() else {}
+    (words / "searchkit.json").write_text(json.dumps({**info, "text": {**info.get("text", {}), "stem": False}}))
+    assert "up to date" in run("build-index", path, "--model", tiny_model, "--out", out, "--if-stale").output
+    rebuilt = run("build-index", path, "--model", words, "--out", out, "--if-stale")
+    assert "text settings" in rebuilt.output and "indexed 30 products" in rebuilt.output
+    assert json.loads((out / "manifest.json").read_text())["text"]["stem"] is False
 
 
 def test_cli_evaluates_a_model_without_an_index(run, catalog_file, tiny_model, pairs_file):

@@ -17,8 +17,10 @@ from searchkit.relevance import (
     features,
     fit,
     on_scale,
+    text_key,
     word_features,
 )
+from searchkit.text import TextConfig
 
 PARTS = ("a" * 64, (0.45, 0.5, 2), "b" * 64)
 
@@ -90,6 +92,11 @@ def test_a_fit_round_trips_and_names_what_it_does_not_fit():
     old = RelevanceModel.from_dict({**data, "bm25": [0.45, 0.5]})  # a fit made before keyword text versions
     assert old.bm25 == (0.45, 0.5, 1) and "keyword text" in old.mismatch(*PARTS)
     assert "reranker" in model.mismatch(PARTS[0], PARTS[1], "c" * 64)
+    stemmed, whole_words = text_key(TextConfig()), text_key(TextConfig(stem=False))
+    assert model.mismatch(*PARTS, stemmed) is None  # a fit that predates the record was made on the defaults
+    assert '"stem": false' in model.mismatch(*PARTS, whole_words)
+    read_whole = RelevanceModel.from_dict({**data, "embedder_text": whole_words})
+    assert read_whole.mismatch(*PARTS, whole_words) is None and "stem" in read_whole.mismatch(*PARTS, stemmed)
     graded = RelevanceModel(model.weights + (0.5,), 0.25, *PARTS, features=feature_names(True))
     assert RelevanceModel.from_dict(json.loads(json.dumps(graded.to_dict(), sort_keys=True))) == graded
     assert graded.features[-1] == GRADER and graded.predict(np.zeros((1, len(FEATURES) + 1))).tolist() == [1.5]
