@@ -9,8 +9,7 @@ the cosine's Spearman with the label is 0.452, the cross-encoder's 0.473, the `s
 without the grader and 0.541 with it (cross-validated by query).
 The fit lives in the reranker's settings file (reranker.json, key "relevance") with the fingerprints of the
 embedder and reranker (grader included), the embedder's text settings and the BM25 settings it was fitted on; an
-index whose parts differ refuses
-to estimate relevance, with the reason.
+index whose parts differ refuses to estimate relevance, with the reason.
 """
 
 from __future__ import annotations
@@ -113,9 +112,9 @@ class RelevanceModel:
         text_key; None skips that check)."""
         if embedder != self.embedder:
             return f"it was fitted on embedder {self.embedder[:12]}, the index has {embedder[:12]}"
-        if embedder_text is not None and embedder_text != (self.embedder_text or text_key(TextConfig())):
-            return (f"it was fitted on the embedder reading text as {self.embedder_text or text_key(TextConfig())}, "
-                    f"the index has it read {embedder_text}")
+        fitted_text = self.embedder_text or text_key(TextConfig())
+        if embedder_text is not None and embedder_text != fitted_text:
+            return f"it was fitted on the embedder reading text as {fitted_text}, the index has it read {embedder_text}"
         if tuple(map(float, bm25[:2])) != tuple(map(float, self.bm25[:2])):
             return f"it was fitted on BM25 k1/b {tuple(self.bm25[:2])}, the index uses {tuple(bm25[:2])}"
         if int(bm25[2]) != int(self.bm25[2]):
