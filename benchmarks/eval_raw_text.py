@@ -22,11 +22,11 @@ import numpy as np
 
 from searchkit.catalog import read_catalog, read_pairs
 from searchkit.encoder import load_encoder
-from searchkit.evaluate import RELEVANT, query_gains
+from searchkit.evaluate import query_gains, query_relevant
 from searchkit.index import product_texts
 from searchkit.metrics import mrr_at_k, ndcg_at_k, recall_at_k, spearman
 from searchkit.splits import split_pairs
-from searchkit.text import BrandMatcher, CachedStemmer, Normaliser
+from searchkit.training import catalog_normaliser
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import command, machine  # noqa: E402
@@ -41,7 +41,7 @@ def texts(products, queries: list[str], form: str, encoder) -> tuple[list[str], 
     if form == "raw":
         return products["title"].fillna("").astype(str).tolist(), queries
     config = encoder.info.text if form == "normalised" else replace(encoder.info.text, stem=False)
-    norm = Normaliser(config, BrandMatcher.from_names(products["brand"].unique()), CachedStemmer())
+    norm = catalog_normaliser(products, config)
     return product_texts(products, norm), [norm.query(q) for q in queries]
 
 
@@ -59,7 +59,7 @@ def measure(model_dir: Path, form: str, products, pairs, batch: int) -> dict:
     cos = np.einsum("ij,ij->i", asked[[q_row[q] for q in pairs["query"]]],
                     catalog[[row_of[str(p)] for p in pairs["product_id"]]])
     gains = query_gains(pairs)
-    relevant = {q: set(g.loc[g["relevance"] >= RELEVANT, "product_id"]) for q, g in pairs.groupby("query")}
+    relevant = query_relevant(pairs)
     scores = asked @ catalog.T
     depth = min(100, scores.shape[1] - 1)
     top = np.argpartition(-scores, depth, axis=1)[:, :depth + 1]

@@ -96,6 +96,11 @@ def read_model_info(model_dir: str | Path) -> dict:
         raise ModelError(f"{path}: unreadable ({exc})") from exc
 
 
+def model_text(meta: dict) -> TextConfig:
+    """The text settings a model's searchkit.json (read_model_info) names; the defaults when it names none."""
+    return TextConfig.from_dict(meta["text"]) if "text" in meta else TextConfig()
+
+
 def describe_model(model_dir: str | Path, dimension: int) -> ModelInfo:
     model_dir = Path(model_dir).resolve()
     meta = read_model_info(model_dir)
@@ -105,7 +110,7 @@ def describe_model(model_dir: str | Path, dimension: int) -> ModelInfo:
         path=str(model_dir),
         fingerprint=model_fingerprint(model_dir),
         dimension=dimension,
-        text=TextConfig.from_dict(meta["text"]) if "text" in meta else TextConfig(),
+        text=model_text(meta),
     )
 
 

@@ -124,9 +124,14 @@ def query_gains(pairs: pd.DataFrame) -> dict[str, dict[str, float]]:
             for q, g in pairs.groupby("query")}
 
 
+def query_relevant(pairs: pd.DataFrame) -> dict[str, set[str]]:
+    """Each query's relevant products (rated >= RELEVANT), for MRR and recall."""
+    return {q: set(g.loc[g["relevance"] >= RELEVANT, "product_id"]) for q, g in pairs.groupby("query")}
+
+
 def retrieval(searcher: Searcher, pairs: pd.DataFrame, mode: str, batch: int = 256) -> dict[str, float]:
     gains = query_gains(pairs)
-    relevant = {q: set(g.loc[g["relevance"] >= RELEVANT, "product_id"]) for q, g in pairs.groupby("query")}
+    relevant = query_relevant(pairs)
     queries = sorted(gains)
     rows = []
     for start in range(0, len(queries), batch):

@@ -203,7 +203,7 @@ def library_versions() -> dict[str, str]:
 
 def staleness(out_dir: str | Path, catalog_path: str | Path, model: str | Path | None = None) -> str | None:
     """Why the index at out_dir needs a rebuild for this catalog and model, or None when it is current."""
-    from .encoder import default_model_dir, model_fingerprint, read_model_info
+    from .encoder import default_model_dir, model_fingerprint, model_text, read_model_info
     from .errors import IndexFormatError
 
     try:
@@ -215,8 +215,7 @@ def staleness(out_dir: str | Path, catalog_path: str | Path, model: str | Path |
         return f"{catalog_path} changed since the index was built"
     if manifest.model.get("fingerprint") != model_fingerprint(model or default_model_dir()):
         return "the model differs from the one the index was built with"
-    wanted = read_model_info(model or default_model_dir()).get("text")
-    if TextConfig.from_dict(wanted or {}).to_dict() != TextConfig.from_dict(manifest.text or {}).to_dict():
+    if model_text(read_model_info(model or default_model_dir())) != TextConfig.from_dict(manifest.text or {}):
         return "the model's text settings (searchkit.json) differ from the index's"
     if (version := (manifest.index.get("bm25") or {}).get("text", 1)) != KEYWORD_TEXT:
         return f"its keyword text is version {version}, this searchkit writes version {KEYWORD_TEXT}"

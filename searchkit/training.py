@@ -103,7 +103,8 @@ class TrainConfig:
         )
 
 
-def _normaliser(products: pd.DataFrame, text: TextConfig) -> Normaliser:
+def catalog_normaliser(products: pd.DataFrame, text: TextConfig) -> Normaliser:
+    """The normaliser of model input text for this catalog: its brands, a fresh stem cache."""
     return Normaliser(text, BrandMatcher.from_names(products["brand"].unique()), CachedStemmer())
 
 
@@ -253,7 +254,7 @@ def train(config: TrainConfig) -> Path:
     products = read_catalog(config.catalog)
     parts = split_pairs(read_pairs(config.pairs, config.pair_format), config.split)
     text = TextConfig(query_brand=recipe.query_brand, stem=config.stem)
-    norm = _normaliser(products, text)
+    norm = catalog_normaliser(products, text)
     sets = training_sets(parts["train"], products, recipe, norm, config.seed)
     if not next(iter(sets["main"].values())):
         raise CatalogError(f"{config.pairs}: no training pairs left after the split and filters")

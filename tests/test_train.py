@@ -46,12 +46,12 @@ def test_unknown_recipe_refused():
 
 def test_multitask_trains_both_objectives(tmp_path, tiny_model, catalog_file, pairs_file):
     from searchkit.catalog import read_catalog, read_pairs
-    from searchkit.training import RECIPES, _normaliser, training_sets
+    from searchkit.training import RECIPES, catalog_normaliser, training_sets
     from searchkit.text import TextConfig
 
     products = read_catalog(catalog_file)
     pairs = read_pairs(pairs_file)
-    sets = training_sets(pairs, products, RECIPES["multitask"], _normaliser(products, TextConfig()))
+    sets = training_sets(pairs, products, RECIPES["multitask"], catalog_normaliser(products, TextConfig()))
     assert set(sets) == {"main", "graded"}
     assert set(sets["main"]) == {"anchor", "positive", "negative"} and set(sets["graded"]) == {"sentence1", "sentence2",
                                                                                                  "score"}
