@@ -11,6 +11,8 @@ packs the chosen candidate as DIR/chosen-model.tar.NN (15 MB parts: `cat chosen-
 candidates from a flat index of the shipped model built on the machine first), each measured on all validation
 queries against the shipped cross-encoder on the same candidates; the best packs as DIR/chosen-reranker.tar.NN.
 --quick: a few steps and queries on the CPU, to rehearse the whole script before spending device time.
+--only NAME ...: just those candidates, e.g. the whole chain from the base model on whole words and its control on
+stems: `--skip encode --only words-mnrl-b256-e2 words-hardneg-b256-e4 stems-mnrl-b256-e2 stems-hardneg-b256-e4`.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import sys
 import tarfile
 import time
 import traceback
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -41,14 +44,33 @@ CATALOG = Path("catalog/homedepot-products.parquet")
 PAIRS = Path("catalog/homedepot-pairs.parquet")
 PART_BYTES = 15 * 1024 * 1024
 
-# name -> (recipe, epochs, batch size, lr), all starting from the shipped model; run in this order while time lasts
+
+
+@dataclass(frozen=True)
+class Candidate:
+    recipe: str
+    epochs: float
+    batch: int
+    lr: float
+    start: str = "shipped"  # "shipped", "base" (all-MiniLM-L6-v2) or the name of a candidate trained before it
+    stem: bool = True  # False: the model reads whole words (`searchkit train --no-stem`)
+
+
+# run in this order while time lasts; a candidate whose start did not finish is skipped
 CANDIDATES = {
-    "hardneg-b128-e3": ("hardneg", 3, 128, 3e-5),
-    "hardneg-b256-e4": ("hardneg", 4, 256, 3e-5),
-    "multitask-b64-e2": ("multitask", 2, 64, 2e-5),
-    "multitask-b128-e3": ("multitask", 3, 128, 3e-5),
-    "multitask-b128-e2": ("multitask", 2, 128, 3e-5),
-    "cosent-b32-e1": ("cosent", 1, 32, 2e-5),
+    "hardneg-b128-e3": Candidate("hardneg", 3, 128, 3e-5),
+    "hardneg-b256-e4": Candidate("hardneg", 4, 256, 3e-5),
+    "multitask-b64-e2": Candidate("multitask", 2, 64, 2e-5),
+    "multitask-b128-e3": Candidate("multitask", 3, 128, 3e-5),
+    "multitask-b128-e2": Candidate("multitask", 2, 128, 3e-5),
+    "cosent-b32-e1": Candidate("cosent", 1, 32, 2e-5),
+    # the whole chain from the base model, on whole words and (its control) on stems: `mnrl`, then `hardneg` at
+    # batch 256 as the shipped model's last step. On the CPU (sixteenth session) one `mnrl` epoch, then one `hardneg`
+    # epoch, each at batch 32, compared the two text forms at a smaller scale
+    "words-mnrl-b256-e2": Candidate("mnrl", 2, 256, 5e-5, start="base", stem=False),
+    "words-hardneg-b256-e4": Candidate("hardneg", 4, 256, 3e-5, start="words-mnrl-b256-e2", stem=False),
+    "stems-mnrl-b256-e2": Candidate("mnrl", 2, 256, 5e-5, start="base"),
+    "stems-hardneg-b256-e4": Candidate("hardneg", 4, 256, 3e-5, start="stems-mnrl-b256-e2"),
 }
 
 # name -> (start from, epochs, unrated negatives per query, drawn from the hybrid top, batch size, lr); the shipped
@@ -304,36 +326,42 @@ def main() -> None:
     eval_seconds = baseline.get("eval_seconds", 60.0)
     step_seconds = args.step_seconds  # a guess until the first candidate measures it
     chosen = None
-    for name, (recipe, epochs, batch, lr) in CANDIDATES.items():
+    for name, c in CANDIDATES.items():
         if args.only is not None and name not in args.only:
             continue
-        rows = sizes["graded"] if recipe in ("cosent", "seed") else sizes["main_mnrl"] + (
-            sizes["graded"] if recipe == "multitask" else 0)
-        steps = 2 if args.quick else int(epochs * rows / batch)
-        need = steps * step_seconds * (batch / 64) ** 0.5 + eval_seconds + 30
+        if c.start not in ("shipped", "base") and not report["steps"].get(c.start, {}).get("ok"):
+            report["steps"][name] = {"ok": False, "skipped": f"starts from {c.start}, which did not finish"}
+            save()
+            continue
+        rows = sizes["graded"] if c.recipe in ("cosent", "seed") else sizes["main_mnrl"] + (
+            sizes["graded"] if c.recipe == "multitask" else 0)
+        steps = 2 if args.quick else int(c.epochs * rows / c.batch)
+        need = steps * step_seconds * (c.batch / 64) ** 0.5 + eval_seconds + 30
         if time.perf_counter() + need > deadline:
             left = deadline - time.perf_counter()
             report["steps"][name] = {"ok": False, "skipped": f"needs ~{need:.0f} s, {left:.0f} s left"}
             save()
             continue
         out = args.work / name
+        base = {"shipped": SHIPPED, "base": None}.get(c.start, args.work / c.start)
 
-        def run(out=out, recipe=recipe, epochs=epochs, batch=batch, lr=lr, steps=steps):
+        def run(out=out, c=c, base=base, steps=steps):
             t = time.perf_counter()
-            train(TrainConfig(pairs=pairs_path, catalog=catalog, out=out, recipe=recipe, base_model=SHIPPED,
-                              epochs=epochs, batch_size=batch, lr=lr, device=args.device,
+            train(TrainConfig(pairs=pairs_path, catalog=catalog, out=out, recipe=c.recipe, base_model=base,
+                              epochs=c.epochs, batch_size=min(c.batch, 32) if args.quick else c.batch, lr=c.lr,
+                              device=args.device, stem=c.stem,
                               max_steps=steps if args.quick else -1, eval_steps=10**6, save_steps=10**6,
                               eval_queries=20 if args.quick else 300, eval_corpus=50 if args.quick else 3000))
             train_s = time.perf_counter() - t
             val, seconds = measure(out, catalog, config, args.device, pairs)
             info = json.loads((out / "searchkit.json").read_text())
-            return {"recipe": recipe, "epochs": epochs, "batch": batch, "lr": lr, "steps": steps,
-                    "train_seconds": round(train_s, 1), "eval_seconds": seconds, "val": val,
-                    "card_validation": info.get("validation", {})}
+            return {"recipe": c.recipe, "epochs": c.epochs, "batch": c.batch, "lr": c.lr, "start": c.start,
+                    "stem": c.stem, "steps": steps, "train_seconds": round(train_s, 1), "eval_seconds": seconds,
+                    "val": val, "card_validation": info.get("validation", {})}
 
         result = step(name, run)
         if result["ok"]:
-            step_seconds = result["train_seconds"] / max(steps, 1) / (batch / 64) ** 0.5
+            step_seconds = result["train_seconds"] / max(steps, 1) / (c.batch / 64) ** 0.5
             best = report["steps"].get(chosen, {}).get("val", {}).get("hybrid_ndcg@10", -1) if chosen else -1
             if result["val"]["hybrid_ndcg@10"] > best:
                 chosen = name

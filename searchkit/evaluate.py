@@ -75,12 +75,20 @@ def select_pairs(pairs: pd.DataFrame, config: EvalConfig) -> pd.DataFrame:
     return chosen.reset_index(drop=True)
 
 
-def pair_correlation(searcher: Searcher, pairs: pd.DataFrame) -> dict[str, float]:
-    """Cosine of each (query, product) pair as the index scores it, against the label (relevance-1)/2."""
+def pair_cosines(searcher: Searcher, pairs: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Cosine of each rated (query, product) pair as the index scores it, its relevance and its query, queries in
+    sorted order."""
     cosines: list[float] = []
     for query, group in pairs.groupby("query", sort=True):
         cosines.extend(searcher.similarity(query, group["product_id"].tolist()))
-    return correlation(np.array(cosines), pairs.sort_values("query", kind="stable")["relevance"].to_numpy(float))
+    ordered = pairs.sort_values("query", kind="stable")
+    return np.array(cosines), ordered["relevance"].to_numpy(float), ordered["query"].to_numpy(object)
+
+
+def pair_correlation(searcher: Searcher, pairs: pd.DataFrame) -> dict[str, float]:
+    """Cosine of each (query, product) pair as the index scores it, against the label (relevance-1)/2."""
+    cosines, relevance, _ = pair_cosines(searcher, pairs)
+    return correlation(cosines, relevance)
 
 
 def pair_rows(searcher: Searcher, pairs: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -129,7 +137,8 @@ def query_relevant(pairs: pd.DataFrame) -> dict[str, set[str]]:
     return {q: set(g.loc[g["relevance"] >= RELEVANT, "product_id"]) for q, g in pairs.groupby("query")}
 
 
-def retrieval(searcher: Searcher, pairs: pd.DataFrame, mode: str, batch: int = 256) -> dict[str, float]:
+def query_metrics(searcher: Searcher, pairs: pd.DataFrame, mode: str, batch: int = 256) -> pd.DataFrame:
+    """One row per query (sorted; the index is the query) of the retrieval metrics over the whole catalog."""
     gains = query_gains(pairs)
     relevant = query_relevant(pairs)
     queries = sorted(gains)
@@ -146,8 +155,12 @@ def retrieval(searcher: Searcher, pairs: pd.DataFrame, mode: str, batch: int = 2
                 "ndcg@10_judged": judged_ndcg_at_k(ranked, gains[query], 10),
                 "judged@10": judged_at_k(ranked, gains[query], 10),
             })
-    frame = pd.DataFrame(rows)
-    return {**{m: float(frame[m].mean()) for m in frame.columns}, "queries": len(queries)}
+    return pd.DataFrame(rows, index=pd.Index(queries, name="query"))
+
+
+def retrieval(searcher: Searcher, pairs: pd.DataFrame, mode: str, batch: int = 256) -> dict[str, float]:
+    frame = query_metrics(searcher, pairs, mode, batch)
+    return {**{m: float(frame[m].mean()) for m in frame.columns}, "queries": len(frame)}
 
 
 def evaluate(searcher: Searcher, pairs: pd.DataFrame, config: EvalConfig = EvalConfig()) -> dict:

@@ -49,15 +49,12 @@ def recall_at_k(ranked: Sequence[str], relevant: set[str], k: int) -> float:
 def _ranks(x: np.ndarray) -> np.ndarray:
     """Average ranks (ties share the mean rank), as Spearman needs."""
     order = np.argsort(x, kind="mergesort")
-    ranks = np.empty(len(x), dtype=float)
     sorted_x = x[order]
-    i = 0
-    while i < len(x):
-        j = i
-        while j + 1 < len(x) and sorted_x[j + 1] == sorted_x[i]:
-            j += 1
-        ranks[order[i:j + 1]] = (i + j) / 2.0 + 1
-        i = j + 1
+    starts = np.r_[True, sorted_x[1:] != sorted_x[:-1]] if len(x) else np.zeros(0, dtype=bool)
+    first = np.flatnonzero(starts)
+    last = np.r_[first[1:], len(x)] - 1
+    ranks = np.empty(len(x), dtype=float)
+    ranks[order] = ((first + last) / 2.0 + 1)[np.cumsum(starts) - 1]
     return ranks
 
 
@@ -72,3 +69,45 @@ def pearson(x: Sequence[float], y: Sequence[float]) -> float:
 
 def spearman(x: Sequence[float], y: Sequence[float]) -> float:
     return pearson(_ranks(np.asarray(x, dtype=float)), _ranks(np.asarray(y, dtype=float)))
+
+
+def _summary(observed: float, resampled: np.ndarray, level: float, diff: np.ndarray | None = None) -> dict[str, float]:
+    low, high = np.quantile(resampled, [(1 - level) / 2, (1 + level) / 2])
+    out = {"difference": float(observed), "low": float(low), "high": float(high), "level": level}
+    if diff is not None:
+        out.update(better=int((diff > 0).sum()), worse=int((diff < 0).sum()), items=len(diff))
+    return out
+
+
+def paired_bootstrap(a: Sequence[float], b: Sequence[float], resamples: int = 2000, seed: int = 0,
+                     level: float = 0.95) -> dict[str, float]:
+    """How much b beats a on the same items (e.g. one metric per query for two systems): the mean of b - a, a
+    percentile bootstrap interval for it (items drawn with replacement, `resamples` times, seeded), and how many items
+    b does better or worse on. Items where either value is NaN are left out."""
+    x, y = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if x.shape != y.shape or x.ndim != 1:
+        raise ValueError("paired_bootstrap needs two sequences of equal length")
+    diff = (y - x)[~(np.isnan(x) | np.isnan(y))]
+    if len(diff) == 0:
+        raise ValueError("paired_bootstrap needs at least one item with both values")
+    draws = np.random.default_rng(seed).integers(0, len(diff), size=(resamples, len(diff)))
+    return _summary(diff.mean(), diff[draws].mean(axis=1), level, diff)
+
+
+def paired_bootstrap_spearman(a: Sequence[float], b: Sequence[float], labels: Sequence[float],
+                              groups: Sequence[object], resamples: int = 1000, seed: int = 0,
+                              level: float = 0.95) -> dict[str, float]:
+    """Spearman(b, labels) - Spearman(a, labels) over pairs, with a bootstrap interval that draws whole groups (e.g.
+    every rated pair of a query) with replacement, since pairs of one query are not independent."""
+    x, y, z = (np.asarray(v, dtype=float) for v in (a, b, labels))
+    keys = np.asarray(groups, dtype=object)
+    if not len(x) == len(y) == len(z) == len(keys):
+        raise ValueError("paired_bootstrap_spearman needs a, b, labels and groups of equal length")
+    _, inverse = np.unique(keys.astype(str), return_inverse=True)
+    members = [np.flatnonzero(inverse == g) for g in range(inverse.max() + 1)]
+    rng = np.random.default_rng(seed)
+    resampled = np.empty(resamples)
+    for i in range(resamples):
+        rows = np.concatenate([members[g] for g in rng.integers(0, len(members), size=len(members))])
+        resampled[i] = spearman(y[rows], z[rows]) - spearman(x[rows], z[rows])
+    return _summary(spearman(y, z) - spearman(x, z), resampled, level)

@@ -2,7 +2,8 @@ import pandas as pd
 import pytest
 
 from searchkit.catalog import read_pairs
-from searchkit.evaluate import EvalConfig, evaluate, retrieval, select_pairs
+from searchkit.evaluate import (EvalConfig, evaluate, pair_correlation, pair_cosines, query_metrics, retrieval,
+                                select_pairs)
 from searchkit.splits import SplitConfig, query_split, split_pairs
 
 
@@ -31,6 +32,20 @@ def test_evaluate_report_shape(searcher, pairs_file):
     assert report["pairs"]["pairs"] == len(read_pairs(pairs_file))
     assert set(report["retrieval"]["dense"]) == {"ndcg@10", "mrr@10", "recall@10", "recall@100", "ndcg@10_judged",
                                                  "judged@10", "queries"}
+
+
+def test_per_query_figures_are_what_the_report_averages(searcher, pairs_file):
+    pairs = read_pairs(pairs_file)
+    frame = query_metrics(searcher, pairs, "hybrid")
+    assert frame.index.tolist() == sorted(set(pairs["query"]))  # one row per query, for pairing two systems
+    report = retrieval(searcher, pairs, "hybrid")
+    assert report["ndcg@10"] == pytest.approx(frame["ndcg@10"].mean())
+    assert report["recall@10"] == pytest.approx(frame["recall@10"].mean())  # NaN (no relevant product) left out
+    cosines, relevance, queries = pair_cosines(searcher, pairs)
+    assert len(cosines) == len(relevance) == len(queries) == len(pairs) and list(queries) == sorted(queries)
+    assert searcher.similarity(queries[0], [pairs.sort_values("query", kind="stable")["product_id"].iloc[0]])[0] \
+        == pytest.approx(cosines[0])
+    assert pair_correlation(searcher, pairs)["pairs"] == len(pairs)
 
 
 def test_max_queries_and_unknown_products(searcher, pairs_file):

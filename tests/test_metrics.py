@@ -2,7 +2,10 @@ import math
 
 import pytest
 
-from searchkit.metrics import dcg, judged_at_k, judged_ndcg_at_k, mrr_at_k, ndcg_at_k, pearson, recall_at_k, spearman
+import numpy as np
+
+from searchkit.metrics import (_ranks, dcg, judged_at_k, judged_ndcg_at_k, mrr_at_k, ndcg_at_k, paired_bootstrap,
+                               paired_bootstrap_spearman, pearson, recall_at_k, spearman)
 
 
 def test_ndcg_hand_computed():
@@ -57,6 +60,43 @@ def test_spearman_with_ties_matches_hand_ranks():
     rx, ry = [1, 2.5, 2.5, 4], [1, 2, 3, 4]
     assert spearman(x, y) == pytest.approx(pearson(rx, ry))
     assert spearman([1, 2, 3], [3, 2, 1]) == pytest.approx(-1.0)
+
+
+def test_ranks_average_every_run_of_ties():
+    assert _ranks(np.array([3.0, 1.0, 3.0, 2.0, 3.0])).tolist() == [4.0, 1.0, 4.0, 2.0, 4.0]
+    assert _ranks(np.array([5.0, 5.0])).tolist() == [1.5, 1.5]
+    assert _ranks(np.array([])).tolist() == []
+
+
+def test_paired_bootstrap_hand_cases():
+    # b beats a by exactly 0.1 on every item: every resample's mean difference is 0.1
+    same_gain = paired_bootstrap([0.2, 0.5, 0.0], [0.3, 0.6, 0.1], resamples=200)
+    assert same_gain["difference"] == pytest.approx(0.1)
+    assert same_gain["low"] == pytest.approx(0.1) and same_gain["high"] == pytest.approx(0.1)
+    assert (same_gain["better"], same_gain["worse"], same_gain["items"]) == (3, 0, 3)
+    # one item better by 1, one worse by 1, two ties: mean 0, resampled means lie in [-1, 1] around it
+    mixed = paired_bootstrap([0, 1, 0, 0], [1, 0, 0, 0], resamples=500, seed=3)
+    assert mixed["difference"] == 0.0 and (mixed["better"], mixed["worse"]) == (1, 1)
+    assert -1.0 <= mixed["low"] < 0.0 < mixed["high"] <= 1.0
+    assert paired_bootstrap([0, 1, 0, 0], [1, 0, 0, 0], resamples=500, seed=3) == mixed  # seeded
+    # an item missing either value (a query with no relevant product has no recall) is left out
+    assert paired_bootstrap([float("nan"), 1.0], [0.0, 3.0])["items"] == 1
+    with pytest.raises(ValueError):
+        paired_bootstrap([1.0, 2.0], [1.0])
+
+
+def test_paired_bootstrap_spearman_draws_whole_queries():
+    labels = [1, 2, 3, 1, 2, 3]
+    queries = ["q1"] * 3 + ["q2"] * 3
+    # b orders every query's pairs as the labels do, a the reverse: +1 - (-1) on any draw of whole queries
+    flipped = paired_bootstrap_spearman([-x for x in labels], labels, labels, queries, resamples=100)
+    assert flipped["difference"] == pytest.approx(2.0)
+    assert flipped["low"] == pytest.approx(2.0) and flipped["high"] == pytest.approx(2.0)
+    same = paired_bootstrap_spearman([0.3, 0.1, 0.2, 0.5, 0.4, 0.6], [0.3, 0.1, 0.2, 0.5, 0.4, 0.6], labels, queries,
+                                     resamples=50)
+    assert same["difference"] == 0.0 and same["low"] == 0.0 and same["high"] == 0.0
+    with pytest.raises(ValueError):
+        paired_bootstrap_spearman([1, 2], [1, 2], [1, 2], ["q1"])
 
 
 def test_pearson_hand_computed():
