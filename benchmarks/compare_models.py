@@ -87,11 +87,12 @@ def main() -> None:
     rows = [{"system": m["system"], "kind": m["kind"], "spearman": round(spearman(m["cosines"], m["relevance"]), 4),
              **{f"{mode} {metric}": round(float(m["per_query"][mode][metric].mean()), 4)
                 for mode in modes for metric in METRICS}} for m in measured]
-    diffs = [{"system": m["system"], "vs": measured[0]["system"], **{k: {n: round(v, 4) if isinstance(v, float) else v
-                                                                          for n, v in d.items()}
-                                                                      for k, d in compare(measured[0], m, modes,
-                                                                                          args.resamples).items()}}
-             for m in measured[1:]]
+    diffs = []
+    for m in measured[1:]:
+        found = compare(measured[0], m, modes, args.resamples)
+        diffs.append({"system": m["system"], "vs": measured[0]["system"],
+                      **{k: {n: round(v, 4) if isinstance(v, float) else v for n, v in d.items()}
+                         for k, d in found.items()}})
 
     columns = ["spearman", *(f"{mode} {metric}" for mode in modes for metric in METRICS)]
     print(f"{args.split}: {pairs['query'].nunique()} queries, {len(pairs)} rated pairs")
