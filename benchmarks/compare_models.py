@@ -1,13 +1,15 @@
 """Is one model (or index) better than another, or within the noise? Paired over the same held-out queries.
 
     python benchmarks/compare_models.py --system A B [C ...] [--split val] [--modes dense,hybrid] [--resamples 2000]
+                                        [--novel-words]
 
 Each system is a model folder (its catalog embedded in memory, exact search, as `searchkit evaluate --model` does) or
 an index folder (searched as built, as `searchkit evaluate --index` does). Every system after the first is compared
 with the first: for pair Spearman (cosine vs rating) and, per mode, NDCG@10 and MRR@10, the difference, its 95%
 bootstrap interval (queries drawn with replacement; for Spearman, whole queries with all their rated pairs) and how
-many queries got better or worse. Prints tables and one JSON line. Choose on the validation split; measure the test
-split once.
+many queries got better or worse. `--novel-words` repeats the comparison, from the same measurement, on the queries
+with a word no training query uses (a proxy for another shop's wording, picked as `eval_novel_words.py` does).
+Prints tables and one JSON line. Choose on the validation split; measure the test split once.
 """
 
 from __future__ import annotations
@@ -23,10 +25,12 @@ from searchkit.catalog import read_pairs
 from searchkit.evaluate import EvalConfig, pair_cosines, query_metrics, select_pairs
 from searchkit.index import in_memory_searcher
 from searchkit.metrics import paired_bootstrap, paired_bootstrap_spearman, spearman
+from searchkit.splits import split_pairs
 from searchkit.store import IndexFiles
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import command, machine  # noqa: E402
+from eval_novel_words import novel_queries  # noqa: E402
 
 METRICS = ("ndcg@10", "mrr@10")
 
@@ -62,6 +66,41 @@ def compare(base: dict, other: dict, modes: list[str], resamples: int) -> dict:
     return out
 
 
+def restrict(m: dict, keep: set[str]) -> dict:
+    """The same measurement over only the queries in `keep` (their pairs and per-query rows)."""
+    chosen = [q in keep for q in m["queries"]]
+    return {**m, "cosines": m["cosines"][chosen], "relevance": m["relevance"][chosen],
+            "queries": m["queries"][chosen],
+            "per_query": {mode: frame[frame.index.isin(keep)] for mode, frame in m["per_query"].items()}}
+
+
+def summarise(measured: list[dict], modes: list[str], resamples: int) -> tuple[list[dict], list[dict]]:
+    rows = [{"system": m["system"], "kind": m["kind"], "spearman": round(spearman(m["cosines"], m["relevance"]), 4),
+             **{f"{mode} {metric}": round(float(m["per_query"][mode][metric].mean()), 4)
+                for mode in modes for metric in METRICS}} for m in measured]
+    diffs = []
+    for m in measured[1:]:
+        found = compare(measured[0], m, modes, resamples)
+        diffs.append({"system": m["system"], "vs": measured[0]["system"],
+                      **{k: {n: round(v, 4) if isinstance(v, float) else v for n, v in d.items()}
+                         for k, d in found.items()}})
+    return rows, diffs
+
+
+def show(title: str, rows: list[dict], diffs: list[dict], columns: list[str]) -> None:
+    print(title)
+    print(f"{'system':<44}" + "".join(f"{c:>16}" for c in columns))
+    for r in rows:
+        print(f"{r['system'][-44:]:<44}" + "".join(f"{r[c]:16.4f}" for c in columns))
+    print(f"\ndifference from {rows[0]['system']} [95% bootstrap interval] (queries better / worse)")
+    for d in diffs:
+        print(d["system"])
+        for c in columns:
+            x = d[c]
+            counts = f" ({x['better']} / {x['worse']})" if "better" in x else ""
+            print(f"  {c:<16} {x['difference']:+.4f} [{x['low']:+.4f}, {x['high']:+.4f}]{counts}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--system", type=Path, nargs="+", required=True, help="model or index folders; first = base")
@@ -72,6 +111,8 @@ def main() -> None:
     parser.add_argument("--resamples", type=int, default=2000)
     parser.add_argument("--max-queries", type=int, default=None)
     parser.add_argument("--device", default=None, help="for model folders: cpu, cuda (default: cuda when present)")
+    parser.add_argument("--novel-words", action="store_true",
+                        help="also compare on the queries with a word no training query uses")
     args = parser.parse_args()
     if len(args.system) < 2:
         parser.error("--system needs at least two folders: a base and one to compare with it")
@@ -84,30 +125,18 @@ def main() -> None:
     for path in args.system:
         measured.append(measure(path, args.catalog, pairs, modes, args.device))
         print(f"{path}: measured in {measured[-1]['seconds']} s", file=sys.stderr, flush=True)
-    rows = [{"system": m["system"], "kind": m["kind"], "spearman": round(spearman(m["cosines"], m["relevance"]), 4),
-             **{f"{mode} {metric}": round(float(m["per_query"][mode][metric].mean()), 4)
-                for mode in modes for metric in METRICS}} for m in measured]
-    diffs = []
-    for m in measured[1:]:
-        found = compare(measured[0], m, modes, args.resamples)
-        diffs.append({"system": m["system"], "vs": measured[0]["system"],
-                      **{k: {n: round(v, 4) if isinstance(v, float) else v for n, v in d.items()}
-                         for k, d in found.items()}})
-
     columns = ["spearman", *(f"{mode} {metric}" for mode in modes for metric in METRICS)]
-    print(f"{args.split}: {pairs['query'].nunique()} queries, {len(pairs)} rated pairs")
-    print(f"{'system':<44}" + "".join(f"{c:>16}" for c in columns))
-    for r in rows:
-        print(f"{r['system'][-44:]:<44}" + "".join(f"{r[c]:16.4f}" for c in columns))
-    print(f"\ndifference from {measured[0]['system']} [95% bootstrap interval] (queries better / worse)")
-    for d in diffs:
-        print(d["system"])
-        for c in columns:
-            x = d[c]
-            counts = f" ({x['better']} / {x['worse']})" if "better" in x else ""
-            print(f"  {c:<16} {x['difference']:+.4f} [{x['low']:+.4f}, {x['high']:+.4f}]{counts}")
+    rows, diffs = summarise(measured, modes, args.resamples)
+    show(f"{args.split}: {pairs['query'].nunique()} queries, {len(pairs)} rated pairs", rows, diffs, columns)
+    novel = {}
+    if args.novel_words:
+        keep = novel_queries(split_pairs(read_pairs(args.pairs)), args.split) & set(pairs["query"])
+        novel_rows, novel_diffs = summarise([restrict(m, keep) for m in measured], modes, args.resamples)
+        show(f"\n{args.split}, {len(keep)} queries with a word no training query uses", novel_rows, novel_diffs,
+             columns)
+        novel = {"novel_words": {"queries": len(keep), "rows": novel_rows, "differences": novel_diffs}}
     print(json.dumps({"benchmark": "compare_models", "split": args.split, "queries": int(pairs["query"].nunique()),
-                      "rows": rows, "differences": diffs, "resamples": args.resamples, "machine": machine(),
+                      "rows": rows, "differences": diffs, **novel, "resamples": args.resamples, "machine": machine(),
                       "command": command()}))
 
 
