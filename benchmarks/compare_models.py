@@ -119,7 +119,8 @@ def main() -> None:
     if args.split == "test":
         print("note: measuring the held-out test split; compare candidates on val", file=sys.stderr)
     modes = args.modes.split(",")
-    pairs = select_pairs(read_pairs(args.pairs), EvalConfig(split=args.split, max_queries=args.max_queries))
+    rated = read_pairs(args.pairs)
+    pairs = select_pairs(rated, EvalConfig(split=args.split, max_queries=args.max_queries))
 
     measured = []
     for path in args.system:
@@ -130,7 +131,7 @@ def main() -> None:
     show(f"{args.split}: {pairs['query'].nunique()} queries, {len(pairs)} rated pairs", rows, diffs, columns)
     novel = {}
     if args.novel_words:
-        keep = novel_queries(split_pairs(read_pairs(args.pairs)), args.split) & set(pairs["query"])
+        keep = novel_queries(split_pairs(rated), args.split) & set(pairs["query"])
         novel_rows, novel_diffs = summarise([restrict(m, keep) for m in measured], modes, args.resamples)
         show(f"\n{args.split}, {len(keep)} queries with a word no training query uses", novel_rows, novel_diffs,
              columns)
