@@ -45,7 +45,6 @@ PAIRS = Path("catalog/homedepot-pairs.parquet")
 PART_BYTES = 15 * 1024 * 1024
 
 
-
 @dataclass(frozen=True)
 class Candidate:
     recipe: str
