@@ -295,13 +295,14 @@ def evaluate_cmd(pairs, index_dir, split, seed, max_queries, backend, model, cat
     from . import store
     from .catalog import read_pairs
     from .encoder import read_model_info
-    from .evaluate import EvalConfig, choose_split, evaluate, training_files
+    from .evaluate import EvalConfig, check_query_split, choose_split, evaluate, training_files
     from .search import Searcher
 
     rated = read_pairs(pairs, form)
     reason = None
+    card = read_model_info(model if model is not None else store.IndexFiles(index_dir).model)
+    check_query_split(card, str(model if model is not None else index_dir))
     if split == "auto":
-        card = read_model_info(model if model is not None else store.IndexFiles(index_dir).model)
         split, reason = choose_split(rated, training_files(card, [Path(DEFAULT_PAIRS)]), seed)
 
     if model is not None:
@@ -456,17 +457,21 @@ def distill_cmd(pairs, model, catalog, layers, epochs, batch_size, lr, kl_weight
 @click.option("--stem/--no-stem", default=True, show_default=True,
               help="Porter-stem the model's input text (the reference recipe); --no-stem: whole words (BM25 text is "
                    "stemmed either way).")
+@click.option("--split-by", type=click.Choice(["query", "pair"]), default="query", show_default=True,
+              help="pair: a random pair split, only to reproduce figures measured that way (the reference card's); "
+                   "queries then appear in training and validation both.")
 @pair_options
 def train_cmd(pairs, catalog, out, recipe, base_model, epochs, batch_size, lr, max_steps, eval_steps, save_steps,
-              seed, device, resume, stem, form):
+              seed, device, resume, stem, split_by, form):
     """Fine-tune all-MiniLM-L6-v2 on rated query-product PAIRS (split by query, seeded)."""
+    from .splits import SplitConfig
     from .training import TrainConfig, train
 
     config = TrainConfig(
         pairs=pairs, catalog=catalog, out=out or Path(f"models/searchkit-homedepot-{recipe}"), recipe=recipe,
         base_model=base_model, epochs=epochs, batch_size=batch_size, lr=lr, max_steps=max_steps,
         eval_steps=eval_steps, save_steps=save_steps, seed=seed, device=device, resume=resume, stem=stem,
-        pair_format=form, progress=sys.stderr.isatty(),
+        split=SplitConfig(by=split_by), pair_format=form, progress=sys.stderr.isatty(),
     )
     path = train(config)
     click.echo(f"saved model to {path}")

@@ -94,20 +94,36 @@ def paired_bootstrap(a: Sequence[float], b: Sequence[float], resamples: int = 20
     return _summary(diff.mean(), diff[draws].mean(axis=1), level, diff)
 
 
+def _group_draws(groups: Sequence[object], resamples: int, seed: int):
+    """Row indices of `resamples` bootstrap draws of whole groups (with replacement), one array per draw."""
+    keys = np.asarray(groups, dtype=object)
+    _, inverse = np.unique(keys.astype(str), return_inverse=True)
+    members = [np.flatnonzero(inverse == g) for g in range(inverse.max() + 1)]
+    rng = np.random.default_rng(seed)
+    for _ in range(resamples):
+        yield np.concatenate([members[g] for g in rng.integers(0, len(members), size=len(members))])
+
+
+def bootstrap_spearman(scores: Sequence[float], labels: Sequence[float], groups: Sequence[object],
+                       resamples: int = 1000, seed: int = 0, level: float = 0.95) -> dict[str, float]:
+    """Spearman(scores, labels) over pairs with a percentile bootstrap interval that draws whole groups (e.g. every
+    rated pair of a query), since pairs of one query are not independent."""
+    x, z = np.asarray(scores, dtype=float), np.asarray(labels, dtype=float)
+    if not len(x) == len(z) == len(groups):
+        raise ValueError("bootstrap_spearman needs scores, labels and groups of equal length")
+    resampled = np.array([spearman(x[rows], z[rows]) for rows in _group_draws(groups, resamples, seed)])
+    low, high = np.quantile(resampled, [(1 - level) / 2, (1 + level) / 2])
+    return {"value": spearman(x, z), "low": float(low), "high": float(high), "level": level}
+
+
 def paired_bootstrap_spearman(a: Sequence[float], b: Sequence[float], labels: Sequence[float],
                               groups: Sequence[object], resamples: int = 1000, seed: int = 0,
                               level: float = 0.95) -> dict[str, float]:
     """Spearman(b, labels) - Spearman(a, labels) over pairs, with a bootstrap interval that draws whole groups (e.g.
     every rated pair of a query) with replacement, since pairs of one query are not independent."""
     x, y, z = (np.asarray(v, dtype=float) for v in (a, b, labels))
-    keys = np.asarray(groups, dtype=object)
-    if not len(x) == len(y) == len(z) == len(keys):
+    if not len(x) == len(y) == len(z) == len(groups):
         raise ValueError("paired_bootstrap_spearman needs a, b, labels and groups of equal length")
-    _, inverse = np.unique(keys.astype(str), return_inverse=True)
-    members = [np.flatnonzero(inverse == g) for g in range(inverse.max() + 1)]
-    rng = np.random.default_rng(seed)
-    resampled = np.empty(resamples)
-    for i in range(resamples):
-        rows = np.concatenate([members[g] for g in rng.integers(0, len(members), size=len(members))])
-        resampled[i] = spearman(y[rows], z[rows]) - spearman(x[rows], z[rows])
+    resampled = np.array([spearman(y[rows], z[rows]) - spearman(x[rows], z[rows])
+                          for rows in _group_draws(groups, resamples, seed)])
     return _summary(spearman(y, z) - spearman(x, z), resampled, level)

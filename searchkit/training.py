@@ -236,10 +236,12 @@ def _write_card(out: Path, config: TrainConfig, recipe: Recipe, text: TextConfig
         f"{recipe.epochs}, warmup ratio {recipe.warmup_ratio}, seed {config.seed}"
         + (f", positives with relevance >= {recipe.min_relevance}" if recipe.min_relevance else ""),
         f"- text pipeline (searchkit.text): {json.dumps(text.to_dict())}",
-        f"- split by query (seed {config.split.seed}): {counts}",
+        f"- split by {config.split.by} (seed {config.split.seed}): {counts}"
+        + (" (a random pair split: validation queries were also trained on)" if config.split.by == "pair" else ""),
         f"- trained for {seconds / 60:.1f} min on {config.device or 'auto'}"
         + (f", stopped at max_steps={config.max_steps}" if config.max_steps > 0 else ""), "",
-        "## Validation (split `val`, queries unseen in training)", "",
+        "## Validation (split `val`, " + ("pairs unseen in training)" if config.split.by == "pair"
+                                           else "queries unseen in training)"), "",
         "| metric | value |", "| --- | --- |",
         *[f"| {k} | {v:.4f} |" for k, v in sorted(metrics.items()) if isinstance(v, (int, float))], "",
         "Held-out (`test` split) figures come from `searchkit evaluate`; see the project README.", "",

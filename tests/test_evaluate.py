@@ -1,6 +1,7 @@
 import pandas as pd
 import pytest
 
+from searchkit import SearchkitError
 from searchkit.catalog import read_pairs
 from searchkit.evaluate import (EvalConfig, evaluate, pair_correlation, pair_cosines, query_metrics, retrieval,
                                 select_pairs)
@@ -16,6 +17,22 @@ def test_split_is_by_query_and_seeded(pairs_file):
     assert query_split("swag light kit") == query_split(" Swag Light Kit ")
     other = split_pairs(pairs, SplitConfig(seed=1))
     assert [set(p["query"]) for p in other.values()] != seen
+
+
+def test_split_by_pair_shares_queries_and_keeps_every_pair_once(pairs_file):
+    pairs = read_pairs(pairs_file)
+    parts = split_pairs(pairs, SplitConfig(by="pair"))
+    keys = [set(zip(p["query"], p["product_id"], strict=True)) for p in parts.values()]
+    assert sum(len(p) for p in parts.values()) == len(pairs) and not (keys[0] & keys[2]) and not (keys[0] & keys[1])
+    assert set(parts["test"]["query"]) & set(parts["train"]["query"])  # queries leak: why it is not the default
+    assert {k: len(p) for k, p in parts.items()} != {k: len(p) for k, p in split_pairs(pairs).items()}
+    again = split_pairs(pairs.sample(frac=1.0, random_state=3), SplitConfig(by="pair"))
+    assert set(zip(again["test"]["query"], again["test"]["product_id"], strict=True)) == keys[2]  # order-free
+
+
+def test_unknown_split_kind_refused():
+    with pytest.raises(SearchkitError, match="split by 'product'"):
+        SplitConfig(by="product")
 
 
 def test_lexical_retrieval_is_perfect_when_queries_are_titles(searcher, catalog_frame):

@@ -4,8 +4,8 @@ import pytest
 
 import numpy as np
 
-from searchkit.metrics import (_ranks, dcg, judged_at_k, judged_ndcg_at_k, mrr_at_k, ndcg_at_k, paired_bootstrap,
-                               paired_bootstrap_spearman, pearson, recall_at_k, spearman)
+from searchkit.metrics import (_ranks, bootstrap_spearman, dcg, judged_at_k, judged_ndcg_at_k, mrr_at_k, ndcg_at_k,
+                               paired_bootstrap, paired_bootstrap_spearman, pearson, recall_at_k, spearman)
 
 
 def test_ndcg_hand_computed():
@@ -97,6 +97,21 @@ def test_paired_bootstrap_spearman_draws_whole_queries():
     assert same["difference"] == 0.0 and same["low"] == 0.0 and same["high"] == 0.0
     with pytest.raises(ValueError):
         paired_bootstrap_spearman([1, 2], [1, 2], [1, 2], ["q1"])
+
+
+def test_bootstrap_spearman_draws_whole_queries():
+    labels = [1, 2, 3, 1, 2, 3]
+    queries = ["q1"] * 3 + ["q2"] * 3
+    perfect = bootstrap_spearman([0.1, 0.2, 0.3, 0.4, 0.5, 0.6], labels, queries, resamples=100)
+    # ranks 1..6 against the labels' ranks 1.5, 3.5, 5.5, 1.5, 3.5, 5.5: (hand) 8 / sqrt(17.5 * 16) = 0.478
+    assert perfect["value"] == pytest.approx(8 / (17.5 * 16) ** 0.5)
+    assert perfect["low"] <= perfect["value"] <= perfect["high"]
+    within = bootstrap_spearman([0.1, 0.2, 0.3, 0.1, 0.2, 0.3], labels, queries, resamples=100)
+    assert within["value"] == pytest.approx(1.0) and within["low"] == pytest.approx(1.0)  # any draw: still exact
+    assert bootstrap_spearman([0.1, 0.2, 0.3, 0.4, 0.5, 0.6], labels, queries, resamples=100, seed=5) == (
+        bootstrap_spearman([0.1, 0.2, 0.3, 0.4, 0.5, 0.6], labels, queries, resamples=100, seed=5))
+    with pytest.raises(ValueError):
+        bootstrap_spearman([1, 2], [1, 2], ["q1"])
 
 
 def test_pearson_hand_computed():

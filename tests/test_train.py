@@ -120,3 +120,27 @@ def test_train_reads_a_shops_pairs_file_and_records_its_format(tmp_path, tiny_mo
     train_part = split_pairs(read_pairs(pairs_file))["train"]
     assert data["train_rows"] == int((train_part["relevance"] >= RELEVANT).sum())
     assert data["pairs"] == str(shop) and PairFormat.from_dict(data["pair_format"]) == PairFormat(scale=(0, 2))
+
+
+def test_split_by_pair_trains_on_that_split_and_evaluate_refuses_it(tmp_path, tiny_model, catalog_file, pairs_file):
+    """--split-by pair (only to reproduce the reference card's measurement): the card records it, training uses that
+    split's training part, and `searchkit evaluate` refuses the model, whose query splits hold pairs it learnt from."""
+    from click.testing import CliRunner
+
+    from searchkit.catalog import read_pairs
+    from searchkit.cli import main
+    from searchkit.splits import split_pairs
+
+    out = tmp_path / "m"
+    result = CliRunner().invoke(main, ["train", str(pairs_file), "--catalog", str(catalog_file), "--out", str(out),
+                                       "--recipe", "seed", "--base-model", str(tiny_model), "--split-by", "pair",
+                                       "--max-steps", "1", "--eval-steps", "100", "--batch-size", "8"],
+                                catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    info = json.loads((out / "searchkit.json").read_text())
+    assert info["split"]["by"] == "pair"
+    assert info["data"]["train_rows"] == len(split_pairs(read_pairs(pairs_file), SplitConfig(by="pair"))["train"])
+    assert "split by pair" in (out / "README.md").read_text()
+    result = CliRunner().invoke(main, ["evaluate", str(pairs_file), "--model", str(out), "--catalog",
+                                       str(catalog_file)])
+    assert result.exit_code != 0 and "random pair split" in result.output and "reproduce_card.py" in result.output
