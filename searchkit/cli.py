@@ -240,9 +240,8 @@ def query_cmd(text, k, index_dir, mode, filters, facets, explain, model, backend
 def calibrate_cmd(index_dir, queries_file, pairs, split, target_recall, max_queries, form, as_json):
     """Measure an approximate index's recall on real queries and set its search effort (efSearch / nprobe) to the
     cheapest that reaches --target-recall; rewrites the manifest only."""
-    import numpy as np
-
     from .ann import knob_name
+    from .evaluate import sample
     from .index import recalibrate
 
     if queries_file is not None:
@@ -257,9 +256,7 @@ def calibrate_cmd(index_dir, queries_file, pairs, split, target_recall, max_quer
 
         queries = list(dict.fromkeys(select_pairs(read_pairs(pairs, form), EvalConfig(split=split))["query"]))
         source = f"{split} queries of {pairs}"
-    if len(queries) > max_queries:
-        rng = np.random.default_rng(0)
-        queries = [queries[i] for i in np.sort(rng.choice(len(queries), max_queries, replace=False))]
+    queries = sample(queries, max_queries, seed=0)
     manifest = recalibrate(index_dir, queries, target_recall, source=f"{source} ({len(queries)})")
     meta = manifest.index
     if as_json:
@@ -281,7 +278,8 @@ def calibrate_cmd(index_dir, queries_file, pairs, split, target_recall, max_quer
                    "queries with the training or validation split of the pairs the models learnt from (the bundled "
                    "pairs, or those the model's card names), else all of PAIRS.")
 @click.option("--seed", type=int, default=42, show_default=True, help="Split seed (as used in training).")
-@click.option("--max-queries", type=click.IntRange(1), default=None)
+@click.option("--max-queries", type=click.IntRange(1), default=None,
+              help="Measure a random sample of this many of the split's queries (drawn with --seed).")
 @click.option("--backend", type=click.Choice(BACKENDS), default="auto", show_default=True, help=BACKEND_HELP)
 @click.option("--model", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Measure this model folder instead of an index: embed --catalog in memory, exact search.")

@@ -71,14 +71,21 @@ def choose_split(pairs: pd.DataFrame, learnt_from: list[tuple[Path, PairFormat]]
     return "all", f"none of its {len(asked)} queries were trained or tuned on ({checked}): measuring all of them"
 
 
+def sample(items: list[str], size: int, seed: int) -> list[str]:
+    """A seeded random sample of `size` items, in their order (all of them when there are no more)."""
+    if len(items) <= size:
+        return list(items)
+    return [items[i] for i in np.sort(np.random.default_rng(seed).choice(len(items), size, replace=False))]
+
+
 def select_pairs(pairs: pd.DataFrame, config: EvalConfig) -> pd.DataFrame:
     if config.split == "all":
         chosen = pairs
     else:
         chosen = split_pairs(pairs, SplitConfig(seed=config.seed))[config.split]
     if config.max_queries:
-        keep = sorted(set(chosen["query"]))[: config.max_queries]
-        chosen = chosen[chosen["query"].isin(keep)]
+        # a seeded random sample: the alphabetical first N would be mostly queries that start with a digit
+        chosen = chosen[chosen["query"].isin(sample(sorted(set(chosen["query"])), config.max_queries, config.seed))]
     if chosen.empty:
         raise CatalogError(f"no rated pairs in split {config.split!r}")
     return chosen.reset_index(drop=True)

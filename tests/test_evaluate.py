@@ -67,7 +67,14 @@ def test_per_query_figures_are_what_the_report_averages(searcher, pairs_file):
 
 def test_max_queries_and_unknown_products(searcher, pairs_file):
     pairs = read_pairs(pairs_file)
-    assert select_pairs(pairs, EvalConfig(split="all", max_queries=3))["query"].nunique() == 3
+    every = sorted(set(pairs["query"]))
+    sample = select_pairs(pairs, EvalConfig(split="all", max_queries=3))
+    assert sample["query"].nunique() == 3 and set(sample["query"]) <= set(every)
+    assert sample.equals(select_pairs(pairs, EvalConfig(split="all", max_queries=3)))  # seeded
+    drawn = [sorted(set(select_pairs(pairs, EvalConfig(split="all", max_queries=3, seed=s))["query"]))
+             for s in range(5)]
+    assert any(d != every[:3] for d in drawn) and len({tuple(d) for d in drawn}) > 1  # a sample, not the first 3
+    assert select_pairs(pairs, EvalConfig(split="all", max_queries=len(every) + 5))["query"].nunique() == len(every)
     bad = pd.DataFrame({"query": ["x"], "product_id": ["nope"], "relevance": [3.0]})
     with pytest.raises(Exception, match="not in the index"):
         evaluate(searcher, bad, EvalConfig(split="all"))
