@@ -58,7 +58,7 @@ def warm(index: Path, queries: list[str], modes: list[str], backend: str, target
         out["rerank+explain"] = timed(lambda q: searcher.search(q, k=10, mode="rerank", explain=True), queries)
     if searcher.manifest.index.get("type", "flat") != "flat":  # the ANN's recall@10 on these (held-out) queries
         from searchkit.ann import exact_top, recall_at_k
-        from searchkit.search import stored_vectors
+        from searchkit.retrieval import stored_vectors
 
         vectors = searcher.embed_queries(queries)
         out["recall@10_vs_exact"] = round(recall_at_k(searcher.index.search(vectors, 10)[1],
@@ -73,8 +73,8 @@ def swapped_encoder(searcher, model: Path):
     """MODEL's token table as the searcher's query encoder (refused unless MODEL's weights embedded the index)."""
     import tempfile
 
-    from searchkit.distillation import token_table
     from searchkit.encoder import StaticEncoder, model_fingerprint
+    from searchkit.query_encoder import token_table
 
     if model_fingerprint(model, query_tower=False) != searcher.manifest.model.get("fingerprint"):
         # an index built from a model that already had a table carries it (use --backend distilled instead)

@@ -194,7 +194,7 @@ def child_e2e(work: Path, size: int, index: Path, encode: str, index_type: str, 
               "build_seconds": round(build_s, 1), "products_per_s": round(size / build_s),
               "build_peak_rss_mb": build_peak, "index_folder_mb": folder_mb(out)}
     if manifest.index["type"] != "flat":  # as `searchkit calibrate` would: the val queries that calibrate the rows above
-        from searchkit.index import recalibrate
+        from searchkit.recalibration import recalibrate
 
         meta = recalibrate(out, json.loads((work / "queries-val.json").read_text()), target,
                            source="bench_scale val queries").index

@@ -22,8 +22,7 @@ from pathlib import Path
 
 from searchkit import Searcher
 from searchkit.catalog import read_pairs
-from searchkit.evaluate import EvalConfig, pair_cosines, query_metrics, select_pairs
-from searchkit.index import in_memory_searcher
+from searchkit.evaluate import EvalConfig, in_memory_searcher, pair_cosines, query_metrics, select_pairs
 from searchkit.metrics import paired_bootstrap, paired_bootstrap_spearman, spearman
 from searchkit.splits import split_pairs
 from searchkit.store import IndexFiles

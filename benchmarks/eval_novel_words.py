@@ -35,7 +35,7 @@ def main() -> None:
     parser.add_argument("--pairs", type=Path, default=Path("catalog/homedepot-pairs.parquet"))
     parser.add_argument("--split", default="test", choices=("val", "test"))
     parser.add_argument("--backends", default="auto", help="Query encoders to compare per index, e.g. "
-                        "distilled,onnx-int8 (searchkit.search.BACKENDS).")
+                        "distilled,onnx-int8 (searchkit.loading.BACKENDS).")
     args = parser.parse_args()
 
     parts = split_pairs(read_pairs(args.pairs))

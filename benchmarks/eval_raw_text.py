@@ -31,7 +31,6 @@ from searchkit.training import catalog_normaliser
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import command, machine  # noqa: E402
 
-
 FORMS = ("raw", "normalised", "words")
 
 

@@ -34,8 +34,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from searchkit.catalog import read_catalog, read_pairs  # noqa: E402
-from searchkit.evaluate import EvalConfig, evaluate  # noqa: E402
-from searchkit.index import in_memory_searcher, product_texts  # noqa: E402
+from searchkit.evaluate import (  # noqa: E402
+    EvalConfig,
+    evaluate,
+    in_memory_searcher,  # noqa: E402
+)
+from searchkit.index import product_texts  # noqa: E402
 from searchkit.splits import split_pairs  # noqa: E402
 from searchkit.training import RELEVANT, TrainConfig, train  # noqa: E402
 
@@ -288,9 +292,8 @@ def main() -> None:
         return report["steps"][name]
 
     def environment():
-        import torch
-
         import sentence_transformers
+        import torch
         import transformers
 
         return {"torch": torch.__version__, "cuda": torch.version.cuda, "sentence_transformers":

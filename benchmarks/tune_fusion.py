@@ -15,7 +15,7 @@ from pathlib import Path
 from searchkit import Searcher
 from searchkit.catalog import read_pairs
 from searchkit.evaluate import EvalConfig, retrieval, select_pairs
-from searchkit.search import Fusion
+from searchkit.retrieval import Fusion
 
 
 def main() -> None:

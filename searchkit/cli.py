@@ -15,7 +15,7 @@ from .errors import SearchkitError
 DEFAULT_INDEX = "indexes/homedepot"
 DEFAULT_CATALOG = "catalog/homedepot-products.parquet"
 DEFAULT_PAIRS = "catalog/homedepot-pairs.parquet"
-BACKENDS = ["auto", "distilled", "onnx-int8", "onnx", "torch"]  # searchkit.search.BACKENDS (not imported: startup)
+BACKENDS = ["auto", "distilled", "onnx-int8", "onnx", "torch"]  # searchkit.loading.BACKENDS (not imported: startup)
 BACKEND_HELP = ("Query encoder: the index's distilled query encoder (int8 graph or token table), the whole model's "
                 "int8 or fp32 graph, or sentence-transformers; auto takes the first of those the index's build checks "
                 "kept.")
@@ -162,11 +162,11 @@ def build_index_cmd(catalog, model, out, batch_size, device, index_type, target_
 
 
 def _format_table(hits) -> str:
-    lines = [f"{'rank':>4}  {'score':>6}  {'id':<10}  {'brand':<20}  title"]
+    lines = [f"{'rank':>4}  {'score':>7}  {'cosine':>6}  {'id':<10}  {'brand':<20}  title"]
     for hit in hits:
         brand = str(hit.fields.get("brand") or "")[:20]
-        title = str(hit.fields.get("title") or "")[:90]
-        lines.append(f"{hit.rank:>4}  {hit.score:6.3f}  {hit.product_id:<10}  {brand:<20}  {title}")
+        title = str(hit.fields.get("title") or "")[:80]
+        lines.append(f"{hit.rank:>4}  {hit.score:7.3f}  {hit.cosine:6.3f}  {hit.product_id:<10}  {brand:<20}  {title}")
     return "\n".join(lines)
 
 
@@ -242,7 +242,7 @@ def calibrate_cmd(index_dir, queries_file, pairs, split, target_recall, max_quer
     cheapest that reaches --target-recall; rewrites the manifest only."""
     from .ann import knob_name
     from .evaluate import sample
-    from .index import recalibrate
+    from .recalibration import recalibrate
 
     if queries_file is not None:
         try:
@@ -306,7 +306,7 @@ def evaluate_cmd(pairs, index_dir, split, seed, max_queries, backend, model, cat
     if model is not None:
         from click.core import ParameterSource
 
-        from .index import in_memory_searcher
+        from .evaluate import in_memory_searcher
 
         if click.get_current_context().get_parameter_source("index_dir") != ParameterSource.DEFAULT:
             raise click.UsageError("give --index or --model, not both")
@@ -356,7 +356,7 @@ def evaluate_cmd(pairs, index_dir, split, seed, max_queries, backend, model, cat
 @click.option("--json", "as_json", is_flag=True)
 def fit_relevance_cmd(pairs, index_dir, split, seed, reranker_dir, form, as_json):
     """Fit the graded relevance estimate (1-3) on rated PAIRS; rebuild the index to use it."""
-    from .relevance import RelevanceFitConfig, fit_relevance
+    from .fit_relevance import RelevanceFitConfig, fit_relevance
 
     path, report = fit_relevance(RelevanceFitConfig(index=index_dir, pairs=pairs, split=split, seed=seed,
                                                     reranker=reranker_dir, pair_format=form))

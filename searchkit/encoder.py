@@ -172,58 +172,6 @@ def _max_seq_length(model_dir: Path) -> int:
         return 256
 
 
-def _mean_pooled(model_dir: Path) -> bool:
-    modules = json.loads((model_dir / "modules.json").read_text())
-    kinds = [m["type"].rsplit(".", 1)[-1] for m in modules]
-    pooling = json.loads((model_dir / "1_Pooling" / "config.json").read_text()) if (
-        model_dir / "1_Pooling" / "config.json").is_file() else {}
-    mean = pooling.get("pooling_mode") == "mean" or (
-        bool(pooling.get("pooling_mode_mean_tokens"))
-        and not any(v for k, v in pooling.items() if k.startswith("pooling_mode_") and k != "pooling_mode_mean_tokens"))
-    return kinds[:2] == ["Transformer", "Pooling"] and set(kinds[2:]) <= {"Normalize"} and mean
-
-
-def export_onnx(model_dir: str | Path, out_path: str | Path) -> bool:
-    """Write transformer + mean pooling + L2 normalisation as one ONNX graph (fp32). False when the model is not
-    a plain mean-pooled encoder (then queries are embedded with torch)."""
-    model_dir, out_path = Path(model_dir), Path(out_path)
-    if not _mean_pooled(model_dir):
-        log.info("%s: not a mean-pooled encoder; no ONNX export", model_dir)
-        return False
-    import torch
-    from transformers import AutoModel
-
-    class Pooled(torch.nn.Module):
-        def __init__(self, model):
-            super().__init__()
-            self.model = model
-
-        def forward(self, input_ids, attention_mask, token_type_ids):
-            hidden = self.model(input_ids=input_ids, attention_mask=attention_mask,
-                                token_type_ids=token_type_ids).last_hidden_state
-            mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
-            mean = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
-            return torch.nn.functional.normalize(mean, p=2, dim=1)
-
-    model = AutoModel.from_pretrained(str(model_dir), attn_implementation="eager", dtype=torch.float32).eval()
-    dummy = torch.tensor([[101, 2000, 2001, 102], [101, 2000, 102, 0]], dtype=torch.long).clamp(
-        max=model.config.vocab_size - 1)
-    mask = (torch.arange(4)[None, :] < torch.tensor([[4], [3]])).long()
-    axes = {0: "batch", 1: "tokens"}
-    import warnings
-
-    with torch.no_grad(), warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(
-            Pooled(model), (dummy, mask, torch.zeros_like(dummy)), str(out_path),
-            input_names=["input_ids", "attention_mask", "token_type_ids"], output_names=["embedding"],
-            dynamic_axes={"input_ids": axes, "attention_mask": axes, "token_type_ids": axes,
-                          "embedding": {0: "batch"}},
-            opset_version=17, dynamo=False,
-        )
-    return True
-
-
 def onnx_session(graph: str | Path, tokenizer: str | Path, threads: int | None = None) -> tuple[Any, Any]:
     """An onnxruntime CPU session of `graph` (threads: intra-op threads, None: all cores) and its tokenizer."""
     import onnxruntime as ort

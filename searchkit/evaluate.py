@@ -5,21 +5,37 @@ metrics for the cross-encoder and the relevance estimate (searchkit.relevance)."
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from .catalog import PairFormat, read_pairs
-from .encoder import repo_root
+from . import store
+from .ann import ExactIndex
+from .catalog import ColumnMap, PairFormat, read_catalog, read_pairs
+from .encoder import Encoder, load_encoder, repo_root
 from .errors import CatalogError, SearchkitError
-from .metrics import judged_at_k, judged_ndcg_at_k, mrr_at_k, ndcg_at_k, pearson, recall_at_k, spearman
+from .index import catalog_batch, catalog_vocabulary, keyword_texts, library_versions, normalise_catalog
+from .lexical import BM25_B, BM25_K1, LexicalIndex
+from .metrics import (
+    RELEVANT,
+    judged_at_k,
+    judged_ndcg_at_k,
+    mrr_at_k,
+    ndcg_at_k,
+    pearson,
+    recall_at_k,
+    spearman,
+)
 from .relevance import FEATURES
 from .search import Searcher
+from .spell import SpellCorrector
 from .splits import SplitConfig, query_key, query_split, split_pairs
-from .training import RELEVANT
+from .text import KEYWORD_TEXT
 
 
 @dataclass(frozen=True)
@@ -196,3 +212,29 @@ def evaluate(searcher: Searcher, pairs: pd.DataFrame, config: EvalConfig = EvalC
     if "rerank" in modes:
         report.update(second_stage_pairs(searcher, chosen))
     return report
+
+
+def in_memory_searcher(catalog_path: str | Path, model: str | Path | None = None, device: str | None = None,
+                       batch_size: int = 256, columns: ColumnMap = ColumnMap(), encoder: Encoder | None = None,
+                       keyword_text: int = KEYWORD_TEXT):
+    """A Searcher over `catalog_path` held in memory, with exact dense search and no files written: for measuring
+    a model (e.g. during training sweeps, or on a machine without faiss) exactly as build_index + Searcher would
+    normalise, embed and rank, minus the ANN approximation and the ONNX query graph."""
+    started = time.perf_counter()
+    products = read_catalog(catalog_path, columns)
+    encoder = encoder or load_encoder(model, device=device)
+    normaliser, _, texts = normalise_catalog(products, encoder, keyword_text)
+    vectors = encoder.encode(texts, batch_size=catalog_batch(encoder, batch_size))
+    manifest = store.Manifest(
+        format_version=store.FORMAT_VERSION, searchkit_version="in-memory",
+        built_at=datetime.now(timezone.utc).isoformat(timespec="seconds"), rows=len(products),
+        dimension=encoder.info.dimension, metric="cosine (inner product of unit vectors)",
+        model={"name": encoder.info.name, "fingerprint": encoder.info.fingerprint, "source": encoder.info.path},
+        index={"type": "exact (in memory)", "bm25": {"k1": BM25_K1, "b": BM25_B, "text": keyword_text}},
+        catalog={"path": str(catalog_path)},
+        text=encoder.info.text.to_dict(), libraries=library_versions(),
+        device=f"encode: torch {getattr(encoder, 'device', 'cpu')}",
+        build_seconds=round(time.perf_counter() - started, 2))
+    return Searcher(ExactIndex(vectors), products, encoder, manifest, normaliser,
+                    LexicalIndex.build(keyword_texts(products, normaliser, texts)),
+                    SpellCorrector(catalog_vocabulary(products)))

@@ -15,13 +15,26 @@ import numpy as np
 import pandas as pd
 
 from . import store
-from .catalog import ColumnMap, read_catalog
 from .ann import AnnConfig, make_index
+from .catalog import ColumnMap, read_catalog
 from .checksums import file_sha256
-from .encoder import Encoder, OnnxEncoder, StaticEncoder, export_onnx, load_encoder
-from .errors import SearchkitError
+from .encoder import (
+    Encoder,
+    OnnxEncoder,
+    StaticEncoder,
+    default_model_dir,
+    load_encoder,
+    model_fingerprint,
+    model_text,
+    read_model_info,
+)
+from .errors import IndexFormatError, SearchkitError
 from .lexical import BM25_B, BM25_K1, LexicalIndex
+from .onnx_graphs import export_onnx, quantize_graph
+from .query_encoder import assemble, token_table, tower_info
+from .rerank import RERANKER_DIR, fingerprint, install, read_info, reranker_dir
 from .text import KEYWORD_TEXT, KEYWORD_TEXTS, BrandMatcher, CachedStemmer, Normaliser, TextConfig, words
+from .version import __version__
 
 log = logging.getLogger(__name__)
 
@@ -91,17 +104,6 @@ def catalog_vocabulary(products: pd.DataFrame) -> dict[str, int]:
     return dict(sorted(counts.items()))
 
 
-def quantize_graph(source: Path, target: Path) -> None:
-    """Write `target`: the fp32 graph `source` with per-channel dynamic int8 weights (per-tensor lost more)."""
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
-    logging.disable(logging.WARNING)  # onnxruntime's root-logger advice to "run pre-processing" first
-    try:
-        quantize_dynamic(str(source), str(target), per_channel=True, weight_type=QuantType.QInt8)
-    finally:
-        logging.disable(logging.NOTSET)
-
-
 def query_like(texts: list[str], sample: int, seed: int = 0) -> list[str]:
     """Short query-like texts: the first 2-5 words of a seeded sample of normalised product texts."""
     rng = np.random.default_rng(seed)
@@ -130,8 +132,6 @@ def build_query_graph(staged: store.IndexFiles, info, texts: list[str], index, t
     only when that overlap averages >= QUERY_TOWER_MIN_OVERLAP (QUERY_TABLE_MIN_OVERLAP for a table). tower:
     tower_info()."""
     import tempfile
-
-    from .distillation import assemble, token_table
 
     if int(tower["layers"]) == 0:
         path = staged.query_tokens
@@ -203,9 +203,6 @@ def library_versions() -> dict[str, str]:
 
 def staleness(out_dir: str | Path, catalog_path: str | Path, model: str | Path | None = None) -> str | None:
     """Why the index at out_dir needs a rebuild for this catalog and model, or None when it is current."""
-    from .encoder import default_model_dir, model_fingerprint, model_text, read_model_info
-    from .errors import IndexFormatError
-
     try:
         manifest = store.read_manifest(out_dir)
         store.verify_files(store.IndexFiles(Path(out_dir)), manifest, checksums=False)
@@ -219,8 +216,6 @@ def staleness(out_dir: str | Path, catalog_path: str | Path, model: str | Path |
         return "the model's text settings (searchkit.json) differ from the index's"
     if (version := (manifest.index.get("bm25") or {}).get("text", 1)) != KEYWORD_TEXT:
         return f"its keyword text is version {version}, this searchkit writes version {KEYWORD_TEXT}"
-    from .rerank import fingerprint, read_info, reranker_dir
-
     own = reranker_dir(model or default_model_dir())
     if own is None:
         return None
@@ -243,9 +238,6 @@ def build_index(
     """Index every product of `catalog_path` into `out_dir`. Bad input raises before anything is written; the
     previous index at `out_dir` stays in place until the new one is complete. `reranker`: a cross-encoder folder
     for mode "rerank" (default: the model's own reranker/, when it has one and config.reranker)."""
-    from . import __version__
-    from .rerank import read_info, reranker_dir
-
     started = time.perf_counter()
     catalog_path, target = Path(catalog_path), Path(out_dir)
     products = read_catalog(catalog_path, columns)  # bad input is refused before a model is loaded
@@ -258,15 +250,13 @@ def build_index(
         reranker_dir(encoder.info.path) if config.reranker else None)
     tower = None  # the model's distilled query encoder; one distilled from other weights is refused before encoding
     if config.query_tower:
-        from .distillation import tower_info
-
         tower = tower_info(encoder.info.path)
     normaliser, stemmer, texts = normalise_catalog(products, encoder, config.keyword_text)
     brands = normaliser.brands
 
     staged = store.staging_dir(target)
     try:
-        store.copy_model(Path(encoder.info.path), staged)
+        store.copy_model(Path(encoder.info.path), staged, leave_out=(RERANKER_DIR,))
         exported = config.onnx and export_onnx(staged.model, staged.onnx)
         if exported:
             quantize_graph(staged.onnx, staged.onnx_int8)
@@ -287,8 +277,6 @@ def build_index(
         if exported and tower:
             model_meta["query_tower"] = build_query_graph(staged, encoder.info, texts, index, tower)
         if rerank_source is not None:
-            from .rerank import install
-
             model_meta["reranker"] = install(rerank_source, staged)
         store.write_faiss(staged, index)
         store.write_products(staged, products)
@@ -316,67 +304,3 @@ def build_index(
     except BaseException:
         store.discard(staged)
         raise
-
-
-def recalibrate(index_dir: str | Path, queries: list[str], target_recall: float = 0.98,
-                source: str = "queries") -> store.Manifest:
-    """Re-measure an approximate index's recall@10 against exact search on these queries — a query log, say,
-    embedded exactly as searches embed them — and set its search knob (efSearch / nprobe) to the cheapest one
-    reaching `target_recall`. Only the manifest is rewritten (atomically); the build measured recall on short
-    query-like texts cut from titles, which are harder than real queries and so cost more search effort.
-    For 8-bit indexes, exact search runs over the decoded vectors (the originals are not kept)."""
-    from dataclasses import replace
-
-    from .ann import AnnConfig, calibrate, knob_name
-    from .search import Searcher, stored_vectors
-
-    searcher = Searcher.from_dir(index_dir)
-    meta = searcher.manifest.index
-    kind = meta.get("type", "flat")
-    if kind == "flat":
-        raise SearchkitError(f"{index_dir}: an exact (flat) index has no search knob to calibrate")
-    if not 0.0 < target_recall <= 1.0:
-        raise SearchkitError(f"target recall must be in (0, 1], not {target_recall}")
-    texts = list(dict.fromkeys(q.strip() for q in queries if q and q.strip()))
-    if not texts:
-        raise SearchkitError("no queries to calibrate with")
-    probes = searcher.embed_queries(texts)
-    tuned = calibrate(searcher.index, kind, stored_vectors(searcher.index),
-                      AnnConfig(index_type=kind, target_recall=target_recall), probes)
-    knob = knob_name(kind)
-    index_meta = {**meta, "params": {**meta.get("params", {}), knob: tuned[knob]},
-                  "recall@10_sample": tuned["recall@10"], "target_recall": tuned["target_recall"],
-                  "calibration": {**tuned["calibration"], "source": source}}
-    manifest = replace(searcher.manifest, index=index_meta)
-    store.rewrite_manifest(store.IndexFiles(Path(index_dir)), manifest)
-    return manifest
-
-
-def in_memory_searcher(catalog_path: str | Path, model: str | Path | None = None, device: str | None = None,
-                       batch_size: int = 256, columns: ColumnMap = ColumnMap(), encoder: Encoder | None = None,
-                       keyword_text: int = KEYWORD_TEXT):
-    """A Searcher over `catalog_path` held in memory, with exact dense search and no files written: for measuring
-    a model (e.g. during training sweeps, or on a machine without faiss) exactly as build_index + Searcher would
-    normalise, embed and rank, minus the ANN approximation and the ONNX query graph."""
-    from .ann import ExactIndex
-    from .search import Searcher
-    from .spell import SpellCorrector
-
-    started = time.perf_counter()
-    products = read_catalog(catalog_path, columns)
-    encoder = encoder or load_encoder(model, device=device)
-    normaliser, _, texts = normalise_catalog(products, encoder, keyword_text)
-    vectors = encoder.encode(texts, batch_size=catalog_batch(encoder, batch_size))
-    manifest = store.Manifest(
-        format_version=store.FORMAT_VERSION, searchkit_version="in-memory",
-        built_at=datetime.now(timezone.utc).isoformat(timespec="seconds"), rows=len(products),
-        dimension=encoder.info.dimension, metric="cosine (inner product of unit vectors)",
-        model={"name": encoder.info.name, "fingerprint": encoder.info.fingerprint, "source": encoder.info.path},
-        index={"type": "exact (in memory)", "bm25": {"k1": BM25_K1, "b": BM25_B, "text": keyword_text}},
-        catalog={"path": str(catalog_path)},
-        text=encoder.info.text.to_dict(), libraries=library_versions(),
-        device=f"encode: torch {getattr(encoder, 'device', 'cpu')}",
-        build_seconds=round(time.perf_counter() - started, 2))
-    return Searcher(ExactIndex(vectors), products, encoder, manifest, normaliser,
-                    LexicalIndex.build(keyword_texts(products, normaliser, texts)),
-                    SpellCorrector(catalog_vocabulary(products)))

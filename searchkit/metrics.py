@@ -7,6 +7,8 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+RELEVANT = 2.33  # relevance at or above this counts as "relevant" (two of three raters said relevant)
+
 
 def dcg(gains: Sequence[float]) -> float:
     return float(sum(g / math.log2(i + 2) for i, g in enumerate(gains)))

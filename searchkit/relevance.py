@@ -2,7 +2,7 @@
 reranker computes — the embedder's cosine, the cross-encoder's logit, BM25, a few word-match counts and, when the
 reranker carries one, a grader's cosine (a second embedder trained to grade pairs, such as the reference `seed`
 recipe). The Searcher gathers the signals (`Searcher.pair_signals`); this module turns them into features, fits the
-weights by least squares on rated pairs and predicts, in numpy (only `fit_relevance` reads an index and writes a fit).
+weights by least squares on rated pairs and predicts, in numpy (searchkit.fit_relevance reads an index and writes a fit).
 
 Each signal alone grades pairs less well than together: on the validation split (1,011 queries unseen in training)
 the cosine's Spearman with the label is 0.452, the cross-encoder's 0.473, the `seed` grader's 0.481, the fit's 0.520
@@ -17,16 +17,12 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
-from .errors import IndexMismatchError, ModelError
+from .errors import ModelError
 from .text import TextConfig
-
-if TYPE_CHECKING:
-    from .catalog import PairFormat
 
 FEATURES = (
     "cosine",  # the embedder's cosine, as the index scores it
@@ -175,46 +171,3 @@ def cross_validated(rows: np.ndarray, relevance: np.ndarray, groups: np.ndarray,
         weights, intercept = fit(rows[fold != k], relevance[fold != k])
         out[fold == k] = on_scale(rows[fold == k] @ np.asarray(weights) + intercept)
     return out
-
-
-@dataclass(frozen=True)
-class RelevanceFitConfig:
-    index: Path  # an index with BM25 and a reranker
-    pairs: Path  # rated pairs (query, product_id, relevance)
-    split: str = "val"  # which query split of them to fit on (val: queries neither model was trained on)
-    seed: int = 42  # split seed, as in training
-    reranker: Path | None = None  # the reranker folder to keep the fit in (None: the one the index was built from)
-    pair_format: PairFormat | None = None  # how the pairs file names its columns and grades (None: canonical)
-
-
-def fit_relevance(config: RelevanceFitConfig) -> tuple[Path, dict[str, Any]]:
-    """Fit the relevance estimate of an index on rated pairs and store it with the reranker the index was built
-    from (its reranker.json); returns that file and a report (Spearman/Pearson/RMSE in sample and 5-fold
-    cross-validated by query, and the cosine's and cross-encoder's own). Rebuild the index to use the fit."""
-    from .catalog import PairFormat, read_pairs
-    from .evaluate import EvalConfig, agreement, correlation, pair_rows, select_pairs
-    from .rerank import fingerprint, write_relevance
-    from .search import Searcher
-
-    searcher = Searcher.from_dir(config.index, encode_threads=None)
-    parts = searcher.relevance_parts()
-    if not parts[2]:
-        raise ModelError(f"{config.index}: the index has no reranker; relevance is fitted on its cross-encoder")
-    folder = Path(config.reranker or searcher.manifest.model["reranker"].get("source", ""))
-    if not folder.is_dir():
-        raise ModelError(f"{folder}: the reranker {config.index} was built from is not here; give its folder")
-    if fingerprint(folder) != parts[2]:
-        raise IndexMismatchError(f"{folder}: not the reranker {config.index} holds; rebuild the index from it first")
-    pairs = select_pairs(read_pairs(config.pairs, config.pair_format or PairFormat()),
-                         EvalConfig(split=config.split, seed=config.seed))
-    rows, relevance, queries = pair_rows(searcher, pairs)
-    weights, intercept = fit(rows, relevance)
-    model = RelevanceModel(weights, intercept, *parts[:3], embedder_text=parts[3],
-                           fitted_on=f"{config.split} split (seed {config.seed}) of {config.pairs}: "
-                                     f"{len(rows)} pairs, {len(set(queries))} queries",
-                           features=feature_names(rows.shape[1] > len(FEATURES)))
-    report = {"pairs": len(rows), "queries": len(set(queries)), "in_sample": agreement(model.predict(rows), relevance),
-              "cross_validated": agreement(cross_validated(rows, relevance, queries), relevance),
-              **{name: correlation(rows[:, model.features.index(name)], relevance)
-                 for name in ("cosine", "cross_encoder", GRADER) if name in model.features}}
-    return write_relevance(folder, {**model.to_dict(), "report": report}), report

@@ -19,15 +19,16 @@ import json
 import logging
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
+from .checksums import update_with_file
+from .encoder import ModelInfo, OnnxEncoder, model_fingerprint, onnx_session, read_model_info
 from .errors import ModelError
+from .onnx_graphs import export_onnx, export_reranker, quantize_graph
+from .store import IndexFiles
 from .text import Normaliser, TextConfig
-
-if TYPE_CHECKING:
-    from .store import IndexFiles
 
 log = logging.getLogger(__name__)
 
@@ -112,9 +113,6 @@ def fingerprint(folder: str | Path) -> str:
     reranker folders agree iff they score alike."""
     import hashlib
 
-    from .checksums import update_with_file
-    from .encoder import model_fingerprint
-
     folder = Path(folder)
     digest = hashlib.sha256()
     for name in WEIGHT_FILES:
@@ -154,9 +152,6 @@ def install_grader(source: Path, graph: Path, folder: Path) -> dict[str, Any]:
     import shutil
     import tempfile
 
-    from .encoder import export_onnx, model_fingerprint, read_model_info
-    from .index import quantize_graph
-
     missing = [name for name in GRADER_FILES + ("config.json",) if not (source / name).is_file()]
     if missing:
         raise ModelError(f"{source}: the grader lacks {', '.join(missing)}")
@@ -173,51 +168,12 @@ def install_grader(source: Path, graph: Path, folder: Path) -> dict[str, Any]:
             "text": meta.get("text") or TextConfig().to_dict()}
 
 
-def export_reranker(folder: Path, graph: Path) -> None:
-    """The classifier as one ONNX graph (input ids, mask, token types -> one logit per pair), int8 per channel."""
-    import tempfile
-    import warnings
-
-    import torch
-    from transformers import AutoModelForSequenceClassification
-
-    from .index import quantize_graph
-
-    model = AutoModelForSequenceClassification.from_pretrained(
-        str(folder), num_labels=1, attn_implementation="eager", dtype=torch.float32).eval()
-
-    class Logit(torch.nn.Module):
-        def __init__(self, inner):
-            super().__init__()
-            self.inner = inner
-
-        def forward(self, input_ids, attention_mask, token_type_ids):
-            return self.inner(input_ids=input_ids, attention_mask=attention_mask,
-                              token_type_ids=token_type_ids).logits[:, 0]
-
-    ids = torch.tensor([[2, 3, 4, 5, 6], [2, 3, 4, 5, 0]]).clamp(max=model.config.vocab_size - 1)
-    mask = torch.tensor([[1, 1, 1, 1, 1], [1, 1, 1, 1, 0]])
-    types = torch.tensor([[0, 0, 0, 1, 1], [0, 0, 0, 1, 0]])
-    axes = {0: "pairs", 1: "tokens"}
-    with tempfile.TemporaryDirectory() as tmp, torch.no_grad(), warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        fp32 = Path(tmp) / "reranker.onnx"
-        torch.onnx.export(Logit(model), (ids, mask, types), str(fp32),
-                          input_names=["input_ids", "attention_mask", "token_type_ids"], output_names=["logit"],
-                          dynamic_axes={"input_ids": axes, "attention_mask": axes, "token_type_ids": axes,
-                                        "logit": {0: "pairs"}},
-                          opset_version=17, dynamo=False)
-        quantize_graph(fp32, graph)
-
-
 class Grader:
     """A second embedder's cosine of query and product, as the relevance estimate reads it: its int8 graph, one text
     at a time (so a product's cosine does not depend on what else is asked about), with its own text pipeline."""
 
     def __init__(self, graph: Path, folder: Path, meta: dict[str, Any], normaliser: Normaliser,
                  threads: int | None = None):
-        from .encoder import ModelInfo, OnnxEncoder
-
         text = TextConfig.from_dict(meta["text"])
         info = ModelInfo(name=meta["name"], path=str(folder), fingerprint=meta["fingerprint"],
                          dimension=int(meta["dimension"]), text=text)
@@ -234,8 +190,6 @@ class Reranker:
 
     def __init__(self, graph: str | Path, tokenizer: str | Path, info: dict[str, Any], threads: int | None = None,
                  grader: Grader | None = None):
-        from .encoder import onnx_session
-
         self.settings = RerankerSettings.from_dict(info["settings"])
         self.text = Normaliser(TextConfig.from_dict(info["text"]))
         self.name = info.get("name", Path(graph).parent.name)
@@ -270,3 +224,13 @@ def blend(logits: np.ndarray, fused: np.ndarray, weight: float) -> np.ndarray:
     spread = fused.max() - fused.min() if len(fused) else 0.0
     scaled = (fused - fused.min()) / spread if spread > 0 else np.ones_like(fused)
     return weight / (1.0 + np.exp(-np.asarray(logits, dtype=np.float64))) + (1 - weight) * scaled
+
+
+def unread_scores(fused_head: np.ndarray, fused_tail: np.ndarray, weight: float) -> np.ndarray:
+    """Final scores of the candidates past the cross-encoder's depth, which it did not read: the blend with its
+    probability taken as 0 and the fused score scaled as the head's was. The tail's fused scores are at most the
+    head's lowest, so these are at most 0, below every reranked score (> 0): scores fall with rank in mode rerank."""
+    fused_head = np.asarray(fused_head, dtype=np.float64)
+    low = fused_head.min() if len(fused_head) else 0.0
+    spread = fused_head.max() - low if len(fused_head) else 0.0
+    return (1 - weight) * (np.asarray(fused_tail, dtype=np.float64) - low) / (spread if spread > 0 else 1.0)

@@ -26,10 +26,12 @@ import numpy as np
 import pandas as pd
 
 from .catalog import PairFormat, read_pairs
+from .encoder import pick_device
 from .errors import CatalogError, SearchkitError
 from .evaluate import query_gains
 from .metrics import ndcg_at_k, spearman
-from .rerank import RERANKER_TEXT, RerankerSettings, record_text, write_info
+from .rerank import RERANKER_TEXT, RerankerSettings, blend, record_text, write_info
+from .search import Searcher
 from .splits import SplitConfig, split_pairs
 from .text import Normaliser
 
@@ -153,7 +155,6 @@ def score_candidates(model, tokenizer, searcher, gains: dict[str, dict[str, floa
 
 def rerank_ndcg(scored: dict, gains: dict[str, dict[str, float]], depth: int, weight: float) -> float:
     """Mean NDCG@10 when the top `depth` of each query's scored candidates are reordered by blend(weight)."""
-    from .rerank import blend
 
     values = []
     for query, (ids, fused, logits, _) in scored.items():
@@ -212,8 +213,6 @@ def _write_card(out: Path, config: RerankTrainConfig, base: Path, counts: dict, 
 
 def train_reranker(config: RerankTrainConfig) -> Path:
     """Train and save a reranker folder at config.out (a checkpoint under out/checkpoints while it runs)."""
-    from .encoder import pick_device
-    from .search import Searcher
 
     searcher = Searcher.from_dir(config.index, backend="auto")
     parts = split_pairs(read_pairs(config.pairs, config.pair_format), config.split)

@@ -1,16 +1,19 @@
 """Searcher: normalise a query exactly as the catalog was, embed it, search, return ranked products.
 
 Modes: dense (embeddings + FAISS), lexical (BM25 over the same words, always stemmed, with measures written one way
-from keyword text 2; see searchkit.text), hybrid (both candidate lists merged, see Fusion) and rerank (hybrid, then
-the index's cross-encoder reorders the top; see searchkit.rerank).
-Every result's `score` is the cosine of query and product embeddings, whatever ranked it.
-Queries are embedded by the index's distilled query encoder when it has one (see searchkit.distillation).
+from keyword text 2; see searchkit.text), hybrid (both candidate lists merged, see searchkit.retrieval) and rerank
+(hybrid, then the index's cross-encoder reorders the top; see searchkit.explain and searchkit.rerank).
+Every result's `score` is the score that ranked it (non-increasing with rank in every mode) and `cosine` the
+embedding similarity of query and product beside it. Queries are embedded by the index's distilled query encoder
+when it has one (see searchkit.query_encoder).
+
+The Searcher is a front over parts that read alone: loading (searchkit.loading), query understanding
+(searchkit.understanding), retrieval and fusion (searchkit.retrieval), rerank and explain (searchkit.explain), and the
+product table (searchkit.products).
 """
 
 from __future__ import annotations
 
-import logging
-import math
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -20,37 +23,26 @@ from typing import Any
 
 import numpy as np
 
+from . import explain as second
 from . import store
-from .ann import apply_params
-from .encoder import (
-    Encoder,
-    ModelInfo,
-    OnnxEncoder,
-    StaticEncoder,
-    load_encoder,
-    model_fingerprint,
-)
-from .errors import (
-    IndexFormatError,
-    IndexMismatchError,
-    ModelError,
-    QueryError,
-    SearchkitError,
-)
-from .filters import Filters
+from .encoder import Encoder
+from .errors import IndexFormatError, IndexMismatchError, ModelError, QueryError
+from .filters import Filters, facet_counts, filter_mask
 from .lexical import Scores
-from .relevance import RelevanceModel, text_key
-from .relevance import features as relevance_features
+from .loading import LoadOptions, load_parts
+from .products import ProductTable, plain
+from .relevance import RelevanceModel
+from .retrieval import Fusion, Ranked, Retriever
 from .spell import Correction, SpellCorrector
-from .text import KEYWORD_TEXTS, BrandMatcher, CachedStemmer, Normaliser, TextConfig, words
+from .text import Normaliser
+from .understanding import MAX_QUERY_CHARS, ParsedQuery, check_query, parse, understand
 
-log = logging.getLogger(__name__)
+__all__ = ["Searcher", "SearchResult", "Fusion", "MODES", "DEFAULT_MODE", "MAX_QUERY_CHARS", "check_query",
+           "check_mode"]
 
-MAX_QUERY_CHARS = 1000
 MODES = ("dense", "lexical", "hybrid", "rerank")
 DEFAULT_MODE = "hybrid"
 QUERY_CACHE_SIZE = 4096
-RRF_K = 60  # reciprocal rank fusion constant (Cormack et al. 2009)
 # hybrid and lexical: a lone query whose words' posting lists hold this many entries in all runs its BM25 leg
 # beside the embedding (+ vector search) instead of after it. Measured per query, 300 test queries on 1M products,
 # two runs (overlapped minus sequential, median): above 50K entries -1.5 / -1.2 ms, 20K-50K -0.8 / -0.4 ms, 5K-20K -0.2 /
@@ -59,132 +51,26 @@ OVERLAP_FROM = 20_000
 
 
 @dataclass(frozen=True)
-class Fusion:
-    """How hybrid mode merges dense and BM25 candidates (the top `depth` of each).
-
-    weighted: alpha * min-max-scaled cosine + (1 - alpha) * BM25 / max BM25 over the candidates
-    rrf:      reciprocal rank fusion, sum of 1 / (60 + rank)
-    """
-
-    method: str = "weighted"
-    alpha: float = 0.4  # chosen on the validation split (tune_fusion.py): 0.4026 vs 0.3988 at 0.5, 0.4016 at 0.3
-    depth: int = 100
-
-    def __post_init__(self) -> None:
-        if self.method not in ("weighted", "rrf") or not 0.0 <= self.alpha <= 1.0 or self.depth < 1:
-            raise QueryError(f"bad fusion settings {self}")
-
-
-@dataclass(frozen=True)
 class SearchResult:
     product_id: str
-    score: float  # cosine similarity in [-1, 1]
+    score: float  # what ranked it: cosine (dense), BM25 (lexical), fused (hybrid), blended (rerank)
     rank: int  # 1 = best
+    cosine: float  # the embedding similarity of query and product, in [-1, 1] (Searcher.similarity)
     fields: dict[str, Any] = field(default_factory=dict)
     explain: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        out = {"rank": self.rank, "product_id": self.product_id, "score": round(self.score, 6), **self.fields}
+        out = {"rank": self.rank, "product_id": self.product_id, "score": round(self.score, 6),
+               "cosine": round(self.cosine, 6), **self.fields}
         if self.explain is not None:
             out["explain"] = self.explain
         return out
-
-
-@dataclass(frozen=True)
-class _Query:
-    text: str  # as typed
-    understood: str  # words after the spelling fallback
-    corrections: list[Correction]
-    normalised: str  # model input: stemmed unless the model reads whole words, with a brand token
-    keywords: str  # BM25 input: stemmed, with a brand token (the same text when the model reads stemmed text)
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    return value
-
-
-def check_query(query: str) -> str:
-    if not isinstance(query, str) or not query.strip():
-        raise QueryError("the query is empty")
-    if len(query) > MAX_QUERY_CHARS:
-        raise QueryError(f"the query is {len(query)} characters long; at most {MAX_QUERY_CHARS} are accepted")
-    return query.strip()
 
 
 def check_mode(mode: str) -> str:
     if mode not in MODES:
         raise QueryError(f"unknown mode {mode!r}: use one of {', '.join(MODES)}")
     return mode
-
-
-def rrf(rankings: list[np.ndarray], k: int = RRF_K) -> dict[int, float]:
-    """Reciprocal rank fusion: each row scores sum(1 / (k + rank)) over the rankings that hold it."""
-    fused: dict[int, float] = {}
-    for ranking in rankings:
-        for rank, row in enumerate(ranking, start=1):
-            fused[int(row)] = fused.get(int(row), 0.0) + 1.0 / (k + rank)
-    return fused
-
-
-def flat_vectors(index: Any) -> np.ndarray | None:
-    """A zero-copy (n, d) view of the stored vectors for flat storage (IndexFlat, IndexHNSWFlat), else None."""
-    from .ann import ExactIndex
-
-    if isinstance(index, ExactIndex):
-        return index.vectors
-    import faiss
-
-    storage = faiss.downcast_index(index.storage) if hasattr(index, "storage") else index
-    if not isinstance(storage, faiss.IndexFlat) or storage.ntotal == 0:
-        return None
-    return faiss.rev_swig_ptr(storage.get_xb(), storage.ntotal * storage.d).reshape(storage.ntotal, storage.d)
-
-
-def stored_vectors(index: Any) -> np.ndarray:
-    """Every stored vector: the zero-copy view of flat storage, else decoded from the index's codes."""
-    vectors = flat_vectors(index)
-    return vectors if vectors is not None else index.reconstruct_n(0, index.ntotal)
-
-
-def _as_table(products: Any) -> Any:
-    """A pyarrow Table of the products, from a Table or a pandas DataFrame."""
-    import pyarrow as pa
-
-    if isinstance(products, pa.Table):
-        return products
-    return pa.Table.from_pandas(products.reset_index(drop=True), preserve_index=False)
-
-
-BACKENDS = ("auto", "distilled", "onnx-int8", "onnx", "torch")
-
-
-def pick_backend(backend: str, files: store.IndexFiles, manifest: store.Manifest) -> str:
-    """The query encoder: "distilled" (the model's shallower query encoder — int8 layers or a token table — when the
-    build kept it), "onnx-int8" (the whole model's int8 graph, when the build measured it close to fp32), "onnx" (its
-    fp32 graph) or "torch" (sentence-transformers). "auto" takes the first of those the index and the installation
-    allow."""
-    if backend not in BACKENDS:
-        raise QueryError(f"unknown backend {backend!r}: use {', '.join(BACKENDS)}")
-    has = {"onnx": store.ONNX_FILE in manifest.files,
-           "onnx-int8": store.ONNX_INT8_FILE in manifest.files
-           and bool(manifest.model.get("query_int8", {}).get("used_for_queries")),
-           "distilled": store.query_encoder_file(manifest) in manifest.files
-           and bool(manifest.model.get("query_tower", {}).get("used_for_queries"))}
-    if backend in has and not has[backend]:
-        name = {"onnx": store.ONNX_FILE, "onnx-int8": store.ONNX_INT8_FILE,
-                "distilled": store.query_encoder_file(manifest)}[backend]
-        raise IndexFormatError(f"{files.root}: this index has no usable {name}; rebuild it or use backend torch")
-    if backend != "auto":
-        return backend
-    import importlib.util
-
-    if importlib.util.find_spec("onnxruntime") is None:  # a token table needs tokenizers and numpy only
-        return "distilled" if has["distilled"] and store.static_query_encoder(manifest) else "torch"
-    return next(b for b in ("distilled", "onnx-int8", "onnx", "torch") if has.get(b, True))
 
 
 class Searcher:
@@ -194,26 +80,23 @@ class Searcher:
                  normaliser: Normaliser, lexical: Any = None, corrector: SpellCorrector | None = None,
                  fusion: Fusion = Fusion(), reranker: Any = None):
         """reranker: a searchkit.rerank.Reranker, or a callable making one on first use (mode "rerank" only)."""
-        table = _as_table(products)
-        if index.ntotal != table.num_rows:
-            raise IndexFormatError(f"the faiss index holds {index.ntotal} vectors for {table.num_rows} products")
+        self.catalog = ProductTable(products)
+        if index.ntotal != len(self.catalog):
+            raise IndexFormatError(f"the faiss index holds {index.ntotal} vectors for {len(self.catalog)} products")
         if index.d != encoder.info.dimension:
             raise IndexMismatchError(
                 f"the index has dimension {index.d}, the model {encoder.info.name} embeds in {encoder.info.dimension}"
             )
-        self.index = index
-        self.table = table
+        self.table = self.catalog.table
         self.encoder = encoder
         self.manifest = manifest
         self.normaliser = normaliser
-        self.lexical = lexical
+        self.retriever = Retriever(index, lexical, fusion)
         self.corrector = corrector  # None or spell_correct=False: queries are used as typed
         self.spell_correct = True
-        self.fusion = fusion
         self._reranker = reranker
         self._reranker_lock = threading.Lock()
         self.search_params: dict[str, int] = {}  # the ANN knob in use (efSearch / nprobe; from_dir sets it)
-        self._vectors = flat_vectors(index)
         self._encode_lock = threading.Lock()
         self._inflight_lock = threading.Lock()
         self._inflight = 0  # searches running now: legs overlap only for a searcher's sole search
@@ -227,8 +110,8 @@ class Searcher:
                  target_recall: float | None = None) -> Searcher:
         """Load and validate an index folder. `model`, when given, must be the model the index was built with.
 
-        backend: "onnx-int8" / "onnx" embed queries with onnxruntime (no torch import; the index's int8 or fp32
-        graph), "torch" with sentence-transformers; "auto" prefers them in that order (see pick_backend).
+        backend: "distilled" / "onnx-int8" / "onnx" embed queries with onnxruntime or a token table (no torch import),
+        "torch" with sentence-transformers; "auto" prefers them in that order (see loading.pick_backend).
         search_threads: faiss OpenMP threads per search (process-wide). One is fastest for single queries on a few
         cores (measured: 4 ms vs 12.5 ms with two on 55K x 384) and leaves the other cores to concurrent requests;
         None keeps faiss's default. encode_threads: onnxruntime threads per query batch (None: all cores).
@@ -237,73 +120,41 @@ class Searcher:
         long-lived searchers (the server) read them.
         target_recall: for an approximate index, search with the cheapest efSearch / nprobe whose recall@10 the build
         measured at or above this (its calibration curve, in the manifest) instead of the one the build chose."""
-        files = store.IndexFiles(Path(path))
-        manifest = store.read_manifest(files.root)
-        store.verify_files(files, manifest, checksums=verify)
-        expected = manifest.model.get("fingerprint")
-        if model is not None and model_fingerprint(model) != expected:
-            raise IndexMismatchError(
-                f"{files.root} was built with model {manifest.model.get('name')!r} (fingerprint {expected[:12]}), "
-                f"not with {model}; rebuild the index with that model or drop --model"
-            )
-        backend = pick_backend(backend, files, manifest)
-        use_onnx = backend != "torch"
-        if verify and not use_onnx and model_fingerprint(files.model) != expected:
-            raise IndexFormatError(f"{files.model}: the model copy differs from the one the index was built with")
-        text = store.read_text(files)
-        config = TextConfig.from_dict(text.get("config", {}))
-        if config.to_dict() != manifest.text:
-            raise IndexFormatError(f"{files.text}: text settings differ from the manifest's")
-        index = store.read_faiss(files, mmap=mmap)
-        try:
-            knob = apply_params(index, manifest.index, target_recall)
-        except SearchkitError as exc:
-            raise QueryError(f"{files.root}: {exc}") from exc
-        if search_threads:
-            import faiss
-
-            faiss.omp_set_num_threads(search_threads)
-        if index.ntotal != manifest.rows or index.d != manifest.dimension:
-            raise IndexFormatError(
-                f"{files.faiss}: {index.ntotal} vectors of dimension {index.d}, the manifest says "
-                f"{manifest.rows} x {manifest.dimension}"
-            )
-        products = store.read_products(files, manifest.rows)
-        lexical = store.read_lexical(files, manifest.rows, mmap=mmap)
-        if use_onnx:
-            info = ModelInfo(name=manifest.model["name"], path=str(files.model), fingerprint=expected,
-                             dimension=manifest.dimension, text=config)
-            if backend == "distilled" and store.static_query_encoder(manifest):
-                encoder: Encoder = StaticEncoder(files.query_tokens, files.model, info, mmap=mmap)
-            else:
-                graph = {"distilled": files.query_onnx, "onnx-int8": files.onnx_int8, "onnx": files.onnx}[backend]
-                encoder = OnnxEncoder(graph, files.model, info, threads=encode_threads,
-                                      one_at_a_time=backend != "onnx")  # int8 graphs run one text at a time
-        else:
-            encoder = load_encoder(files.model, device=device)
-        keyword_text = (manifest.index.get("bm25") or {}).get("text", 1)  # indexes before version 2 lack it
-        if keyword_text not in KEYWORD_TEXTS:
-            raise IndexFormatError(f"{files.manifest}: keyword text version {keyword_text!r} is not one of "
-                                   f"{KEYWORD_TEXTS}; rebuild the index with this searchkit")
-        normaliser = Normaliser(config, BrandMatcher.from_names(text.get("brands", [])),
-                                CachedStemmer(text.get("stems", {})), keyword_text=keyword_text)
-        reranker = None
-        if store.has_reranker(manifest):
-            def reranker():  # loaded on the first "rerank" search: other modes never pay for its graph
-                from .rerank import Grader, Reranker, read_info
-
-                info = read_info(files.reranker)
-                grader = Grader(files.grader_graph, files.grader, info["grader"], normaliser,
-                                threads=encode_threads) if store.has_grader(manifest) else None
-                return Reranker(files.reranker_graph, files.reranker_tokenizer, info, threads=encode_threads,
-                                grader=grader)
-        searcher = cls(index, products, encoder, manifest, normaliser, lexical, SpellCorrector(text.get("vocab", {})),
-                       reranker=reranker)
-        searcher.search_params = knob
+        parts = load_parts(path, LoadOptions(model=model, device=device, verify=verify, backend=backend,
+                                             search_threads=search_threads, encode_threads=encode_threads, mmap=mmap,
+                                             target_recall=target_recall))
+        searcher = cls(parts.index, parts.products, parts.encoder, parts.manifest, parts.normaliser, parts.lexical,
+                       parts.corrector, reranker=parts.reranker)
+        searcher.search_params = parts.search_params
         return searcher
 
     def __len__(self) -> int:
-        return self.table.num_rows
+        return len(self.catalog)
+
+    @property
+    def index(self) -> Any:
+        return self.retriever.index
+
+    @property
+    def lexical(self) -> Any:
+        return self.retriever.lexical
+
+    @property
+    def fusion(self) -> Fusion:
+        return self.retriever.fusion
+
+    @fusion.setter
+    def fusion(self, fusion: Fusion) -> None:
+        self.retriever.fusion = fusion
+
+    @property
+    def products(self) -> Any:
+        """The catalog as a pandas DataFrame (built on first use: filters, facets, evaluation)."""
+        return self.catalog.frame
+
+    @property
+    def _row_of(self) -> dict[str, int]:
+        return self.catalog.row_of
 
     @property
     def reranker(self) -> Any:
@@ -319,55 +170,20 @@ class Searcher:
         return tuple(m for m in MODES if (m == "dense" or self.lexical is not None)
                      and (m != "rerank" or self._reranker is not None))
 
-    @cached_property
-    def products(self) -> Any:
-        """The catalog as a pandas DataFrame (built on first use: filters, facets, evaluation)."""
-        return self.table.to_pandas()
-
-    @cached_property
-    def _row_of(self) -> dict[str, int]:
-        return {str(pid): i for i, pid in enumerate(self.table.column("product_id").to_pylist())}
-
-    @cached_property
-    def _columns(self) -> list[tuple[str, Any]]:
-        """(name, contiguous arrow array) per product column, for reading single rows."""
-        table = self.table.combine_chunks()
-        return [(name, table.column(name).chunk(0) if table.column(name).num_chunks == 1
-                 else table.column(name).combine_chunks()) for name in table.column_names]
-
-    def _rows(self, rows: list[int]) -> list[dict[str, Any]]:
-        # scalar reads from whole-column arrays (0.03 ms for 10 rows; a one-row slice per row took 0.15 ms), not
-        # Table.take: take loads pyarrow.compute, which imports pandas (~0.5 s on a cold start)
-        columns = self._columns
-        return [{name: array[int(r)].as_py() for name, array in columns} for r in rows]
-
-    # -- embedding -------------------------------------------------------------------------------------------------
+    # -- queries and their embeddings ------------------------------------------------------------------------------
 
     @property
-    def _compounds(self) -> bool:
-        """Whether queries' compound words are looked up both ways (keyword text 2 on; see searchkit.spell)."""
-        return self.normaliser.keyword_text >= 2
+    def _speller(self) -> SpellCorrector | None:
+        return self.corrector if self.spell_correct else None
 
     def understand(self, query: str) -> tuple[str, list[Correction]]:
-        """The query as searched: words unknown to the catalog replaced by their closest catalog word, or (keyword
-        text 2) split into the two catalog words they glue together."""
-        tokens = words(check_query(query))
-        if not (self.spell_correct and self.corrector):
-            return " ".join(tokens), []
-        fixed, corrections = self.corrector.correct(tokens, compounds=self._compounds)
-        return " ".join(fixed), corrections
+        """The query as searched, and the spelling corrections or compound splits that made it so."""
+        return understand(query, self.normaliser, self._speller)
 
-    def _parse(self, query: str) -> _Query:
-        understood, corrections = self.understand(query)
-        normalised = self.normaliser.query(understood)
-        lexical = self.normaliser.lexical
-        joined = (self.corrector.joined(understood.split())
-                  if self._compounds and self.spell_correct and self.corrector else [])
-        keywords = " ".join([understood, *joined])  # "back splash" also looks for "backsplash"
-        return _Query(query, understood, corrections, normalised,
-                      normalised if lexical is self.normaliser and not joined else lexical.query(keywords))
+    def _parse(self, query: str) -> ParsedQuery:
+        return parse(query, self.normaliser, self._speller)
 
-    def _embed(self, parsed: list[_Query]) -> np.ndarray:
+    def _embed(self, parsed: list[ParsedQuery]) -> np.ndarray:
         """Query embeddings; the last `cache_size` distinct normalised queries are remembered (LRU)."""
         texts = [p.normalised for p in parsed]
         if not texts:
@@ -386,78 +202,12 @@ class Searcher:
             return out
 
     def embed_queries(self, queries: list[str]) -> np.ndarray:
+        """Unit query vectors as searches embed them (normalised as queries are, by the query encoder in use)."""
         return self._embed([self._parse(q) for q in queries])
 
-    def _cosines(self, vector: np.ndarray, rows: np.ndarray) -> np.ndarray:
-        if len(rows) == 0:
-            return np.zeros(0, dtype=np.float32)
-        stored = self._vectors[rows] if self._vectors is not None else self.index.reconstruct_batch(
-            np.ascontiguousarray(rows, dtype=np.int64))
-        return stored @ vector
+    embed = embed_queries
 
-    # -- candidate generation --------------------------------------------------------------------------------------
-
-    def _dense(self, vectors: np.ndarray, depth: int, mask: np.ndarray | None) -> list[tuple[np.ndarray, np.ndarray]]:
-        """Top rows per query vector. With a filter: exact search over the rows it keeps (no post-filter holes)."""
-        if mask is None:
-            scores, ids = self.index.search(vectors, depth)
-            return [(i[i >= 0], s[i >= 0]) for i, s in zip(ids, scores, strict=True)]
-        rows = np.flatnonzero(mask)
-        out = []
-        for vector in vectors:
-            scores = self._cosines(vector, rows)
-            top = np.argsort(-scores, kind="stable")[:depth]
-            out.append((rows[top], scores[top]))
-        return out
-
-    def _rank(self, bm25: Scores | None, vector: np.ndarray, dense: tuple[np.ndarray, np.ndarray], k: int,
-              mode: str, mask: np.ndarray | None, lex: tuple[np.ndarray, np.ndarray] | None = None,
-              ) -> list[tuple[int, dict[str, float]]]:
-        """Rows in final order with their per-signal scores (bm25: the query's BM25 scores, see LexicalIndex;
-        lex: its top max(k, fusion depth) when already found)."""
-        dense_rows, dense_scores = dense
-        if mode == "dense":
-            return [(int(r), {"dense": float(s)}) for r, s in zip(dense_rows[:k], dense_scores[:k], strict=True)]
-        lex_rows, lex_scores = lex if lex is not None else self.lexical.top(bm25, max(k, self.fusion.depth), mask)
-        if mode == "lexical":
-            return [(int(r), {"lexical": float(s)}) for r, s in zip(lex_rows[:k], lex_scores[:k], strict=True)]
-        if self.fusion.method == "rrf":
-            fused = rrf([dense_rows, lex_rows])
-            rows = np.fromiter(fused, dtype=np.int64, count=len(fused))
-            scores = np.fromiter(fused.values(), dtype=np.float64, count=len(fused))
-        else:
-            rows, scores = self._weighted(vector, bm25, dense_rows, lex_rows)
-        order = np.lexsort((rows, -scores))[:k]  # best fused score first, ties by row
-        return [(int(r), {"fusion": float(f), "lexical": float(b)})
-                for r, f, b in zip(rows[order], scores[order], bm25.of(rows[order]), strict=True)]
-
-    def _reranked(self, query: str, ranked: list[tuple[int, dict[str, float]]]) -> list[tuple[int, dict[str, float]]]:
-        """The top `depth` hybrid candidates in the cross-encoder's order (ties: hybrid order), then the rest."""
-        reranker = self.reranker
-        head = ranked[:reranker.settings.depth]
-        if not head:
-            return ranked
-        logits = reranker.scores(query, self._rows([r for r, _ in head]))
-        final = reranker.combine(logits, np.array([signals["fusion"] for _, signals in head]))
-        order = np.lexsort((np.arange(len(head)), -final))
-        return [(head[i][0], {**head[i][1], "rerank": float(final[i]), "cross_encoder": float(logits[i])})
-                for i in order] + ranked[len(head):]
-
-    def _weighted(self, vector: np.ndarray, bm25_all: Scores, dense_rows: np.ndarray,
-                  lex_rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The union of both candidate lists and each one's weighted fused score."""
-        candidates = np.unique(np.concatenate([dense_rows, lex_rows]).astype(np.int64))
-        if len(candidates) == 0:
-            return candidates, np.zeros(0, dtype=np.float32)
-        cosines = self._cosines(vector, candidates)
-        low, spread = cosines.min(), cosines.max() - cosines.min()
-        dense = (cosines - low) / spread if spread > 0 else np.ones_like(cosines)
-        bm25 = bm25_all.of(candidates)
-        top = bm25.max()
-        lexical = bm25 / top if top > 0 else np.zeros_like(bm25)
-        return candidates, self.fusion.alpha * dense + (1 - self.fusion.alpha) * lexical
-
-    # -- public API ------------------------------------------------------------------------------------------------
+    # -- search ----------------------------------------------------------------------------------------------------
 
     def search_batch(self, queries: list[str], k: int = 10, mode: str = DEFAULT_MODE, filters: Filters | None = None,
                      explain: bool = False) -> list[list[SearchResult]]:
@@ -471,11 +221,7 @@ class Searcher:
                              "`searchkit build-index --reranker DIR` or use mode 'hybrid'")
         if not queries:
             return []
-        mask = None
-        if filters:
-            from .filters import filter_mask
-
-            mask = filter_mask(self.products, filters)
+        mask = filter_mask(self.products, filters) if filters else None
         k = min(k, len(self))
         parsed = [self._parse(q) for q in queries]
         depth = k if mode == "dense" else max(k, self.fusion.depth)
@@ -489,8 +235,8 @@ class Searcher:
                     self.lexical.postings(parsed[0].keywords) >= OVERLAP_FROM):
                 return [self._overlapped(parsed[0], k, depth, mode, mask, explain)]
             vectors = self._embed(parsed)
-            dense = self._dense(vectors, depth, mask) if mode != "lexical" else [(np.zeros(0, int), np.zeros(0))] * len(
-                queries)
+            none = (np.zeros(0, int), np.zeros(0))
+            dense = self.retriever.dense(vectors, depth, mask) if mode != "lexical" else [none] * len(queries)
             return [self._results(p, v, d, k, mode, mask, explain)
                     for p, v, d in zip(parsed, vectors, dense, strict=True)]
         finally:
@@ -503,13 +249,14 @@ class Searcher:
 
         return ThreadPoolExecutor(max_workers=1, thread_name_prefix="searchkit-dense")
 
-    def _dense_leg(self, parsed: _Query, depth: int, mode: str, mask: np.ndarray | None) -> tuple[np.ndarray, tuple]:
+    def _dense_leg(self, parsed: ParsedQuery, depth: int, mode: str, mask: np.ndarray | None) -> tuple[Any, tuple]:
         vectors = self._embed([parsed])
         if mode == "lexical":  # the embedding only gives the results' cosines
             return vectors[0], (np.zeros(0, int), np.zeros(0))
-        return vectors[0], self._dense(vectors, depth, mask)[0]
+        return vectors[0], self.retriever.dense(vectors, depth, mask)[0]
 
-    def _overlapped(self, parsed: _Query, k: int, depth: int, mode: str, mask, explain: bool) -> list[SearchResult]:
+    def _overlapped(self, parsed: ParsedQuery, k: int, depth: int, mode: str, mask, explain: bool
+                    ) -> list[SearchResult]:
         """One hybrid or lexical query whose BM25 leg is costly: BM25 on this thread while a worker embeds the query
         (and, for hybrid, searches the vectors; onnxruntime and faiss release the GIL), so the legs overlap on two
         cores. The same results as the sequential path."""
@@ -519,40 +266,41 @@ class Searcher:
             vector, dense = future.result()
             return self._scored_results(bm25, parsed, vector, dense, k, mode, mask, explain, lex)
 
-    def _results(self, parsed: _Query, vector, dense, k, mode, mask, explain) -> list[SearchResult]:
+    def _results(self, parsed: ParsedQuery, vector, dense, k, mode, mask, explain) -> list[SearchResult]:
         if mode == "dense" and not (explain and self.lexical is not None):
             return self._scored_results(None, parsed, vector, dense, k, mode, mask, explain)
         with self.lexical.scored(parsed.keywords) as bm25:  # its buffer is reused once the results are built
             return self._scored_results(bm25, parsed, vector, dense, k, mode, mask, explain)
 
-    def _scored_results(self, bm25: Scores | None, parsed: _Query, vector, dense, k, mode, mask,
+    def _ranked(self, bm25: Scores | None, parsed: ParsedQuery, vector, dense, k, mode, mask, lex) -> Ranked:
+        if mode != "rerank":
+            return self.retriever.rank(bm25, vector, dense, k, mode, mask, lex)
+        reranker = self.reranker
+        hybrid = self.retriever.rank(bm25, vector, dense, max(k, reranker.settings.depth), "hybrid", mask, lex)
+        head = self.catalog.records([r for r, _ in hybrid[:reranker.settings.depth]])
+        return second.reranked(reranker, parsed.understood, hybrid, head)[:k]
+
+    def _scored_results(self, bm25: Scores | None, parsed: ParsedQuery, vector, dense, k, mode, mask,
                         explain, lex: tuple[np.ndarray, np.ndarray] | None = None) -> list[SearchResult]:
-        if mode == "rerank":
-            depth = self.reranker.settings.depth
-            ranked = self._reranked(parsed.understood, self._rank(bm25, vector, dense, max(k, depth), "hybrid", mask,
-                                                                  lex))[:k]
-        else:
-            ranked = self._rank(bm25, vector, dense, k, mode, mask, lex)
+        ranked = self._ranked(bm25, parsed, vector, dense, k, mode, mask, lex)
         rows = np.array([r for r, _ in ranked], dtype=np.int64)
-        cosines = self._cosines(vector, rows)
-        terms = set(parsed.keywords.split()) if explain else set()
+        cosines = self.retriever.cosines(vector, rows)
+        records = self.catalog.records(rows.tolist())
+        terms = second.product_terms(self.normaliser, records) if explain else [set()] * len(records)
+        graded = {}
+        if explain and mode == "rerank" and (model := second.try_model(lambda: self.relevance_model)) is not None:
+            graded = second.graded(model, self.reranker, parsed, ranked, records, cosines, terms)
         out = []
-        records = self._rows([r for r, _ in ranked])
-        product_terms = self._product_terms(records) if explain else [set()] * len(records)
-        graded = self._graded(parsed, ranked, records, cosines, product_terms) if explain and mode == "rerank" else {}
-        for rank, ((row, signals), cosine, record, product_words) in enumerate(
-                zip(ranked, cosines, records, product_terms, strict=True), start=1):
-            fields = {key: _plain(v) for key, v in record.items() if key != "product_id"}
+        for rank, ((row, signals), cosine, record, words) in enumerate(
+                zip(ranked, cosines, records, terms, strict=True), start=1):
             why = None
             if explain:
                 lexical = signals.get("lexical", float(bm25.of([row])[0]) if bm25 is not None else None)
-                why = {"mode": mode, "dense": float(cosine), "lexical": lexical, "query_as_searched": parsed.understood,
-                       "corrections": [[c.original, c.corrected] for c in parsed.corrections],
-                       "matched_terms": sorted(terms & product_words),
-                       **{key: signals[key] for key in ("fusion", "rerank", "cross_encoder") if key in signals}}
+                why = second.explanation(mode, parsed, signals, float(cosine), lexical, words)
                 if rank - 1 in graded:
                     why["relevance"] = graded[rank - 1]
-            out.append(SearchResult(str(record["product_id"]), float(cosine), rank, fields, why))
+            fields = {key: plain(v) for key, v in record.items() if key != "product_id"}
+            out.append(SearchResult(str(record["product_id"]), signals["score"], rank, float(cosine), fields, why))
         return out
 
     def search(self, query: str, k: int = 10, mode: str = DEFAULT_MODE, filters: Filters | None = None,
@@ -564,8 +312,6 @@ class Searcher:
                            ) -> tuple[list[SearchResult], dict[str, list[tuple[str, int]]]]:
         """The top k results and facet counts over the top `depth` candidates, from one search: the first k of a
         deeper search are the k results (every mode draws at least max(k, fusion depth) candidates)."""
-        from .filters import facet_counts
-
         hits = self.search(query, k=max(k, depth), mode=mode, filters=filters, explain=explain)
         rows = [self._row_of[h.product_id] for h in hits[:depth]]
         return hits[:k], facet_counts(self.products.iloc[rows], columns)
@@ -575,32 +321,21 @@ class Searcher:
         """Counts of brand/colour values among the top `depth` candidates matching the filters."""
         return self.search_with_facets(query, 1, mode, filters, depth=depth, columns=columns)[1]
 
-    def _rows_of_ids(self, product_ids: list[str]) -> np.ndarray:
-        missing = [p for p in product_ids if str(p) not in self._row_of]
-        if missing:
-            raise QueryError(f"unknown product id(s): {missing[:5]}")
-        return np.array([self._row_of[str(p)] for p in product_ids], dtype=np.int64)
-
     def similarity(self, query: str, product_ids: list[str]) -> list[float]:
         """Cosine of the query with each given product, as the index scores them."""
-        return [float(x) for x in self._cosines(self.embed_queries([query])[0], self._rows_of_ids(product_ids))]
+        rows = self.catalog.rows_of_ids(product_ids)
+        return [float(x) for x in self.retriever.cosines(self.embed_queries([query])[0], rows)]
 
-    # -- graded relevance (searchkit.relevance) --------------------------------------------------------------------
+    def product(self, product_id: str) -> dict[str, Any]:
+        return self.catalog.product(product_id)
+
+    # -- graded relevance (searchkit.relevance, searchkit.explain) ---------------------------------------------------
 
     @cached_property
     def relevance_model(self) -> RelevanceModel:
         """The index's fitted relevance estimate; ModelError when it has none, IndexMismatchError when it was fitted
         on another embedder, BM25 or reranker than this index's."""
-        reranker = self._second_stage()
-        if not reranker.info.get("relevance"):
-            raise ModelError(f"the index's reranker {reranker.name!r} has no relevance fit: run `searchkit "
-                             "fit-relevance --index INDEX`, then rebuild the index")
-        model = RelevanceModel.from_dict(reranker.info["relevance"])
-        why = model.mismatch(*self.relevance_parts())
-        if why:
-            raise IndexMismatchError(f"the relevance fit does not belong to this index: {why}; fit it again with "
-                                     "`searchkit fit-relevance`")
-        return model
+        return second.relevance_model(self._second_stage(), self.relevance_parts())
 
     def _second_stage(self) -> Any:
         """The reranker the relevance estimate reads, with BM25 beside it; ModelError when the index lacks either."""
@@ -611,58 +346,19 @@ class Searcher:
         return reranker
 
     def relevance_parts(self) -> tuple[str, tuple[float, float, int], str, str]:
-        """What a relevance fit depends on: the embedder's fingerprint, BM25's k1, b and keyword text version, the
-        reranker's fingerprint, the embedder's text settings (relevance.text_key)."""
-        bm25 = self.manifest.index.get("bm25") or {}
-        return (self.manifest.model.get("fingerprint", ""),
-                (float(bm25.get("k1", -1)), float(bm25.get("b", -1)), self.normaliser.keyword_text),
-                (self.manifest.model.get("reranker") or {}).get("fingerprint", ""),
-                text_key(self.normaliser.config))
-
-    def _graded(self, parsed: _Query, ranked: list[tuple[int, dict[str, float]]], records: list[dict[str, Any]],
-                cosines: np.ndarray, product_terms: list[set[str]]) -> dict[int, float]:
-        """{position: relevance estimate} of the reranked results, when the index has a usable fit (else empty)."""
-        try:
-            model = self.relevance_model
-        except SearchkitError:
-            return {}
-        head = [i for i, (_, signals) in enumerate(ranked) if "cross_encoder" in signals]
-        if not head:
-            return {}
-        rows = self._signals(parsed, [records[i] for i in head], cosines[head],
-                             np.array([ranked[i][1]["cross_encoder"] for i in head]),
-                             np.array([ranked[i][1]["lexical"] for i in head]), [product_terms[i] for i in head])
-        return dict(zip(head, map(float, model.predict(rows)), strict=True))
+        """What a relevance fit depends on (explain.relevance_parts)."""
+        return second.relevance_parts(self.manifest, self.normaliser)
 
     def pair_signals(self, query: str, product_ids: list[str]) -> np.ndarray:
         """The relevance estimate's features of each (query, product) pair (relevance.feature_names)."""
-        rows = self._rows_of_ids(product_ids)
+        rows = self.catalog.rows_of_ids(product_ids)
         reranker = self._second_stage()
         parsed = self._parse(query)
-        records = self._rows(rows.tolist())
-        return self._signals(parsed, records, self._cosines(self._embed([parsed])[0], rows),
-                             reranker.scores(parsed.understood, records), self.lexical.scores(parsed.keywords)[rows],
-                             self._product_terms(records))
-
-    def _product_terms(self, records: list[dict[str, Any]]) -> list[set[str]]:
-        """Each product record's keyword-index words (what BM25 and `matched_terms` compare the query with)."""
-        lex = self.normaliser.lexical
-        return [set(lex.product(r.get("title") or "", r.get("brand"), r.get("color")).split()) for r in records]
-
-    def _signals(self, parsed: _Query, records: list[dict[str, Any]], cosines: np.ndarray, logits: np.ndarray,
-                 bm25: np.ndarray, product_terms: list[set[str]]) -> np.ndarray:
-        """Features from the signals a search already has, plus the word counts and the grader's cosine."""
-        rows = relevance_features(cosines, logits, bm25, parsed.keywords.split(), product_terms)
-        grader = self.reranker.grader
-        return rows if grader is None else np.column_stack([rows, grader.cosines(parsed.understood, records)])
+        records = self.catalog.records(rows.tolist())
+        return second.signals(reranker, parsed, records, self.retriever.cosines(self._embed([parsed])[0], rows),
+                              reranker.scores(parsed.understood, records), self.lexical.scores(parsed.keywords)[rows],
+                              second.product_terms(self.normaliser, records))
 
     def relevance(self, query: str, product_ids: list[str]) -> list[float]:
         """Estimated relevance of each product to the query on the raters' 1 (not) .. 3 (highly relevant) scale."""
-        model = self.relevance_model
-        return [float(x) for x in model.predict(self.pair_signals(query, product_ids))]
-
-    def product(self, product_id: str) -> dict[str, Any]:
-        row = self._row_of.get(str(product_id))
-        if row is None:
-            raise QueryError(f"unknown product id {product_id!r}")
-        return {k: _plain(v) for k, v in self._rows([row])[0].items()}
+        return [float(x) for x in self.relevance_model.predict(self.pair_signals(query, product_ids))]

@@ -13,10 +13,11 @@ from typing import Any
 from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 
-from . import __version__, store
+from . import store
 from .errors import IndexFormatError, SearchkitError
 from .filters import merge_filters
 from .search import DEFAULT_MODE, MAX_QUERY_CHARS, MODES, Searcher
+from .version import __version__
 
 log = logging.getLogger(__name__)
 

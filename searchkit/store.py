@@ -330,14 +330,13 @@ def read_products(files: IndexFiles, rows: int) -> Any:
     return products
 
 
-def copy_model(source: Path, files: IndexFiles) -> None:
-    """The embedder's folder, less training checkpoints and its reranker (the index keeps that as its own graph)."""
-    from .rerank import RERANKER_DIR as MODEL_RERANKER_DIR
-
+def copy_model(source: Path, files: IndexFiles, leave_out: tuple[str, ...] = ()) -> None:
+    """The embedder's folder, less training checkpoints, graphs and the top-level entries named in `leave_out` (its
+    reranker: the index keeps that as its own graph)."""
     skip = shutil.ignore_patterns("checkpoints", "*.onnx", "__pycache__")
 
     def ignore(folder: str, names: list[str]) -> set[str]:
-        return set(skip(folder, names)) | ({MODEL_RERANKER_DIR} if Path(folder) == Path(source) else set())
+        return set(skip(folder, names)) | (set(leave_out) & set(names) if Path(folder) == Path(source) else set())
 
     shutil.copytree(source, files.model, ignore=ignore)
 

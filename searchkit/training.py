@@ -32,12 +32,14 @@ from .encoder import (
     read_model_info,
 )
 from .errors import CatalogError, SearchkitError
+from .index import keyword_texts, product_texts
+from .lexical import LexicalIndex
+from .metrics import RELEVANT
 from .splits import SplitConfig, split_pairs
 from .text import BrandMatcher, CachedStemmer, Normaliser, TextConfig
 
 log = logging.getLogger(__name__)
 
-RELEVANT = 2.33  # relevance at or above this counts as "relevant" (two of three raters said relevant)
 
 
 @dataclass(frozen=True)
@@ -111,8 +113,6 @@ def catalog_normaliser(products: pd.DataFrame, text: TextConfig) -> Normaliser:
 def mine_negatives(pairs: pd.DataFrame, products: pd.DataFrame, norm: Normaliser, seed: int) -> dict[str, str]:
     """One hard negative text per query: a product raters judged irrelevant for it when there is one, else a
     product BM25 ranks 10th-40th for it (similar words, unlikely to be relevant) that was not rated relevant."""
-    from .index import keyword_texts, product_texts
-    from .lexical import LexicalIndex
 
     rng = random.Random(seed)
     texts = product_texts(products, norm)

@@ -93,7 +93,7 @@ def test_quantised_index_end_to_end(tmp_path, catalog_file, tiny_model, built_in
     assert cheapest.search_params == {knob: min(curve)} and searcher.search_params == {knob: stored["params"][knob]}
     with pytest.raises(QueryError, match="reaches recall@10 1.01"):
         Searcher.from_dir(out, target_recall=1.01)
-    from searchkit.index import recalibrate  # 8-bit codes: exact search over the decoded vectors
+    from searchkit.recalibration import recalibrate  # 8-bit codes: exact search over the decoded vectors
 
     tuned = recalibrate(out, ["kohler toilet seat", "classic garden hose", "ceiling fan"], target_recall=1.0).index
     assert tuned["calibration"]["queries"] == 3 and tuned["params"][knob] in {
@@ -151,7 +151,7 @@ def test_recalibrate_on_queries_sets_the_cheapest_knob_and_keeps_the_index(tmp_p
     from click.testing import CliRunner
 
     from searchkit.cli import main
-    from searchkit.index import recalibrate
+    from searchkit.recalibration import recalibrate
 
     out = tmp_path / "hnsw"
     build_index(catalog_file, out, model=tiny_model, config=IndexConfig(index_type="hnsw", target_recall=1.0))

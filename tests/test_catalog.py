@@ -3,7 +3,7 @@ import pytest
 
 from searchkit import CatalogError, ColumnMap, build_index
 from searchkit.catalog import PairFormat, parse_labels, read_catalog, read_pairs
-from searchkit.training import RELEVANT
+from searchkit.metrics import RELEVANT
 
 
 def write(tmp_path, frame, name="c.csv"):

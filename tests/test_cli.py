@@ -25,8 +25,9 @@ def test_build_index_then_query_json(run, tmp_path, catalog_file, tiny_model):
     assert result.exit_code == 0, result.output
     hits = json.loads(result.output)
     assert [h["rank"] for h in hits] == [1, 2, 3]
-    assert {"product_id", "score", "title", "brand"} <= set(hits[0])
-    assert all(-1 <= h["score"] <= 1.0001 for h in hits)
+    assert {"product_id", "score", "cosine", "title", "brand"} <= set(hits[0])
+    assert all(-1 <= h["cosine"] <= 1.0001 for h in hits)
+    assert [h["score"] for h in hits] == sorted((h["score"] for h in hits), reverse=True)
 
 
 def test_query_table_modes_filters_facets_explain(run, built_index):
@@ -34,7 +35,7 @@ def test_query_table_modes_filters_facets_explain(run, built_index):
                  "--facets", "--explain", "-k", "3")
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
-    assert lines[0].split()[:3] == ["rank", "score", "id"]
+    assert lines[0].split()[:4] == ["rank", "score", "cosine", "id"]
     assert all("kohler" in line for line in lines[1:4])
     assert "matched" in result.output and result.output.count("brand: kohler") == 1
 

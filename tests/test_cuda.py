@@ -9,8 +9,7 @@ import pytest
 from searchkit import TrainConfig, train
 from searchkit.catalog import read_pairs
 from searchkit.encoder import SentenceTransformerEncoder
-from searchkit.evaluate import EvalConfig, evaluate
-from searchkit.index import in_memory_searcher
+from searchkit.evaluate import EvalConfig, evaluate, in_memory_searcher
 
 pytestmark = pytest.mark.cuda
 

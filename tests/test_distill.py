@@ -10,19 +10,11 @@ from click.testing import CliRunner
 from searchkit import IndexConfig, IndexFormatError, Searcher, build_index
 from searchkit.cli import BACKENDS as CLI_BACKENDS
 from searchkit.cli import main
-from searchkit.distillation import (
-    DistillConfig,
-    assemble,
-    distill,
-    distill_texts,
-    piece_embeddings,
-    title_spans,
-    token_table,
-    tower_info,
-)
+from searchkit.distillation import DistillConfig, distill, distill_texts, title_spans
 from searchkit.encoder import QUERY_TOWER_DIR, SentenceTransformerEncoder, model_fingerprint
 from searchkit.errors import ModelError, SearchkitError
-from searchkit.search import BACKENDS
+from searchkit.loading import BACKENDS
+from searchkit.query_encoder import assemble, piece_embeddings, token_table, tower_info
 from searchkit.splits import split_pairs
 from searchkit.text import words
 
@@ -256,14 +248,15 @@ def test_static_tower_is_one_table_that_learned_and_left_unseen_rows_alone(stati
 def test_static_encoder_embeds_as_the_trained_table(static_model, tmp_path):
     from transformers import AutoTokenizer
 
-    from searchkit.distillation import _embed, _load_tower, _student
+    from searchkit.distillation import _embed
     from searchkit.encoder import StaticEncoder, describe_model
+    from searchkit.query_encoder import load_tower, shallow_model
 
     model, _ = static_model
     np.save(tmp_path / "t.npy", token_table(model))
     encoder = StaticEncoder(tmp_path / "t.npy", model, describe_model(model, 32))
-    student = _student(model, 0)
-    _load_tower(student, model, 0)
+    student = shallow_model(model, 0)
+    load_tower(student, model, 0)
     queries = ["kohler toilet seat", "swag light kit", "fan", ""]
     expected = _embed(student, AutoTokenizer.from_pretrained(str(model)), queries, "cpu").detach().numpy()
     got = encoder.encode(queries)
@@ -303,7 +296,7 @@ def test_index_keeps_and_uses_the_token_table(static_model, catalog_file, tmp_pa
     import importlib.util
 
     from searchkit import store
-    from searchkit.search import pick_backend
+    from searchkit.loading import pick_backend
 
     files, stored = store.IndexFiles(tmp_path / "idx"), store.read_manifest(tmp_path / "idx")
     real_find_spec = importlib.util.find_spec

@@ -3,8 +3,15 @@ import pytest
 
 from searchkit import SearchkitError
 from searchkit.catalog import read_pairs
-from searchkit.evaluate import (EvalConfig, evaluate, pair_correlation, pair_cosines, query_metrics, retrieval,
-                                select_pairs)
+from searchkit.evaluate import (
+    EvalConfig,
+    evaluate,
+    pair_correlation,
+    pair_cosines,
+    query_metrics,
+    retrieval,
+    select_pairs,
+)
 from searchkit.splits import SplitConfig, query_split, split_pairs
 
 
@@ -83,7 +90,7 @@ def test_max_queries_and_unknown_products(searcher, pairs_file):
 def test_in_memory_model_evaluation_matches_the_index_and_needs_no_faiss(built_index, catalog_file, tiny_model,
                                                                         pairs_file, monkeypatch):
     from searchkit import Searcher
-    from searchkit.index import in_memory_searcher
+    from searchkit.evaluate import in_memory_searcher
 
     config = EvalConfig(split="all")
     disk = Searcher.from_dir(built_index, backend="torch")

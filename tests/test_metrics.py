@@ -1,11 +1,22 @@
 import math
 
+import numpy as np
 import pytest
 
-import numpy as np
-
-from searchkit.metrics import (_ranks, bootstrap_spearman, dcg, judged_at_k, judged_ndcg_at_k, mrr_at_k, ndcg_at_k,
-                               paired_bootstrap, paired_bootstrap_spearman, pearson, recall_at_k, spearman)
+from searchkit.metrics import (
+    _ranks,
+    bootstrap_spearman,
+    dcg,
+    judged_at_k,
+    judged_ndcg_at_k,
+    mrr_at_k,
+    ndcg_at_k,
+    paired_bootstrap,
+    paired_bootstrap_spearman,
+    pearson,
+    recall_at_k,
+    spearman,
+)
 
 
 def test_ndcg_hand_computed():

@@ -5,7 +5,7 @@ import pytest
 
 from searchkit import IndexConfig, QueryError, Searcher, build_index
 from searchkit.filters import merge_filters, parse_filter
-from searchkit.search import Fusion, rrf
+from searchkit.retrieval import Fusion, rrf
 from tests.fixtures import make_catalog
 
 
@@ -25,11 +25,16 @@ def test_bad_k_and_mode_refused(searcher):
 
 
 @pytest.mark.parametrize("mode", ["dense", "lexical", "hybrid"])
-def test_every_mode_ranks_with_cosine_scores(searcher, mode):
-    hits = searcher.search("kohler elongated toilet seat", k=5, mode=mode)
+def test_every_mode_scores_by_what_ranked_with_the_cosine_beside(searcher, mode):
+    hits = searcher.search("kohler elongated toilet seat", k=20, mode=mode, explain=True)
     assert [h.rank for h in hits] == list(range(1, len(hits) + 1)) and hits
+    scores = [h.score for h in hits]
+    assert scores == sorted(scores, reverse=True)  # non-increasing with rank: sorting by score keeps the ranking
     cosines = searcher.similarity("kohler elongated toilet seat", [h.product_id for h in hits])
-    assert np.allclose(cosines, [h.score for h in hits], atol=1e-5)
+    assert np.allclose(cosines, [h.cosine for h in hits], atol=1e-5)
+    ranked_by = {"dense": "dense", "lexical": "lexical", "hybrid": "fusion"}[mode]
+    assert np.allclose(scores, [h.explain[ranked_by] for h in hits], atol=1e-5)
+    assert all(h.to_dict()["score"] == round(h.score, 6) and "cosine" in h.to_dict() for h in hits)
 
 
 def test_lexical_finds_exact_words_first(searcher):
@@ -135,7 +140,7 @@ def test_facets_count_candidates(searcher):
 def test_explain_says_why(searcher):
     hit = searcher.search("kohler toilet seat", k=1, mode="hybrid", explain=True)[0]
     why = hit.explain
-    assert why["mode"] == "hybrid" and why["dense"] == pytest.approx(hit.score)
+    assert why["mode"] == "hybrid" and why["dense"] == pytest.approx(hit.cosine) and why["score"] == hit.score
     assert "fusion" in why and why["lexical"] >= 0
     assert set(why["matched_terms"]) <= {"kohler", "toilet", "seat", "brand_kohler"}
     assert searcher.search("kohler toilet seat", k=1)[0].explain is None
@@ -155,9 +160,7 @@ def test_product_lookup(searcher, catalog_frame):
 def test_lexical_scores_equal_bm25s():
     import bm25s
 
-    from searchkit.lexical import LexicalIndex
-
-    from searchkit.lexical import BM25_B, BM25_K1
+    from searchkit.lexical import BM25_B, BM25_K1, LexicalIndex
 
     texts = ["kohler toilet seat brand_kohler", "toilet paper holder", "seat cushion seat", "fan"]
     for ours, (k1, b) in ((LexicalIndex.build(texts), (BM25_K1, BM25_B)),

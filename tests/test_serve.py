@@ -27,7 +27,8 @@ def test_search_returns_ranked_json(client):
     assert res.status_code == 200
     body = res.json()
     assert [r["rank"] for r in body["results"]] == [1, 2, 3, 4, 5] and body["mode"] == "hybrid"
-    assert body["took_ms"] >= 0 and all(-1 <= r["score"] <= 1.0001 for r in body["results"])
+    assert body["took_ms"] >= 0 and all(-1 <= r["cosine"] <= 1.0001 for r in body["results"])
+    assert [r["score"] for r in body["results"]] == sorted((r["score"] for r in body["results"]), reverse=True)
     assert body["searched_as"] == "kohler toilet seat" and body["corrections"] == []
 
 

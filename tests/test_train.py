@@ -3,7 +3,7 @@ import json
 import numpy as np
 import pytest
 
-from searchkit import SearchkitError, Searcher, TrainConfig, build_index, train
+from searchkit import Searcher, SearchkitError, TrainConfig, build_index, train
 from searchkit.encoder import describe_model
 from searchkit.splits import SplitConfig
 
@@ -46,8 +46,8 @@ def test_unknown_recipe_refused():
 
 def test_multitask_trains_both_objectives(tmp_path, tiny_model, catalog_file, pairs_file):
     from searchkit.catalog import read_catalog, read_pairs
-    from searchkit.training import RECIPES, catalog_normaliser, training_sets
     from searchkit.text import TextConfig
+    from searchkit.training import RECIPES, catalog_normaliser, training_sets
 
     products = read_catalog(catalog_file)
     pairs = read_pairs(pairs_file)
@@ -103,8 +103,8 @@ def test_train_reads_a_shops_pairs_file_and_records_its_format(tmp_path, tiny_mo
 
     from searchkit.catalog import PairFormat, read_pairs
     from searchkit.cli import main
+    from searchkit.metrics import RELEVANT
     from searchkit.splits import split_pairs
-    from searchkit.training import RELEVANT
 
     pairs = pd.read_parquet(pairs_file)
     shop = tmp_path / "judgements.csv"
