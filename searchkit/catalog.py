@@ -29,14 +29,16 @@ PAIR_ALIASES = {
     "product_id": ("product_uid", "sku", "item_id", "asin"),
     "relevance": ("label", "grade", "rating", "esci_label"),
 }
-PRODUCT_OPTIONS = {"product_id": "--id-column", "title": "--title-column", "brand": "--brand-column",
-                   "color": "--color-column", "description": "a column map"}
-PAIR_OPTIONS = {"query": "--query-column", "product_id": "--pairs-id-column", "relevance": "--relevance-column"}
+# how a user names a field's column on the command line (searchkit.cli's --columns and --pairs-columns)
+PRODUCT_OPTIONS = {"product_id": "--columns id=NAME", "title": "--columns title=NAME", "brand": "--columns brand=NAME",
+                   "color": "--columns color=NAME", "description": "--columns description=NAME"}
+PAIR_OPTIONS = {"query": "--pairs-columns query=NAME", "product_id": "--pairs-columns product_id=NAME",
+                "relevance": "--pairs-columns relevance=NAME"}
 
 
 @dataclass(frozen=True)
 class ColumnMap:
-    """Which column of the user's file holds each canonical field (`searchkit build-index --id-column sku`)."""
+    """Which column of the user's file holds each canonical field (`searchkit build-index --columns id=sku`)."""
 
     product_id: str = "product_id"
     title: str = "title"
@@ -148,9 +150,10 @@ def read_catalog(path: str | Path, columns: ColumnMap = ColumnMap()) -> pd.DataF
     sources = {c: _find_column(path, frame, c, None if columns.source(c) == c else columns.source(c), PRODUCT_ALIASES,
                             PRODUCT_OPTIONS)
                for c in PRODUCT_COLUMNS}
-    missing = [columns.source(c) for c in REQUIRED_PRODUCT_COLUMNS if sources[c] is None]
+    missing = [c for c in REQUIRED_PRODUCT_COLUMNS if sources[c] is None]
     if missing:
-        raise CatalogError(f"{path}: missing required column(s) {missing}; found {list(frame.columns)}")
+        raise CatalogError(f"{path}: missing required column(s) {[columns.source(c) for c in missing]}; found "
+                           f"{list(frame.columns)}; name yours with " + ", ".join(PRODUCT_OPTIONS[c] for c in missing))
     out = pd.DataFrame(index=range(len(frame)))
     for canonical in PRODUCT_COLUMNS:
         source = sources[canonical]
@@ -177,9 +180,10 @@ def read_pairs(path: str | Path, form: PairFormat = PairFormat()) -> pd.DataFram
     path = Path(path)
     frame = read_table(path)
     sources = {c: _find_column(path, frame, c, getattr(form, c), PAIR_ALIASES, PAIR_OPTIONS) for c in PAIR_COLUMNS}
-    missing = [getattr(form, c) or c for c in PAIR_COLUMNS if sources[c] is None]
+    missing = [c for c in PAIR_COLUMNS if sources[c] is None]
     if missing:
-        raise CatalogError(f"{path}: missing column(s) {missing}; found {list(frame.columns)}")
+        raise CatalogError(f"{path}: missing column(s) {[getattr(form, c) or c for c in missing]}; found "
+                           f"{list(frame.columns)}; name yours with " + ", ".join(PAIR_OPTIONS[c] for c in missing))
     out = pd.DataFrame({"query": _text_column(frame, sources["query"]),
                         "product_id": _text_column(frame, sources["product_id"])})
     out["relevance"] = _grades(path, out, frame, sources["relevance"], form)

@@ -6,6 +6,7 @@ import functools
 import json
 import logging
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import click
@@ -21,20 +22,35 @@ BACKEND_HELP = ("Query encoder: the index's distilled query encoder (int8 graph 
                 "kept.")
 
 
-def column_options(command):
-    """The catalog's column names, for commands that read a catalog (see column_map)."""
-    for option in reversed([click.option("--id-column", default="product_id", show_default=True),
-                            click.option("--title-column", default="title", show_default=True),
-                            click.option("--brand-column", default="brand", show_default=True),
-                            click.option("--color-column", default="color", show_default=True)]):
-        command = option(command)
-    return command
+def _assignments(text: str, option: str, keys: dict[str, str]) -> dict[str, str]:
+    """"id=sku,title=name" as {"product_id": "sku", "title": "name"}, keys mapping each accepted word to a field."""
+    out = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        key, sep, value = item.partition("=")
+        if not sep or not value.strip() or key.strip().lower() not in keys:
+            raise click.BadParameter(f"{item!r}: write FIELD=COLUMN with FIELD one of {', '.join(sorted(set(keys)))}",
+                                     param_hint=option)
+        out[keys[key.strip().lower()]] = value.strip()
+    return out
 
 
-def column_map(id_column: str, title_column: str, brand_column: str, color_column: str):
-    from .catalog import ColumnMap
+COLUMN_FIELDS = {"id": "product_id", "product_id": "product_id", "title": "title", "brand": "brand",
+                 "color": "color", "colour": "color", "description": "description"}
+PAIR_FIELDS = {"query": "query", "id": "product_id", "product_id": "product_id", "relevance": "relevance"}
 
-    return ColumnMap(product_id=id_column, title=title_column, brand=brand_column, color=color_column)
+
+def columns_option(command):
+    """--columns: which of the catalog's columns hold the product fields (the command gets a ColumnMap, `columns`)."""
+
+    @functools.wraps(command)
+    def with_columns(*args, columns, **kwargs):
+        from .catalog import ColumnMap
+
+        return command(*args, columns=ColumnMap(**_assignments(columns or "", "--columns", COLUMN_FIELDS)), **kwargs)
+
+    return click.option("--columns", default=None, metavar="FIELD=COLUMN,...",
+                        help="The catalog's column names where they differ from product_id, title, brand, color, "
+                             "description (and the usual aliases), e.g. id=sku,title=name,color=colour.")(with_columns)
 
 
 def pair_options(command):
@@ -42,14 +58,13 @@ def pair_options(command):
     PairFormat, `form`."""
 
     @functools.wraps(command)
-    def with_form(*args, query_column, pairs_id_column, relevance_column, relevance_scale, labels, **kwargs):
-        return command(*args, form=pair_format(query_column, pairs_id_column, relevance_column, relevance_scale,
-                                               labels), **kwargs)
+    def with_form(*args, pairs_columns, relevance_scale, labels, **kwargs):
+        return command(*args, form=pair_format(pairs_columns, relevance_scale, labels), **kwargs)
 
     for option in reversed([
-        click.option("--query-column", default=None, help="Default: query, else search_term, search_query, ..."),
-        click.option("--pairs-id-column", default=None, help="Default: product_id, else product_uid, sku, ..."),
-        click.option("--relevance-column", default=None, help="Default: relevance, else label, grade, rating, ..."),
+        click.option("--pairs-columns", default=None, metavar="FIELD=COLUMN,...",
+                     help="The pairs file's column names where they differ from query, product_id, relevance (and "
+                          "the usual aliases: search_term, product_uid, label, grade, ...), e.g. query=q,relevance=y."),
         click.option("--relevance-scale", default="1:3", show_default=True,
                      help="LOW:HIGH, the file's lowest and highest numeric grade, mapped onto 1..3 (e.g. 0:2)."),
         click.option("--labels", default=None,
@@ -59,8 +74,7 @@ def pair_options(command):
     return with_form
 
 
-def pair_format(query_column: str | None, pairs_id_column: str | None, relevance_column: str | None,
-                relevance_scale: str, labels: str | None):
+def pair_format(pairs_columns: str | None, relevance_scale: str, labels: str | None):
     from .catalog import PairFormat, parse_labels
     from .errors import CatalogError
 
@@ -71,8 +85,19 @@ def pair_format(query_column: str | None, pairs_id_column: str | None, relevance
         scale = (float(low), float(high))
     except ValueError:
         raise CatalogError(f"--relevance-scale {relevance_scale!r}: write LOW:HIGH, e.g. 0:2") from None
-    return PairFormat(query=query_column, product_id=pairs_id_column, relevance=relevance_column, scale=scale,
+    return PairFormat(**_assignments(pairs_columns or "", "--pairs-columns", PAIR_FIELDS), scale=scale,
                       labels=parse_labels(labels) if labels else ())
+
+
+def _given(value):
+    """A ColumnMap or PairFormat from the options, or None when they said nothing (so a config file's holds)."""
+    return None if value == type(value)() else value
+
+
+def config_option(command):
+    return click.option("--config", "config_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+                        help="A TOML file of further settings: the fields of this command's config (see docs/"
+                             "configuration.md); options given here win.")(command)
 
 
 class _Command(click.Command):
@@ -104,54 +129,34 @@ def _emit_json(data) -> None:
 @main.command("build-index")
 @click.argument("catalog", type=click.Path(dir_okay=False, path_type=Path), default=DEFAULT_CATALOG)
 @click.option("--model", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Model folder (default: the fine-tuned model in models/, else base all-MiniLM-L6-v2).")
+              help="Model folder (default: the fine-tuned searchkit-homedepot model).")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_INDEX, show_default=True,
               help="Index folder to write (replaced atomically).")
-@click.option("--batch-size", type=click.IntRange(1, 4096), default=64, show_default=True)
 @click.option("--device", default=None, help="Encoding device: cpu, cuda, cuda:1 (default: cuda when present).")
-@click.option("--index-type", type=click.Choice(["auto", "flat", "hnsw", "hnsw-sq8", "ivf-sq8"]), default="auto",
-              show_default=True, help="flat = exact; hnsw = approximate graph; hnsw-sq8 / ivf-sq8 = approximate over "
-              "8-bit codes (a quarter of the memory); auto = flat up to 20,000 products, hnsw above.")
-@click.option("--target-recall", type=click.FloatRange(0.5, 1.0), default=0.98, show_default=True,
-              help="Approximate indexes: tune the search effort to the cheapest setting whose recall@10 against exact "
-                   "search reaches this (measured at build time, stored in the manifest).")
-@click.option("--bulk", type=click.Choice(["torch", "onnx", "onnx-int8"]), default="torch", show_default=True,
-              help="How to embed the catalog: sentence-transformers (GPU when present), the exported ONNX graph, "
-                   "or it with int8 weights (fastest on CPU; see README for its measured quality).")
-@click.option("--bm25-k1", type=click.FloatRange(0.0), default=None, help="Keyword index term saturation "
-              "(default 0.45, chosen on the validation split).")
-@click.option("--bm25-b", type=click.FloatRange(0.0, 1.0), default=None, help="Keyword index length "
-              "normalisation (default 0.5).")
-@click.option("--query-tower/--no-query-tower", default=True, show_default=True,
-              help="Embed queries with the model's distilled query encoder (`searchkit distill`) when it has one.")
 @click.option("--reranker", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Cross-encoder folder for mode rerank (`searchkit train-reranker`; default: the model's reranker/ "
-              "when it has one).")
-@click.option("--no-reranker", is_flag=True, help="Build without a cross-encoder (no mode rerank).")
-@column_options
+              help="Cross-encoder folder for mode rerank (default: the model's reranker/ when it has one).")
+@columns_option
 @click.option("--if-stale", is_flag=True, help="Do nothing when OUT already holds an intact index of this catalog "
               "built with this model.")
+@config_option
 @click.option("--json", "as_json", is_flag=True, help="Print the manifest as JSON.")
-def build_index_cmd(catalog, model, out, batch_size, device, index_type, target_recall, bulk, bm25_k1, bm25_b,
-                    query_tower, reranker, no_reranker, id_column, title_column, brand_column, color_column, if_stale,
-                    as_json):
-    """Embed every product of CATALOG (parquet or CSV) into a FAISS index."""
+def build_index_cmd(catalog, model, out, device, reranker, columns, if_stale, config_file, as_json):
+    """Embed every product of CATALOG (parquet or CSV) into a FAISS index beside a BM25 index.
+
+    Further settings (index_type, target_recall, batch_size, bulk, bm25_k1, bm25_b, query_tower, reranker) come from
+    --config FILE."""
+    from .configfile import load_config
     from .index import IndexConfig, build_index, staleness
 
+    config = load_config(IndexConfig, config_file, device=device, progress=sys.stderr.isatty() or None)
+    if reranker is not None and not config.reranker:
+        raise click.UsageError("give --reranker or `reranker = false` in the config, not both")
     if if_stale and Path(catalog).is_file():
         reason = staleness(out, catalog, model)
         if reason is None:
             click.echo(f"{out} is up to date with {catalog}", err=True)
             return
         click.echo(f"rebuilding {out}: {reason}", err=True)
-
-    bm25 = {k: v for k, v in (("bm25_k1", bm25_k1), ("bm25_b", bm25_b)) if v is not None}
-    config = IndexConfig(batch_size=batch_size, device=device, index_type=index_type, target_recall=target_recall,
-                         bulk=bulk, query_tower=query_tower, reranker=not no_reranker, progress=sys.stderr.isatty(),
-                         **bm25)
-    if reranker is not None and no_reranker:
-        raise click.UsageError("give --reranker or --no-reranker, not both")
-    columns = column_map(id_column, title_column, brand_column, color_column)
     manifest = build_index(catalog, out, model=model, config=config, columns=columns, reranker=reranker)
     if as_json:
         _emit_json(manifest.__dict__)
@@ -277,9 +282,8 @@ def calibrate_cmd(index_dir, queries_file, pairs, split, target_recall, max_quer
               help="Which query split of PAIRS to measure on (split by query, seeded). auto: test when PAIRS shares "
                    "queries with the training or validation split of the pairs the models learnt from (the bundled "
                    "pairs, or those the model's card names), else all of PAIRS.")
-@click.option("--seed", type=int, default=42, show_default=True, help="Split seed (as used in training).")
 @click.option("--max-queries", type=click.IntRange(1), default=None,
-              help="Measure a random sample of this many of the split's queries (drawn with --seed).")
+              help="Measure a seeded random sample of this many of the split's queries.")
 @click.option("--backend", type=click.Choice(BACKENDS), default="auto", show_default=True, help=BACKEND_HELP)
 @click.option("--model", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Measure this model folder instead of an index: embed --catalog in memory, exact search.")
@@ -288,7 +292,7 @@ def calibrate_cmd(index_dir, queries_file, pairs, split, target_recall, max_quer
 @click.option("--device", default=None, help="With --model: cpu, cuda (default: cuda when present).")
 @pair_options
 @click.option("--json", "as_json", is_flag=True)
-def evaluate_cmd(pairs, index_dir, split, seed, max_queries, backend, model, catalog, device, form, as_json):
+def evaluate_cmd(pairs, index_dir, split, max_queries, backend, model, catalog, device, form, as_json):
     """Measure the index on rated PAIRS: Spearman/Pearson over pairs, NDCG@10/MRR@10/Recall over the catalog."""
     from . import store
     from .catalog import read_pairs
@@ -300,6 +304,7 @@ def evaluate_cmd(pairs, index_dir, split, seed, max_queries, backend, model, cat
     reason = None
     card = read_model_info(model if model is not None else store.IndexFiles(index_dir).model)
     check_query_split(card, str(model if model is not None else index_dir))
+    seed = int((card.get("split") or {}).get("seed", 42))  # split as the model was trained (the default seed 42)
     if split == "auto":
         split, reason = choose_split(rated, training_files(card, [Path(DEFAULT_PAIRS)]), seed)
 
@@ -396,119 +401,103 @@ def serve_cmd(index_dir, host, port, workers):
 
 
 @main.command("distill")
-@click.argument("pairs", type=click.Path(dir_okay=False, path_type=Path), default=DEFAULT_PAIRS)
-@click.option("--model", type=click.Path(file_okay=False, path_type=Path), default="models/searchkit-homedepot",
-              show_default=True, help="The model to distil; its query encoder is written to MODEL/query_encoder.")
-@click.option("--catalog", type=click.Path(dir_okay=False, path_type=Path), default=DEFAULT_CATALOG, show_default=True)
-@click.option("--layers", type=click.IntRange(0), default=3, show_default=True,
-              help="Transformer layers of the query encoder (the model's first ones, retrained); 0: a static token "
-                   "table (no transformer at query time).")
-@click.option("--epochs", type=float, default=None, help="Default: 3 for layers, 2 for a token table.")
-@click.option("--batch-size", type=click.IntRange(2, 4096), default=128, show_default=True)
-@click.option("--lr", type=float, default=None, help="Default: 1e-4 for layers, 2e-3 for a token table.")
-@click.option("--kl-weight", type=click.FloatRange(0.0), default=1.0, show_default=True,
-              help="Weight of the ranking term (KL of the softmax over the catalog's products); 0: cosine only.")
-@click.option("--temperature", type=click.FloatRange(0.0, min_open=True), default=0.05, show_default=True)
-@click.option("--resume", is_flag=True, help="Start from MODEL's current query encoder, not its first layers.")
-@click.option("--max-steps", type=click.IntRange(1), default=None)
-@click.option("--seed", type=int, default=42, show_default=True, help="Split seed (as used in training) and shuffle.")
-@click.option("--device", default=None, help="cpu, cuda (default: cuda when present).")
+@click.argument("pairs", type=click.Path(dir_okay=False, path_type=Path), required=False)
+@click.option("--model", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="The model to distil (default: models/searchkit-homedepot); its query encoder is written to "
+                   "MODEL/query_encoder.")
+@click.option("--catalog", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help=f"The catalog whose titles and products it learns from (default: {DEFAULT_CATALOG}).")
+@columns_option
+@click.option("--layers", type=click.IntRange(0), default=None,
+              help="Transformer layers of the query encoder (the model's first ones, retrained; default 3); 0: a "
+                   "static token table (no transformer at query time).")
 @click.option("--titles-only", is_flag=True,
               help="Ignore PAIRS: learn from the catalog's title spans alone (a catalog without rated queries).")
-@column_options
+@click.option("--resume", is_flag=True, help="Start from MODEL's current query encoder, not its first layers.")
+@click.option("--device", default=None, help="cpu, cuda (default: cuda when present).")
+@config_option
 @pair_options
-def distill_cmd(pairs, model, catalog, layers, epochs, batch_size, lr, kl_weight, temperature, resume, max_steps,
-                seed, device, titles_only, id_column, title_column, brand_column, color_column, form):
-    """Train a shallower query encoder that embeds queries as MODEL does (products keep the whole model)."""
+def distill_cmd(pairs, model, catalog, columns, layers, titles_only, resume, device, config_file, form):
+    """Train a shallower query encoder that embeds queries as MODEL does (products keep the whole model).
+
+    Further settings (epochs, batch_size, lr, kl_weight, temperature, max_steps, seed, ...) come from --config FILE."""
+    from .configfile import load_config
     from .distillation import DistillConfig, distill
 
-    config = DistillConfig(model=model, pairs=None if titles_only else pairs, pair_format=form, catalog=catalog,
-                           columns=column_map(id_column, title_column, brand_column, color_column), layers=layers,
-                           epochs=epochs, batch_size=batch_size, lr=lr, kl_weight=kl_weight, temperature=temperature,
-                           resume=resume, max_steps=max_steps, seed=seed, device=device)
+    config = load_config(DistillConfig, config_file, model=model, catalog=catalog, layers=layers, device=device,
+                         resume=resume or None, columns=_given(columns),
+                         pair_format=_given(form))
+    if titles_only:
+        config = replace(config, pairs=None)
+    elif pairs is not None:
+        config = replace(config, pairs=pairs)
     report = distill(config)
     after = report["agreement_after"]
-    kind = f"{layers}-layer" if layers else "static (token table)"
-    click.echo(f"saved a {kind} query encoder to {model}/query_encoder: cosine to the whole model on "
+    kind = f"{config.layers}-layer" if config.layers else "static (token table)"
+    click.echo(f"saved a {kind} query encoder to {config.model}/query_encoder: cosine to the whole model on "
                f"{report['heldout_texts']} held-out texts {after['cosine_mean']:.4f} (min {after['cosine_min']:.4f}); "
                "rebuild the index to use it")
 
 
 @main.command("train")
-@click.argument("pairs", type=click.Path(dir_okay=False, path_type=Path), default=DEFAULT_PAIRS)
-@click.option("--catalog", type=click.Path(dir_okay=False, path_type=Path), default=DEFAULT_CATALOG, show_default=True)
+@click.argument("pairs", type=click.Path(dir_okay=False, path_type=Path), required=False)
+@click.option("--catalog", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help=f"The catalog the pairs' products come from (default: {DEFAULT_CATALOG}).")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Model folder to write (default: models/searchkit-homedepot-RECIPE).")
-@click.option("--recipe", type=click.Choice(["seed", "mnrl", "hardneg", "cosent", "multitask"]), default="mnrl",
-              show_default=True)
+@click.option("--recipe", type=click.Choice(["seed", "mnrl", "hardneg", "cosent", "multitask"]), default=None,
+              help="Training recipe (default: mnrl).")
 @click.option("--base-model", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Model to start from (default: base all-MiniLM-L6-v2).")
-@click.option("--epochs", type=float, default=None, help="Default: the recipe's.")
-@click.option("--batch-size", type=click.IntRange(2, 4096), default=None, help="Default: the recipe's.")
-@click.option("--lr", type=float, default=None, help="Learning rate (default: the recipe's).")
-@click.option("--max-steps", type=int, default=-1, help="Stop after this many optimiser steps (-1: full epochs).")
-@click.option("--eval-steps", type=click.IntRange(1), default=250, show_default=True)
-@click.option("--save-steps", type=click.IntRange(1), default=250, show_default=True)
-@click.option("--seed", type=int, default=42, show_default=True)
 @click.option("--device", default=None, help="cpu, cuda (default: cuda when present).")
 @click.option("--resume", is_flag=True, help="Continue from the newest checkpoint in OUT/checkpoints.")
-@click.option("--stem/--no-stem", default=True, show_default=True,
-              help="Porter-stem the model's input text (the reference recipe); --no-stem: whole words (BM25 text is "
-                   "stemmed either way).")
-@click.option("--split-by", type=click.Choice(["query", "pair"]), default="query", show_default=True,
-              help="pair: a random pair split, only to reproduce figures measured that way (the reference card's); "
-                   "queries then appear in training and validation both.")
+@config_option
 @pair_options
-def train_cmd(pairs, catalog, out, recipe, base_model, epochs, batch_size, lr, max_steps, eval_steps, save_steps,
-              seed, device, resume, stem, split_by, form):
-    """Fine-tune all-MiniLM-L6-v2 on rated query-product PAIRS (split by query, seeded)."""
-    from .splits import SplitConfig
+def train_cmd(pairs, catalog, out, recipe, base_model, device, resume, config_file, form):
+    """Fine-tune all-MiniLM-L6-v2 on rated query-product PAIRS (default: the bundled pairs; split by query, seeded).
+
+    Further settings (epochs, batch_size, lr, max_steps, eval_steps, save_steps, seed, stem, split) come from
+    --config FILE; `stem = false` trains a model that reads whole words."""
+    from .configfile import load_config, read_settings
     from .training import TrainConfig, train
 
-    config = TrainConfig(
-        pairs=pairs, catalog=catalog, out=out or Path(f"models/searchkit-homedepot-{recipe}"), recipe=recipe,
-        base_model=base_model, epochs=epochs, batch_size=batch_size, lr=lr, max_steps=max_steps,
-        eval_steps=eval_steps, save_steps=save_steps, seed=seed, device=device, resume=resume, stem=stem,
-        split=SplitConfig(by=split_by), pair_format=form, progress=sys.stderr.isatty(),
-    )
+    settings = read_settings(config_file)
+    recipe = recipe or settings.get("recipe", "mnrl")
+    config = load_config(TrainConfig, config_file, pairs=pairs, catalog=catalog, recipe=recipe,
+                         out=out or (None if "out" in settings else Path(f"models/searchkit-homedepot-{recipe}")),
+                         base_model=base_model, device=device, resume=resume or None,
+                         pair_format=_given(form),
+                         progress=sys.stderr.isatty() or None)
     path = train(config)
     click.echo(f"saved model to {path}")
 
 
 @main.command("train-reranker")
-@click.argument("pairs", type=click.Path(dir_okay=False, path_type=Path), default=DEFAULT_PAIRS)
-@click.option("--index", "index_dir", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_INDEX,
-              show_default=True, help="The index whose hybrid search supplies the candidates to learn to reorder.")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default="models/searchkit-homedepot-reranker",
-              show_default=True, help="Reranker folder to write; copy it to MODEL/reranker to ship it with a model.")
+@click.argument("pairs", type=click.Path(dir_okay=False, path_type=Path), required=False)
+@click.option("--index", "index_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help=f"The index whose hybrid search supplies the candidates to learn to reorder (default: "
+                   f"{DEFAULT_INDEX}).")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Reranker folder to write (default: models/searchkit-homedepot-reranker); copy it to "
+                   "MODEL/reranker to ship it with a model.")
 @click.option("--base-model", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="BERT folder to start from (default: the index's embedder).")
-@click.option("--epochs", type=click.FloatRange(0.0, min_open=True), default=1.0, show_default=True)
-@click.option("--batch-size", type=click.IntRange(1, 4096), default=32, show_default=True)
-@click.option("--lr", type=click.FloatRange(0.0, min_open=True), default=3e-5, show_default=True)
-@click.option("--negatives", type=click.IntRange(0), default=4, show_default=True,
-              help="Unrated hybrid candidates per training query, labelled irrelevant.")
-@click.option("--mine-depth", type=click.IntRange(1), default=50, show_default=True,
-              help="Draw those candidates from each query's hybrid top this many.")
-@click.option("--loss", type=click.Choice(["bce", "listwise"]), default="bce", show_default=True,
-              help="bce: each pair on its own; listwise: softmax over groups of one query's products.")
-@click.option("--group-size", type=click.IntRange(2), default=8, show_default=True,
-              help="Products per query group (--loss listwise; must divide --batch-size).")
-@click.option("--max-steps", type=int, default=-1, help="Stop after this many optimiser steps (-1: full epochs).")
-@click.option("--save-steps", type=click.IntRange(1), default=500, show_default=True)
-@click.option("--seed", type=int, default=42, show_default=True)
 @click.option("--device", default=None, help="cpu, cuda (default: cuda when present).")
 @click.option("--resume", is_flag=True, help="Continue from OUT/checkpoints.")
+@config_option
 @pair_options
-def train_reranker_cmd(pairs, index_dir, out, base_model, epochs, batch_size, lr, negatives, mine_depth, loss,
-                       group_size, max_steps, save_steps, seed, device, resume, form):
-    """Train the cross-encoder of mode rerank on rated PAIRS (the training split) and the index's candidates."""
+def train_reranker_cmd(pairs, index_dir, out, base_model, device, resume, config_file, form):
+    """Train the cross-encoder of mode rerank on rated PAIRS (the training split) and the index's candidates.
+
+    Further settings (epochs, batch_size, lr, negatives, mine_depth, loss, group_size, max_steps, save_steps, seed,
+    settings) come from --config FILE."""
+    from .configfile import load_config
     from .rerank_training import RerankTrainConfig, train_reranker
 
-    config = RerankTrainConfig(index=index_dir, pairs=pairs, out=out, base_model=base_model, epochs=epochs,
-                               batch_size=batch_size, lr=lr, negatives=negatives, mine_depth=mine_depth, loss=loss,
-                               group_size=group_size, max_steps=max_steps, save_steps=save_steps, seed=seed,
-                               device=device, resume=resume, pair_format=form, progress=sys.stderr.isatty())
+    config = load_config(RerankTrainConfig, config_file, index=index_dir, pairs=pairs, out=out, base_model=base_model,
+                         device=device, resume=resume or None,
+                         pair_format=_given(form),
+                         progress=sys.stderr.isatty() or None)
     path = train_reranker(config)
     report = json.loads((path / "reranker.json").read_text())["validation"]
     click.echo(f"saved reranker to {path}: validation NDCG@10 {report['ndcg@10_hybrid']:.4f} (hybrid) -> "

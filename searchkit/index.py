@@ -210,13 +210,14 @@ def staleness(out_dir: str | Path, catalog_path: str | Path, model: str | Path |
         return str(exc)
     if manifest.catalog.get("sha256") != file_sha256(catalog_path):
         return f"{catalog_path} changed since the index was built"
-    if manifest.model.get("fingerprint") != model_fingerprint(model or default_model_dir()):
+    model = model or default_model_dir()
+    if manifest.model.get("fingerprint") != model_fingerprint(model):
         return "the model differs from the one the index was built with"
-    if model_text(read_model_info(model or default_model_dir())) != TextConfig.from_dict(manifest.text or {}):
+    if model_text(read_model_info(model)) != TextConfig.from_dict(manifest.text or {}):
         return "the model's text settings (searchkit.json) differ from the index's"
     if (version := (manifest.index.get("bm25") or {}).get("text", 1)) != KEYWORD_TEXT:
         return f"its keyword text is version {version}, this searchkit writes version {KEYWORD_TEXT}"
-    own = reranker_dir(model or default_model_dir())
+    own = reranker_dir(model)
     if own is None:
         return None
     if (manifest.model.get("reranker") or {}).get("fingerprint") != fingerprint(own):

@@ -333,7 +333,8 @@ def read_products(files: IndexFiles, rows: int) -> Any:
 def copy_model(source: Path, files: IndexFiles, leave_out: tuple[str, ...] = ()) -> None:
     """The embedder's folder, less training checkpoints, graphs and the top-level entries named in `leave_out` (its
     reranker: the index keeps that as its own graph)."""
-    skip = shutil.ignore_patterns("checkpoints", "*.onnx", "__pycache__")
+    skip = shutil.ignore_patterns("checkpoints", "*.onnx", "__pycache__", "__init__.py", "pyproject.toml", "build",
+                                  "*.egg-info")
 
     def ignore(folder: str, names: list[str]) -> set[str]:
         return set(skip(folder, names)) | (set(leave_out) & set(names) if Path(folder) == Path(source) else set())

@@ -113,10 +113,10 @@ def test_a_shops_own_column_names_are_found(tmp_path):
 def test_two_candidate_columns_are_refused_by_name(tmp_path):
     path = write(tmp_path, pd.DataFrame({"sku": ["1"], "item_id": ["2"], "title": ["a"]}))
     with pytest.raises(CatalogError, match=r"columns \['sku', 'item_id'\] could each be the 'product_id'; .*"
-                                           r"--id-column"):
+                                           r"--columns id=NAME"):
         read_catalog(path)
     pairs = write(tmp_path, pd.DataFrame({"query": ["a"], "sku": ["1"], "label": [1], "grade": [2]}), "p.csv")
-    with pytest.raises(CatalogError, match=r"\['label', 'grade'\] could each be the 'relevance'.*--relevance-column"):
+    with pytest.raises(CatalogError, match=r"\['label', 'grade'\] could each be the 'relevance'.*--pairs-columns relevance=NAME"):
         read_pairs(pairs)
 
 

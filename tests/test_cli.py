@@ -74,14 +74,15 @@ def test_bad_catalog_fails_clearly(run, tmp_path, tiny_model):
     bad.write_text("code,label_text\n1,lamp\n")
     result = run("build-index", bad, "--model", tiny_model, "--out", tmp_path / "idx")
     assert result.exit_code == 1 and "missing required column(s) ['product_id', 'title']" in result.output
+    assert "--columns id=NAME, --columns title=NAME" in result.output
     assert not (tmp_path / "idx").exists()
 
 
 def test_column_options(run, tmp_path, tiny_model):
     path = tmp_path / "c.csv"
     path.write_text("sku,name,maker\nA1,Kohler toilet seat,kohler\nA2,Delta shower head,delta\n")
-    result = run("build-index", path, "--model", tiny_model, "--out", tmp_path / "idx", "--id-column", "sku",
-                 "--title-column", "name", "--brand-column", "maker")
+    result = run("build-index", path, "--model", tiny_model, "--out", tmp_path / "idx", "--columns",
+                 "id=sku,title=name,brand=maker")
     assert result.exit_code == 0, result.output
     hits = json.loads(run("query", "shower head", "--index", tmp_path / "idx", "--json", "--mode", "lexical").output)
     assert hits[0]["product_id"] == "A2" and hits[0]["brand"] == "delta"
@@ -165,3 +166,45 @@ def test_evaluate_reads_a_shops_pairs_file_and_chooses_its_split(run, built_inde
     assert "split test:" in text and "training or validation split (seed 42)" in text
     bad = CliRunner().invoke(main, ["evaluate", str(shop), "--index", str(built_index), "--relevance-scale", "0-2"])
     assert bad.exit_code == 1 and "--relevance-scale '0-2': write LOW:HIGH" in bad.output
+
+
+def test_every_command_shows_at_most_twelve_options():
+    """A lean CLI: what users need on the command line, tuning knobs in --config FILE and the Python API."""
+    import click
+
+    ctx = click.Context(main)
+    for name, command in main.commands.items():
+        shown = [p for p in command.get_params(ctx) if isinstance(p, click.Option) and not p.hidden]
+        assert len(shown) <= 12, (name, [p.name for p in shown])
+
+
+def test_a_config_file_sets_what_the_options_do_not(run, tmp_path, catalog_file, tiny_model):
+    from searchkit.configfile import load_config
+    from searchkit.index import IndexConfig
+    from searchkit.training import TrainConfig
+
+    config = tmp_path / "build.toml"
+    config.write_text('index_type = "hnsw"\ntarget_recall = 0.9\nbm25_k1 = 1\nquery_tower = false\n')
+    result = run("build-index", catalog_file, "--model", tiny_model, "--out", tmp_path / "idx", "--config", config,
+                 "--json")
+    assert result.exit_code == 0, result.output
+    manifest = json.loads(result.output)
+    assert manifest["index"]["type"] == "hnsw" and manifest["index"]["bm25"]["k1"] == 1.0
+    assert manifest["index"]["target_recall"] == 0.9
+
+    train = tmp_path / "train.toml"
+    train.write_text('epochs = 2\nstem = false\n[split]\nseed = 7\n[pair_format]\nquery = "q"\nscale = [0, 2]\n')
+    loaded = load_config(TrainConfig, train, device="cpu", epochs=None)
+    assert (loaded.epochs, loaded.stem, loaded.split.seed, loaded.device) == (2.0, False, 7, "cpu")
+    assert loaded.pair_format.query == "q" and loaded.pair_format.scale == (0, 2)
+    assert load_config(IndexConfig, None, batch_size=8).batch_size == 8  # no file: the options alone
+
+    config.write_text("index_typ = 'hnsw'\n")
+    result = run("build-index", catalog_file, "--model", tiny_model, "--out", tmp_path / "idx", "--config", config)
+    assert result.exit_code == 1 and "unknown setting(s) index_typ" in result.output and "index_type" in result.output
+    config.write_text("index_type = [\n")
+    result = run("build-index", catalog_file, "--model", tiny_model, "--out", tmp_path / "idx", "--config", config)
+    assert result.exit_code == 1 and "not a TOML file" in result.output
+    config.write_text('bulk = "gpu"\n')
+    result = run("build-index", catalog_file, "--model", tiny_model, "--out", tmp_path / "idx", "--config", config)
+    assert result.exit_code == 1 and "unknown bulk encoder 'gpu'" in result.output

@@ -181,12 +181,19 @@ def test_query_graph_dropped_when_it_disagrees(tmp_path, distilled_model, catalo
         Searcher.from_dir(tmp_path / "idx", backend="distilled")
 
 
+def fast_config(folder) -> str:
+    """A distillation config file for a quick run (--config)."""
+    path = folder / "distill.toml"
+    path.write_text("max_steps = 2\nbatch_size = 8\n")
+    return str(path)
+
+
 def test_cli_distill_and_backend_choice(tmp_path, tiny_model, pairs_file, catalog_file, tower_index):
     assert CLI_BACKENDS == list(BACKENDS)
     model = tmp_path / "m"
     shutil.copytree(tiny_model, model)
     result = CliRunner().invoke(main, ["distill", str(pairs_file), "--model", str(model), "--catalog",
-                                       str(catalog_file), "--layers", "1", "--max-steps", "2", "--batch-size", "8"])
+                                       str(catalog_file), "--layers", "1", "--config", fast_config(tmp_path)])
     assert result.exit_code == 0, result.output
     assert "1-layer query encoder" in result.output and (model / QUERY_TOWER_DIR / "layers.safetensors").is_file()
     for backend in ("distilled", "onnx-int8"):
@@ -325,7 +332,7 @@ def test_cli_distills_a_token_table(tmp_path, tiny_model, pairs_file, catalog_fi
     model = tmp_path / "m"
     shutil.copytree(tiny_model, model)
     result = CliRunner().invoke(main, ["distill", str(pairs_file), "--model", str(model), "--catalog",
-                                       str(catalog_file), "--layers", "0", "--max-steps", "2", "--batch-size", "8"])
+                                       str(catalog_file), "--layers", "0", "--config", fast_config(tmp_path)])
     assert result.exit_code == 0, result.output
     assert "static (token table) query encoder" in result.output and tower_info(model)["layers"] == 0
 
@@ -339,10 +346,10 @@ def test_titles_only_distils_from_another_shops_catalog(tmp_path, tiny_model, ca
     model = tmp_path / "m"
     shutil.copytree(tiny_model, model)
     args = ["distill", str(tmp_path / "no-such-pairs.parquet"), "--model", str(model), "--catalog", str(theirs),
-            "--layers", "0", "--max-steps", "2", "--batch-size", "8"]
+            "--layers", "0", "--config", fast_config(tmp_path)]
     refused = CliRunner().invoke(main, [*args, "--titles-only"])
     assert refused.exit_code != 0 and "theirs.parquet" in refused.output and not (model / QUERY_TOWER_DIR).exists()
-    result = CliRunner().invoke(main, [*args, "--titles-only", "--id-column", "code", "--title-column", "label_text"])
+    result = CliRunner().invoke(main, [*args, "--titles-only", "--columns", "id=code,title=label_text"])
     assert result.exit_code == 0, result.output
     info = tower_info(model)
     assert info["layers"] == 0 and info["config"]["pairs"] is None

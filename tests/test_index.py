@@ -1,5 +1,6 @@
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -251,3 +252,50 @@ def test_keyword_text_version_is_kept_by_the_index(tmp_path, tiny_model, catalog
     (old_dir / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(IndexFormatError, match="keyword text version 7"):
         Searcher.from_dir(old_dir)
+
+
+def test_the_fine_tuned_model_is_found_in_a_checkout_or_installed_else_a_warning(tmp_path, monkeypatch, tiny_model,
+                                                                                  caplog):
+    """An installed searchkit (no checkout around it) finds the model installed as searchkit_homedepot_model
+    (`pip install models/searchkit-homedepot`); with neither, it says so and uses the base model."""
+    import sys
+
+    from searchkit import encoder
+
+    monkeypatch.setattr(encoder, "repo_root", lambda: tmp_path / "site-packages")  # no models/ beside the package
+    monkeypatch.setattr(encoder, "base_model_dir", lambda: tmp_path / "base")
+    monkeypatch.setattr(encoder, "SHIPPED_PACKAGE", "searchkit_probe_model")
+    with caplog.at_level("WARNING", logger="searchkit.encoder"):
+        assert encoder.default_model_dir() == tmp_path / "base"
+    assert "not installed" in caplog.text and "pip install models/searchkit-homedepot" in caplog.text
+
+    installed = tmp_path / "site" / "searchkit_probe_model"
+    shutil.copytree(tiny_model, installed)
+    (installed / "__init__.py").write_text("")
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    caplog.clear()
+    assert encoder.default_model_dir() == installed and not caplog.text
+    assert "searchkit_probe_model" not in sys.modules  # found, not imported
+
+    checkout = tmp_path / "checkout"
+    shutil.copytree(tiny_model, checkout / "models" / encoder.SHIPPED_MODEL)
+    monkeypatch.setattr(encoder, "repo_root", lambda: checkout)
+    assert encoder.default_model_dir() == checkout / "models" / encoder.SHIPPED_MODEL
+
+
+def test_the_model_distribution_packages_every_file_of_the_model():
+    """models/searchkit-homedepot/pyproject.toml's package data covers every tracked file of the model folder."""
+    import fnmatch
+    import subprocess
+    import tomllib
+
+    root = Path(__file__).resolve().parents[1]
+    folder = root / "models" / "searchkit-homedepot"
+    patterns = tomllib.loads((folder / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"][
+        "searchkit_homedepot_model"]
+    tracked = subprocess.run(["git", "ls-files", "."], cwd=folder, capture_output=True, text=True).stdout.split()
+    if not tracked:
+        pytest.skip("not a git checkout")
+    files = [f for f in tracked if f not in ("pyproject.toml", "__init__.py")]
+    missed = [f for f in files if not any(fnmatch.fnmatch(f, p) and f.count("/") == p.count("/") for p in patterns)]
+    assert missed == []

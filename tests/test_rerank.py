@@ -278,8 +278,10 @@ def test_resume_continues_from_the_checkpoint(tmp_path, built_index, pairs_file,
 def test_cli_train_reranker_build_and_query(tmp_path, built_index, pairs_file, catalog_file, tiny_model):
     runner = CliRunner()
     out = tmp_path / "rr"
+    quick = tmp_path / "rr.toml"
+    quick.write_text("max_steps = 3\nnegatives = 1\nmine_depth = 7\n")
     result = runner.invoke(main, ["train-reranker", str(pairs_file), "--index", str(built_index), "--out", str(out),
-                                  "--max-steps", "3", "--negatives", "1", "--mine-depth", "7"])
+                                  "--config", str(quick)])
     assert result.exit_code == 0, result.output
     assert "validation NDCG@10" in result.output and f"--reranker {out}" in result.output
     assert "1 unrated products per query from its hybrid top 7" in (out / "README.md").read_text()
@@ -290,8 +292,10 @@ def test_cli_train_reranker_build_and_query(tmp_path, built_index, pairs_file, c
     result = runner.invoke(main, ["query", "kohler toilet seat", "--index", str(index), "--mode", "rerank", "--json"])
     assert result.exit_code == 0, result.output
     assert len(json.loads(result.output)) == 10
+    no_reranker = tmp_path / "plain.toml"
+    no_reranker.write_text("reranker = false\n")
     result = runner.invoke(main, ["build-index", str(catalog_file), "--model", str(tiny_model), "--out",
-                                  str(tmp_path / "x"), "--reranker", str(out), "--no-reranker"])
+                                  str(tmp_path / "x"), "--reranker", str(out), "--config", str(no_reranker)])
     assert result.exit_code != 0 and "not both" in result.output
 
 

@@ -8,6 +8,15 @@ from searchkit.encoder import describe_model
 from searchkit.splits import SplitConfig
 
 
+
+def quick_config(folder, extra: str = "") -> str:
+    """A training config file for a quick run (--config): one step of batch 8, plus `extra` TOML."""
+    path = folder / "train.toml"
+    path.write_text(("max_steps = 1\neval_steps = 100\nbatch_size = 8\n" if "max_steps" not in extra else
+                     "eval_steps = 100\nbatch_size = 8\n") + extra)
+    return str(path)
+
+
 @pytest.mark.parametrize("recipe", ["mnrl", "seed", "hardneg", "multitask"])
 def test_few_steps_make_a_loadable_model(tmp_path, tiny_model, catalog_file, pairs_file, recipe):
     out = tmp_path / f"m-{recipe}"
@@ -74,8 +83,8 @@ def test_whole_word_model_keeps_stemmed_keyword_search(tmp_path, tiny_model, cat
 
     out = tmp_path / "whole"
     result = CliRunner().invoke(main, ["train", str(pairs_file), "--catalog", str(catalog_file), "--out", str(out),
-                                       "--recipe", "hardneg", "--base-model", str(tiny_model), "--no-stem",
-                                       "--max-steps", "2", "--eval-steps", "100", "--batch-size", "8"],
+                                       "--recipe", "hardneg", "--base-model", str(tiny_model), "--config",
+                                       quick_config(tmp_path, "stem = false\nmax_steps = 2\n")],
                                 catch_exceptions=False)
     assert result.exit_code == 0, result.output
     assert json.loads((out / "searchkit.json").read_text())["text"]["stem"] is False
@@ -113,7 +122,7 @@ def test_train_reads_a_shops_pairs_file_and_records_its_format(tmp_path, tiny_mo
     out = tmp_path / "m"
     result = CliRunner().invoke(main, ["train", str(shop), "--catalog", str(catalog_file), "--out", str(out),
                                        "--recipe", "mnrl", "--base-model", str(tiny_model), "--relevance-scale", "0:2",
-                                       "--max-steps", "1", "--eval-steps", "100", "--batch-size", "8"],
+                                       "--config", quick_config(tmp_path)],
                                 catch_exceptions=False)
     assert result.exit_code == 0, result.output
     data = json.loads((out / "searchkit.json").read_text())["data"]
@@ -133,8 +142,8 @@ def test_split_by_pair_trains_on_that_split_and_evaluate_refuses_it(tmp_path, ti
 
     out = tmp_path / "m"
     result = CliRunner().invoke(main, ["train", str(pairs_file), "--catalog", str(catalog_file), "--out", str(out),
-                                       "--recipe", "seed", "--base-model", str(tiny_model), "--split-by", "pair",
-                                       "--max-steps", "1", "--eval-steps", "100", "--batch-size", "8"],
+                                       "--recipe", "seed", "--base-model", str(tiny_model), "--config",
+                                       quick_config(tmp_path, '[split]\nby = "pair"\n')],
                                 catch_exceptions=False)
     assert result.exit_code == 0, result.output
     info = json.loads((out / "searchkit.json").read_text())
