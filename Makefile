@@ -29,6 +29,7 @@ browser:
 	  echo "note: chromium not installed; the browser test will be skipped"
 
 test: install browser
+	$(BIN)/ruff check searchkit tests benchmarks research scripts
 	$(BIN)/python -m pytest -q
 
 bench: index

@@ -152,11 +152,13 @@ def build_index_cmd(catalog, model, out, device, reranker, columns, if_stale, co
     if reranker is not None and not config.reranker:
         raise click.UsageError("give --reranker or `reranker = false` in the config, not both")
     if if_stale and Path(catalog).is_file():
-        reason = staleness(out, catalog, model)
-        if reason is None:
+        if not Path(out).exists():
+            click.echo(f"building {out} from {catalog}", err=True)
+        elif (reason := staleness(out, catalog, model)) is None:
             click.echo(f"{out} is up to date with {catalog}", err=True)
             return
-        click.echo(f"rebuilding {out}: {reason}", err=True)
+        else:
+            click.echo(f"rebuilding {out}: {reason}", err=True)
     manifest = build_index(catalog, out, model=model, config=config, columns=columns, reranker=reranker)
     if as_json:
         _emit_json(manifest.__dict__)

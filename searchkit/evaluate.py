@@ -63,12 +63,12 @@ def training_files(card: dict, bundled: Iterable[Path]) -> list[tuple[Path, Pair
 
 
 def check_query_split(card: dict, model: str) -> None:
-    """Refuse a model trained on a random pair split (`searchkit train --split-by pair`): every split by query of its
-    pairs holds pairs it learnt from, so measuring it here would flatter it."""
+    """Refuse a model trained on a random pair split (`[split] by = "pair"` in `searchkit train`'s config): every
+    split by query of its pairs holds pairs it learnt from, so measuring it here would flatter it."""
     if (card.get("split") or {}).get("by", "query") != "query":
         raise SearchkitError(f"model {model} was trained on a random pair split (its searchkit.json: split by "
                              f"{card['split']['by']}), so every query split of its pairs holds pairs it learnt from; "
-                             "measure it with benchmarks/reproduce_card.py")
+                             "measure it with research/reproduce_card.py")
 
 
 def choose_split(pairs: pd.DataFrame, learnt_from: list[tuple[Path, PairFormat]], seed: int) -> tuple[str, str]:

@@ -45,7 +45,7 @@ QUERY_TOWER_MIN_OVERLAP = 0.6  # the distilled query graph: mean share of the wh
 # a catalog gets the whole model instead (the bundled catalog: 0.683)
 QUERY_TABLE_MIN_OVERLAP = 0.65
 # catalog texts per batch on a CUDA device (fp16): an H200 embedded the bundled catalog at 4,967 texts/s with 1,024,
-# 4,206 with 256 and 3,630 with 64; plain fp32 SentenceTransformer.encode did 3,529 (benchmarks/results/)
+# 4,206 with 256 and 3,630 with 64; plain fp32 SentenceTransformer.encode did 3,529 (research/results/)
 GPU_BATCH = 1024
 
 

@@ -1,5 +1,5 @@
 """Torch on a CUDA device, without faiss-gpu: encoding, in-memory evaluation and training steps agree with the CPU.
-Skipped where torch sees no CUDA device (the `cuda` marker in conftest); benchmarks/gpu_session.py --tests runs them."""
+Skipped where torch sees no CUDA device (the `cuda` marker in conftest); research/gpu_recipes.py --tests runs them."""
 
 import json
 

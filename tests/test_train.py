@@ -8,7 +8,6 @@ from searchkit.encoder import describe_model
 from searchkit.splits import SplitConfig
 
 
-
 def quick_config(folder, extra: str = "") -> str:
     """A training config file for a quick run (--config): one step of batch 8, plus `extra` TOML."""
     path = folder / "train.toml"

@@ -1,7 +1,7 @@
 """Wording never seen in training: quality on the held-out queries that use a word no training query uses, for
 several indexes side by side — a proxy for how a model copes with another shop's vocabulary.
 
-    python benchmarks/eval_novel_words.py --index indexes/homedepot-base indexes/homedepot [--split test]
+    python research/eval_novel_words.py --index indexes/homedepot-base indexes/homedepot [--split test]
         [--backends distilled,onnx-int8]
 
 Prints a table and one JSON line (machine and command included).
@@ -20,7 +20,7 @@ from searchkit.evaluate import EvalConfig, evaluate
 from searchkit.splits import split_pairs
 from searchkit.text import words
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))  # common.py
 from common import command, machine  # noqa: E402
 
 

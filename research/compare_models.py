@@ -1,6 +1,6 @@
 """Is one model (or index) better than another, or within the noise? Paired over the same held-out queries.
 
-    python benchmarks/compare_models.py --system A B [C ...] [--split val] [--modes dense,hybrid] [--resamples 2000]
+    python research/compare_models.py --system A B [C ...] [--split val] [--modes dense,hybrid] [--resamples 2000]
                                         [--novel-words]
 
 Each system is a model folder (its catalog embedded in memory, exact search, as `searchkit evaluate --model` does) or
@@ -27,7 +27,7 @@ from searchkit.metrics import paired_bootstrap, paired_bootstrap_spearman, spear
 from searchkit.splits import split_pairs
 from searchkit.store import IndexFiles
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))  # common.py
 from common import command, machine  # noqa: E402
 from eval_novel_words import novel_queries  # noqa: E402
 

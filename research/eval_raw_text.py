@@ -3,7 +3,7 @@ sentence-transformers, the catalog's titles and the shoppers' queries exactly as
 no brand_/color_ tokens) — as someone measuring the model on another shop's data might — beside the model's own
 text pipeline and that pipeline with whole words.
 
-    python benchmarks/eval_raw_text.py --model MODEL_DIR [MODEL_DIR ...] [--split test] [--text raw,normalised]
+    python research/eval_raw_text.py --model MODEL_DIR [MODEL_DIR ...] [--split test] [--text raw,normalised]
 
 For each model and text form: pair Spearman (cosine vs rating) and dense retrieval over the whole catalog (exact
 search: NDCG@10, MRR@10, Recall@10/100), on the held-out split. Prints a table and one JSON line.
@@ -28,7 +28,7 @@ from searchkit.metrics import mrr_at_k, ndcg_at_k, recall_at_k, spearman
 from searchkit.splits import split_pairs
 from searchkit.training import catalog_normaliser
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))  # common.py
 from common import command, machine  # noqa: E402
 
 FORMS = ("raw", "normalised", "words")

@@ -2,7 +2,7 @@
 (relevance - 1) / 2 over rated pairs held out by a random *pair* split, beside the same figure on this project's split
 by query (where no held-out query was trained on).
 
-    python benchmarks/reproduce_card.py --model MODEL_DIR [MODEL_DIR ...] [--split test] [--by pair,query]
+    python research/reproduce_card.py --model MODEL_DIR [MODEL_DIR ...] [--split test] [--by pair,query]
 
 A model trained by `searchkit train` is measured only on the held-out part of the split it was trained with (its
 searchkit.json `split`), so it never sees pairs it learnt from; a model with no such record (the base model) is
@@ -27,7 +27,7 @@ from searchkit.metrics import bootstrap_spearman, pearson
 from searchkit.splits import SPLIT_BY, SplitConfig, query_key, split_pairs
 from searchkit.training import catalog_normaliser
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))  # common.py
 from common import command, machine  # noqa: E402
 
 REFERENCE = 0.5197  # the card's Spearman, cosine vs label, on its random pair split

@@ -1,7 +1,7 @@
 """Typo tolerance, measured: NDCG@10 on held-out queries as typed, and on seeded misspellings of them, with the
 spelling fallback on and off.
 
-    python benchmarks/eval_typos.py --index indexes/homedepot [--split test] [--mode hybrid]
+    python research/eval_typos.py --index indexes/homedepot [--split test] [--mode hybrid]
 
 Each misspelled query changes one word of 5+ letters by one edit (drop, double, swap or replace a letter), seeded.
 """

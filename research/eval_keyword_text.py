@@ -2,7 +2,7 @@
 version's BM25 rebuilt in memory over the same products, on all held-out queries and on those whose keyword text the
 versions write differently (measures such as "18v", "2x4", "24in"; glued or split compound words).
 
-    python benchmarks/eval_keyword_text.py --index indexes/homedepot [--split test] [--modes dense,lexical,hybrid]
+    python research/eval_keyword_text.py --index indexes/homedepot [--split test] [--modes dense,lexical,hybrid]
 
 The dense side is the index's own in both (version 2 also splits glued words in the query the model reads). Prints
 a table and one JSON line (machine and command included).
@@ -22,7 +22,7 @@ from searchkit.index import product_texts
 from searchkit.lexical import LexicalIndex
 from searchkit.text import KEYWORD_TEXTS, Normaliser
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))  # common.py
 from common import command, machine  # noqa: E402
 
 

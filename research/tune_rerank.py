@@ -1,6 +1,6 @@
 """Choose mode rerank's depth and weight by measurement on the validation split (never the held-out test split).
 
-    python benchmarks/tune_rerank.py --reranker models/searchkit-homedepot/reranker [--index indexes/homedepot]
+    python research/tune_rerank.py --reranker models/searchkit-homedepot/reranker [--index indexes/homedepot]
                                      [--split val] [--depths 20,30] [--weights 0.5,0.6,0.7,0.8,0.9,1.0]
 
 The cross-encoder folder runs in torch fp32 (the index holds an int8 graph; `searchkit evaluate` measures that one)
@@ -22,7 +22,7 @@ from searchkit.catalog import read_pairs
 from searchkit.evaluate import EvalConfig, query_gains, select_pairs
 from searchkit.rerank_training import pair_spearman, rerank_ndcg, score_candidates
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))  # common.py
 from common import command, machine
 
 

@@ -1,6 +1,6 @@
 """Choose hybrid fusion by measurement on the validation split (never the held-out test split).
 
-    python benchmarks/tune_fusion.py --index indexes/homedepot [--split val]
+    python research/tune_fusion.py --index indexes/homedepot [--split val]
 
 Prints NDCG@10 / MRR@10 for dense, lexical, RRF and weighted fusion at several alphas, and one JSON line.
 """

@@ -1,7 +1,7 @@
 """BM25 settings, chosen on the validation split: lexical and hybrid NDCG@10 for a grid of k1 x b, the keyword index
 rebuilt in memory over the index's own normalised texts (the dense side and the fusion stay as they are).
 
-    python benchmarks/tune_bm25.py --index indexes/homedepot [--split val] [--k1 0.3,0.45,0.6,0.9,1.2] [--b 0.3,0.5,0.75]
+    python research/tune_bm25.py --index indexes/homedepot [--split val] [--k1 0.3,0.45,0.6,0.9,1.2] [--b 0.3,0.5,0.75]
 
 Prints a table and one JSON line (machine and command included).
 """
@@ -19,7 +19,7 @@ from searchkit.evaluate import EvalConfig, retrieval, select_pairs
 from searchkit.index import product_texts
 from searchkit.lexical import LexicalIndex
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))  # common.py
 from common import command, machine  # noqa: E402
 
 

@@ -3,9 +3,9 @@ with plain `SentenceTransformer.encode`, then a training sweep on the GPU whose 
 validation split (queries unseen in training; the test split is never looked at here), and the chosen model
 packed to come back.
 
-    python benchmarks/gpu_session.py --out DIR [--budget 470] [--device cuda] [--tests] [--quick] [--rerankers]
+    python research/gpu_recipes.py --out DIR [--budget 470] [--device cuda] [--tests] [--quick] [--rerankers]
 
-Writes DIR/gpu_session.json after every step (a run cut short still reports what it finished), prints a table, and
+Writes DIR/gpu_recipes.json after every step (a run cut short still reports what it finished), prints a table, and
 packs the chosen candidate as DIR/chosen-model.tar.NN (15 MB parts: `cat chosen-model.tar.* | tar x`).
 --rerankers: train cross-encoder candidates instead of embedders (`searchkit train-reranker` on the GPU, hybrid
 candidates from a flat index of the shipped model built on the machine first), each measured on all validation
@@ -68,7 +68,7 @@ CANDIDATES = {
     "multitask-b128-e2": Candidate("multitask", 2, 128, 3e-5),
     "cosent-b32-e1": Candidate("cosent", 1, 32, 2e-5),
     # the whole chain from the base model, on whole words and (its control) on stems: `mnrl`, then `hardneg` at
-    # batch 256 as the shipped model's last step. On the CPU (sixteenth session) one `mnrl` epoch, then one `hardneg`
+    # batch 256 as the shipped model's last step. On the CPU one `mnrl` epoch, then one `hardneg`
     # epoch, each at batch 32, compared the two text forms at a smaller scale
     "words-mnrl-b256-e2": Candidate("mnrl", 2, 256, 5e-5, start="base", stem=False),
     "words-hardneg-b256-e4": Candidate("hardneg", 4, 256, 3e-5, start="words-mnrl-b256-e2", stem=False),
@@ -272,12 +272,12 @@ def main() -> None:
         args.device = "cpu"
     args.out.mkdir(parents=True, exist_ok=True)
     args.work.mkdir(parents=True, exist_ok=True)
-    report: dict = {"benchmark": "gpu_session", "command": " ".join(sys.argv), "started": time.strftime("%F %T"),
+    report: dict = {"benchmark": "gpu_recipes", "command": " ".join(sys.argv), "started": time.strftime("%F %T"),
                     "machine": f"{platform.node()} {platform.machine()}, {os.cpu_count()} cpus", "steps": {}}
 
     def save() -> None:
         report["elapsed_s"] = round(time.perf_counter() - started, 1)
-        (args.out / "gpu_session.json").write_text(json.dumps(report, indent=1, sort_keys=True))
+        (args.out / "gpu_recipes.json").write_text(json.dumps(report, indent=1, sort_keys=True))
 
     def step(name, fn):
         t = time.perf_counter()

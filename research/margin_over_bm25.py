@@ -1,6 +1,6 @@
 """How far each mode stands above BM25, the issue's baseline, with an interval: on held-out and on trained queries.
 
-    python benchmarks/margin_over_bm25.py [--index indexes/homedepot] [--splits test,train] [--max-queries 1028]
+    python research/margin_over_bm25.py [--index indexes/homedepot] [--splits test,train] [--max-queries 1028]
                                           [--modes dense,hybrid,rerank] [--target 0.10] [--resamples 2000]
 
 Per split and mode: NDCG@10 less BM25's NDCG@10 on the same queries, the 95% bootstrap interval of that difference
@@ -23,7 +23,7 @@ from searchkit.catalog import read_pairs
 from searchkit.evaluate import EvalConfig, query_metrics, select_pairs
 from searchkit.metrics import paired_bootstrap
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))  # common.py
 from common import command, machine  # noqa: E402
 
 
