@@ -159,8 +159,8 @@ def read_catalog(path: str | Path, columns: ColumnMap = ColumnMap()) -> pd.DataF
         source = sources[canonical]
         out[canonical] = _text_column(frame, source).to_numpy() if source is not None else ""
     extra = [c for c in frame.columns if c not in set(sources.values())]
-    for column in extra:  # other catalog columns ride along (for display and filters)
-        out[column] = frame[column].to_numpy()
+    for column in extra:  # other catalog columns ride along (for display and filters), numbers as numbers
+        out[column] = as_numbers(frame[column]).to_numpy()
     if len(out) == 0:
         raise CatalogError(f"{path}: the catalog has no rows")
     ids, titles = out["product_id"], out["title"]
@@ -172,7 +172,22 @@ def read_catalog(path: str | Path, columns: ColumnMap = ColumnMap()) -> pd.DataF
         raise _first_bad(path, out, ids.duplicated(), f"a duplicate {sources['product_id']!r} (e.g. {examples})")
     if (titles == "").any():
         raise _first_bad(path, out, titles == "", f"an empty {sources['title']!r}")
+    out.attrs["sources"] = {c: s for c, s in sources.items() if s is not None}  # field -> the file's column
     return out
+
+
+def as_numbers(column: pd.Series) -> pd.Series:
+    """A text column whose every non-empty value is a plain number ("19.99", "-3", "1e3") as floats (empty: NaN), so
+    a CSV's price filters by range as a parquet's does; codes with leading zeros ("00123") and any other text stay
+    text. Columns that are not text are left as they are."""
+    if not (pd.api.types.is_object_dtype(column) or pd.api.types.is_string_dtype(column)):
+        return column
+    text = column.astype("string").str.strip()
+    filled = text.fillna("") != ""
+    if not filled.any() or text[filled].str.match(r"^[+-]?0\d").any():
+        return column
+    numbers = pd.to_numeric(text.where(filled), errors="coerce")
+    return numbers.astype("float64") if numbers[filled].notna().all() else column
 
 
 def read_pairs(path: str | Path, form: PairFormat = PairFormat()) -> pd.DataFrame:

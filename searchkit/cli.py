@@ -122,6 +122,24 @@ def main(verbose: bool) -> None:
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 
 
+def _progress_lines(on: bool) -> None:
+    """Long work says how far it got, a line at a time on stderr, where no progress bar can be drawn (make, CI, logs)."""
+    progress = logging.getLogger("searchkit.progress")
+    if on and not any(isinstance(h, _EchoHandler) for h in progress.handlers):
+        handler = _EchoHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
+        progress.addHandler(handler)
+        progress.setLevel(logging.INFO)
+        progress.propagate = False
+
+
+class _EchoHandler(logging.Handler):
+    """Log records as lines on the current stderr (click's, so a test runner's capture sees them too)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        click.echo(self.format(record), err=True)
+
+
 def _emit_json(data) -> None:
     click.echo(json.dumps(data, ensure_ascii=False, indent=2))
 
@@ -130,8 +148,8 @@ def _emit_json(data) -> None:
 @click.argument("catalog", type=click.Path(dir_okay=False, path_type=Path), default=DEFAULT_CATALOG)
 @click.option("--model", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Model folder (default: the fine-tuned searchkit-homedepot model).")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_INDEX, show_default=True,
-              help="Index folder to write (replaced atomically).")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Index folder to write, replaced atomically (default: indexes/<the catalog's name>).")
 @click.option("--device", default=None, help="Encoding device: cpu, cuda, cuda:1 (default: cuda when present).")
 @click.option("--reranker", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Cross-encoder folder for mode rerank (default: the model's reranker/ when it has one).")
@@ -146,9 +164,17 @@ def build_index_cmd(catalog, model, out, device, reranker, columns, if_stale, co
     Further settings (index_type, target_recall, batch_size, bulk, bm25_k1, bm25_b, query_tower, reranker) come from
     --config FILE."""
     from .configfile import load_config
-    from .index import IndexConfig, build_index, staleness
+    from .index import IndexConfig, build_index, default_out, indexed_catalog, staleness
 
     config = load_config(IndexConfig, config_file, device=device, progress=sys.stderr.isatty() or None)
+    _progress_lines(not sys.stderr.isatty())
+    other = indexed_catalog(out or default_out(catalog))
+    if other is not None and Path(other).name != Path(catalog).name:
+        if out is None:
+            raise click.UsageError(f"{default_out(catalog)} holds the index of another catalog ({other}); give "
+                                   "--out to build elsewhere, or to replace it")
+        click.echo(f"replacing the index of {other} in {out}", err=True)
+    out = out or default_out(catalog)
     if reranker is not None and not config.reranker:
         raise click.UsageError("give --reranker or `reranker = false` in the config, not both")
     if if_stale and Path(catalog).is_file():
@@ -163,6 +189,10 @@ def build_index_cmd(catalog, model, out, device, reranker, columns, if_stale, co
     if as_json:
         _emit_json(manifest.__dict__)
     else:
+        renamed = {f: s for f, s in (manifest.catalog.get("sources") or {}).items() if f != s}
+        if renamed:
+            click.echo("columns read: " + ", ".join(f"{f} <- {s}" for f, s in renamed.items()) + " (filters take "
+                       "either name)")
         click.echo(f"indexed {manifest.rows} products from {catalog} into {out} "
                    f"({manifest.index['type']}, {manifest.dimension}-d, model {manifest.model['name']}, "
                    f"{manifest.build_seconds:.1f} s)")

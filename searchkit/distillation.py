@@ -170,7 +170,7 @@ def _teacher_data(config: DistillConfig, model_dir: Path):
     products = read_catalog(config.catalog, config.columns)
     pairs = read_pairs(config.pairs, config.pair_format) if config.pairs is not None else None
     teacher = load_encoder(model_dir, device=config.device)
-    normaliser, _, catalog_texts = normalise_catalog(products, teacher)
+    normaliser, _, catalog_texts = normalise_catalog(products, teacher.info.text)
     texts = distill_texts(pairs, products, normaliser.query, config)
     log.info("distilling %d layers on %d query-like texts", config.layers, len(texts))
     targets = torch.from_numpy(teacher.encode(texts, batch_size=256))

@@ -21,13 +21,22 @@ from .errors import ModelError
 from .text import TextConfig
 
 log = logging.getLogger(__name__)
+# progress of long work (encoding a catalog, a build's stages), one line per step: the CLI shows it where no progress
+# bar can be drawn (output to a pipe or a log)
+progress_log = logging.getLogger("searchkit.progress")
+PROGRESS_CHUNK = 8192  # texts between two progress lines
+
+
+def report_progress(done: int, total: int, what: str = "texts") -> None:
+    if total > PROGRESS_CHUNK:
+        progress_log.info("encoded %s of %s %s (%d%%)", f"{done:,}", f"{total:,}", what, 100 * done // total)
 
 BASE_MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
 SHIPPED_MODEL = "searchkit-homedepot"
 SHIPPED_PACKAGE = "searchkit_homedepot_model"  # the model installed as a distribution of its own
 MODEL_INFO_FILE = "searchkit.json"  # written by `searchkit train`: the model's name and the text pipeline it expects
 _WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
-TOKENIZE_CHUNK = 16_384  # OnnxEncoder: texts tokenised and length-sorted together
+TOKENIZE_CHUNK = 16_384  # OnnxEncoder / StaticEncoder: texts tokenised (and length-sorted) together
 # a distilled query encoder inside a model folder (searchkit.distill): its transformer layers and its report
 QUERY_TOWER_DIR = "query_encoder"
 QUERY_TOWER_WEIGHTS = "layers.safetensors"
@@ -120,6 +129,11 @@ def model_text(meta: dict) -> TextConfig:
     return TextConfig.from_dict(meta["text"]) if "text" in meta else TextConfig()
 
 
+def check_model_dir(model_dir: Path) -> None:
+    if not (model_dir / "modules.json").is_file() and not (model_dir / "config.json").is_file():
+        raise ModelError(f"{model_dir}: not a sentence-transformers model folder (no modules.json/config.json)")
+
+
 def describe_model(model_dir: str | Path, dimension: int) -> ModelInfo:
     model_dir = Path(model_dir).resolve()
     meta = read_model_info(model_dir)
@@ -136,9 +150,31 @@ def describe_model(model_dir: str | Path, dimension: int) -> ModelInfo:
 def pick_device(device: str | None) -> str:
     if device and device != "auto":
         return device
+    if not gpu_possible():  # no NVIDIA driver: the CPU, without importing torch (~2 s) to ask
+        return "cpu"
     import torch
 
     return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def gpu_possible() -> bool:
+    """Whether an NVIDIA driver is present (torch may then see a CUDA device)."""
+    return Path("/proc/driver/nvidia/version").exists() or Path("/dev/nvidia0").exists()
+
+
+def model_dimension(model_dir: str | Path) -> int:
+    """The embedding dimension a mean-pooled model folder declares (its pooling config, else the transformer's
+    hidden size), read without loading the model."""
+    model_dir = Path(model_dir)
+    check_model_dir(model_dir)
+    try:
+        pooling = model_dir / "1_Pooling" / "config.json"
+        declared = json.loads(pooling.read_text()) if pooling.is_file() else {}
+        if "word_embedding_dimension" in declared:
+            return int(declared["word_embedding_dimension"])
+        return int(json.loads((model_dir / "config.json").read_text())["hidden_size"])
+    except (OSError, ValueError, KeyError) as exc:
+        raise ModelError(f"{model_dir}: no embedding dimension in its configs ({exc})") from exc
 
 
 class SentenceTransformerEncoder:
@@ -146,8 +182,7 @@ class SentenceTransformerEncoder:
 
     def __init__(self, model_dir: str | Path, device: str | None = None, max_seq_length: int | None = None):
         model_dir = Path(model_dir)
-        if not (model_dir / "modules.json").is_file() and not (model_dir / "config.json").is_file():
-            raise ModelError(f"{model_dir}: not a sentence-transformers model folder (no modules.json/config.json)")
+        check_model_dir(model_dir)
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
         from sentence_transformers import SentenceTransformer
@@ -170,14 +205,15 @@ class SentenceTransformerEncoder:
     def encode(self, texts: list[str], batch_size: int = 64, progress: bool = False) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.info.dimension), dtype=np.float32)
-        vectors = self.model.encode(
-            list(texts),
-            batch_size=batch_size,
-            show_progress_bar=progress,
-            convert_to_numpy=True,
-            normalize_embeddings=True,
-        )
-        return np.ascontiguousarray(vectors, dtype=np.float32)
+        texts = list(texts)
+        step = len(texts) if progress else PROGRESS_CHUNK  # a progress bar, or a line per chunk
+        parts = []
+        for first in range(0, len(texts), step):
+            parts.append(self.model.encode(texts[first:first + step], batch_size=batch_size, show_progress_bar=progress,
+                                           convert_to_numpy=True, normalize_embeddings=True))
+            if not progress:
+                report_progress(min(first + step, len(texts)), len(texts))
+        return np.ascontiguousarray(np.vstack(parts), dtype=np.float32)
 
 
 def load_encoder(model_dir: str | Path | None = None, device: str | None = None) -> Encoder:
@@ -234,6 +270,7 @@ class OnnxEncoder:
         batch_size = 1 if self.one_at_a_time else batch_size
         for first in range(0, len(texts), TOKENIZE_CHUNK):
             self._encode_chunk(texts[first:first + TOKENIZE_CHUNK], out[first:first + TOKENIZE_CHUNK], batch_size)
+            report_progress(min(first + TOKENIZE_CHUNK, len(texts)), len(texts))
         return out
 
     def _encode_chunk(self, texts: list[str], out: np.ndarray, batch_size: int) -> None:

@@ -219,11 +219,12 @@ def in_memory_searcher(catalog_path: str | Path, model: str | Path | None = None
                        keyword_text: int = KEYWORD_TEXT):
     """A Searcher over `catalog_path` held in memory, with exact dense search and no files written: for measuring
     a model (e.g. during training sweeps, or on a machine without faiss) exactly as build_index + Searcher would
-    normalise, embed and rank, minus the ANN approximation and the ONNX query graph."""
+    normalise, embed and rank, minus the ANN approximation and the ONNX graphs (the catalog is embedded by torch in
+    fp32, as `bulk = "torch"` builds it)."""
     started = time.perf_counter()
     products = read_catalog(catalog_path, columns)
     encoder = encoder or load_encoder(model, device=device)
-    normaliser, _, texts = normalise_catalog(products, encoder, keyword_text)
+    normaliser, _, texts = normalise_catalog(products, encoder.info.text, keyword_text)
     vectors = encoder.encode(texts, batch_size=catalog_batch(encoder, batch_size))
     manifest = store.Manifest(
         format_version=store.FORMAT_VERSION, searchkit_version="in-memory",

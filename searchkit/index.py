@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import store
+from . import graph_cache, store
 from .ann import AnnConfig, make_index
 from .catalog import ColumnMap, read_catalog
 from .checksums import file_sha256
@@ -23,9 +23,13 @@ from .encoder import (
     OnnxEncoder,
     StaticEncoder,
     default_model_dir,
+    describe_model,
     load_encoder,
+    model_dimension,
     model_fingerprint,
     model_text,
+    pick_device,
+    progress_log,
     read_model_info,
 )
 from .errors import IndexFormatError, SearchkitError
@@ -47,6 +51,10 @@ QUERY_TABLE_MIN_OVERLAP = 0.65
 # catalog texts per batch on a CUDA device (fp16): an H200 embedded the bundled catalog at 4,967 texts/s with 1,024,
 # 4,206 with 256 and 3,630 with 64; plain fp32 SentenceTransformer.encode did 3,529 (research/results/)
 GPU_BATCH = 1024
+# the graph cache's names (searchkit.graph_cache) for an embedder's graphs, keyed by the model's fingerprint
+ENCODER_GRAPH_NAME = "encoder.onnx"
+ENCODER_INT8_GRAPH_NAME = "encoder.int8.onnx"
+QUERY_GRAPH_NAME = "query.int8.onnx"
 
 
 @dataclass(frozen=True)
@@ -63,11 +71,13 @@ class IndexConfig:
     keyword_text: int = KEYWORD_TEXT  # the version of BM25's text (searchkit.text.KEYWORD_TEXTS)
     progress: bool = False
     onnx: bool = True  # also save the model as ONNX, for the fast query path
-    # how the catalog is embedded: "torch" (sentence-transformers, on the GPU when present), "onnx" (the exported
-    # fp32 graph, length-sorted batches) or "onnx-int8" (that graph with per-channel dynamic int8 weights)
-    bulk: str = "torch"
+    # how the catalog is embedded on a CPU: "onnx-int8" (the exported graph with per-channel dynamic int8 weights,
+    # length-sorted batches: 2.2x faster than torch here, validation NDCG@10 within 0.003 of fp32, docs/speed.md),
+    # "onnx" (that graph in fp32) or "torch" (sentence-transformers); on a CUDA device always torch
+    bulk: str = "onnx-int8"
     query_tower: bool = True  # embed queries with the model's distilled query encoder when it has one (and it holds)
     reranker: bool = True  # keep a cross-encoder for mode "rerank": the one given, else the model's reranker/ if any
+    cache_dir: Path | None = None  # the graph cache (searchkit.graph_cache); None: ~/.cache/searchkit/graphs
 
     def __post_init__(self) -> None:
         """Refuse bad settings when the config is made, before any product is encoded."""
@@ -125,7 +135,7 @@ def check_int8(staged: store.IndexFiles, info, texts: list[str], sample: int = 2
 
 
 def build_query_graph(staged: store.IndexFiles, info, texts: list[str], index, tower: dict,
-                      sample: int = 256) -> dict:
+                      sample: int = 256, cache: Path | None = None) -> dict:
     """Write the model's distilled query encoder into the index — query-int8.onnx (transformer layers) or
     query-tokens.npy (a token table, layers=0) — and measure it against the whole model (fp32) on query-like texts:
     cosine, and how many of the index's top 10 for the whole model's embedding it also finds. It is kept for queries
@@ -139,10 +149,14 @@ def build_query_graph(staged: store.IndexFiles, info, texts: list[str], index, t
         fast_encoder: Encoder = StaticEncoder(path, staged.model, info)
     else:
         path = staged.query_onnx
-        with tempfile.TemporaryDirectory(prefix="searchkit-query-") as tmp:
-            folder = assemble(staged.model, Path(tmp) / "model", tower)
-            export_onnx(folder, Path(tmp) / "query.onnx")
-            quantize_graph(Path(tmp) / "query.onnx", path)
+
+        def export(target: Path) -> None:
+            with tempfile.TemporaryDirectory(prefix="searchkit-query-") as tmp:
+                folder = assemble(staged.model, Path(tmp) / "model", tower)
+                export_onnx(folder, Path(tmp) / "query.onnx")
+                quantize_graph(Path(tmp) / "query.onnx", target)
+
+        graph_cache.graph(cache, info.fingerprint, QUERY_GRAPH_NAME, export, path)
         fast_encoder = OnnxEncoder(path, staged.model, info, one_at_a_time=True)  # as at query time
     queries = query_like(texts, sample, seed=2)
     full = OnnxEncoder(staged.onnx, staged.model, info).encode(queries)
@@ -161,17 +175,28 @@ def build_query_graph(staged: store.IndexFiles, info, texts: list[str], index, t
             "min_overlap_required": bar}
 
 
+def export_graphs(model_dir: Path, fingerprint: str, staged: store.IndexFiles, cache: Path | None) -> bool:
+    """The model's fp32 ONNX graph and its int8 copy into the index being built, from the graph cache (exported and
+    cached on the first build of these weights); False when the model cannot be exported (not mean-pooled)."""
+    if not graph_cache.graph(cache, fingerprint, ENCODER_GRAPH_NAME, lambda path: export_onnx(model_dir, path),
+                             staged.onnx):
+        return False
+    graph_cache.graph(cache, fingerprint, ENCODER_INT8_GRAPH_NAME, lambda path: quantize_graph(staged.onnx, path),
+                      staged.onnx_int8)
+    return True
+
+
 def catalog_batch(encoder: Encoder, batch_size: int) -> int:
     """Texts per batch when embedding a catalog with torch: at least GPU_BATCH on a CUDA device."""
     return max(batch_size, GPU_BATCH) if str(getattr(encoder, "device", "cpu")).startswith("cuda") else batch_size
 
 
-def normalise_catalog(products: pd.DataFrame, encoder: Encoder, keyword_text: int = KEYWORD_TEXT,
+def normalise_catalog(products: pd.DataFrame, text: TextConfig, keyword_text: int = KEYWORD_TEXT,
                       ) -> tuple[Normaliser, CachedStemmer, list[str]]:
     """The normaliser for the model's text settings, the catalog's brands and a keyword text version, its stemmer,
     and every product's text."""
     stemmer = CachedStemmer()
-    normaliser = Normaliser(encoder.info.text, BrandMatcher.from_names(products["brand"].unique()), stemmer,
+    normaliser = Normaliser(text, BrandMatcher.from_names(products["brand"].unique()), stemmer,
                             keyword_text=keyword_text)
     return normaliser, stemmer, product_texts(products, normaliser)
 
@@ -188,17 +213,47 @@ def encode_catalog(texts: list[str], encoder: Encoder, staged: store.IndexFiles,
     return bulk.encode(texts, batch_size=config.batch_size), f"onnxruntime cpu ({config.bulk})"
 
 
+LIBRARIES = {"faiss": "faiss-cpu", "numpy": "numpy", "pandas": "pandas", "pyarrow": "pyarrow", "torch": "torch",
+             "sentence_transformers": "sentence-transformers", "transformers": "transformers", "nltk": "nltk",
+             "onnxruntime": "onnxruntime"}
+
+
 def library_versions() -> dict[str, str]:
+    """The versions of the libraries a build used: from the imported module, else the installed distribution's
+    metadata (importing torch only to read its version would cost a cached build two seconds)."""
+    from importlib import metadata
+
     versions = {"python": platform.python_version()}
-    for name in ("faiss", "numpy", "pandas", "pyarrow", "torch", "sentence_transformers", "transformers", "nltk"):
+    for name, distribution in LIBRARIES.items():
         module = sys.modules.get(name)
-        if module is None:
+        if module is not None:
+            versions[name] = str(getattr(module, "__version__", "unknown"))
+            continue
+        for candidate in (distribution, "faiss-gpu") if name == "faiss" else (distribution,):
             try:
-                module = __import__(name)
-            except ImportError:
+                versions[name] = metadata.version(candidate)
+                break
+            except metadata.PackageNotFoundError:
                 continue
-        versions[name] = str(getattr(module, "__version__", "unknown"))
     return versions
+
+
+def default_out(catalog_path: str | Path) -> Path:
+    """Where `build-index CATALOG` writes without --out: indexes/<the catalog's name>, less a -products suffix
+    (catalog/homedepot-products.parquet -> indexes/homedepot)."""
+    stem = Path(catalog_path).stem
+    for suffix in ("-products", "_products", ".products", "-catalog", "_catalog"):
+        if stem.lower().endswith(suffix) and len(stem) > len(suffix):
+            stem = stem[: -len(suffix)]
+    return Path("indexes") / stem
+
+
+def indexed_catalog(out_dir: str | Path) -> str | None:
+    """The catalog file the index at out_dir was built from, as its build named it (None: no readable index)."""
+    try:
+        return str(store.read_manifest(out_dir).catalog.get("path") or "") or None
+    except IndexFormatError:
+        return None
 
 
 def staleness(out_dir: str | Path, catalog_path: str | Path, model: str | Path | None = None) -> str | None:
@@ -246,22 +301,27 @@ def build_index(
         raise SearchkitError("a reranker was given, and the config says to build without one")
     if reranker is not None:
         read_info(reranker)  # a folder that is not a reranker is refused before encoding
-    encoder = encoder or load_encoder(model, device=config.device)
+    model_dir = Path(encoder.info.path) if encoder is not None else Path(model or default_model_dir())
+    device = str(getattr(encoder, "device", "cpu")) if encoder is not None else pick_device(config.device)
+    onnx_bulk = config.onnx and config.bulk != "torch" and not device.startswith("cuda")
+    if encoder is None and not onnx_bulk:
+        encoder = load_encoder(model_dir, device=device)
+    info = encoder.info if encoder is not None else describe_model(model_dir, model_dimension(model_dir))
     rerank_source = Path(reranker) if reranker is not None else (
-        reranker_dir(encoder.info.path) if config.reranker else None)
+        reranker_dir(model_dir) if config.reranker else None)
     tower = None  # the model's distilled query encoder; one distilled from other weights is refused before encoding
     if config.query_tower:
-        tower = tower_info(encoder.info.path)
-    normaliser, stemmer, texts = normalise_catalog(products, encoder, config.keyword_text)
+        tower = tower_info(model_dir)
+    normaliser, stemmer, texts = normalise_catalog(products, info.text, config.keyword_text)
     brands = normaliser.brands
 
     staged = store.staging_dir(target)
     try:
-        store.copy_model(Path(encoder.info.path), staged, leave_out=(RERANKER_DIR,))
-        exported = config.onnx and export_onnx(staged.model, staged.onnx)
-        if exported:
-            quantize_graph(staged.onnx, staged.onnx_int8)
-        log.info("encoding %d products with %s (%s)", len(texts), encoder.info.name, config.bulk)
+        store.copy_model(model_dir, staged, leave_out=(RERANKER_DIR,))
+        exported = config.onnx and export_graphs(model_dir, info.fingerprint, staged, config.cache_dir)
+        if encoder is None:  # the ONNX path: no torch, unless the model could not be exported
+            encoder = OnnxEncoder(staged.onnx, staged.model, info) if exported else load_encoder(model_dir, device)
+        progress_log.info("encoding %s products with %s", f"{len(texts):,}", encoder.info.name)
         vectors, bulk = encode_catalog(texts, encoder, staged, config, exported)
         if vectors.shape != (len(products), encoder.info.dimension):
             raise SearchkitError(f"encoder returned shape {vectors.shape} for {len(products)} products")
@@ -274,11 +334,14 @@ def build_index(
         probes = None
         if ann.resolved_type(len(texts)) != "flat":  # calibrate ANN effort on query-like vectors, not products
             probes = encoder.encode(query_like(texts, ann.calibration_queries, seed=1), batch_size=config.batch_size)
+        progress_log.info("building the %s index", ann.resolved_type(len(texts)))
         index, index_meta, index_device = make_index(vectors, ann, probes)
         if exported and tower:
-            model_meta["query_tower"] = build_query_graph(staged, encoder.info, texts, index, tower)
+            model_meta["query_tower"] = build_query_graph(staged, encoder.info, texts, index, tower,
+                                                          cache=config.cache_dir)
         if rerank_source is not None:
-            model_meta["reranker"] = install(rerank_source, staged)
+            progress_log.info("adding the cross-encoder %s", rerank_source)
+            model_meta["reranker"] = install(rerank_source, staged, config.cache_dir)
         store.write_faiss(staged, index)
         store.write_products(staged, products)
         store.write_lexical(staged, LexicalIndex.build(keyword_texts(products, normaliser, texts),
@@ -295,7 +358,8 @@ def build_index(
             model=model_meta,
             index={**index_meta, "ntotal": int(index.ntotal), "bm25": {"k1": config.bm25_k1, "b": config.bm25_b,
                                                                         "text": config.keyword_text}},
-            catalog={"path": str(catalog_path), "sha256": file_sha256(catalog_path), "columns": list(products.columns)},
+            catalog={"path": str(catalog_path), "sha256": file_sha256(catalog_path), "columns": list(products.columns),
+                     "sources": products.attrs.get("sources", {})},
             text=encoder.info.text.to_dict(),
             libraries=library_versions(),
             device=f"encode: {bulk}, faiss: {index_device}",

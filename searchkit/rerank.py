@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from . import graph_cache
 from .checksums import update_with_file
 from .encoder import ModelInfo, OnnxEncoder, model_fingerprint, onnx_session, read_model_info
 from .errors import ModelError
@@ -106,6 +107,8 @@ def write_relevance(folder: str | Path, relevance: dict[str, Any]) -> Path:
 
 
 WEIGHT_FILES = ("model.safetensors", "config.json", "tokenizer.json")
+RERANKER_GRAPH_NAME = "reranker-int8.onnx"  # in the graph cache (searchkit.graph_cache)
+GRADER_GRAPH_NAME = "grader-int8.onnx"
 
 
 def fingerprint(folder: str | Path) -> str:
@@ -127,38 +130,54 @@ def fingerprint(folder: str | Path) -> str:
     return digest.hexdigest()
 
 
-def install(source: Path, staged: IndexFiles) -> dict[str, Any]:
+def install(source: Path, staged: IndexFiles, cache: Path | None = None) -> dict[str, Any]:
     """Put the reranker at `source` into an index being built (`staged`: its folder's files): the int8 graph,
-    tokenizer and settings, and its grader's int8 graph when it has one; returns what the manifest records of it."""
+    tokenizer and settings, and its grader's int8 graph when it has one; returns what the manifest records of it.
+    The graphs come from the graph cache (searchkit.graph_cache; `cache`: its folder, None for the default) when an
+    earlier build exported the same weights."""
     import shutil
 
     meta = read_info(source)
     RerankerSettings.from_dict(meta["settings"])  # refused here, before the export, when broken
     staged.reranker_graph.parent.mkdir(parents=True, exist_ok=True)
-    export_reranker(source, staged.reranker_graph)
-    shutil.copyfile(source / "tokenizer.json", staged.reranker_tokenizer)
-    record = {"name": meta.get("name") or source.name, "source": str(source), "fingerprint": fingerprint(source),
-              "settings": meta["settings"]}
     grader = grader_dir(source)
     if grader is not None:
-        record["grader"] = install_grader(grader, staged.grader_graph, staged.grader)
+        check_grader(grader)  # refused before any export
+    key = fingerprint(source)
+    graph_cache.graph(cache, key, RERANKER_GRAPH_NAME, lambda path: export_reranker(source, path),
+                      staged.reranker_graph)
+    shutil.copyfile(source / "tokenizer.json", staged.reranker_tokenizer)
+    record = {"name": meta.get("name") or source.name, "source": str(source), "fingerprint": key,
+              "settings": meta["settings"]}
+    if grader is not None:
+        record["grader"] = install_grader(grader, staged.grader_graph, staged.grader, cache)
     staged.reranker_info.write_text(json.dumps({**meta, **record}, indent=2, sort_keys=True))
     return record
 
 
-def install_grader(source: Path, graph: Path, folder: Path) -> dict[str, Any]:
+def check_grader(source: Path) -> None:
+    missing = [name for name in GRADER_FILES + ("config.json",) if not (source / name).is_file()]
+    if missing:
+        raise ModelError(f"{source}: the grader lacks {', '.join(missing)}")
+
+
+def install_grader(source: Path, graph: Path, folder: Path, cache: Path | None = None) -> dict[str, Any]:
     """The grader as an int8 ONNX graph plus what encoding with it needs; returns its name, fingerprint, dimension
     and text pipeline (the index's reranker.json keeps them)."""
     import shutil
     import tempfile
 
-    missing = [name for name in GRADER_FILES + ("config.json",) if not (source / name).is_file()]
-    if missing:
-        raise ModelError(f"{source}: the grader lacks {', '.join(missing)}")
-    with tempfile.TemporaryDirectory() as tmp:
-        if not export_onnx(source, Path(tmp) / "grader.onnx"):
-            raise ModelError(f"{source}: the grader is not a mean-pooled sentence-transformers model")
-        quantize_graph(Path(tmp) / "grader.onnx", graph)
+    check_grader(source)
+
+    def export(path: Path) -> bool:
+        with tempfile.TemporaryDirectory() as tmp:
+            if not export_onnx(source, Path(tmp) / "grader.onnx"):
+                return False
+            quantize_graph(Path(tmp) / "grader.onnx", path)
+        return True
+
+    if not graph_cache.graph(cache, model_fingerprint(source, query_tower=False), GRADER_GRAPH_NAME, export, graph):
+        raise ModelError(f"{source}: the grader is not a mean-pooled sentence-transformers model")
     folder.mkdir()
     for name in GRADER_FILES:
         shutil.copyfile(source / name, folder / name)

@@ -156,6 +156,16 @@ class Searcher:
     def _row_of(self) -> dict[str, int]:
         return self.catalog.row_of
 
+    @cached_property
+    def column_names(self) -> dict[str, str]:
+        """The catalog file's own names of the columns searchkit renamed (e.g. {"colour": "color", "sku":
+        "product_id"}), so filters and facets take the names the shop's file used."""
+        sources = self.manifest.catalog.get("sources") or {}
+        return {source: field for field, source in sources.items() if source != field}
+
+    def _own_names(self, filters: Filters) -> Filters:
+        return {self.column_names.get(name, name): value for name, value in filters.items()}
+
     @property
     def reranker(self) -> Any:
         """The cross-encoder of mode "rerank", or None when the index has none."""
@@ -221,7 +231,7 @@ class Searcher:
                              "`searchkit build-index --reranker DIR` or use mode 'hybrid'")
         if not queries:
             return []
-        mask = filter_mask(self.products, filters) if filters else None
+        mask = filter_mask(self.products, self._own_names(filters)) if filters else None
         k = min(k, len(self))
         parsed = [self._parse(q) for q in queries]
         depth = k if mode == "dense" else max(k, self.fusion.depth)
@@ -314,7 +324,9 @@ class Searcher:
         deeper search are the k results (every mode draws at least max(k, fusion depth) candidates)."""
         hits = self.search(query, k=max(k, depth), mode=mode, filters=filters, explain=explain)
         rows = [self._row_of[h.product_id] for h in hits[:depth]]
-        return hits[:k], facet_counts(self.products.iloc[rows], columns)
+        counts = facet_counts(self.products.iloc[rows], tuple(self.column_names.get(c, c) for c in columns))
+        return hits[:k], {name: counts[self.column_names.get(name, name)] for name in columns
+                          if self.column_names.get(name, name) in counts}
 
     def facets(self, query: str, filters: Filters | None = None, depth: int = 100, mode: str = DEFAULT_MODE,
                columns: tuple[str, ...] = ("brand", "color")) -> dict[str, list[tuple[str, int]]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import threading
@@ -23,6 +24,50 @@ log = logging.getLogger(__name__)
 
 MAX_K = 100
 WATCH_SECONDS = 2.0
+PAGE_K = 20  # results the page shows
+FACET_DEPTH = 100  # facet counts cover this many top matches (Searcher.search_with_facets' depth)
+
+
+def run_search(searcher: Searcher, q: str, k: int, mode: str, brand: list[str], color: list[str],
+               expressions: list[str], facets: bool, explain: bool) -> dict[str, Any]:
+    """The /search answer (and the page's first paint)."""
+    started = time.perf_counter()
+    expressions = expressions + ([f"brand={','.join(brand)}"] if brand else [])
+    expressions += [f"color={','.join(color)}"] if color else []
+    filters = merge_filters(expressions) or None
+    if facets:
+        hits, counts = searcher.search_with_facets(q, k=k, mode=mode, filters=filters, explain=explain,
+                                                   depth=FACET_DEPTH)
+    else:
+        hits, counts = searcher.search(q, k=k, mode=mode, filters=filters, explain=explain), None
+    searched_as, corrections = searcher.understand(q)  # what a page shows as "showing results for ..."
+    body: dict[str, Any] = {"query": q, "searched_as": searched_as,
+                            "corrections": [[c.original, c.corrected] for c in corrections], "mode": mode, "k": k,
+                            "filters": filters or {}, "results": [h.to_dict() for h in hits]}
+    if counts is not None:
+        body["facets"] = {c: [{"value": v, "count": n} for v, n in values[:20]] for c, values in counts.items()}
+        body["facets_cover"] = f"the top {FACET_DEPTH} matches"
+    body["took_ms"] = round((time.perf_counter() - started) * 1000, 2)
+    return body
+
+
+def prerendered(template: str, body: dict[str, Any]) -> str:
+    """The page with the search's results in its HTML (rows, status) and the answer for its script to take over."""
+    from html import escape
+
+    rows = "".join(
+        '<tr class="result">' + "".join(f'<td class="{cls}">{escape(str(value))}</td>' for cls, value in (
+            ("", r["rank"]), ("score", f"{r['score']:.3f}"), ("score", f"{r['cosine']:.3f}"),
+            ("title", r.get("title") or ""), ("brand", r.get("brand") or ""), ("", r.get("color") or ""),
+            ("", r["product_id"]))) + "</tr>" for r in body["results"])
+    fixed = f"showing results for “{body['searched_as']}” · " if body["corrections"] else ""
+    status = f"{fixed}{len(body['results'])} products · server {body['took_ms']:.1f} ms"
+    answer = json.dumps(body, ensure_ascii=False).replace("</", "<\\/")
+    return (template.replace('<div id="status"></div>', f'<div id="status">{escape(status)}</div>')
+            .replace('<table id="results" hidden>', '<table id="results">')
+            .replace("<tbody></tbody>", f"<tbody>{rows}</tbody>")
+            .replace('<script>\n"use strict";', f'<script id="first-answer" type="application/json">{answer}</script>\n'
+                                                 '<script>\n"use strict";'))
 
 
 class IndexHolder:
@@ -109,24 +154,7 @@ def create_app(index_dir: str | Path, loader=Searcher.from_dir, watch: bool = Tr
         facets: bool = False,
         explain: bool = False,
     ) -> dict[str, Any]:
-        started = time.perf_counter()
-        expressions = list(filter)
-        expressions += [f"brand={','.join(brand)}"] if brand else []
-        expressions += [f"color={','.join(color)}"] if color else []
-        filters = merge_filters(expressions) or None
-        searcher = holder.searcher  # one reference for the whole request, even across a reload
-        if facets:
-            hits, counts = searcher.search_with_facets(q, k=k, mode=mode, filters=filters, explain=explain)
-        else:
-            hits, counts = searcher.search(q, k=k, mode=mode, filters=filters, explain=explain), None
-        searched_as, corrections = searcher.understand(q)  # what a page shows as "showing results for ..."
-        body: dict[str, Any] = {"query": q, "searched_as": searched_as,
-                                "corrections": [[c.original, c.corrected] for c in corrections], "mode": mode, "k": k,
-                                "filters": filters or {}, "results": [h.to_dict() for h in hits]}
-        if counts is not None:
-            body["facets"] = {c: [{"value": v, "count": n} for v, n in values[:20]] for c, values in counts.items()}
-        body["took_ms"] = round((time.perf_counter() - started) * 1000, 2)
-        return body
+        return run_search(holder.searcher, q, k, mode, brand, color, list(filter), facets, explain)
 
     @app.get("/relevance")
     def relevance(
@@ -156,8 +184,17 @@ def create_app(index_dir: str | Path, loader=Searcher.from_dir, watch: bool = Tr
                 from None
 
     @app.get("/", response_class=HTMLResponse)
-    def page() -> str:
-        return resources.files("searchkit").joinpath("static/index.html").read_text(encoding="utf-8")
+    def page(q: str = "", mode: str = DEFAULT_MODE, brand: list[str] = Query(default=[]),
+             color: list[str] = Query(default=[])) -> str:
+        """The search page; a link with ?q= comes with its results already in the HTML (first paint)."""
+        template = resources.files("searchkit").joinpath("static/index.html").read_text(encoding="utf-8")
+        if not q.strip() or mode not in MODES or len(q) > MAX_QUERY_CHARS:
+            return template
+        try:
+            body = run_search(holder.searcher, q, PAGE_K, mode, brand, color, [], True, False)
+        except SearchkitError:
+            return template  # the page's script asks /search and shows the reason
+        return prerendered(template, body)
 
     return app
 

@@ -10,6 +10,7 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field, replace
 from functools import cached_property, lru_cache
+from pathlib import Path
 
 PIPELINE_VERSION = 1
 # Versions of the keyword (BM25) text, saved in an index's manifest: 1 = the stemmed words; 2 = measures written one
@@ -106,9 +107,46 @@ def slug(text: str | None) -> str:
 
 @lru_cache(maxsize=1)
 def _nltk_porter() -> Stemmer:
-    from nltk.stem.porter import PorterStemmer  # imported lazily: nltk costs ~2 s to import
+    """NLTK's Porter stemmer. Importing the nltk package costs 1.6 s (its __init__ loads corpus readers, metrics,
+    parsers), which a query with one word the catalog never used would pay: its stemmer module is loaded alone where
+    it can be (porter_alone), else imported as usual."""
+    try:
+        return porter_alone()().stem
+    except Exception:  # another nltk layout: the ordinary import gives the same stemmer
+        from nltk.stem.porter import PorterStemmer
 
-    return PorterStemmer().stem
+        return PorterStemmer().stem
+
+
+def porter_alone() -> type:
+    """nltk/stem/porter.py loaded on its own, without the nltk package: its imports are an abstract base class
+    (StemmerI) and two helpers its demo() uses, answered here by stand-ins for the length of the load."""
+    import importlib.util
+    import sys
+    import types
+
+    if "nltk" in sys.modules:  # imported already: nothing to save
+        from nltk.stem.porter import PorterStemmer
+
+        return PorterStemmer
+    package = importlib.util.find_spec("nltk")
+    if package is None or not package.submodule_search_locations:
+        raise ImportError("nltk is not installed")
+    source = Path(list(package.submodule_search_locations)[0]) / "stem" / "porter.py"
+    standins = {name: types.ModuleType(name) for name in ("nltk", "nltk.stem", "nltk.stem.api", "nltk.redos",
+                                                          "nltk.termsec")}
+    standins["nltk.stem.api"].StemmerI = type("StemmerI", (), {})
+    standins["nltk.termsec"].safe_print = print
+    standins["nltk"].redos = standins["nltk.redos"]
+    spec = importlib.util.spec_from_file_location("searchkit._nltk_porter", source)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules.update(standins)
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        for name in standins:
+            sys.modules.pop(name, None)
+    return module.PorterStemmer
 
 
 class CachedStemmer:

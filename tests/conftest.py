@@ -15,6 +15,12 @@ import pytest  # noqa: E402
 from tests.fixtures import make_catalog, make_pairs, make_tiny_model  # noqa: E402
 
 
+@pytest.fixture(scope="session", autouse=True)
+def graph_cache(tmp_path_factory):
+    """A graph cache of the test run's own (searchkit.graph_cache), not the user's."""
+    os.environ["XDG_CACHE_HOME"] = str(tmp_path_factory.mktemp("cache"))
+
+
 def pytest_collection_modifyitems(config, items):
     try:
         import faiss

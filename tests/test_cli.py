@@ -1,5 +1,6 @@
 import json
 
+import pandas as pd
 import pytest
 from click.testing import CliRunner
 
@@ -188,7 +189,7 @@ def test_a_config_file_sets_what_the_options_do_not(run, tmp_path, catalog_file,
     result = run("build-index", catalog_file, "--model", tiny_model, "--out", tmp_path / "idx", "--config", config,
                  "--json")
     assert result.exit_code == 0, result.output
-    manifest = json.loads(result.output)
+    manifest = json.loads(result.stdout)
     assert manifest["index"]["type"] == "hnsw" and manifest["index"]["bm25"]["k1"] == 1.0
     assert manifest["index"]["target_recall"] == 0.9
 
@@ -208,3 +209,34 @@ def test_a_config_file_sets_what_the_options_do_not(run, tmp_path, catalog_file,
     config.write_text('bulk = "gpu"\n')
     result = run("build-index", catalog_file, "--model", tiny_model, "--out", tmp_path / "idx", "--config", config)
     assert result.exit_code == 1 and "unknown bulk encoder 'gpu'" in result.output
+
+
+def test_a_shops_csv_the_first_hour(run, tmp_path, tiny_model, monkeypatch):
+    """sku,name,brand,colour,price as a shop keeps it: the index goes to indexes/<catalog name>, the output says how
+    the columns were read, price filters by range, and filters and facets take the file's own 'colour'."""
+    monkeypatch.chdir(tmp_path)
+    rows = ["sku,name,brand,colour,price,upc"]
+    for i in range(30):
+        colour = ("grey", "white", "black")[i % 3]
+        rows.append(f"S{i:03d},{colour} kohler toilet seat {i},kohler,{colour},{20 + i}.50,00{i:04d}")
+    (tmp_path / "shop.csv").write_text("\n".join(rows) + "\n")
+    result = run("build-index", "shop.csv", "--model", tiny_model)
+    assert result.exit_code == 0, result.output
+    assert "into indexes/shop " in result.output and "color <- colour" in result.output
+    assert "product_id <- sku" in result.output and "title <- name" in result.output
+
+    hits = json.loads(run("query", "toilet seat", "--index", "indexes/shop", "--filter", "price=30..40", "-k", "30",
+                          "--json").output)
+    assert hits and all(30 <= h["price"] <= 40 for h in hits)
+    assert {h["upc"] for h in hits} <= {f"00{i:04d}" for i in range(30)}  # codes with leading zeros stay text
+    out = run("query", "toilet seat", "--index", "indexes/shop", "--filter", "colour=grey", "--facets", "--json")
+    assert out.exit_code == 0, out.output
+    body = json.loads(out.output)
+    assert body["results"] and all(h["color"] == "grey" for h in body["results"])
+    assert [v for v, _ in body["facets"]["color"]] == ["grey"]
+
+    pd.read_csv(tmp_path / "shop.csv", dtype=str).to_parquet(tmp_path / "shop.parquet")
+    refused = run("build-index", "shop.parquet", "--model", tiny_model)
+    assert refused.exit_code != 0 and "holds the index of another catalog (shop.csv)" in refused.output
+    replaced = run("build-index", "shop.parquet", "--model", tiny_model, "--out", "indexes/shop")
+    assert replaced.exit_code == 0 and "replacing the index of shop.csv in indexes/shop" in replaced.output

@@ -240,7 +240,7 @@ def test_static_tower_is_one_table_that_learned_and_left_unseen_rows_alone(stati
     assert not start[tokenizer.all_special_ids].any()  # special rows start at zero (then learn a bias)
     from searchkit.index import normalise_catalog
 
-    normaliser = normalise_catalog(catalog_frame, SentenceTransformerEncoder(model))[0]
+    normaliser = normalise_catalog(catalog_frame, SentenceTransformerEncoder(model).info.text)[0]
     texts = distill_texts(pd.read_parquet(pairs_file), catalog_frame, normaliser.query,
                           DistillConfig(layers=0).resolved())  # as distill made them: brand tokens, stems
     seen = {i for ids in tokenizer(texts)["input_ids"] for i in ids}

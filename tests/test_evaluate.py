@@ -87,13 +87,15 @@ def test_max_queries_and_unknown_products(searcher, pairs_file):
         evaluate(searcher, bad, EvalConfig(split="all"))
 
 
-def test_in_memory_model_evaluation_matches_the_index_and_needs_no_faiss(built_index, catalog_file, tiny_model,
+def test_in_memory_model_evaluation_matches_the_index_and_needs_no_faiss(tmp_path, catalog_file, tiny_model,
                                                                         pairs_file, monkeypatch):
-    from searchkit import Searcher
+    """An index whose catalog torch embedded (the in-memory searcher's way; the default build uses the int8 graph)."""
+    from searchkit import IndexConfig, Searcher, build_index
     from searchkit.evaluate import in_memory_searcher
 
     config = EvalConfig(split="all")
-    disk = Searcher.from_dir(built_index, backend="torch")
+    build_index(catalog_file, tmp_path / "idx", model=tiny_model, config=IndexConfig(bulk="torch"))
+    disk = Searcher.from_dir(tmp_path / "idx", backend="torch")
     on_disk = evaluate(disk, read_pairs(pairs_file), config)
     expected = [h.score for h in disk.search("toilet seat", k=5, mode="dense")]
     monkeypatch.setitem(__import__("sys").modules, "faiss", None)  # `import faiss` now fails

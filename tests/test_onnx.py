@@ -113,3 +113,44 @@ def test_onnx_encoding_in_chunks_keeps_row_order(built_index, monkeypatch):
     chunked = encoder.encode(texts, batch_size=4)
     assert chunked.shape == (23, whole.shape[1]) and np.allclose(chunked, whole, atol=1e-5)
     assert np.allclose(encoder.encode(texts[7:8]), whole[7:8], atol=1e-5)
+
+
+def test_graphs_are_exported_once_per_model_and_a_cached_build_imports_no_torch(tmp_path, catalog_file, tiny_model,
+                                                                                monkeypatch):
+    import subprocess
+    import sys
+
+    from searchkit import index as index_module
+
+    cache = tmp_path / "cache"
+    config = IndexConfig(bulk="onnx-int8", cache_dir=cache)
+    first = build_index(catalog_file, tmp_path / "a", model=tiny_model, config=config)
+    cached = sorted(p.name for p in cache.rglob("*.onnx"))
+    assert cached == ["encoder.int8.onnx", "encoder.onnx"]
+
+    def no_export(*args):
+        raise AssertionError("exported again")
+
+    monkeypatch.setattr(index_module, "export_onnx", no_export)
+    monkeypatch.setattr(index_module, "quantize_graph", no_export)
+    second = build_index(catalog_file, tmp_path / "b", model=tiny_model, config=config)
+    for name in ("encoder.onnx", "encoder-int8.onnx"):  # the same graphs, copied
+        assert second.files.get(name, {}).get("sha256") == first.files.get(name, {}).get("sha256")
+    a, b = Searcher.from_dir(tmp_path / "a"), Searcher.from_dir(tmp_path / "b")
+    assert [h.product_id for h in a.search("kohler toilet seat")] == [h.product_id for h in b.search("kohler toilet seat")]
+
+    script = (f"import sys; from searchkit import IndexConfig, build_index; "
+              f"build_index({str(catalog_file)!r}, {str(tmp_path / 'c')!r}, model={str(tiny_model)!r}, "
+              f"config=IndexConfig(bulk='onnx-int8', cache_dir=__import__('pathlib').Path({str(cache)!r}))); "
+              f"print('torch' in sys.modules, 'sentence_transformers' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["False", "False"]  # a cached build of a CPU catalog never loads torch
+
+
+def test_an_unwritable_graph_cache_still_builds(tmp_path, catalog_file, tiny_model):
+    blocked = tmp_path / "cache"
+    blocked.write_text("a file where the cache folder should be")
+    manifest = build_index(catalog_file, tmp_path / "idx", model=tiny_model,
+                           config=IndexConfig(bulk="onnx-int8", cache_dir=blocked))
+    assert "encoder.onnx" in manifest.files and blocked.is_file()

@@ -43,6 +43,7 @@ def test_search_filters_and_facets(client):
                                          "facets": "true", "mode": "dense"}).json()
     assert body["results"] and all(r["brand"] == "kohler" for r in body["results"])
     assert [f["value"] for f in body["facets"]["brand"]] == ["kohler"]
+    assert body["facets_cover"] == "the top 100 matches"
     ranged = client.get("/search", params={"q": "fan", "filter": "price=10..20"}).json()
     assert all(10 <= r["price"] <= 20 for r in ranged["results"])
 
@@ -76,6 +77,27 @@ def test_page_and_openapi_are_local(client):
     assert page.status_code == 200 and 'id="q"' in page.text
     assert "http://" not in page.text and "https://" not in page.text  # no CDN
     assert "/search" in client.get("/openapi.json").json()["paths"]
+    assert 'id="first-answer"' not in page.text and "<tbody></tbody>" in page.text
+
+
+def test_a_link_with_a_query_has_its_results_in_the_html(client):
+    """First paint shows the results: the rows are in the HTML, and the answer for the script to take over."""
+    import html
+    import json
+    import re
+
+    page = client.get("/", params={"q": "kohler toilet seat </script>", "brand": "kohler"})
+    assert page.status_code == 200
+    rows = re.findall(r'<tr class="result">(.*?)</tr>', page.text)
+    api = client.get("/search", params={"q": "kohler toilet seat </script>", "brand": "kohler", "k": 20,
+                                        "facets": "true"}).json()
+    assert len(rows) == len(api["results"]) > 0
+    assert [re.findall(r"<td[^>]*>(.*?)</td>", row)[6] for row in rows] == [r["product_id"] for r in api["results"]]
+    assert html.unescape(re.findall(r'<td class="title">(.*?)</td>', rows[0])[0]) == api["results"][0]["title"]
+    answer = re.search(r'<script id="first-answer" type="application/json">(.*?)</script>', page.text, re.S).group(1)
+    assert json.loads(answer)["results"] == api["results"]  # "</" cannot end the script early
+    assert "products · server" in page.text and "<table id=\"results\">" in page.text
+    assert client.get("/", params={"q": "fan", "mode": "magic"}).text.count("<tr class") == 0  # the script says why
 
 
 def test_reload_swaps_and_a_broken_rebuild_keeps_the_old_index(client, index_copy, catalog_frame, tiny_model,

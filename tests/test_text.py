@@ -105,3 +105,24 @@ def test_keyword_text_2_writes_measures_in_keyword_text_only():
     assert Normaliser(stemmed).lexical.query("x") == "x"
     with pytest.raises(ValueError, match="keyword text version"):
         Normaliser(stemmed, keyword_text=3)
+
+
+def test_the_porter_stemmer_loaded_alone_stems_as_nltk_and_imports_no_nltk():
+    """A query word the catalog never used is stemmed without importing the nltk package (1.6 s of a cold query)."""
+    import subprocess
+    import sys
+
+    from nltk.stem.porter import PorterStemmer
+
+    from tests.fixtures import make_catalog
+
+    words_ = sorted({w for t in make_catalog(n=240, seed=7)["title"] for w in t.lower().split()} |
+                    {"running", "generously", "relational", "hopefulness", "ceiling", "fans", "caresses", "ponies",
+                     "sensational", "wireless", "backsplash", "dimmable"})
+    script = ("import sys; from searchkit.text import _nltk_porter; stem = _nltk_porter(); "
+              f"print(' '.join(stem(w) for w in {words_!r})); print('nltk' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    stems, imported = out.stdout.splitlines()
+    assert stems.split() == [PorterStemmer().stem(w) for w in words_]
+    assert imported == "False"
