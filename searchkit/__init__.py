@@ -16,6 +16,7 @@ __all__ = [
     "Searcher",
     "SearchResult",
     "build_index",
+    "update_index",
     "IndexConfig",
     "train",
     "TrainConfig",
@@ -38,6 +39,7 @@ _HOMES = {
     "Searcher": "search",
     "SearchResult": "search",
     "build_index": "index",
+    "update_index": "update",
     "IndexConfig": "index",
     "train": "training",
     "TrainConfig": "training",
@@ -64,6 +66,7 @@ if TYPE_CHECKING:
     from .search import Searcher, SearchResult
     from .text import TextConfig
     from .training import TrainConfig, train
+    from .update import update_index
 
 
 def __getattr__(name: str) -> Any:

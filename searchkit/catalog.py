@@ -234,3 +234,28 @@ def _grades(path: Path, out: pd.DataFrame, frame: pd.DataFrame, column: str, for
     # Raters' averages such as 2.33 stored as float32 read back as 2.3299999 and would fall below RELEVANT (2.33):
     # grades are averages of a few ratings, so six decimals keep all they say and drop the storage error
     return grades.round(6)
+
+
+def read_ids(path: str | Path, columns: ColumnMap = ColumnMap()) -> list[str]:
+    """Product ids from a text file (one per line; blank lines skipped) or a parquet/CSV file's id column (found as
+    read_catalog finds it). Duplicates are refused with the first of them."""
+    path = Path(path)
+    if path.suffix.lower() in (".txt", ".ids", ""):
+        try:
+            ids = [line.strip() for line in path.read_text().splitlines() if line.strip()]
+        except (OSError, UnicodeDecodeError) as exc:
+            raise CatalogError(f"{path}: unreadable ({exc})") from exc
+    else:
+        frame = read_table(path)
+        given = None if columns.product_id == "product_id" else columns.product_id
+        column = _find_column(path, frame, "product_id", given, PRODUCT_ALIASES, PRODUCT_OPTIONS)
+        if column is None:
+            raise CatalogError(f"{path}: no product id column; found {list(frame.columns)}; name yours with "
+                               f"{PRODUCT_OPTIONS['product_id']}")
+        ids = [i for i in _text_column(frame, column).tolist() if i]
+    seen: set[str] = set()
+    for product_id in ids:
+        if product_id in seen:
+            raise CatalogError(f"{path}: product id {product_id!r} is listed twice")
+        seen.add(product_id)
+    return ids

@@ -193,9 +193,11 @@ def build_index_cmd(catalog, model, out, device, reranker, columns, if_stale, co
         if renamed:
             click.echo("columns read: " + ", ".join(f"{f} <- {s}" for f, s in renamed.items()) + " (filters take "
                        "either name)")
+        reused = manifest.catalog.get("reused_embeddings", 0)
         click.echo(f"indexed {manifest.rows} products from {catalog} into {out} "
                    f"({manifest.index['type']}, {manifest.dimension}-d, model {manifest.model['name']}, "
-                   f"{manifest.build_seconds:.1f} s)")
+                   f"{manifest.build_seconds:.1f} s" + (f"; {reused} embeddings reused, {manifest.rows - reused} "
+                                                        "embedded" if reused else "") + ")")
 
 
 def _format_table(hits) -> str:
@@ -258,6 +260,39 @@ def query_cmd(text, k, index_dir, mode, filters, facets, explain, model, backend
     if counts:
         for column, values in counts.items():
             click.echo(f"{column}: " + ", ".join(f"{v} ({n})" for v, n in values[:10]))
+
+
+@main.command("update")
+@click.option("--index", "index_dir", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_INDEX,
+              show_default=True, envvar="SEARCHKIT_INDEX")
+@click.option("--upsert", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="A catalog file (read as build-index reads one): new ids are added, known ids replaced.")
+@click.option("--delete", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Product ids to remove: a text file, one id per line, or a parquet/CSV file with the id column.")
+@columns_option
+@click.option("--rollback", is_flag=True, help="Put back the version the last update replaced.")
+@click.option("--json", "as_json", is_flag=True)
+def update_cmd(index_dir, upsert, delete, columns, rollback, as_json):
+    """Upsert and delete products in an index without a full rebuild: only new products and those whose embedded
+    text changed are embedded; the new version is swapped in atomically (a running server picks it up)."""
+    from .update import rollback as roll_back
+    from .update import update_index
+
+    if rollback:
+        if upsert is not None or delete is not None:
+            raise click.UsageError("give --rollback alone")
+        manifest = roll_back(index_dir)
+        click.echo(f"{index_dir}: back to version {manifest.catalog.get('version', 1)} ({manifest.rows} products, "
+                   f"built {manifest.built_at})")
+        return
+    _progress_lines(not sys.stderr.isatty())
+    report = update_index(index_dir, upsert=upsert, delete=delete, columns=columns)
+    if as_json:
+        _emit_json(report.to_dict())
+        return
+    click.echo(f"updated {index_dir} to version {report.version}: {report.added} added, {report.changed} changed "
+               f"({report.reembedded} embedded), {report.deleted} deleted, {report.unchanged} unchanged; "
+               f"{report.rows} products ({report.seconds:.1f} s)")
 
 
 @main.command("calibrate")

@@ -37,6 +37,7 @@ from .lexical import BM25_B, BM25_K1, LexicalIndex
 from .onnx_graphs import export_onnx, quantize_graph
 from .query_encoder import assemble, token_table, tower_info
 from .rerank import RERANKER_DIR, fingerprint, install, read_info, reranker_dir
+from .retrieval import flat_vectors
 from .text import KEYWORD_TEXT, KEYWORD_TEXTS, BrandMatcher, CachedStemmer, Normaliser, TextConfig, words
 from .version import __version__
 
@@ -78,6 +79,7 @@ class IndexConfig:
     query_tower: bool = True  # embed queries with the model's distilled query encoder when it has one (and it holds)
     reranker: bool = True  # keep a cross-encoder for mode "rerank": the one given, else the model's reranker/ if any
     cache_dir: Path | None = None  # the graph cache (searchkit.graph_cache); None: ~/.cache/searchkit/graphs
+    reuse: bool = True  # keep the stored vector of every product whose embedded text the index at out_dir has
 
     def __post_init__(self) -> None:
         """Refuse bad settings when the config is made, before any product is encoded."""
@@ -201,16 +203,22 @@ def normalise_catalog(products: pd.DataFrame, text: TextConfig, keyword_text: in
     return normaliser, stemmer, product_texts(products, normaliser)
 
 
+def catalog_encoder(encoder: Encoder, staged: store.IndexFiles, config: IndexConfig,
+                    exported: bool) -> tuple[Encoder, int, str]:
+    """What embeds the catalog (the torch encoder, or the index's ONNX graph for config.bulk), its batch size and a
+    word on how (for the manifest)."""
+    device = str(getattr(encoder, "device", "cpu"))
+    if config.bulk == "torch" or not exported or device.startswith("cuda"):
+        return encoder, catalog_batch(encoder, config.batch_size), f"torch {device}"
+    graph = staged.onnx_int8 if config.bulk == "onnx-int8" else staged.onnx
+    return OnnxEncoder(graph, staged.model, encoder.info), config.batch_size, f"onnxruntime cpu ({config.bulk})"
+
+
 def encode_catalog(texts: list[str], encoder: Encoder, staged: store.IndexFiles, config: IndexConfig,
                    exported: bool) -> tuple[np.ndarray, str]:
     """Embed the catalog's texts; returns the vectors and a word on how (for the manifest)."""
-    device = str(getattr(encoder, "device", "cpu"))
-    if config.bulk == "torch" or not exported or device.startswith("cuda"):
-        batch = catalog_batch(encoder, config.batch_size)
-        return encoder.encode(texts, batch_size=batch, progress=config.progress), f"torch {device}"
-    graph = staged.onnx_int8 if config.bulk == "onnx-int8" else staged.onnx
-    bulk = OnnxEncoder(graph, staged.model, encoder.info)
-    return bulk.encode(texts, batch_size=config.batch_size), f"onnxruntime cpu ({config.bulk})"
+    bulk, batch, how = catalog_encoder(encoder, staged, config, exported)
+    return bulk.encode(texts, batch_size=batch, progress=config.progress), how
 
 
 LIBRARIES = {"faiss": "faiss-cpu", "numpy": "numpy", "pandas": "pandas", "pyarrow": "pyarrow", "torch": "torch",
@@ -282,6 +290,46 @@ def staleness(out_dir: str | Path, catalog_path: str | Path, model: str | Path |
     return None
 
 
+def reusable_vectors(target: Path, fingerprint: str, text: TextConfig) -> tuple[pd.DataFrame, np.ndarray] | None:
+    """The products and stored vectors of the index at `target` when it was embedded by this model reading text this
+    way (so an unchanged product's vector can be kept), else None."""
+    try:
+        manifest = store.read_manifest(target)
+        files = store.IndexFiles(store.live_dir(target))
+        store.verify_files(files, manifest, checksums=True)
+    except (IndexFormatError, OSError):
+        return None
+    if manifest.model.get("fingerprint") != fingerprint or TextConfig.from_dict(manifest.text) != text:
+        return None
+    index = store.read_faiss(files)
+    vectors = flat_vectors(index)  # a view of the index's memory: copied while the index is alive
+    if vectors is None:  # 8-bit codes: decoded vectors are not the embeddings; embed afresh
+        return None
+    return store.read_products(files, manifest.rows).to_pandas(), np.array(vectors, dtype=np.float32, copy=True)
+
+
+def embed_changed(products: pd.DataFrame, texts: list[str], old: pd.DataFrame | None, old_vectors: np.ndarray | None,
+                  normaliser: Normaliser, encoder: Encoder, batch_size: int, progress: bool = False,
+                  ) -> tuple[np.ndarray, int]:
+    """Every product's vector: the stored one where the product was indexed with the same embedded text, else
+    embedded now. Returns the vectors and how many were embedded."""
+    vectors = np.zeros((len(products), encoder.info.dimension), dtype=np.float32)
+    fresh = list(range(len(products)))
+    if old is not None and old_vectors is not None and len(old):
+        stored = dict(zip(old["product_id"].astype(str), zip(product_texts(old, normaliser), range(len(old)),
+                                                            strict=True), strict=True))
+        fresh = []
+        for i, (product_id, text) in enumerate(zip(products["product_id"].astype(str), texts, strict=True)):
+            hit = stored.get(product_id)
+            if hit is not None and hit[0] == text:
+                vectors[i] = old_vectors[hit[1]]
+            else:
+                fresh.append(i)
+    if fresh:
+        vectors[fresh] = encoder.encode([texts[i] for i in fresh], batch_size=batch_size, progress=progress)
+    return vectors, len(fresh)
+
+
 def build_index(
     catalog_path: str | Path,
     out_dir: str | Path,
@@ -322,7 +370,11 @@ def build_index(
         if encoder is None:  # the ONNX path: no torch, unless the model could not be exported
             encoder = OnnxEncoder(staged.onnx, staged.model, info) if exported else load_encoder(model_dir, device)
         progress_log.info("encoding %s products with %s", f"{len(texts):,}", encoder.info.name)
-        vectors, bulk = encode_catalog(texts, encoder, staged, config, exported)
+        bulk_encoder, batch, bulk = catalog_encoder(encoder, staged, config, exported)
+        old, old_vectors = (reusable_vectors(target, info.fingerprint, info.text) if config.reuse else None) or (
+            None, None)
+        vectors, embedded = embed_changed(products, texts, old, old_vectors, normaliser, bulk_encoder, batch,
+                                          config.progress)
         if vectors.shape != (len(products), encoder.info.dimension):
             raise SearchkitError(f"encoder returned shape {vectors.shape} for {len(products)} products")
         model_meta = {"name": encoder.info.name, "fingerprint": encoder.info.fingerprint, "source": encoder.info.path}
@@ -359,7 +411,8 @@ def build_index(
             index={**index_meta, "ntotal": int(index.ntotal), "bm25": {"k1": config.bm25_k1, "b": config.bm25_b,
                                                                         "text": config.keyword_text}},
             catalog={"path": str(catalog_path), "sha256": file_sha256(catalog_path), "columns": list(products.columns),
-                     "sources": products.attrs.get("sources", {})},
+                     "sources": products.attrs.get("sources", {}), "embedded": embedded,
+                     "reused_embeddings": len(products) - embedded},
             text=encoder.info.text.to_dict(),
             libraries=library_versions(),
             device=f"encode: {bulk}, faiss: {index_device}",

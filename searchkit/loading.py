@@ -100,7 +100,7 @@ def _reranker_factory(files: store.IndexFiles, manifest: store.Manifest, normali
 
 def load_parts(path: str | Path, options: LoadOptions = LoadOptions()) -> Parts:
     """Read and check an index folder. `options.model`, when given, must be the model the index was built with."""
-    files = store.IndexFiles(Path(path))
+    files = store.IndexFiles(store.live_dir(Path(path)))
     manifest = store.read_manifest(files.root)
     store.verify_files(files, manifest, checksums=options.verify)
     expected = manifest.model.get("fingerprint")

@@ -116,6 +116,8 @@ def health(holder: IndexHolder) -> dict[str, Any]:
     manifest = holder.searcher.manifest
     return {"status": "ok", "index": holder.index_dir.name, "path": str(holder.index_dir), "model": manifest.model,
             "rows": manifest.rows, "built_at": manifest.built_at, "index_type": manifest.index.get("type"),
+            "index_version": int(manifest.catalog.get("version", 1)),
+            "changed_at": manifest.catalog.get("updated_at", manifest.built_at),
             "modes": list(holder.searcher.modes),
             "searchkit_version": __version__, "reloads": holder.reloads, "last_reload_error": holder.last_error}
 

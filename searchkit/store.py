@@ -208,11 +208,28 @@ def write_text(files: IndexFiles, text: dict[str, Any]) -> None:
     files.text.write_text(json.dumps(text, sort_keys=True))
 
 
-def finish(staged: IndexFiles, manifest: Manifest, target: Path) -> Manifest:
+def previous_dir(target: Path) -> Path:
+    """Where the version an update replaced is kept (for `searchkit update --rollback`), and where the old version
+    waits during the swap."""
+    return target.parent / f".{target.name}.previous"
+
+
+def live_dir(target: Path) -> Path:
+    """The folder to read the index at `target` from: `target`, or, when a swap was cut off between its two renames
+    (the old version moved aside, the new one not yet in), the old version beside it."""
+    target = Path(target)
+    previous = previous_dir(target)
+    if not target.exists() and (previous / MANIFEST).is_file():
+        return previous
+    return target
+
+
+def finish(staged: IndexFiles, manifest: Manifest, target: Path, keep_previous: bool = False) -> Manifest:
     """Checksum the staged files, write the manifest last, then swap the folder into place.
 
-    The old index is renamed aside before the new one is renamed in and only deleted afterwards: a crash at any
-    point leaves either the old complete index or the new complete one at `target`.
+    The old index is renamed aside (previous_dir) before the new one is renamed in, and deleted afterwards unless
+    `keep_previous`: a crash at any point leaves the old complete index or the new complete one, which live_dir
+    finds.
     """
     checked = [p for p in sorted(staged.root.rglob("*"))
                if p.is_file() and p.relative_to(staged.root).parts[0] != MODEL_DIR]
@@ -220,14 +237,28 @@ def finish(staged: IndexFiles, manifest: Manifest, target: Path) -> Manifest:
             for p in checked if p.name != MANIFEST}
     manifest = Manifest(**{**asdict(manifest), "files": sums})
     rewrite_manifest(staged, manifest)
-    old = None
+    previous = previous_dir(target)
     if target.exists():
-        old = target.parent / f".{target.name}.old-{uuid.uuid4().hex[:8]}"
-        os.replace(target, old)
+        if previous.exists():  # an older kept version: the one being replaced takes its place
+            discard(IndexFiles(previous))
+        os.replace(target, previous)
     os.replace(staged.root, target)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+    if not keep_previous:
+        shutil.rmtree(previous, ignore_errors=True)
     return manifest
+
+
+def roll_back(target: Path) -> Manifest:
+    """Swap the kept previous version back in; the current one becomes the kept one (so a second rollback undoes
+    the first). Each step is a rename, and live_dir reads a version whatever step a crash stops at."""
+    previous = previous_dir(target)
+    if not (previous / MANIFEST).is_file():
+        raise IndexFormatError(f"{target}: no previous version is kept (an update keeps one, a build does not)")
+    aside = target.parent / f".{target.name}.rollback-{uuid.uuid4().hex[:8]}"
+    os.replace(target, aside)
+    os.replace(previous, target)
+    os.replace(aside, previous)
+    return read_manifest(target)
 
 
 def rewrite_manifest(files: IndexFiles, manifest: Manifest) -> None:
@@ -245,7 +276,7 @@ def discard(staged: IndexFiles) -> None:
 
 
 def read_manifest(root: str | Path) -> Manifest:
-    files = IndexFiles(Path(root))
+    files = IndexFiles(live_dir(Path(root)))
     if not files.root.is_dir():
         raise IndexFormatError(
             f"{files.root}: no index here; build one with `searchkit build-index CATALOG --out {files.root}`"

@@ -63,14 +63,14 @@ def _vocabulary() -> list[str]:
     return specials + sorted(found | {"brand", "color", "_", *string.ascii_lowercase, *string.digits})
 
 
-def make_tiny_model(path: Path) -> Path:
+def make_tiny_model(path: Path, seed: int = 0) -> Path:
     """A 2-layer, 32-d BERT with a word-level vocabulary of the test words, seeded, as a sentence-transformers folder."""
     import torch
     from sentence_transformers import SentenceTransformer
     from sentence_transformers.sentence_transformer import modules as models
     from transformers import BertConfig, BertModel, BertTokenizerFast
 
-    torch.manual_seed(0)
+    torch.manual_seed(seed)
     vocab = _vocabulary()
     raw = path.parent / f"{path.name}-hf"
     tokenizer = BertTokenizerFast(vocab={w: i for i, w in enumerate(vocab)}, do_lower_case=True)

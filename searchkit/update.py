@@ -1,0 +1,196 @@
+"""Keep an index up with a changing catalog: upsert and delete products without a full rebuild (`searchkit update`).
+
+Only products whose embedded text changed, and new ones, are embedded (with the graph the build embedded the catalog
+with); every other product keeps its stored vector. The vector index is rebuilt from those vectors and calibrated
+again (HNSW cannot delete: a graph rebuilt from stored vectors keeps the calibrated recall, where tombstones would let
+it decay), and BM25 is rebuilt from every product's keyword text, so its statistics are those of a full rebuild. The
+new version is written beside the old and swapped in like a build (searchkit.store.finish); the replaced version is
+kept for `searchkit update --rollback`. build_index reuses stored vectors the same way (index.reusable_vectors).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import time
+from dataclasses import asdict, dataclass, replace
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from . import store
+from .ann import AnnConfig, make_index
+from .catalog import PRODUCT_COLUMNS, ColumnMap, as_numbers, read_catalog, read_ids
+from .encoder import Encoder, ModelInfo, OnnxEncoder, load_encoder, model_fingerprint, progress_log
+from .errors import CatalogError, IndexMismatchError
+from .index import catalog_vocabulary, embed_changed, keyword_texts, product_texts, query_like
+from .lexical import LexicalIndex
+from .onnx_graphs import quantize_graph
+from .retrieval import stored_vectors
+from .text import BrandMatcher, CachedStemmer, Normaliser, TextConfig
+
+log = logging.getLogger(__name__)
+
+REBUILT = (store.FAISS_FILE, store.PRODUCTS_FILE, store.TEXT_FILE, store.LEXICAL_DIR, store.MANIFEST, store.STAMP_FILE)
+
+
+@dataclass(frozen=True)
+class UpdateReport:
+    added: int
+    changed: int  # upserted products that were in the index (any field)
+    reembedded: int  # products embedded: the added ones and those whose embedded text changed
+    deleted: int
+    unchanged: int  # products the update did not touch
+    rows: int  # products in the index afterwards
+    version: int  # the index's version: 1 when built, +1 per update
+    seconds: float
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _merged(old: pd.DataFrame, upsert: pd.DataFrame, deleted: set[str]) -> pd.DataFrame:
+    """The catalog after the update: the old rows in their order less the deleted, upserted ids replaced whole in
+    place, new ids appended in the upsert file's order."""
+    columns = list(dict.fromkeys([*old.columns, *upsert.columns]))
+    kept = old[~old["product_id"].isin(deleted)].set_index("product_id").reindex(columns=columns[1:])
+    incoming = upsert.set_index("product_id").reindex(columns=columns[1:])
+    existing = incoming.index.intersection(kept.index, sort=False)
+    kept = kept.astype(object)
+    kept.loc[existing] = incoming.loc[existing].astype(object).to_numpy()
+    new = incoming.loc[incoming.index.difference(kept.index, sort=False)]
+    merged = pd.concat([kept, new.astype(object)]).reset_index(names="product_id")
+    for column in merged.columns:
+        if column in PRODUCT_COLUMNS:
+            merged[column] = merged[column].fillna("").astype(str)
+        else:  # numbers stay numbers (as a build reads them), anything else is text
+            values = merged[column]
+            numeric = pd.to_numeric(values, errors="coerce")
+            merged[column] = numeric if numeric.notna().eq(values.notna()).all() else as_numbers(
+                values.map(lambda v: "" if v is None or (isinstance(v, float) and np.isnan(v)) else str(v)))
+    return merged
+
+
+def _check(index_ids: set[str], upsert: pd.DataFrame, deleted: list[str], upsert_path, delete_path) -> None:
+    both = sorted(set(upsert["product_id"]) & set(deleted))
+    if both:
+        raise CatalogError(f"{upsert_path} and {delete_path}: product id(s) {both[:5]} both upserted and deleted")
+    unknown = [d for d in deleted if d not in index_ids]
+    if unknown:
+        raise CatalogError(f"{delete_path}: product id(s) {unknown[:5]} are not in the index")
+
+
+def bulk_encoder(files: store.IndexFiles, manifest: store.Manifest, info: ModelInfo, work: Path) -> Encoder:
+    """The encoder the build embedded the catalog with (its manifest's device line), so updated products embed as
+    their neighbours did; an int8 graph the build dropped from the index is quantised again from its fp32 graph."""
+    how = manifest.device
+    if "onnx-int8" in how and store.ONNX_FILE in manifest.files:
+        graph = files.onnx_int8
+        if not graph.is_file():
+            graph = work / "bulk-int8.onnx"
+            quantize_graph(files.onnx, graph)
+        return OnnxEncoder(graph, files.model, info)
+    if "onnxruntime" in how and store.ONNX_FILE in manifest.files:
+        return OnnxEncoder(files.onnx, files.model, info)
+    return load_encoder(files.model)
+
+
+def update_index(index_dir: str | Path, upsert: str | Path | None = None, delete: str | Path | None = None,
+                 columns: ColumnMap = ColumnMap(), model: str | Path | None = None) -> UpdateReport:
+    """Upsert the products of `upsert` (a catalog file read as build-index reads one) and delete the ids of `delete`
+    (a text file of one id per line, or a parquet/CSV file with the id column) in the index at `index_dir`. Bad input
+    is refused before anything is written; the index stays as it was until the new version is complete."""
+    started = time.perf_counter()
+    target = Path(index_dir)
+    manifest = store.read_manifest(target)
+    files = store.IndexFiles(store.live_dir(target))
+    store.verify_files(files, manifest)
+    if model is not None and model_fingerprint(model) != manifest.model.get("fingerprint"):
+        raise IndexMismatchError(f"{target} was built with model {manifest.model.get('name')!r}, not {model}: an "
+                                 "update embeds with the index's own model; rebuild to change models")
+    if upsert is None and delete is None:
+        raise CatalogError("nothing to update: give an upsert file, a delete file or both")
+    incoming = read_catalog(upsert, columns) if upsert is not None else pd.DataFrame(columns=["product_id"])
+    deleted = read_ids(delete, columns) if delete is not None else []
+    old = store.read_products(files, manifest.rows).to_pandas()
+    index_ids = set(old["product_id"].astype(str))
+    _check(index_ids, incoming, deleted, upsert, delete)
+    products = _merged(old, incoming, set(deleted))
+    if products.empty:
+        raise CatalogError(f"{target}: the update would leave the index without products")
+
+    text = TextConfig.from_dict(manifest.text)
+    bm25 = manifest.index.get("bm25") or {}
+    stems = store.read_text(files).get("stems", {})
+    normaliser = Normaliser(text, BrandMatcher.from_names(products["brand"].unique()), CachedStemmer(stems),
+                            keyword_text=int(bm25.get("text", 1)))
+    texts = product_texts(products, normaliser)
+    info = ModelInfo(name=manifest.model["name"], path=str(files.model), fingerprint=manifest.model["fingerprint"],
+                     dimension=manifest.dimension, text=text)
+    staged = store.staging_dir(target)
+    try:
+        encoder = bulk_encoder(files, manifest, info, staged.root)
+        old_index = store.read_faiss(files)
+        old_vectors = np.array(stored_vectors(old_index), dtype=np.float32, copy=True)  # copied while it is alive
+        del old_index
+        progress_log.info("updating %s: %d upserted, %d deleted", target, len(incoming), len(deleted))
+        vectors, embedded = embed_changed(products, texts, old, old_vectors, normaliser, encoder, 64)
+        (staged.root / "bulk-int8.onnx").unlink(missing_ok=True)
+        meta = manifest.index
+        ann = AnnConfig(index_type=meta.get("type", "flat") if meta.get("type") != "exact (in memory)" else "flat",
+                        hnsw_m=int(meta.get("params", {}).get("m", 32)),
+                        hnsw_ef_construction=int(meta.get("params", {}).get("ef_construction", 200)),
+                        target_recall=float(meta.get("target_recall", 0.98)))
+        probes = None
+        if ann.resolved_type(len(texts)) != "flat":
+            query_encoder = OnnxEncoder(files.onnx, files.model, info) if files.onnx.is_file() else encoder
+            probes = query_encoder.encode(query_like(texts, ann.calibration_queries, seed=1))
+        index, index_meta, _ = make_index(vectors, ann, probes)
+        _carry_over(files, staged)
+        store.write_faiss(staged, index)
+        store.write_products(staged, products)
+        store.write_lexical(staged, LexicalIndex.build(keyword_texts(products, normaliser, texts),
+                                                       k1=float(bm25.get("k1")), b=float(bm25.get("b"))))
+        store.write_text(staged, {"config": text.to_dict(), "brands": normaliser.brands.names(),
+                                  "stems": normaliser.stemmer.table(), "vocab": catalog_vocabulary(products)})
+        version = int(manifest.catalog.get("version", 1)) + 1
+        changed = len(set(incoming["product_id"]) & index_ids)
+        report = UpdateReport(added=len(incoming) - changed, changed=changed, reembedded=embedded,
+                              deleted=len(deleted), unchanged=len(products) - len(incoming), rows=len(products),
+                              version=version, seconds=round(time.perf_counter() - started, 2))
+        catalog = {**manifest.catalog, "version": version, "columns": list(products.columns),
+                   "updated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                   "last_update": {"upsert": str(upsert) if upsert else None,
+                                   "delete": str(delete) if delete else None, **report.to_dict()}}
+        fresh = replace(manifest, rows=len(products), catalog=catalog,
+                        index={**index_meta, "ntotal": int(index.ntotal), "bm25": bm25},
+                        built_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                        build_seconds=report.seconds, files={})
+        store.finish(staged, fresh, target, keep_previous=True)
+        return replace(report, seconds=round(time.perf_counter() - started, 2))
+    except BaseException:
+        store.discard(staged)
+        raise
+
+
+def _carry_over(files: store.IndexFiles, staged: store.IndexFiles) -> None:
+    """Everything of the old version an update does not rebuild (the model, its graphs, the reranker): hard links
+    where the file system allows (a version's files are never written in place), else copies."""
+    for source in files.root.rglob("*"):
+        relative = source.relative_to(files.root)
+        if relative.parts[0] in REBUILT or not source.is_file():
+            continue
+        destination = staged.root / relative
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.link(source, destination)
+        except OSError:
+            shutil.copy2(source, destination)
+
+
+def rollback(index_dir: str | Path) -> store.Manifest:
+    """Put back the version the last update replaced (searchkit update --rollback)."""
+    return store.roll_back(Path(index_dir))

@@ -1,0 +1,237 @@
+"""searchkit update: upserts and deletes without a full rebuild, checked against a full rebuild of the same catalog."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from searchkit import IndexConfig, Searcher, build_index, store
+from searchkit.cli import main
+from searchkit.errors import CatalogError, IndexMismatchError
+from searchkit.update import rollback, update_index
+
+QUERIES = ["kohler toilet seat", "garden hose", "ceiling fan white", "shower head", "swag light kit", "deck screws",
+           "black lamp", "delta faucet"]
+
+
+def changes(catalog: pd.DataFrame, tmp_path, retitle: int = 12, add: int = 5, delete: int = 5, price: int = 6):
+    """An upsert file (retitled products, new products, price-only changes) and a delete file, and the catalog they
+    make, as a shop would send them."""
+    rng = random.Random(3)
+    rows = list(range(len(catalog)))
+    rng.shuffle(rows)
+    retitled = catalog.iloc[rows[:retitle]].copy()
+    retitled["title"] = "Renamed " + retitled["title"] + " deluxe"
+    priced = catalog.iloc[rows[retitle:retitle + price]].copy()
+    priced["price"] = priced["price"] + 1.0
+    new = catalog.iloc[rows[:add]].copy()
+    new["product_id"] = [f"NEW{i}" for i in range(add)]
+    new["title"] = [f"Brandnew widget gizmo {i}" for i in range(add)]
+    gone = catalog["product_id"].iloc[rows[retitle + price:retitle + price + delete]].tolist()
+    upsert = pd.concat([retitled, priced, new])
+    upsert_path, delete_path = tmp_path / "upsert.parquet", tmp_path / "delete.txt"
+    upsert.to_parquet(upsert_path, index=False)
+    delete_path.write_text("\n".join(gone) + "\n")
+    after = catalog.set_index("product_id")
+    after.loc[retitled["product_id"]] = retitled.set_index("product_id")
+    after.loc[priced["product_id"]] = priced.set_index("product_id")
+    after = pd.concat([after.drop(index=gone), new.set_index("product_id")]).reset_index()
+    return upsert_path, delete_path, after, retitled, new, gone
+
+
+@pytest.mark.parametrize("index_type", ["flat", "hnsw"])
+def test_an_update_matches_a_full_rebuild(tmp_path, catalog_frame, catalog_file, tiny_model, index_type):
+    config = IndexConfig(index_type=index_type)
+    index = tmp_path / "idx"
+    build_index(catalog_file, index, model=tiny_model, config=config)
+    upsert, delete, after, retitled, new, gone = changes(catalog_frame, tmp_path)
+    report = update_index(index, upsert=upsert, delete=delete)
+    assert (report.added, report.changed, report.deleted) == (5, 18, 5)
+    assert report.reembedded == 12 + 5  # the price-only changes keep their vectors
+    assert report.rows == len(after) and report.unchanged == len(catalog_frame) - 5 - 18 and report.version == 2
+
+    after_file = tmp_path / "after.parquet"
+    after.to_parquet(after_file, index=False)
+    full = tmp_path / "full"
+    build_index(after_file, full, model=tiny_model, config=config)
+    updated, rebuilt = Searcher.from_dir(index), Searcher.from_dir(full)
+    assert updated.products["product_id"].tolist() == rebuilt.products["product_id"].tolist()
+    overlaps = {"dense": [], "hybrid": []}
+    for query in QUERIES + ["renamed deluxe", "brandnew widget gizmo"]:
+        lexical = [(h.product_id, round(h.score, 4)) for h in updated.search(query, k=10, mode="lexical")]
+        assert lexical == [(h.product_id, round(h.score, 4)) for h in rebuilt.search(query, k=10, mode="lexical")]
+        for mode in overlaps:
+            a = {h.product_id for h in updated.search(query, k=10, mode=mode)}
+            b = {h.product_id for h in rebuilt.search(query, k=10, mode=mode)}
+            overlaps[mode].append(len(a & b) / max(len(b), 1))
+    assert all(np.mean(v) >= 0.95 for v in overlaps.values()), overlaps
+
+    for product_id in gone:  # deleted: never returned, unknown to product()
+        assert all(h.product_id != product_id for q in QUERIES for h in updated.search(q, k=50))
+        with pytest.raises(Exception, match="unknown product id"):
+            updated.product(product_id)
+    assert updated.search("brandnew widget gizmo 3", k=1, mode="lexical")[0].product_id == "NEW3"
+    renamed = retitled.iloc[0]
+    assert renamed["product_id"] in [h.product_id for h in updated.search(renamed["title"], k=5, mode="hybrid")]
+    assert updated.product(renamed["product_id"])["title"] == renamed["title"]
+    assert json.loads((index / "manifest.json").read_text())["catalog"]["version"] == 2
+
+
+def test_filters_facets_http_and_rollback_see_the_update(tmp_path, catalog_frame, catalog_file, tiny_model):
+    from fastapi.testclient import TestClient
+
+    from searchkit.serve import create_app
+
+    index = tmp_path / "idx"
+    build_index(catalog_file, index, model=tiny_model)
+    client = TestClient(create_app(index, watch=False))
+    upsert, delete, after, retitled, new, gone = changes(catalog_frame, tmp_path)
+    assert client.get(f"/products/{gone[0]}").status_code == 200
+    update_index(index, upsert=upsert, delete=delete)
+    assert client.post("/reload").status_code == 200
+    assert client.get(f"/products/{gone[0]}").status_code == 404
+    assert client.get("/products/NEW1").json()["title"] == "Brandnew widget gizmo 1"
+    body = client.get("/search", params={"q": "brandnew widget gizmo", "facets": "true",
+                                         "brand": new["brand"].iloc[0]}).json()
+    assert "NEW0" in [r["product_id"] for r in body["results"]] or new["brand"].iloc[0] != new["brand"].iloc[0]
+    assert client.get("/health").json()["index_version"] == 2
+
+    manifest = rollback(index)
+    assert manifest.catalog.get("version", 1) == 1 and manifest.rows == len(catalog_frame)
+    assert Searcher.from_dir(index).product(gone[0])["product_id"] == gone[0]
+    assert rollback(index).catalog["version"] == 2  # a second rollback undoes the first
+
+
+def test_build_index_reuses_unchanged_embeddings(tmp_path, catalog_frame, catalog_file, tiny_model):
+    index = tmp_path / "idx"
+    first = build_index(catalog_file, index, model=tiny_model)
+    assert first.catalog["reused_embeddings"] == 0
+    _, _, after, *_ = changes(catalog_frame, tmp_path)
+    after_file = tmp_path / "after.parquet"
+    after.to_parquet(after_file, index=False)
+    second = build_index(after_file, index, model=tiny_model)
+    assert second.catalog["embedded"] == 12 + 5  # retitled and new; price changes and the rest reused
+    assert second.catalog["reused_embeddings"] == len(after) - 17
+    fresh = build_index(after_file, tmp_path / "fresh", model=tiny_model, config=IndexConfig(reuse=False))
+    assert fresh.catalog["embedded"] == len(after)
+    a, b = Searcher.from_dir(index), Searcher.from_dir(tmp_path / "fresh")
+    for query in QUERIES:
+        assert [h.product_id for h in a.search(query, mode="lexical")] == [
+            h.product_id for h in b.search(query, mode="lexical")]
+
+
+@pytest.mark.parametrize("what, fragment", [
+    ("no-id", "missing required column"),
+    ("duplicate", "duplicate"),
+    ("empty-title", "empty 'title'"),
+    ("both", "both upserted and deleted"),
+    ("unknown-delete", "not in the index"),
+    ("twice-delete", "listed twice"),
+    ("other-model", "an update embeds with the index's own model"),
+])
+def test_bad_update_files_are_refused_and_the_index_is_untouched(tmp_path, catalog_frame, index_copy, what, fragment,
+                                                                 tiny_model):
+    before = (index_copy / "manifest.json").read_text()
+    upsert, delete = tmp_path / "u.csv", tmp_path / "d.txt"
+    pid = catalog_frame["product_id"].iloc[0]
+    upsert.write_text({"no-id": "title\nLamp\n", "duplicate": "product_id,title\nA,Lamp\nA,Fan\n",
+                       "empty-title": "product_id,title\nA,\n", "both": f"product_id,title\n{pid},Lamp\n"}.get(
+        what, "product_id,title\nZ9,Lamp\n"))
+    delete.write_text({"both": pid, "unknown-delete": "NOPE", "twice-delete": f"{pid}\n{pid}"}.get(what, ""))
+    model = None
+    if what == "other-model":
+        from tests.fixtures import make_tiny_model
+
+        model = make_tiny_model(tmp_path / "other", seed=99)
+    with pytest.raises((CatalogError, IndexMismatchError), match=fragment):
+        update_index(index_copy, upsert=upsert, delete=delete if delete.read_text() else None, model=model)
+    assert (index_copy / "manifest.json").read_text() == before
+    assert not list(index_copy.parent.glob(".idx.building-*"))
+
+
+def test_cli_update_json_and_one_line_errors(tmp_path, catalog_frame, index_copy):
+    upsert, delete, *_ = changes(catalog_frame, tmp_path)
+    runner = CliRunner()
+    result = runner.invoke(main, ["update", "--index", str(index_copy), "--upsert", str(upsert), "--delete",
+                                  str(delete), "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["added"] == 5 and report["deleted"] == 5 and report["reembedded"] == 17 and report["seconds"] > 0
+    result = runner.invoke(main, ["update", "--index", str(index_copy), "--delete", str(tmp_path / "nope.txt")])
+    assert result.exit_code == 1 and "nope.txt" in result.output and len(result.output.strip().splitlines()) == 1
+    result = runner.invoke(main, ["update", "--index", str(index_copy), "--rollback"])
+    assert result.exit_code == 0 and "back to version 1" in result.output
+
+
+def test_searches_during_an_update_never_fail(tmp_path, catalog_frame, catalog_file, tiny_model):
+    from fastapi.testclient import TestClient
+
+    from searchkit.serve import create_app
+
+    index = tmp_path / "idx"
+    build_index(catalog_file, index, model=tiny_model)
+    client = TestClient(create_app(index, watch=True))
+    upsert, delete, *_ = changes(catalog_frame, tmp_path)
+    errors, done = [], threading.Event()
+
+    def search() -> None:
+        while not done.is_set():
+            res = client.get("/search", params={"q": random.choice(QUERIES)})
+            if res.status_code != 200:
+                errors.append(res.text)
+
+    threads = [threading.Thread(target=search) for _ in range(3)]
+    for t in threads:
+        t.start()
+    try:
+        update_index(index, upsert=upsert, delete=delete)
+        deadline = time.time() + 15
+        while client.get("/health").json()["index_version"] != 2 and time.time() < deadline:
+            time.sleep(0.2)
+    finally:
+        done.set()
+        for t in threads:
+            t.join()
+    assert errors == [] and client.get("/health").json()["index_version"] == 2
+
+
+KILL_SCRIPT = """
+import sys
+from searchkit.update import update_index
+update_index(sys.argv[1], upsert=sys.argv[2], delete=sys.argv[3])
+"""
+
+
+def test_kill_9_during_an_update_leaves_the_old_or_the_new_version(tmp_path, catalog_frame, catalog_file,
+                                                                   tiny_model):
+    index = tmp_path / "idx"
+    build_index(catalog_file, index, model=tiny_model)
+    upsert, delete, after, *_ = changes(catalog_frame, tmp_path)
+    sizes = {len(catalog_frame): 1, len(after): 2}
+    rng = random.Random(0)
+    seen = set()
+    for attempt in range(6):
+        process = subprocess.Popen([sys.executable, "-c", KILL_SCRIPT, str(index), str(upsert), str(delete)],
+                                   env={**os.environ, "PYTHONPATH": os.getcwd()})
+        time.sleep(rng.uniform(0.5, 4.0))
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+        searcher = Searcher.from_dir(index)  # loads and verifies every checksum
+        manifest = store.read_manifest(index)
+        assert sizes[len(searcher)] == manifest.catalog.get("version", 1) and manifest.rows == len(searcher)
+        seen.add(manifest.catalog.get("version", 1))
+        assert searcher.search("kohler toilet seat", k=3)
+        if manifest.catalog.get("version", 1) == 2:
+            rollback(index)
+    assert seen  # each kill left a whole version behind
