@@ -3,7 +3,9 @@
     python scripts/build_catalog.py [--src ../shared/data/homedepot] [--out catalog]
 
 Products get a `brand` column: the longest brand from brands.csv that the title starts with (the raw data has no
-brand field). Output is deterministic (sorted by product id / pair id), so re-running gives identical files.
+brand field), as brands.csv spells it. Titles write a brand's "and" as a symbol ("BLACK+DECKER", "Knape & Vogt" for
+"black and decker", "knape and vogt"), which the text pipeline's words drop, so each brand is also looked for without
+its "and". Output is deterministic (sorted by product id / pair id), so re-running gives identical files.
 """
 
 from __future__ import annotations
@@ -14,7 +16,22 @@ from pathlib import Path
 
 import pandas as pd
 
-from searchkit.text import BrandMatcher, detect_brand
+from searchkit.text import BrandMatcher, words
+
+
+def brand_spellings(names) -> dict[str, str]:
+    """Each way a title may write a brand, as words, -> the brand's own words: those words themselves, and the same
+    without "and" ("black decker" -> "black and decker")."""
+    out: dict[str, str] = {}
+    for name in sorted(names, key=len):  # a longer spelling never overrides a brand's own words
+        own = " ".join(words(name))
+        if not own:
+            continue
+        out.setdefault(own, own)
+        bare = " ".join(w for w in own.split() if w != "and")
+        if bare and bare != own:
+            out.setdefault(bare, own)
+    return out
 
 
 def build(src: Path, out: Path) -> None:
@@ -22,12 +39,14 @@ def build(src: Path, out: Path) -> None:
     pairs = pd.read_csv(src / "pairs.csv", dtype={"product_uid": str}, keep_default_na=False)
     brands = pd.read_csv(src / "brands.csv", keep_default_na=False)
 
-    matcher = BrandMatcher.from_names(brands["name"])
+    spelled = brand_spellings(brands["name"])
+    matcher = BrandMatcher.from_names(spelled)
+    titles = products["product_title"].map(html.unescape).str.strip()  # "Knape &amp; Vogt" -> "Knape & Vogt"
     catalog = pd.DataFrame(
         {
             "product_id": products["product_uid"],
-            "title": products["product_title"].map(html.unescape).str.strip(),
-            "brand": [detect_brand(t, matcher) or "" for t in products["product_title"]],
+            "title": titles,
+            "brand": [spelled.get(" ".join(matcher.match_prefix(words(t)) or ()), "") for t in titles],
             "color": products["product_color"].str.strip(),
             "description": products["product_description"].map(html.unescape).str.strip(),
         }
@@ -46,6 +65,9 @@ def build(src: Path, out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     catalog.to_parquet(out / "homedepot-products.parquet", index=False, compression="zstd")
     rated.to_parquet(out / "homedepot-pairs.parquet", index=False, compression="zstd")
+    left = catalog[catalog["brand"] == ""]
+    print(f"{len(left)} products without a brand ({len(left) / len(catalog):.1%}); their commonest first words: "
+          + ", ".join(f"{w} ({n})" for w, n in left["title"].str.split().str[0].value_counts().head(8).items()))
     print(f"{len(catalog)} products ({(catalog['brand'] != '').mean():.1%} with a brand), {len(rated)} pairs -> {out}")
 
 

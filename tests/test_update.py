@@ -235,3 +235,11 @@ def test_kill_9_during_an_update_leaves_the_old_or_the_new_version(tmp_path, cat
         if manifest.catalog.get("version", 1) == 2:
             rollback(index)
     assert seen  # each kill left a whole version behind
+
+
+def test_a_swap_cut_between_its_renames_reads_the_old_version(index_copy):
+    """finish() renames the old version aside, then the new one in: between the two, readers find the old one."""
+    rows = len(Searcher.from_dir(index_copy))
+    os.replace(index_copy, store.previous_dir(index_copy))
+    assert not index_copy.exists()
+    assert len(Searcher.from_dir(index_copy)) == rows and store.read_manifest(index_copy).rows == rows
