@@ -4,7 +4,7 @@
 
 Copies the index (hard links), changes a seeded sample of its products (retitled: the title's words reversed and a
 word added; added: new ids with new titles; deleted), times `searchkit update` as a new process, then builds the
-updated catalog from scratch (no reuse) and compares the two on 300 real test-split queries: lexical results equal
+updated catalog from scratch (no reuse, the index's own bulk encoder) and compares the two on 300 real test-split queries: lexical results equal
 (ids and BM25 scores), dense and hybrid top-10 overlap, recall@10 of the updated index against exact search, deleted
 products never returned, new and retitled ones found by their titles. Prints a table and one JSON line.
 """
@@ -75,8 +75,10 @@ def main() -> None:
 
         after = store.read_products(store.IndexFiles(updated), report["rows"]).to_pandas()
         after.to_parquet(work / "after.parquet", index=False)
-        started = time.perf_counter()
-        build_index(work / "after.parquet", work / "rebuilt", config=IndexConfig(reuse=False))
+        started = time.perf_counter()  # embedded afresh, the way the index was (its manifest's device line)
+        bulk = "torch" if "torch" in manifest.device else "onnx-int8" if "int8" in manifest.device else "onnx"
+        build_index(work / "after.parquet", work / "rebuilt", model=manifest.model["source"],
+                    config=IndexConfig(reuse=False, bulk=bulk))
         rebuild_seconds = round(time.perf_counter() - started, 2)
 
         a, b = Searcher.from_dir(updated), Searcher.from_dir(work / "rebuilt")

@@ -123,7 +123,8 @@ def main(verbose: bool) -> None:
 
 
 def _progress_lines(on: bool) -> None:
-    """Long work says how far it got, a line at a time on stderr, where no progress bar can be drawn (make, CI, logs)."""
+    """Long work says how far it got, a line at a time on stderr (also where no progress bar can be drawn: make, CI,
+    logs)."""
     progress = logging.getLogger("searchkit.progress")
     if on and not any(isinstance(h, _EchoHandler) for h in progress.handlers):
         handler = _EchoHandler()
@@ -167,7 +168,7 @@ def build_index_cmd(catalog, model, out, device, reranker, columns, if_stale, co
     from .index import IndexConfig, build_index, default_out, indexed_catalog, staleness
 
     config = load_config(IndexConfig, config_file, device=device, progress=sys.stderr.isatty() or None)
-    _progress_lines(not sys.stderr.isatty())
+    _progress_lines(True)
     other = indexed_catalog(out or default_out(catalog))
     if other is not None and Path(other).name != Path(catalog).name:
         if out is None:
@@ -285,7 +286,7 @@ def update_cmd(index_dir, upsert, delete, columns, rollback, as_json):
         click.echo(f"{index_dir}: back to version {manifest.catalog.get('version', 1)} ({manifest.rows} products, "
                    f"built {manifest.built_at})")
         return
-    _progress_lines(not sys.stderr.isatty())
+    _progress_lines(True)
     report = update_index(index_dir, upsert=upsert, delete=delete, columns=columns)
     if as_json:
         _emit_json(report.to_dict())

@@ -44,6 +44,9 @@ def export_onnx(model_dir: str | Path, out_path: str | Path) -> bool:
         return False
     import torch
     from transformers import AutoModel
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # "Loading weights" bars would clutter a build's log
 
     class Pooled(torch.nn.Module):
         def __init__(self, model):
@@ -78,6 +81,9 @@ def export_reranker(folder: Path, graph: Path) -> None:
     """The classifier as one ONNX graph (input ids, mask, token types -> one logit per pair), int8 per channel."""
     import torch
     from transformers import AutoModelForSequenceClassification
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
 
     model = AutoModelForSequenceClassification.from_pretrained(
         str(folder), num_labels=1, attn_implementation="eager", dtype=torch.float32).eval()
