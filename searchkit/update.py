@@ -124,8 +124,8 @@ def update_index(index_dir: str | Path, upsert: str | Path | None = None, delete
 
     text = TextConfig.from_dict(manifest.text)
     bm25 = manifest.index.get("bm25") or {}
-    stems = store.read_text(files).get("stems", {})
-    normaliser = Normaliser(text, BrandMatcher.from_names(products["brand"].unique()), CachedStemmer(stems),
+    stemmer = CachedStemmer(store.read_text(files).get("stems", {}))
+    normaliser = Normaliser(text, BrandMatcher.from_names(products["brand"].unique()), stemmer,
                             keyword_text=int(bm25.get("text", 1)))
     texts = product_texts(products, normaliser)
     info = ModelInfo(name=manifest.model["name"], path=str(files.model), fingerprint=manifest.model["fingerprint"],
@@ -153,9 +153,9 @@ def update_index(index_dir: str | Path, upsert: str | Path | None = None, delete
         store.write_faiss(staged, index)
         store.write_products(staged, products)
         store.write_lexical(staged, LexicalIndex.build(keyword_texts(products, normaliser, texts),
-                                                       k1=float(bm25.get("k1")), b=float(bm25.get("b"))))
+                                                       k1=float(bm25["k1"]), b=float(bm25["b"])))
         store.write_text(staged, {"config": text.to_dict(), "brands": normaliser.brands.names(),
-                                  "stems": normaliser.stemmer.table(), "vocab": catalog_vocabulary(products)})
+                                  "stems": stemmer.table(), "vocab": catalog_vocabulary(products)})
         version = int(manifest.catalog.get("version", 1)) + 1
         changed = len(set(incoming["product_id"]) & index_ids)
         report = UpdateReport(added=len(incoming) - changed, changed=changed, reembedded=embedded,
