@@ -296,6 +296,31 @@ def update_cmd(index_dir, upsert, delete, columns, rollback, as_json):
                f"{report.rows} products ({report.seconds:.1f} s)")
 
 
+@main.group("export", cls=_Group)
+def export_group() -> None:
+    """Write an index in the form another engine loads."""
+
+
+@export_group.command("opensearch")
+@click.option("--index", "index_dir", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_INDEX,
+              show_default=True, envvar="SEARCHKIT_INDEX")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="Folder to write: index.json, pipeline.json, documents-*.ndjson.gz, export.json.")
+@click.option("--name", default=None, help="The OpenSearch index name (default: the index folder's name).")
+@click.option("--shards", type=click.IntRange(1), default=1, show_default=True)
+@click.option("--replicas", type=click.IntRange(0), default=1, show_default=True)
+@click.option("--docs-per-file", type=click.IntRange(1), default=10_000, show_default=True)
+def export_opensearch_cmd(index_dir, out, name, shards, replicas, docs_per_file):
+    """The index body (k-NN on the faiss engine, BM25 as searchkit's), a hybrid search pipeline with searchkit's
+    fusion weights, and every product with its stored vector as _bulk NDJSON files."""
+    from .opensearch_export import export_opensearch
+
+    summary = export_opensearch(index_dir, out, name=name, shards=shards, replicas=replicas,
+                                shard_docs=docs_per_file)
+    click.echo(f"wrote {summary['documents']} documents ({summary['dimension']}-d vectors) in "
+               f"{len(summary['files'])} file(s), the index body and the pipeline {summary['pipeline']} to {out}")
+
+
 @main.command("calibrate")
 @click.option("--index", "index_dir", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_INDEX,
               show_default=True)

@@ -174,9 +174,14 @@ def test_every_command_shows_at_most_twelve_options():
     import click
 
     ctx = click.Context(main)
-    for name, command in main.commands.items():
+    commands = dict(main.commands)
+    for name, group in main.commands.items():
+        if isinstance(group, click.Group):
+            commands.update({f"{name} {sub}": c for sub, c in group.commands.items()})
+    for name, command in commands.items():
         shown = [p for p in command.get_params(ctx) if isinstance(p, click.Option) and not p.hidden]
         assert len(shown) <= 12, (name, [p.name for p in shown])
+    assert "export opensearch" in commands
 
 
 def test_a_config_file_sets_what_the_options_do_not(run, tmp_path, catalog_file, tiny_model):

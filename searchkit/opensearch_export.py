@@ -1,0 +1,148 @@
+"""What an OpenSearch cluster needs to serve an index (`searchkit export opensearch`): the index body, a hybrid search
+pipeline and the documents as `_bulk` NDJSON files, each product with its stored vector.
+
+    OUT/index.json                  settings (index.knn, BM25 k1/b as searchkit's, an analyzer for titles) and
+                                    mappings: `embedding` a knn_vector of the model's dimension (HNSW on the faiss
+                                    engine, inner product: the vectors are unit length, so scores are cosines),
+                                    `keywords` searchkit's own keyword text (whitespace analyzer: stems, measures and
+                                    brand tokens exactly as searchkit writes them, queries included), `title` for
+                                    people, brand / color / other columns as keyword or numeric fields for filters
+    OUT/pipeline.json               a search pipeline whose normalization-processor combines the BM25 and k-NN clauses
+                                    of a hybrid query with searchkit's fusion weights (min-max, arithmetic mean)
+    OUT/documents-00000.ndjson.gz   `_bulk` action/document line pairs, `shard_docs` products a file
+    OUT/export.json                 what was written: name, dimension, counts, files, the query-side settings
+
+searchkit's own hybrid scales BM25 by its maximum rather than min-max; OpenSearch's processor offers min_max and l2,
+so rankings agree closely but not exactly (docs/scale.md).
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import shutil
+import uuid
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import store
+from .errors import SearchkitError
+from .index import product_texts
+from .products import plain
+from .retrieval import Fusion, stored_vectors
+from .text import BrandMatcher, CachedStemmer, Normaliser, TextConfig
+
+KEYWORD_FIELDS = ("brand", "color")
+
+
+def _field(values: Any) -> dict[str, Any]:
+    """The mapping of an extra catalog column: numbers as double, anything else as an exact keyword."""
+    import pandas as pd
+
+    if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
+        return {"type": "double"}
+    return {"type": "keyword", "ignore_above": 256}
+
+
+def index_body(manifest: store.Manifest, products: Any, shards: int, replicas: int) -> dict[str, Any]:
+    bm25 = manifest.index.get("bm25") or {}
+    params = manifest.index.get("params") or {}
+    properties: dict[str, Any] = {
+        "product_id": {"type": "keyword"},
+        "title": {"type": "text", "analyzer": "searchkit_title"},
+        "keywords": {"type": "text", "analyzer": "whitespace"},
+        "description": {"type": "text", "analyzer": "searchkit_title"},
+        "embedding": {"type": "knn_vector", "dimension": manifest.dimension,
+                      "method": {"name": "hnsw", "engine": "faiss", "space_type": "innerproduct",
+                                 "parameters": {"m": int(params.get("m", 32)),
+                                                "ef_construction": int(params.get("ef_construction", 200))}}},
+    }
+    for column in products.columns:
+        if column not in properties:
+            properties[column] = {"type": "keyword", "ignore_above": 256} if column in KEYWORD_FIELDS else _field(
+                products[column])
+    return {
+        "settings": {
+            "index": {"knn": True, "number_of_shards": shards, "number_of_replicas": replicas,
+                      "knn.algo_param.ef_search": int(params.get("ef_search", 128)),
+                      "similarity": {"default": {"type": "BM25", "k1": float(bm25.get("k1", 1.2)),
+                                                 "b": float(bm25.get("b", 0.75))}}},
+            # titles for people: words split at letter/digit boundaries and stemmed, the closest OpenSearch's
+            # analyzers come to searchkit's keyword text (which `keywords` carries exactly)
+            "analysis": {"analyzer": {"searchkit_title": {
+                "type": "custom", "tokenizer": "standard",
+                "filter": ["lowercase", "searchkit_split", "porter_stem"]}},
+                "filter": {"searchkit_split": {"type": "word_delimiter_graph", "split_on_numerics": True,
+                                               "preserve_original": False}}},
+        },
+        "mappings": {"properties": properties},
+    }
+
+
+def pipeline_body(fusion: Fusion) -> dict[str, Any]:
+    """Weights in the hybrid query's clause order: [BM25 match, k-NN]."""
+    return {"description": "searchkit hybrid: BM25 and k-NN scores min-max normalised, weighted as searchkit fuses",
+            "phase_results_processors": [{"normalization-processor": {
+                "normalization": {"technique": "min_max"},
+                "combination": {"technique": "arithmetic_mean",
+                                "parameters": {"weights": [round(1 - fusion.alpha, 6), round(fusion.alpha, 6)]}}}}]}
+
+
+def export_opensearch(index_dir: str | Path, out_dir: str | Path, name: str | None = None, shards: int = 1,
+                      replicas: int = 1, shard_docs: int = 10_000) -> dict[str, Any]:
+    """Write the index body, search pipeline and `_bulk` files for the index at `index_dir` into `out_dir` (replaced
+    atomically); returns the summary it also writes as export.json."""
+    if shard_docs < 1 or shards < 1 or replicas < 0:
+        raise SearchkitError(f"bad export settings: shards {shards}, replicas {replicas}, docs a file {shard_docs}")
+    files = store.IndexFiles(store.live_dir(Path(index_dir)))
+    manifest = store.read_manifest(files.root)
+    store.verify_files(files, manifest)
+    name = name or Path(index_dir).resolve().name
+    products = store.read_products(files, manifest.rows).to_pandas()
+    index = store.read_faiss(files)
+    vectors = np.array(stored_vectors(index), dtype=np.float32, copy=True)
+    del index
+    text = store.read_text(files)
+    normaliser = Normaliser(TextConfig.from_dict(manifest.text), BrandMatcher.from_names(text.get("brands", [])),
+                            CachedStemmer(text.get("stems", {})),
+                            keyword_text=int((manifest.index.get("bm25") or {}).get("text", 1)))
+    keywords = product_texts(products, normaliser.lexical)  # each product's BM25 text, as the index built it
+    target = Path(out_dir)
+    staged = target.parent / f".{target.name}.exporting-{uuid.uuid4().hex[:8]}"
+    staged.mkdir(parents=True)
+    try:
+        (staged / "index.json").write_text(json.dumps(index_body(manifest, products, shards, replicas), indent=2))
+        fusion = Fusion()
+        (staged / "pipeline.json").write_text(json.dumps(pipeline_body(fusion), indent=2))
+        written = []
+        columns = list(products.columns)
+        for part, first in enumerate(range(0, len(products), shard_docs)):
+            path = staged / f"documents-{part:05d}.ndjson.gz"
+            with gzip.open(path, "wt", encoding="utf-8") as out:
+                for row in range(first, min(first + shard_docs, len(products))):
+                    doc = {c: plain(products.iat[row, i]) for i, c in enumerate(columns)}
+                    doc["keywords"] = keywords[row]
+                    doc["embedding"] = vectors[row].tolist()
+                    out.write(json.dumps({"index": {"_index": name, "_id": str(doc["product_id"])}}) + "\n")
+                    out.write(json.dumps(doc, ensure_ascii=False) + "\n")
+            written.append(path.name)
+        summary = {"name": name, "index": str(index_dir), "documents": len(products), "dimension": manifest.dimension,
+                   "model": manifest.model.get("name"), "model_fingerprint": manifest.model.get("fingerprint"),
+                   "pipeline": f"{name}-hybrid", "files": written, "fusion_alpha": fusion.alpha,
+                   "keyword_text": normaliser.keyword_text, "query_side": "searchkit normalises and embeds queries "
+                   "with this index's text settings and query encoder (Searcher.embed)"}
+        (staged / "export.json").write_text(json.dumps(summary, indent=2))
+        if target.exists():
+            aside = target.parent / f".{target.name}.old-{uuid.uuid4().hex[:8]}"
+            os.replace(target, aside)
+            os.replace(staged, target)
+            shutil.rmtree(aside, ignore_errors=True)
+        else:
+            os.replace(staged, target)
+        return summary
+    except BaseException:
+        shutil.rmtree(staged, ignore_errors=True)
+        raise
