@@ -37,7 +37,7 @@ __all__ = [
 
 _HOMES = {
     "Searcher": "search",
-    "SearchResult": "search",
+    "SearchResult": "results",
     "build_index": "index",
     "update_index": "update",
     "IndexConfig": "index",
@@ -63,7 +63,8 @@ if TYPE_CHECKING:
     from .errors import CatalogError, IndexFormatError, IndexMismatchError, ModelError, QueryError, SearchkitError
     from .index import IndexConfig, build_index
     from .rerank_training import RerankTrainConfig, train_reranker
-    from .search import Searcher, SearchResult
+    from .results import SearchResult
+    from .search import Searcher
     from .text import TextConfig
     from .training import TrainConfig, train
     from .update import update_index

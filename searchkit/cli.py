@@ -321,6 +321,30 @@ def export_opensearch_cmd(index_dir, out, name, shards, replicas, docs_per_file)
                f"{len(summary['files'])} file(s), the index body and the pipeline {summary['pipeline']} to {out}")
 
 
+@main.group("push", cls=_Group)
+def push_group() -> None:
+    """Load an index into an engine that serves it past one machine."""
+
+
+@push_group.command("opensearch")
+@click.option("--url", required=True, help="The cluster, e.g. https://user:pass@search.example.com:9200.")
+@click.option("--name", default=None, help="Index name there (default: the export's name).")
+@click.option("--export", "export_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="A folder `searchkit export opensearch` wrote.")
+@click.option("--index", "index_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Or an index folder, exported on the way.")
+def push_opensearch_cmd(url, name, export_dir, index_dir):
+    """Create the index and its hybrid search pipeline on an OpenSearch cluster and load every product."""
+    from .opensearch import push_opensearch
+
+    if export_dir is None and index_dir is None:
+        index_dir = Path(DEFAULT_INDEX)
+    result = push_opensearch(url, export_dir=export_dir, index_dir=index_dir, name=name,
+                             progress=sys.stderr.isatty())
+    click.echo(f"loaded {result['documents']} documents into {result['name']} on {url} (pipeline "
+               f"{result['pipeline']})")
+
+
 @main.command("calibrate")
 @click.option("--index", "index_dir", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_INDEX,
               show_default=True)
@@ -478,7 +502,11 @@ def fit_relevance_cmd(pairs, index_dir, split, seed, reranker_dir, form, as_json
 @click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True)
 @click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True,
               help="Processes, each with its own copy of the index in memory.")
-def serve_cmd(index_dir, host, port, workers):
+@click.option("--opensearch", "opensearch_url", default=None, metavar="URL",
+              help="Serve from this OpenSearch cluster (`searchkit push opensearch`); --index then only embeds "
+                   "queries.")
+@click.option("--name", default=None, help="With --opensearch: the index name there (default: --index's name).")
+def serve_cmd(index_dir, host, port, workers, opensearch_url, name):
     """Serve the HTTP JSON API (/search, /products/ID, /health, /reload, /docs) and the search page at /."""
     import os
 
@@ -488,7 +516,11 @@ def serve_cmd(index_dir, host, port, workers):
 
     store.read_manifest(index_dir)  # fail fast, with the reason, before starting workers
     os.environ["SEARCHKIT_INDEX"] = str(index_dir)
-    click.echo(f"serving {index_dir} on http://{host}:{port}/ ({workers} worker(s))", err=True)
+    if opensearch_url:
+        os.environ["SEARCHKIT_OPENSEARCH_URL"] = opensearch_url
+        os.environ["SEARCHKIT_OPENSEARCH_NAME"] = name or Path(index_dir).resolve().name
+    click.echo(f"serving {index_dir} on http://{host}:{port}/ ({workers} worker(s))"
+               + (f" from OpenSearch {opensearch_url}" if opensearch_url else ""), err=True)
     uvicorn.run("searchkit.serve:app_from_env", factory=True, host=host, port=port, workers=workers,
                 log_level="warning")
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -30,8 +29,10 @@ from .errors import IndexFormatError, IndexMismatchError, ModelError, QueryError
 from .filters import Filters, facet_counts, filter_mask
 from .lexical import Scores
 from .loading import LoadOptions, load_parts
+from .opensearch import OpenSearchSearcher
 from .products import ProductTable, plain
 from .relevance import RelevanceModel
+from .results import DEFAULT_MODE, MODES, SearchResult, check_mode
 from .retrieval import Fusion, Ranked, Retriever
 from .spell import Correction, SpellCorrector
 from .text import Normaliser
@@ -40,37 +41,12 @@ from .understanding import MAX_QUERY_CHARS, ParsedQuery, check_query, parse, und
 __all__ = ["Searcher", "SearchResult", "Fusion", "MODES", "DEFAULT_MODE", "MAX_QUERY_CHARS", "check_query",
            "check_mode"]
 
-MODES = ("dense", "lexical", "hybrid", "rerank")
-DEFAULT_MODE = "hybrid"
 QUERY_CACHE_SIZE = 4096
 # hybrid and lexical: a lone query whose words' posting lists hold this many entries in all runs its BM25 leg
 # beside the embedding (+ vector search) instead of after it. Measured per query, 300 test queries on 1M products,
 # two runs (overlapped minus sequential, median): above 50K entries -1.5 / -1.2 ms, 20K-50K -0.8 / -0.4 ms, 5K-20K -0.2 /
 # +0.2 ms, below 5K +0.1 / +0.5 ms (the thread hand-off); at 55K products -0.1 to -0.2 ms above 5K entries
 OVERLAP_FROM = 20_000
-
-
-@dataclass(frozen=True)
-class SearchResult:
-    product_id: str
-    score: float  # what ranked it: cosine (dense), BM25 (lexical), fused (hybrid), blended (rerank)
-    rank: int  # 1 = best
-    cosine: float  # the embedding similarity of query and product, in [-1, 1] (Searcher.similarity)
-    fields: dict[str, Any] = field(default_factory=dict)
-    explain: dict[str, Any] | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        out = {"rank": self.rank, "product_id": self.product_id, "score": round(self.score, 6),
-               "cosine": round(self.cosine, 6), **self.fields}
-        if self.explain is not None:
-            out["explain"] = self.explain
-        return out
-
-
-def check_mode(mode: str) -> str:
-    if mode not in MODES:
-        raise QueryError(f"unknown mode {mode!r}: use one of {', '.join(MODES)}")
-    return mode
 
 
 class Searcher:
@@ -127,6 +103,12 @@ class Searcher:
                        parts.corrector, reranker=parts.reranker)
         searcher.search_params = parts.search_params
         return searcher
+
+    @staticmethod
+    def from_opensearch(url: str, name: str, index_dir: str | Path, client: Any = None) -> OpenSearchSearcher:
+        """Search the index `name` on the OpenSearch cluster at `url` (loaded by `searchkit push opensearch`);
+        queries are understood and embedded with the local index folder it was exported from."""
+        return OpenSearchSearcher.connect(url, name, index_dir, client=client)
 
     def __len__(self) -> int:
         return len(self.catalog)

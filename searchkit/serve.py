@@ -202,5 +202,11 @@ def create_app(index_dir: str | Path, loader=Searcher.from_dir, watch: bool = Tr
 
 
 def app_from_env() -> FastAPI:
-    """Factory for `uvicorn --factory` / multi-worker serving: the index comes from SEARCHKIT_INDEX."""
-    return create_app(os.environ.get("SEARCHKIT_INDEX", "indexes/homedepot"))
+    """Factory for `uvicorn --factory` / multi-worker serving: the index comes from SEARCHKIT_INDEX, and from the
+    OpenSearch cluster SEARCHKIT_OPENSEARCH_URL (index SEARCHKIT_OPENSEARCH_NAME) when `serve --opensearch` set it."""
+    index = os.environ.get("SEARCHKIT_INDEX", "indexes/homedepot")
+    url = os.environ.get("SEARCHKIT_OPENSEARCH_URL")
+    if url:
+        name = os.environ.get("SEARCHKIT_OPENSEARCH_NAME") or Path(index).resolve().name
+        return create_app(index, loader=lambda folder: Searcher.from_opensearch(url, name, folder))
+    return create_app(index)
