@@ -157,9 +157,13 @@ def _emit_json(data) -> None:
 @columns_option
 @click.option("--if-stale", is_flag=True, help="Do nothing when OUT already holds an intact index of this catalog "
               "built with this model.")
+@click.option("--ray", "ray_address", default=None, metavar="ADDRESS",
+              help="Encode on a Ray cluster: 'local' starts one here, else the address ray.init takes.")
+@click.option("--workers", type=click.IntRange(1), default=None, help="With --ray: embedding actors (default 2).")
 @config_option
 @click.option("--json", "as_json", is_flag=True, help="Print the manifest as JSON.")
-def build_index_cmd(catalog, model, out, device, reranker, columns, if_stale, config_file, as_json):
+def build_index_cmd(catalog, model, out, device, reranker, columns, if_stale, ray_address, workers, config_file,
+                    as_json):
     """Embed every product of CATALOG (parquet or CSV) into a FAISS index beside a BM25 index.
 
     Further settings (index_type, target_recall, batch_size, bulk, bm25_k1, bm25_b, query_tower, reranker) come from
@@ -167,7 +171,8 @@ def build_index_cmd(catalog, model, out, device, reranker, columns, if_stale, co
     from .configfile import load_config
     from .index import IndexConfig, build_index, default_out, indexed_catalog, staleness
 
-    config = load_config(IndexConfig, config_file, device=device, progress=sys.stderr.isatty() or None)
+    config = load_config(IndexConfig, config_file, device=device, progress=sys.stderr.isatty() or None,
+                         ray=ray_address, workers=workers)
     _progress_lines(True)
     other = indexed_catalog(out or default_out(catalog))
     if other is not None and Path(other).name != Path(catalog).name:

@@ -220,7 +220,7 @@ def load_encoder(model_dir: str | Path | None = None, device: str | None = None)
     return SentenceTransformerEncoder(model_dir or default_model_dir(), device=device)
 
 
-def _max_seq_length(model_dir: Path) -> int:
+def max_seq_length(model_dir: Path) -> int:
     try:
         return int(json.loads((model_dir / "sentence_bert_config.json").read_text())["max_seq_length"])
     except (OSError, ValueError, KeyError):
@@ -254,7 +254,7 @@ class OnnxEncoder:
         embedded alone and in a batch of 64); queries must embed the same however they arrive."""
         model_dir = Path(model_dir)
         self.session, self.tokenizer = onnx_session(onnx_path, model_dir / "tokenizer.json", threads)
-        self.tokenizer.enable_truncation(_max_seq_length(model_dir))
+        self.tokenizer.enable_truncation(max_seq_length(model_dir))
         self.tokenizer.no_padding()
         self.inputs = {i.name for i in self.session.get_inputs()}
         self.path = Path(onnx_path)
@@ -275,18 +275,36 @@ class OnnxEncoder:
 
     def _encode_chunk(self, texts: list[str], out: np.ndarray, batch_size: int) -> None:
         encoded = self.tokenizer.encode_batch(texts)
-        order = np.argsort([len(e.ids) for e in encoded], kind="stable")
-        for start in range(0, len(order), batch_size):
-            rows = order[start:start + batch_size]
-            width = max(len(encoded[r].ids) for r in rows)
-            ids = np.zeros((len(rows), width), dtype=np.int64)
-            mask = np.zeros((len(rows), width), dtype=np.int64)
-            types = np.zeros((len(rows), width), dtype=np.int64)
-            for i, r in enumerate(rows):
-                e = encoded[r]
-                ids[i, :len(e.ids)], mask[i, :len(e.ids)], types[i, :len(e.ids)] = e.ids, 1, e.type_ids
-            feed = {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
-            out[rows] = self.session.run(["embedding"], {k: v for k, v in feed.items() if k in self.inputs})[0]
+        for rows in length_batches(encoded, batch_size):
+            out[rows] = run_graph(self.session, self.inputs, [encoded[r] for r in rows])
+
+    def plan(self, texts: list[str], batch_size: int = 64) -> list[np.ndarray]:
+        """The row groups `encode` runs through the graph together: an int8 graph scales activations per run, so
+        another process reproduces its vectors only by running the same groups (searchkit.ray_encode)."""
+        batch_size = 1 if self.one_at_a_time else batch_size
+        plan = []
+        for first in range(0, len(texts), TOKENIZE_CHUNK):
+            encoded = self.tokenizer.encode_batch(list(texts[first:first + TOKENIZE_CHUNK]))
+            plan += [first + rows for rows in length_batches(encoded, batch_size)]
+        return plan
+
+
+def length_batches(encoded: list[Any], batch_size: int) -> list[np.ndarray]:
+    """Rows in groups of batch_size, stably sorted by token count (little padding)."""
+    order = np.argsort([len(e.ids) for e in encoded], kind="stable")
+    return [order[start:start + batch_size] for start in range(0, len(order), batch_size)]
+
+
+def run_graph(session: Any, inputs: set[str], encoded: list[Any]) -> np.ndarray:
+    """One run of an embedding graph over tokenised texts, padded to the longest: unit vectors, row per text."""
+    width = max(len(e.ids) for e in encoded)
+    ids = np.zeros((len(encoded), width), dtype=np.int64)
+    mask = np.zeros_like(ids)
+    types = np.zeros_like(ids)
+    for i, e in enumerate(encoded):
+        ids[i, :len(e.ids)], mask[i, :len(e.ids)], types[i, :len(e.ids)] = e.ids, 1, e.type_ids
+    feed = {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
+    return session.run(["embedding"], {k: v for k, v in feed.items() if k in inputs})[0]
 
 
 class StaticEncoder:
@@ -307,7 +325,7 @@ class StaticEncoder:
         if self.tokenizer.get_vocab_size() > self.table.shape[0]:
             raise ModelError(f"{table_path}: {self.table.shape[0]} rows for a vocabulary of "
                              f"{self.tokenizer.get_vocab_size()}")
-        self.tokenizer.enable_truncation(_max_seq_length(model_dir))
+        self.tokenizer.enable_truncation(max_seq_length(model_dir))
         self.tokenizer.no_padding()
         self.path = Path(table_path)
         self.info = info

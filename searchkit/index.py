@@ -36,6 +36,7 @@ from .errors import IndexFormatError, SearchkitError
 from .lexical import BM25_B, BM25_K1, LexicalIndex
 from .onnx_graphs import export_onnx, quantize_graph
 from .query_encoder import assemble, token_table, tower_info
+from .ray_encode import RayEncoder
 from .rerank import RERANKER_DIR, fingerprint, install, read_info, reranker_dir
 from .retrieval import flat_vectors
 from .text import KEYWORD_TEXT, KEYWORD_TEXTS, BrandMatcher, CachedStemmer, Normaliser, TextConfig, words
@@ -80,6 +81,8 @@ class IndexConfig:
     reranker: bool = True  # keep a cross-encoder for mode "rerank": the one given, else the model's reranker/ if any
     cache_dir: Path | None = None  # the graph cache (searchkit.graph_cache); None: ~/.cache/searchkit/graphs
     reuse: bool = True  # keep the stored vector of every product whose embedded text the index at out_dir has
+    ray: str | None = None  # encode on a Ray cluster: "local" starts one, else its address (searchkit.ray_encode)
+    workers: int = 2  # Ray actors embedding at once
 
     def __post_init__(self) -> None:
         """Refuse bad settings when the config is made, before any product is encoded."""
@@ -371,6 +374,12 @@ def build_index(
             encoder = OnnxEncoder(staged.onnx, staged.model, info) if exported else load_encoder(model_dir, device)
         progress_log.info("encoding %s products with %s", f"{len(texts):,}", encoder.info.name)
         bulk_encoder, batch, bulk = catalog_encoder(encoder, staged, config, exported)
+        if config.ray is not None:
+            if not exported:
+                raise SearchkitError("--ray embeds with the model's ONNX graph, and this model has none")
+            graph = staged.onnx_int8 if config.bulk == "onnx-int8" else staged.onnx
+            bulk_encoder = RayEncoder(config.ray, config.workers, graph, staged.model, encoder.info)
+            bulk = f"ray, {config.workers} workers ({'onnx-int8' if config.bulk == 'onnx-int8' else 'onnx'})"
         old, old_vectors = (reusable_vectors(target, info.fingerprint, info.text) if config.reuse else None) or (
             None, None)
         vectors, embedded = embed_changed(products, texts, old, old_vectors, normaliser, bulk_encoder, batch,
@@ -378,6 +387,8 @@ def build_index(
         if vectors.shape != (len(products), encoder.info.dimension):
             raise SearchkitError(f"encoder returned shape {vectors.shape} for {len(products)} products")
         model_meta = {"name": encoder.info.name, "fingerprint": encoder.info.fingerprint, "source": encoder.info.path}
+        if isinstance(bulk_encoder, RayEncoder):
+            model_meta["encoding"] = bulk_encoder.report
         if exported:
             model_meta["query_int8"] = check_int8(staged, encoder.info, texts)
             if not model_meta["query_int8"]["used_for_queries"]:
