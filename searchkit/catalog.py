@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import pandas as pd
 
+from .checksums import update_with_file
 from .errors import CatalogError
 
 PRODUCT_COLUMNS = ("product_id", "title", "brand", "color", "description")
@@ -111,8 +113,40 @@ def _find_column(path: Path, frame: pd.DataFrame, canonical: str, given: str | N
     return found[0] if found else None
 
 
+def catalog_files(path: str | Path) -> list[Path]:
+    """The files of a catalog: the file itself, or a folder's parquet shards, or a glob's matches (sorted)."""
+    path = Path(path)
+    if path.is_dir():
+        found = sorted(p for p in path.iterdir() if p.suffix.lower() in (".parquet", ".pq"))
+    elif any(c in str(path) for c in "*?[") and not path.exists():
+        found = sorted(p for p in path.parent.glob(path.name) if p.is_file())
+    else:
+        return [path]
+    if not found:
+        raise CatalogError(f"{path}: no parquet shards there")
+    return found
+
+
+def catalog_sha256(path: str | Path) -> str:
+    """sha256 of a catalog's bytes: its file, or its shards' names and contents in order."""
+    files = catalog_files(path)
+    if len(files) == 1 and files[0] == Path(path):
+        digest = hashlib.sha256()
+        update_with_file(digest, files[0])
+        return digest.hexdigest()
+    digest = hashlib.sha256()
+    for file in files:
+        digest.update(file.name.encode())
+        update_with_file(digest, file)
+    return digest.hexdigest()
+
+
 def read_table(path: str | Path) -> pd.DataFrame:
-    """A parquet or CSV file as a frame of strings (ids stay '00123', not 123), or a CatalogError saying why not."""
+    """A parquet or CSV file (or a folder or glob of parquet shards, read in name order) as a frame of strings (ids
+    stay '00123', not 123), or a CatalogError saying why not."""
+    files = catalog_files(path)
+    if len(files) > 1 or files[0] != Path(path):
+        return pd.concat([read_table(f) for f in files], ignore_index=True)
     path = Path(path)
     if not path.is_file():
         raise CatalogError(f"{path}: no such file")

@@ -146,7 +146,7 @@ def _emit_json(data) -> None:
 
 
 @main.command("build-index")
-@click.argument("catalog", type=click.Path(dir_okay=False, path_type=Path), default=DEFAULT_CATALOG)
+@click.argument("catalog", type=click.Path(path_type=Path), default=DEFAULT_CATALOG)
 @click.option("--model", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Model folder (default: the fine-tuned searchkit-homedepot model).")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
@@ -164,7 +164,8 @@ def _emit_json(data) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the manifest as JSON.")
 def build_index_cmd(catalog, model, out, device, reranker, columns, if_stale, ray_address, workers, config_file,
                     as_json):
-    """Embed every product of CATALOG (parquet or CSV) into a FAISS index beside a BM25 index.
+    """Embed every product of CATALOG (a parquet or CSV file, or a folder or glob of parquet shards) into a FAISS
+    index beside a BM25 index.
 
     Further settings (index_type, target_recall, batch_size, bulk, bm25_k1, bm25_b, query_tower, reranker) come from
     --config FILE."""
@@ -183,7 +184,7 @@ def build_index_cmd(catalog, model, out, device, reranker, columns, if_stale, ra
     out = out or default_out(catalog)
     if reranker is not None and not config.reranker:
         raise click.UsageError("give --reranker or `reranker = false` in the config, not both")
-    if if_stale and Path(catalog).is_file():
+    if if_stale and Path(catalog).exists():
         if not Path(out).exists():
             click.echo(f"building {out} from {catalog}", err=True)
         elif (reason := staleness(out, catalog, model)) is None:

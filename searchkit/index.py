@@ -16,8 +16,7 @@ import pandas as pd
 
 from . import graph_cache, store
 from .ann import AnnConfig, make_index
-from .catalog import ColumnMap, read_catalog
-from .checksums import file_sha256
+from .catalog import ColumnMap, catalog_sha256, read_catalog
 from .encoder import (
     Encoder,
     OnnxEncoder,
@@ -274,7 +273,7 @@ def staleness(out_dir: str | Path, catalog_path: str | Path, model: str | Path |
         store.verify_files(store.IndexFiles(Path(out_dir)), manifest, checksums=False)
     except IndexFormatError as exc:
         return str(exc)
-    if manifest.catalog.get("sha256") != file_sha256(catalog_path):
+    if manifest.catalog.get("sha256") != catalog_sha256(catalog_path):
         return f"{catalog_path} changed since the index was built"
     model = model or default_model_dir()
     if manifest.model.get("fingerprint") != model_fingerprint(model):
@@ -421,7 +420,7 @@ def build_index(
             model=model_meta,
             index={**index_meta, "ntotal": int(index.ntotal), "bm25": {"k1": config.bm25_k1, "b": config.bm25_b,
                                                                         "text": config.keyword_text}},
-            catalog={"path": str(catalog_path), "sha256": file_sha256(catalog_path), "columns": list(products.columns),
+            catalog={"path": str(catalog_path), "sha256": catalog_sha256(catalog_path), "columns": list(products.columns),
                      "sources": products.attrs.get("sources", {}), "embedded": embedded,
                      "reused_embeddings": len(products) - embedded},
             text=encoder.info.text.to_dict(),

@@ -64,3 +64,22 @@ def test_groups_of_every_size_come_back_in_catalog_order(ray_cluster, tmp_path, 
     a, b = Searcher.from_dir(tmp_path / "single"), Searcher.from_dir(tmp_path / "ray")
     assert single.rows == len(b)
     assert np.allclose(np.asarray(a.retriever.vectors), np.asarray(b.retriever.vectors), atol=1e-6)
+
+
+def test_a_folder_or_glob_of_parquet_shards_is_one_catalog(ray_cluster, tmp_path, catalog_frame, catalog_file,
+                                                           tiny_model):
+    shards = tmp_path / "shards"
+    shards.mkdir()
+    for i, start in enumerate(range(0, len(catalog_frame), 100)):
+        catalog_frame.iloc[start:start + 100].to_parquet(shards / f"part-{i:03d}.parquet", index=False)
+    build_index(catalog_file, tmp_path / "single", model=tiny_model)
+    folder = build_index(shards, tmp_path / "ray", model=tiny_model,
+                         config=IndexConfig(ray="local", workers=2, reuse=False))
+    globbed = build_index(shards / "part-*.parquet", tmp_path / "glob", model=tiny_model)
+    assert folder.rows == globbed.rows == len(catalog_frame) and folder.catalog["sha256"] == globbed.catalog["sha256"]
+    a, b = Searcher.from_dir(tmp_path / "single"), Searcher.from_dir(tmp_path / "ray")
+    assert a.products["product_id"].tolist() == b.products["product_id"].tolist()
+    assert [h.product_id for h in a.search("kohler toilet seat")] == [h.product_id for h in b.search(
+        "kohler toilet seat")]
+    with pytest.raises(Exception, match="no parquet shards"):
+        build_index(tmp_path / "nothing-*.parquet", tmp_path / "x", model=tiny_model)
