@@ -216,13 +216,6 @@ def catalog_encoder(encoder: Encoder, staged: store.IndexFiles, config: IndexCon
     return OnnxEncoder(graph, staged.model, encoder.info), config.batch_size, f"onnxruntime cpu ({config.bulk})"
 
 
-def encode_catalog(texts: list[str], encoder: Encoder, staged: store.IndexFiles, config: IndexConfig,
-                   exported: bool) -> tuple[np.ndarray, str]:
-    """Embed the catalog's texts; returns the vectors and a word on how (for the manifest)."""
-    bulk, batch, how = catalog_encoder(encoder, staged, config, exported)
-    return bulk.encode(texts, batch_size=batch, progress=config.progress), how
-
-
 LIBRARIES = {"faiss": "faiss-cpu", "numpy": "numpy", "pandas": "pandas", "pyarrow": "pyarrow", "torch": "torch",
              "sentence_transformers": "sentence-transformers", "transformers": "transformers", "nltk": "nltk",
              "onnxruntime": "onnxruntime"}

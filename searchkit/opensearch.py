@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from .errors import QueryError, SearchkitError
-from .filters import Filters
+from .filters import Filters, facet_counts
 from .loading import LoadOptions, load_parts
 from .results import DEFAULT_MODE, SearchResult, check_mode
 from .understanding import parse, understand
@@ -188,12 +188,11 @@ class OpenSearchSearcher:
     def search_with_facets(self, query: str, k: int = 10, mode: str = DEFAULT_MODE, filters: Filters | None = None,
                            explain: bool = False, depth: int = FACET_DEPTH,
                            columns: tuple[str, ...] = ("brand", "color")):
-        from collections import Counter
+        """The top k and facet counts over the top `depth` hits, counted as a local index counts them."""
+        import pandas as pd
 
         hits = self.search(query, k=max(k, depth), mode=mode, filters=filters, explain=explain)
-        counts = {c: sorted(Counter(str(h.fields.get(c)) for h in hits[:depth] if h.fields.get(c)).items(),
-                            key=lambda kv: (-kv[1], kv[0])) for c in columns}
-        return hits[:k], counts
+        return hits[:k], facet_counts(pd.DataFrame([h.fields for h in hits[:depth]]), columns)
 
     def product(self, product_id: str) -> dict[str, Any]:
         from opensearchpy.exceptions import NotFoundError

@@ -140,7 +140,7 @@ def update_index(index_dir: str | Path, upsert: str | Path | None = None, delete
         vectors, embedded = embed_changed(products, texts, old, old_vectors, normaliser, encoder, 64)
         (staged.root / "bulk-int8.onnx").unlink(missing_ok=True)
         meta = manifest.index
-        ann = AnnConfig(index_type=meta.get("type", "flat") if meta.get("type") != "exact (in memory)" else "flat",
+        ann = AnnConfig(index_type=meta.get("type", "flat"),
                         hnsw_m=int(meta.get("params", {}).get("m", 32)),
                         hnsw_ef_construction=int(meta.get("params", {}).get("ef_construction", 200)),
                         target_recall=float(meta.get("target_recall", 0.98)))

@@ -136,7 +136,7 @@ def test_rebuild_replaces_atomically(index_copy, tmp_path, catalog_frame, tiny_m
 
 @pytest.mark.parametrize(("device", "expected"), [("cpu", 64), ("cuda", 1024), ("cuda:0", 1024)])
 def test_catalog_batch_grows_on_a_gpu(tmp_path, device, expected):
-    from searchkit.index import GPU_BATCH, encode_catalog
+    from searchkit.index import GPU_BATCH, catalog_encoder
 
     class Recording:
         info = None
@@ -149,7 +149,8 @@ def test_catalog_batch_grows_on_a_gpu(tmp_path, device, expected):
             return np.zeros((len(texts), 4), dtype=np.float32)
 
     encoder = Recording()
-    vectors, how = encode_catalog(["a b", "c"], encoder, store.IndexFiles(tmp_path), IndexConfig(bulk="torch"), False)
+    bulk, batch, how = catalog_encoder(encoder, store.IndexFiles(tmp_path), IndexConfig(bulk="torch"), False)
+    vectors = bulk.encode(["a b", "c"], batch_size=batch)
     assert vectors.shape == (2, 4) and encoder.batches == [expected] and how == f"torch {device}"
     assert GPU_BATCH == 1024
 
