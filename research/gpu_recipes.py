@@ -11,6 +11,9 @@ packs the chosen candidate as DIR/chosen-model.tar.NN (15 MB parts: `cat chosen-
 candidates from a flat index of the shipped model built on the machine first), each measured on all validation
 queries against the shipped cross-encoder on the same candidates; the best packs as DIR/chosen-reranker.tar.NN.
 --quick: a few steps and queries on the CPU, to rehearse the whole script before spending device time.
+--distil: the distil recipe (`searchkit train --recipe distil`): a flat index of the shipped model with its
+cross-encoder built on the machine, teacher labels for every training query plus 8,000 pseudo-queries over their
+hybrid top 50 (the cross-encoder in torch on the GPU), then the DISTILS candidates, each measured like the others.
 --only NAME ...: just those candidates, e.g. the whole chain from the base model on whole words and its control on
 stems: `--skip encode --only words-mnrl-b256-e2 words-hardneg-b256-e4 stems-mnrl-b256-e2 stems-hardneg-b256-e4`.
 """
@@ -41,7 +44,8 @@ from searchkit.evaluate import (  # noqa: E402
 )
 from searchkit.index import product_texts  # noqa: E402
 from searchkit.splits import split_pairs  # noqa: E402
-from searchkit.training import RELEVANT, TrainConfig, train  # noqa: E402
+from searchkit.teacher import LabelSettings, read_labels, teacher_labels  # noqa: E402
+from searchkit.training import RELEVANT, DistilSettings, TrainConfig, train  # noqa: E402
 
 SHIPPED = Path("models/searchkit-homedepot")  # relative: run from the repo root (as recorded in model cards)
 CATALOG = Path("catalog/homedepot-products.parquet")
@@ -57,6 +61,7 @@ class Candidate:
     lr: float
     start: str = "shipped"  # "shipped", "base" (all-MiniLM-L6-v2) or the name of a candidate trained before it
     stem: bool = True  # False: the model reads whole words (`searchkit train --no-stem`)
+    distil: tuple = ()  # (setting, value) pairs of the distil recipe's DistilSettings
 
 
 # run in this order while time lasts; a candidate whose start did not finish is skipped
@@ -75,6 +80,14 @@ CANDIDATES = {
     "stems-mnrl-b256-e2": Candidate("mnrl", 2, 256, 5e-5, start="base"),
     "stems-hardneg-b256-e4": Candidate("hardneg", 4, 256, 3e-5, start="stems-mnrl-b256-e2"),
 }
+
+# --distil: the distil recipe from the shipped model; labels for all training queries + 8,000 pseudo-queries
+DISTILS = {
+    "distil-kl-b128-e2": Candidate("distil", 2, 128, 3e-5, distil=(("ways", 8), ("rows_per_query", 2))),
+    "distil-kl-b128-e1-t05": Candidate("distil", 1, 128, 3e-5, distil=(("teacher_temperature", 0.5),)),
+    "distil-mmse-b128-e2": Candidate("distil", 2, 128, 3e-5, distil=(("loss", "margin_mse"), ("rows_per_query", 8))),
+}
+DISTIL_LABELS = {"train_queries": None, "pseudo_queries": 8000, "candidates": 50}
 
 # name -> (start from, epochs, unrated negatives per query, drawn from the hybrid top, batch size, lr); the shipped
 # cross-encoder: from the embedder, 1 epoch, 4 negatives from the top 50, batch 32, lr 3e-5 (49 min on the CPU). More
@@ -237,6 +250,25 @@ def reranker_stage(args, report: dict, step, deadline: float, catalog: Path, pai
                                      "parts": pack(args.work / chosen, args.out, "chosen-reranker")}
 
 
+def distil_labels(args, step, catalog: Path, train_part) -> tuple[LabelSettings, int] | None:
+    """A flat index of the shipped model with its cross-encoder (GPU encoding), then the teacher's labels (torch on
+    the GPU) into WORK/labels; returns the label settings and how many queries were labelled."""
+    from searchkit.index import IndexConfig, build_index
+
+    index = args.work / "distil-index"
+    built = step("distil_index", lambda: {"rows": build_index(catalog, index, SHIPPED, IndexConfig(
+        index_type="flat", query_tower=False, device=args.device)).rows})
+    if not built["ok"]:
+        return None
+    quick = {"train_queries": 40, "pseudo_queries": 40, "candidates": 20} if args.quick else DISTIL_LABELS
+    settings = LabelSettings(index=index, teacher_device=args.device, **quick)
+    done = step("distil_labels", lambda: {"pairs": len(teacher_labels(
+        train_part, read_catalog(catalog), settings, args.work / "labels")), "settings": str(settings)})
+    if not done["ok"]:
+        return None
+    return settings, int(read_labels(args.work / "labels")["query"].nunique())
+
+
 def pack(model_dir: Path, out: Path, prefix: str = "chosen-model") -> list[str]:
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w") as tar:
@@ -261,6 +293,7 @@ def main() -> None:
     parser.add_argument("--skip", nargs="*", default=(), choices=("encode", "shipped"), help="steps to leave out")
     parser.add_argument("--tests", action="store_true", help="first run tests/test_cuda.py and tests/test_gpu.py")
     parser.add_argument("--rerankers", action="store_true", help="train cross-encoders (RERANKERS), not embedders")
+    parser.add_argument("--distil", action="store_true", help="the distil recipe's candidates (DISTILS)")
     parser.add_argument("--step-seconds", type=float, default=0.11,  # H200, 2026-11-27: 0.08-0.11 by recipe
                         help="first guess of seconds per training step, scaled to batch 64 (sqrt of the batch)")
     args = parser.parse_args()
@@ -325,18 +358,27 @@ def main() -> None:
         ("val", "eval_seconds"), measure(SHIPPED, catalog, config, args.device, pairs), strict=True)))
     train_part = split_pairs(pairs)["train"]
     sizes = {"main_mnrl": int((train_part["relevance"] >= RELEVANT).sum()), "graded": len(train_part)}
+    candidates = CANDIDATES
+    labels = None
+    if args.distil:
+        candidates, labels = DISTILS, distil_labels(args, step, catalog, train_part)
+        sizes["distil_queries"] = labels[1] if labels else 0
     eval_seconds = baseline.get("eval_seconds", 60.0)
     step_seconds = args.step_seconds  # a guess until the first candidate measures it
     chosen = None
-    for name, c in CANDIDATES.items():
+    for name, c in candidates.items():
         if args.only is not None and name not in args.only:
             continue
         if c.start not in ("shipped", "base") and not report["steps"].get(c.start, {}).get("ok"):
             report["steps"][name] = {"ok": False, "skipped": f"starts from {c.start}, which did not finish"}
             save()
             continue
+        if c.recipe == "distil" and labels is None:
+            report["steps"][name] = {"ok": False, "skipped": "no teacher labels"}
+            continue
         rows = sizes["graded"] if c.recipe in ("cosent", "seed") else sizes["main_mnrl"] + (
-            sizes["graded"] if c.recipe == "multitask" else 0)
+            sizes["graded"] if c.recipe == "multitask" else 0) + (
+            sizes.get("distil_queries", 0) * dict(c.distil).get("rows_per_query", 2) * 3 if c.recipe == "distil" else 0)
         steps = 2 if args.quick else int(c.epochs * rows / c.batch)
         need = steps * step_seconds * (c.batch / 64) ** 0.5 + eval_seconds + 30
         if time.perf_counter() + need > deadline:
@@ -352,6 +394,8 @@ def main() -> None:
             train(TrainConfig(pairs=pairs_path, catalog=catalog, out=out, recipe=c.recipe, base_model=base,
                               epochs=c.epochs, batch_size=min(c.batch, 32) if args.quick else c.batch, lr=c.lr,
                               device=args.device, stem=c.stem,
+                              distil=DistilSettings(labels=labels[0], label_dir=args.work / "labels",
+                                                    **dict(c.distil)) if c.recipe == "distil" else DistilSettings(),
                               max_steps=steps if args.quick else -1, eval_steps=10**6, save_steps=10**6,
                               eval_queries=20 if args.quick else 300, eval_corpus=50 if args.quick else 3000))
             train_s = time.perf_counter() - t

@@ -244,3 +244,61 @@ def apply_params(index, manifest_index: dict, target_recall: float | None = None
         set_knob(index, kind, value)
         return {name: int(value)}
     return {}
+
+
+def hnsw_edited(index, sources: np.ndarray, vectors: np.ndarray):
+    """An HNSW index (flat storage) for a changed catalog without rebuilding its graph: row r of the result holds
+    vectors[r]; rows with sources[r] >= 0 keep old node sources[r] and its links (links to dropped nodes removed),
+    the others are inserted into the graph as a build would insert them. Old nodes no row names are dropped
+    (tombstoned and compacted at once). The caller calibrates the search knob again."""
+    import faiss
+
+    sources = np.asarray(sources, dtype=np.int64)
+    kept_rows, fresh_rows = np.flatnonzero(sources >= 0), np.flatnonzero(sources < 0)
+    edited = _hnsw_relabelled(faiss.downcast_index(index), sources[kept_rows], vectors[kept_rows])
+    if len(fresh_rows):
+        edited.add(np.ascontiguousarray(vectors[fresh_rows], dtype=np.float32))
+    node_of_row = np.empty(len(sources), dtype=np.int64)
+    node_of_row[np.concatenate([kept_rows, fresh_rows])] = np.arange(len(sources))
+    return _hnsw_relabelled(edited, node_of_row, vectors)
+
+
+def _hnsw_relabelled(index, old_of_new: np.ndarray, vectors: np.ndarray):
+    """A new IndexHNSWFlat whose node j is node old_of_new[j] of `index` (vector vectors[j]), with every link
+    renumbered, links to nodes left out removed (the rest of a neighbour list moves up), and the entry point kept
+    (or the highest remaining node, when it was left out)."""
+    import faiss
+
+    hnsw = index.hnsw
+    old_count = int(index.ntotal)
+    levels = faiss.vector_to_array(hnsw.levels).astype(np.int64)  # per node: its top level + 1
+    offsets = faiss.vector_to_array(hnsw.offsets).astype(np.int64)
+    links = faiss.vector_to_array(hnsw.neighbors).astype(np.int64)
+    per_level = faiss.vector_to_array(hnsw.cum_nneighbor_per_level).astype(np.int64)
+    new_of_old = np.full(old_count, -1, dtype=np.int64)
+    new_of_old[old_of_new] = np.arange(len(old_of_new))
+    links = np.where(links >= 0, new_of_old[np.maximum(links, 0)], -1)
+    # one segment per (node, level); within each, the links still present first, in their order
+    first_segment = np.cumsum(levels) - levels
+    segment_level = np.arange(int(levels.sum())) - np.repeat(first_segment, levels)
+    segment = np.repeat(np.arange(len(segment_level)), per_level[segment_level + 1] - per_level[segment_level])
+    if len(segment) != len(links):
+        raise SearchkitError("unexpected HNSW layout: rebuild the index")
+    links = links[np.lexsort((links < 0, segment))]
+    sizes = (offsets[1:] - offsets[:-1])[old_of_new]
+    new_offsets = np.concatenate([[0], np.cumsum(sizes)])
+    gather = np.repeat(offsets[:-1][old_of_new] - new_offsets[:-1], sizes) + np.arange(int(new_offsets[-1]))
+    out = faiss.IndexHNSWFlat(index.d, int(hnsw.nb_neighbors(1)), index.metric_type)
+    if not np.array_equal(faiss.vector_to_array(out.hnsw.cum_nneighbor_per_level).astype(np.int64), per_level):
+        raise SearchkitError("unexpected HNSW layout: rebuild the index")
+    faiss.copy_array_to_vector(levels[old_of_new].astype(np.int32), out.hnsw.levels)
+    faiss.copy_array_to_vector(new_offsets.astype(np.uint64), out.hnsw.offsets)
+    faiss.copy_array_to_vector(links[gather].astype(np.int32), out.hnsw.neighbors)
+    out.storage.add(np.ascontiguousarray(vectors, dtype=np.float32))
+    out.ntotal = len(old_of_new)
+    out.hnsw.efConstruction, out.hnsw.efSearch = hnsw.efConstruction, hnsw.efSearch
+    entry = new_of_old[hnsw.entry_point] if hnsw.entry_point >= 0 else -1
+    if len(old_of_new):
+        entry = entry if entry >= 0 else int(np.argmax(levels[old_of_new]))
+        out.hnsw.entry_point, out.hnsw.max_level = int(entry), int(levels[old_of_new][entry] - 1)
+    return out

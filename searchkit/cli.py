@@ -576,7 +576,7 @@ def distill_cmd(pairs, model, catalog, columns, layers, titles_only, resume, dev
               help=f"The catalog the pairs' products come from (default: {DEFAULT_CATALOG}).")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Model folder to write (default: models/searchkit-homedepot-RECIPE).")
-@click.option("--recipe", type=click.Choice(["seed", "mnrl", "hardneg", "cosent", "multitask"]), default=None,
+@click.option("--recipe", type=click.Choice(["seed", "mnrl", "hardneg", "cosent", "multitask", "distil"]), default=None,
               help="Training recipe (default: mnrl).")
 @click.option("--base-model", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Model to start from (default: base all-MiniLM-L6-v2).")
@@ -587,8 +587,9 @@ def distill_cmd(pairs, model, catalog, columns, layers, titles_only, resume, dev
 def train_cmd(pairs, catalog, out, recipe, base_model, device, resume, config_file, form):
     """Fine-tune all-MiniLM-L6-v2 on rated query-product PAIRS (default: the bundled pairs; split by query, seeded).
 
-    Further settings (epochs, batch_size, lr, max_steps, eval_steps, save_steps, seed, stem, split) come from
-    --config FILE; `stem = false` trains a model that reads whole words."""
+    Further settings (epochs, batch_size, lr, max_steps, eval_steps, save_steps, seed, stem, split, and the distil
+    recipe's [distil] table: its teacher index, queries, loss) come from --config FILE; `stem = false` trains a model
+    that reads whole words. `--recipe distil --resume` reuses the teacher labels and the newest checkpoint."""
     from .configfile import load_config, read_settings
     from .training import TrainConfig, train
 

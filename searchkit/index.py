@@ -54,8 +54,8 @@ QUERY_TABLE_MIN_OVERLAP = 0.65
 GPU_BATCH = 1024
 # the graph cache's names (searchkit.graph_cache) for an embedder's graphs, keyed by the model's fingerprint
 ENCODER_GRAPH_NAME = "encoder.onnx"
-ENCODER_INT8_GRAPH_NAME = "encoder.int8.onnx"
-QUERY_GRAPH_NAME = "query.int8.onnx"
+ENCODER_INT8_GRAPH_NAME = "encoder.int8-rows.onnx"  # per-row activation scales (onnx_graphs.per_row_activations)
+QUERY_GRAPH_NAME = "query.int8-rows.onnx"
 
 
 @dataclass(frozen=True)
@@ -72,7 +72,8 @@ class IndexConfig:
     keyword_text: int = KEYWORD_TEXT  # the version of BM25's text (searchkit.text.KEYWORD_TEXTS)
     progress: bool = False
     onnx: bool = True  # also save the model as ONNX, for the fast query path
-    # how the catalog is embedded on a CPU: "onnx-int8" (the exported graph with per-channel dynamic int8 weights,
+    # how the catalog is embedded on a CPU: "onnx-int8" (the exported graph with per-channel int8 weights and per-row
+    # activation scales, so a product embeds the same in any batch,
     # length-sorted batches: 2.2x faster than torch here, validation NDCG@10 within 0.003 of fp32, docs/speed.md),
     # "onnx" (that graph in fp32) or "torch" (sentence-transformers); on a CUDA device always torch
     bulk: str = "onnx-int8"
@@ -158,7 +159,7 @@ def build_query_graph(staged: store.IndexFiles, info, texts: list[str], index, t
             with tempfile.TemporaryDirectory(prefix="searchkit-query-") as tmp:
                 folder = assemble(staged.model, Path(tmp) / "model", tower)
                 export_onnx(folder, Path(tmp) / "query.onnx")
-                quantize_graph(Path(tmp) / "query.onnx", target)
+                quantize_graph(Path(tmp) / "query.onnx", target, per_row=True)
 
         graph_cache.graph(cache, info.fingerprint, QUERY_GRAPH_NAME, export, path)
         fast_encoder = OnnxEncoder(path, staged.model, info, one_at_a_time=True)  # as at query time
@@ -185,8 +186,8 @@ def export_graphs(model_dir: Path, fingerprint: str, staged: store.IndexFiles, c
     if not graph_cache.graph(cache, fingerprint, ENCODER_GRAPH_NAME, lambda path: export_onnx(model_dir, path),
                              staged.onnx):
         return False
-    graph_cache.graph(cache, fingerprint, ENCODER_INT8_GRAPH_NAME, lambda path: quantize_graph(staged.onnx, path),
-                      staged.onnx_int8)
+    graph_cache.graph(cache, fingerprint, ENCODER_INT8_GRAPH_NAME,
+                      lambda path: quantize_graph(staged.onnx, path, per_row=True), staged.onnx_int8)
     return True
 
 
@@ -213,7 +214,20 @@ def catalog_encoder(encoder: Encoder, staged: store.IndexFiles, config: IndexCon
     if config.bulk == "torch" or not exported or device.startswith("cuda"):
         return encoder, catalog_batch(encoder, config.batch_size), f"torch {device}"
     graph = staged.onnx_int8 if config.bulk == "onnx-int8" else staged.onnx
-    return OnnxEncoder(graph, staged.model, encoder.info), config.batch_size, f"onnxruntime cpu ({config.bulk})"
+    how = f"{config.bulk}, {PER_ROW}" if config.bulk == "onnx-int8" else config.bulk
+    return OnnxEncoder(graph, staged.model, encoder.info), config.batch_size, f"onnxruntime cpu ({how})"
+
+
+PER_ROW = "per-row scales"  # in the manifest's device line: the int8 graph scales each token's activations alone
+
+
+def embedded_with(device_line: str) -> str:
+    """Which graph embedded an index's catalog, from its manifest's device line: torch, onnx, onnx-int8 (one
+    activation scale per batch: vectors depend on batch-mates) or onnx-int8-rows (per-row scales). Stored vectors
+    are reused only by a build that embeds the same way."""
+    if "int8" in device_line:
+        return "onnx-int8-rows" if PER_ROW in device_line else "onnx-int8"
+    return "onnx" if "onnxruntime" in device_line or "(onnx)" in device_line else "torch"
 
 
 LIBRARIES = {"faiss": "faiss-cpu", "numpy": "numpy", "pandas": "pandas", "pyarrow": "pyarrow", "torch": "torch",
@@ -285,16 +299,19 @@ def staleness(out_dir: str | Path, catalog_path: str | Path, model: str | Path |
     return None
 
 
-def reusable_vectors(target: Path, fingerprint: str, text: TextConfig) -> tuple[pd.DataFrame, np.ndarray] | None:
+def reusable_vectors(target: Path, fingerprint: str, text: TextConfig, how: str
+                     ) -> tuple[pd.DataFrame, np.ndarray] | None:
     """The products and stored vectors of the index at `target` when it was embedded by this model reading text this
-    way (so an unchanged product's vector can be kept), else None."""
+    way with the same kind of graph (`how`: embedded_with of the new build), so an unchanged product's vector can be
+    kept; else None."""
     try:
         manifest = store.read_manifest(target)
         files = store.IndexFiles(store.live_dir(target))
         store.verify_files(files, manifest, checksums=True)
     except (IndexFormatError, OSError):
         return None
-    if manifest.model.get("fingerprint") != fingerprint or TextConfig.from_dict(manifest.text) != text:
+    if manifest.model.get("fingerprint") != fingerprint or TextConfig.from_dict(manifest.text) != text \
+            or embedded_with(manifest.device) != how:
         return None
     index = store.read_faiss(files)
     vectors = flat_vectors(index)  # a view of the index's memory: copied while the index is alive
@@ -305,10 +322,11 @@ def reusable_vectors(target: Path, fingerprint: str, text: TextConfig) -> tuple[
 
 def embed_changed(products: pd.DataFrame, texts: list[str], old: pd.DataFrame | None, old_vectors: np.ndarray | None,
                   normaliser: Normaliser, encoder: Encoder, batch_size: int, progress: bool = False,
-                  ) -> tuple[np.ndarray, int]:
+                  ) -> tuple[np.ndarray, np.ndarray]:
     """Every product's vector: the stored one where the product was indexed with the same embedded text, else
-    embedded now. Returns the vectors and how many were embedded."""
+    embedded now. Returns the vectors and, per product, the stored row its vector came from (-1: embedded now)."""
     vectors = np.zeros((len(products), encoder.info.dimension), dtype=np.float32)
+    sources = np.full(len(products), -1, dtype=np.int64)
     fresh = list(range(len(products)))
     if old is not None and old_vectors is not None and len(old):
         stored = dict(zip(old["product_id"].astype(str), zip(product_texts(old, normaliser), range(len(old)),
@@ -317,12 +335,12 @@ def embed_changed(products: pd.DataFrame, texts: list[str], old: pd.DataFrame | 
         for i, (product_id, text) in enumerate(zip(products["product_id"].astype(str), texts, strict=True)):
             hit = stored.get(product_id)
             if hit is not None and hit[0] == text:
-                vectors[i] = old_vectors[hit[1]]
+                vectors[i], sources[i] = old_vectors[hit[1]], hit[1]
             else:
                 fresh.append(i)
     if fresh:
         vectors[fresh] = encoder.encode([texts[i] for i in fresh], batch_size=batch_size, progress=progress)
-    return vectors, len(fresh)
+    return vectors, sources
 
 
 def build_index(
@@ -371,11 +389,12 @@ def build_index(
                 raise SearchkitError("--ray embeds with the model's ONNX graph, and this model has none")
             graph = staged.onnx_int8 if config.bulk == "onnx-int8" else staged.onnx
             bulk_encoder = RayEncoder(config.ray, config.workers, graph, staged.model, encoder.info)
-            bulk = f"ray, {config.workers} workers ({'onnx-int8' if config.bulk == 'onnx-int8' else 'onnx'})"
-        old, old_vectors = (reusable_vectors(target, info.fingerprint, info.text) if config.reuse else None) or (
-            None, None)
-        vectors, embedded = embed_changed(products, texts, old, old_vectors, normaliser, bulk_encoder, batch,
-                                          config.progress)
+            bulk = f"ray, {config.workers} workers ({f'onnx-int8, {PER_ROW}' if config.bulk == 'onnx-int8' else 'onnx'})"
+        old, old_vectors = (reusable_vectors(target, info.fingerprint, info.text, embedded_with(bulk))
+                            if config.reuse else None) or (None, None)
+        vectors, sources = embed_changed(products, texts, old, old_vectors, normaliser, bulk_encoder, batch,
+                                         config.progress)
+        embedded = int((sources < 0).sum())
         if vectors.shape != (len(products), encoder.info.dimension):
             raise SearchkitError(f"encoder returned shape {vectors.shape} for {len(products)} products")
         model_meta = {"name": encoder.info.name, "fingerprint": encoder.info.fingerprint, "source": encoder.info.path}

@@ -1,6 +1,6 @@
 """ONNX graphs: a mean-pooled sentence-transformers model or a cross-encoder exported as one graph, and graphs
-quantised to per-channel int8 weights. The only module that writes ONNX; reading and running graphs is
-searchkit.encoder's (onnxruntime, no torch)."""
+quantised to per-channel int8 weights, optionally with per-row activation scales (see per_row_activations). The only
+module that writes ONNX; reading and running graphs is searchkit.encoder's (onnxruntime, no torch)."""
 
 from __future__ import annotations
 
@@ -13,8 +13,9 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 
-def quantize_graph(source: Path, target: Path) -> None:
-    """Write `target`: the fp32 graph `source` with per-channel dynamic int8 weights (per-tensor lost more)."""
+def quantize_graph(source: Path, target: Path, per_row: bool = False) -> None:
+    """Write `target`: the fp32 graph `source` with per-channel dynamic int8 weights (per-tensor lost more); per_row:
+    with each token's activations scaled on their own (per_row_activations), so a text embeds the same in any batch."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     logging.disable(logging.WARNING)  # onnxruntime's root-logger advice to "run pre-processing" first
@@ -22,6 +23,95 @@ def quantize_graph(source: Path, target: Path) -> None:
         quantize_dynamic(str(source), str(target), per_channel=True, weight_type=QuantType.QInt8)
     finally:
         logging.disable(logging.NOTSET)
+    if per_row:
+        import onnx
+
+        onnx.save(per_row_activations(onnx.load(str(target))), str(target))
+
+
+def per_row_activations(model):
+    """Rewrite a quantize_dynamic graph so each row (token) of a matmul's input gets its own int8 scale instead of one
+    scale over the whole input tensor. With one scale per run, a text's embedding depended on its batch-mates (the
+    loudest token of the batch set everyone's step), so a catalog change moved its unchanged neighbours' vectors on a
+    rebuild and an update could not match a rebuild; per row, a text embeds identically alone or in any batch, and
+    closer to fp32 (1,024 titles: mean cosine to fp32 0.9967 vs 0.9921; docs/updates.md).
+
+    Each DynamicQuantizeLinear(x) becomes a symmetric per-row quantisation, scale = max|row| / 127, stored as uint8
+    with the fixed zero point 128 (onnxruntime's fast u8 x s8 kernels take a scalar zero point only); each
+    MatMulInteger -> Cast -> Mul(scale) chain on it becomes MatMulIntegerToFloat (the weights' scales fused) times the
+    row scales."""
+    import numpy as np
+    from onnx import helper, numpy_helper
+
+    graph = model.graph
+    producers = {out: node for node in graph.node for out in node.output}
+    consumers: dict[str, list] = {}
+    for node in graph.node:
+        for name in node.input:
+            consumers.setdefault(name, []).append(node)
+    constants = {"rows_127": np.array(127.0, np.float32), "rows_tiny": np.array(1e-12, np.float32),
+                 "rows_one": np.array(1.0, np.float32), "rows_zero_point": np.array(128, np.uint8),
+                 "rows_flat": np.array([-1], np.int64), "rows_last": np.array([-1], np.int64),
+                 "rows_end": np.array([2 ** 62], np.int64)}
+    replaced: dict[int, list] = {}
+    dropped: set[int] = set()
+    for node in graph.node:
+        if node.op_type != "DynamicQuantizeLinear":
+            continue
+        x = node.input[0]
+        quantized, scale, _ = node.output
+        p = f"{x}_rows"
+        replaced[id(node)] = [
+            helper.make_node("ReduceMin", [x], [f"{p}_min"], axes=[-1], keepdims=1),
+            helper.make_node("ReduceMax", [x], [f"{p}_max"], axes=[-1], keepdims=1),
+            helper.make_node("Neg", [f"{p}_min"], [f"{p}_negmin"]),
+            helper.make_node("Max", [f"{p}_max", f"{p}_negmin"], [f"{p}_absmax"]),
+            helper.make_node("Div", [f"{p}_absmax", "rows_127"], [f"{p}_step"]),
+            helper.make_node("Max", [f"{p}_step", "rows_tiny"], [f"{p}_scale"]),
+            helper.make_node("Reshape", [f"{p}_scale", "rows_flat"], [f"{p}_scales"]),
+            helper.make_node("Shape", [f"{p}_scales"], [f"{p}_count"]),
+            helper.make_node("ConstantOfShape", [f"{p}_count"], [f"{p}_zero_points"],
+                             value=numpy_helper.from_array(np.array([128], np.uint8))),
+            helper.make_node("Shape", [x], [f"{p}_shape"]),
+            helper.make_node("Slice", [f"{p}_shape", "rows_last", "rows_end"], [f"{p}_width"]),
+            helper.make_node("Concat", ["rows_flat", f"{p}_width"], [f"{p}_matrix"], axis=0),
+            helper.make_node("Reshape", [x, f"{p}_matrix"], [f"{p}_x2d"]),
+            helper.make_node("QuantizeLinear", [f"{p}_x2d", f"{p}_scales", f"{p}_zero_points"], [f"{p}_q2d"],
+                             axis=0),
+            helper.make_node("Reshape", [f"{p}_q2d", f"{p}_shape"], [quantized]),
+        ]
+        for matmul in consumers[quantized]:
+            cast = _only(consumers[matmul.output[0]], "Cast")
+            mul = _only(consumers[cast.output[0]], "Mul")
+            both = next(i for i in mul.input if i != cast.output[0])
+            scales = producers[both]
+            if matmul.op_type != "MatMulInteger" or scales.op_type != "Mul" or scale not in scales.input:
+                raise ValueError(f"unexpected quantised matmul pattern at {matmul.name}")
+            weight_scale = next(i for i in scales.input if i != scale)
+            a, weights, _, weight_zero_point = matmul.input
+            out = mul.output[0]
+            replaced[id(matmul)] = [
+                helper.make_node("MatMulIntegerToFloat", [a, weights, "rows_one", weight_scale, "rows_zero_point",
+                                                          weight_zero_point], [f"{out}_unscaled"],
+                                 domain="com.microsoft"),
+                helper.make_node("Mul", [f"{out}_unscaled", f"{p}_scale"], [out]),
+            ]
+            dropped.update({id(cast), id(mul)})
+            if all(id(c) in dropped for c in consumers[both]):
+                dropped.add(id(scales))
+    nodes = [n for node in graph.node if id(node) not in dropped for n in replaced.get(id(node), [node])]
+    del graph.node[:]
+    graph.node.extend(nodes)
+    graph.initializer.extend(numpy_helper.from_array(value, name) for name, value in constants.items())
+    if not any(o.domain == "com.microsoft" for o in model.opset_import):
+        model.opset_import.append(helper.make_opsetid("com.microsoft", 1))
+    return model
+
+
+def _only(nodes: list, op_type: str):
+    if len(nodes) != 1 or nodes[0].op_type != op_type:
+        raise ValueError(f"unexpected quantised matmul pattern: {[n.op_type for n in nodes]} where one {op_type}")
+    return nodes[0]
 
 
 def _mean_pooled(model_dir: Path) -> bool:

@@ -8,6 +8,10 @@ Recipes (all text goes through searchkit.text, exactly as at index and query tim
   cosent  CoSENTLoss on the graded labels, queries with a detected brand
   hardneg mnrl plus one hard negative per pair (a rated-irrelevant product, else one BM25 ranks 10th-40th)
   multitask  hardneg and cosent together: batches drawn from both objectives in proportion to their sizes
+  distil  knowledge distillation from the index's cross-encoder (searchkit.teacher labels the training queries and
+          pseudo-queries from titles over their hybrid candidates): KL divergence between the student's and the
+          teacher's softmax over `ways` candidates per row (or Margin-MSE over pairs of them), mixed with the
+          hardneg rows of the rated pairs; settings in the [distil] table of --config FILE
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ from .index import keyword_texts, product_texts
 from .lexical import LexicalIndex
 from .metrics import RELEVANT
 from .splits import SplitConfig, split_pairs
+from .teacher import LabelSettings, teacher_labels
 from .text import BrandMatcher, CachedStemmer, Normaliser, TextConfig
 
 log = logging.getLogger(__name__)
@@ -54,6 +59,7 @@ class Recipe:
     min_relevance: float | None = None  # mnrl: positives only
     hard_negatives: bool = False  # mnrl: add one hard negative per pair (a rated-irrelevant or BM25-mined product)
     graded: bool = False  # mnrl: also a CoSENT objective on every rated pair's label (multi-task)
+    teacher: bool = False  # distil: the main objective is the cross-encoder's labels; rated pairs are mixed in
 
 
 RECIPES = {
@@ -64,7 +70,33 @@ RECIPES = {
                       min_relevance=RELEVANT, hard_negatives=True),
     "multitask": Recipe("multitask", "mnrl", epochs=1, batch_size=32, lr=2e-5, query_brand="detect",
                         min_relevance=RELEVANT, hard_negatives=True, graded=True),
+    "distil": Recipe("distil", "kl", epochs=1, batch_size=32, lr=2e-5, query_brand="detect",
+                     min_relevance=RELEVANT, hard_negatives=True, teacher=True),
 }
+DISTIL_LOSSES = ("kl", "margin_mse")
+
+
+@dataclass(frozen=True)
+class DistilSettings:
+    """The distil recipe's data and loss (the `[distil]` table of a training config file; `[distil.labels]` for
+    which queries and candidates the teacher labels)."""
+    labels: LabelSettings = field(default_factory=LabelSettings)
+    label_dir: Path | None = None  # the teacher labels' cache (default: OUT/teacher-labels)
+    loss: str = "kl"  # kl: softmax over `ways` candidates; margin_mse: (query, a, b) with the teacher's margin
+    ways: int = 8  # candidates per KL row: one of the teacher's top 3, the rest drawn from the other candidates
+    rows_per_query: int = 2
+    student_temperature: float = 0.05  # the student's cosines are divided by this
+    teacher_temperature: float = 0.25  # the teacher's logits are divided by this (Margin-MSE: the ratio scales margins);
+    # the shipped cross-encoder's logits spread about 1 within a query's candidates, a cosine spread about 0.2
+    rated_rows: int | None = None  # at most this many rated (hardneg) rows mixed in; None: all, 0: none
+
+    def __post_init__(self) -> None:
+        if self.loss not in DISTIL_LOSSES:
+            raise SearchkitError(f"distil loss {self.loss!r}: choose from {', '.join(DISTIL_LOSSES)}")
+        if self.ways < 2 or self.rows_per_query < 1 or min(self.student_temperature, self.teacher_temperature) <= 0 \
+                or (self.rated_rows or 0) < 0:
+            raise SearchkitError(f"distil settings out of range: {self}")
+
 IRRELEVANT = 1.67  # at or below: most raters said not relevant
 MINED_BAND = (10, 40)  # BM25 ranks to mine negatives from: similar wording, but past the likely-relevant top
 
@@ -92,6 +124,7 @@ class TrainConfig:
     eval_corpus: int = 3000
     fp16_weights: bool = True  # the saved model holds fp16 safetensors (half the size; loaded back as fp32)
     progress: bool = False
+    distil: DistilSettings = field(default_factory=DistilSettings)
 
     def resolved_recipe(self) -> Recipe:
         if self.recipe not in RECIPES:
@@ -164,9 +197,45 @@ def training_rows(pairs: pd.DataFrame, products: pd.DataFrame, recipe: Recipe, n
             "score": [float((r - 1.0) / 2.0) for r in pairs["relevance"]]}
 
 
-def _loss(model, recipe: Recipe, objective: str = "main"):
+def distil_rows(labels: pd.DataFrame, products: pd.DataFrame, norm: Normaliser, settings: DistilSettings,
+                seed: int) -> dict[str, list]:
+    """The distil objective's columns from teacher labels: (query, c1..cN, label = the N teacher logits) rows for
+    KL, (query, a, b, label = scaled teacher margin) for Margin-MSE; texts normalised as the index normalises."""
+    rng = random.Random(seed)
+    ids = sorted(set(labels["product_id"]))
+    by_id = products.set_index("product_id").loc[ids]
+    text = {pid: norm.product(r.title, r.brand, r.color) for pid, r in by_id.iterrows()}
+    ways = 2 if settings.loss == "margin_mse" else settings.ways
+    names = ["query"] + [f"c{i}" for i in range(1, ways + 1)]
+    rows: dict[str, list] = {name: [] for name in [*names, "label"]}
+    for query, group in labels.groupby("query", sort=True):
+        ranked = group.sort_values("teacher", ascending=False, kind="stable")
+        pids, scores = ranked["product_id"].tolist(), ranked["teacher"].tolist()
+        if len(pids) < ways:
+            continue
+        for _ in range(settings.rows_per_query):
+            top = rng.randrange(min(3, len(pids)))
+            rest = rng.sample([i for i in range(len(pids)) if i != top], ways - 1)
+            picks = [top, *rest]
+            rows["query"].append(norm.query(query))
+            for name, i in zip(names[1:], picks, strict=True):
+                rows[name].append(text[pids[i]])
+            if settings.loss == "margin_mse":
+                scale = settings.student_temperature / settings.teacher_temperature
+                rows["label"].append((scores[picks[0]] - scores[picks[1]]) * scale)
+            else:
+                rows["label"].append([scores[i] for i in picks])
+    return rows
+
+
+def _loss(model, recipe: Recipe, objective: str = "main", distil: DistilSettings | None = None):
     from sentence_transformers.sentence_transformer import losses
 
+    if objective == "main" and recipe.teacher and distil is not None:
+        if distil.loss == "margin_mse":
+            return losses.MarginMSELoss(model)
+        return losses.DistillKLDivLoss(model, student_temperature=distil.student_temperature,
+                                       teacher_temperature=distil.teacher_temperature)
     if objective == "graded":
         return losses.CoSENTLoss(model)
     if recipe.loss == "cosine":
@@ -218,6 +287,7 @@ def _write_card(out: Path, config: TrainConfig, recipe: Recipe, text: TextConfig
         "init_model": init.get("name") or base.name,  # the weights training started from
         "history": [*init.get("history", []), f"recipe {recipe.name} from {init.get('name') or base.name}"],
         "recipe": asdict(recipe),
+        **({"distil": json.loads(json.dumps(asdict(config.distil), default=str))} if recipe.teacher else {}),
         "text": text.to_dict(),
         "split": asdict(config.split),
         "data": {"pairs": str(config.pairs), "catalog": str(config.catalog), **counts,
@@ -257,7 +327,17 @@ def train(config: TrainConfig) -> Path:
     parts = split_pairs(read_pairs(config.pairs, config.pair_format), config.split)
     text = TextConfig(query_brand=recipe.query_brand, stem=config.stem)
     norm = catalog_normaliser(products, text)
-    sets = training_sets(parts["train"], products, recipe, norm, config.seed)
+    if recipe.teacher:
+        label_dir = config.distil.label_dir or config.out / "teacher-labels"
+        labels = teacher_labels(parts["train"], products, config.distil.labels, label_dir)
+        rated = training_rows(parts["train"], products, recipe, norm, config.seed)
+        keep = len(rated["anchor"]) if config.distil.rated_rows is None else config.distil.rated_rows
+        order = sorted(random.Random(config.seed).sample(range(len(rated["anchor"])), min(keep, len(rated["anchor"]))))
+        sets = {"main": distil_rows(labels, products, norm, config.distil, config.seed)}
+        if order:
+            sets["rated"] = {name: [column[i] for i in order] for name, column in rated.items()}
+    else:
+        sets = training_sets(parts["train"], products, recipe, norm, config.seed)
     if not next(iter(sets["main"].values())):
         raise CatalogError(f"{config.pairs}: no training pairs left after the split and filters")
 
@@ -278,7 +358,8 @@ def train(config: TrainConfig) -> Path:
                                 model_kwargs={"dtype": "float32"})  # fp16 shipped weights train in fp32
     datasets = {name: Dataset.from_dict(rows) for name, rows in sets.items()}
     dataset = datasets["main"] if len(datasets) == 1 else datasets
-    loss = _loss(model, recipe) if len(datasets) == 1 else {name: _loss(model, recipe, name) for name in datasets}
+    loss = (_loss(model, recipe, distil=config.distil) if len(datasets) == 1
+            else {name: _loss(model, recipe, name, config.distil) for name in datasets})
     checkpoints = config.out / "checkpoints"
     args = SentenceTransformerTrainingArguments(
         output_dir=str(checkpoints),
@@ -289,7 +370,7 @@ def train(config: TrainConfig) -> Path:
         warmup_steps=recipe.warmup_ratio,  # transformers 5: a float below 1 is a ratio of the total steps
         seed=config.seed,
         data_seed=config.seed,
-        batch_sampler=BatchSamplers.NO_DUPLICATES if recipe.loss == "mnrl" else BatchSamplers.BATCH_SAMPLER,
+        batch_sampler=BatchSamplers.NO_DUPLICATES if recipe.loss == "mnrl" or recipe.teacher else BatchSamplers.BATCH_SAMPLER,
         multi_dataset_batch_sampler=MultiDatasetBatchSamplers.PROPORTIONAL,
         eval_strategy="steps",
         eval_steps=config.eval_steps,
@@ -301,7 +382,7 @@ def train(config: TrainConfig) -> Path:
         report_to="none",
         use_cpu=device == "cpu",
         fp16=device.startswith("cuda"),
-        dataloader_drop_last=recipe.loss == "mnrl",
+        dataloader_drop_last=recipe.loss == "mnrl" or recipe.teacher,
     )
     evaluator = _evaluator(parts["val"], products, norm, config)
     trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=dataset,

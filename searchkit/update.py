@@ -22,11 +22,11 @@ import numpy as np
 import pandas as pd
 
 from . import store
-from .ann import AnnConfig, make_index
+from .ann import AnnConfig, calibrate, hnsw_edited, make_index
 from .catalog import PRODUCT_COLUMNS, ColumnMap, as_numbers, read_catalog, read_ids
 from .encoder import Encoder, ModelInfo, OnnxEncoder, load_encoder, model_fingerprint, progress_log
 from .errors import CatalogError, IndexMismatchError
-from .index import catalog_vocabulary, embed_changed, keyword_texts, product_texts, query_like
+from .index import catalog_vocabulary, embed_changed, embedded_with, keyword_texts, product_texts, query_like
 from .lexical import LexicalIndex
 from .onnx_graphs import quantize_graph
 from .retrieval import stored_vectors
@@ -86,14 +86,14 @@ def _check(index_ids: set[str], upsert: pd.DataFrame, deleted: list[str], upsert
 def bulk_encoder(files: store.IndexFiles, manifest: store.Manifest, info: ModelInfo, work: Path) -> Encoder:
     """The encoder the build embedded the catalog with (its manifest's device line), so updated products embed as
     their neighbours did; an int8 graph the build dropped from the index is quantised again from its fp32 graph."""
-    how = manifest.device
-    if "onnx-int8" in how and store.ONNX_FILE in manifest.files:
+    how = embedded_with(manifest.device)
+    if how.startswith("onnx-int8") and store.ONNX_FILE in manifest.files:
         graph = files.onnx_int8
         if not graph.is_file():
             graph = work / "bulk-int8.onnx"
-            quantize_graph(files.onnx, graph)
+            quantize_graph(files.onnx, graph, per_row=how == "onnx-int8-rows")
         return OnnxEncoder(graph, files.model, info)
-    if "onnxruntime" in how and store.ONNX_FILE in manifest.files:
+    if how == "onnx" and store.ONNX_FILE in manifest.files:
         return OnnxEncoder(files.onnx, files.model, info)
     return load_encoder(files.model)
 
@@ -135,9 +135,10 @@ def update_index(index_dir: str | Path, upsert: str | Path | None = None, delete
         encoder = bulk_encoder(files, manifest, info, staged.root)
         old_index = store.read_faiss(files)
         old_vectors = np.array(stored_vectors(old_index), dtype=np.float32, copy=True)  # copied while it is alive
-        del old_index
         progress_log.info("updating %s: %d upserted, %d deleted", target, len(incoming), len(deleted))
-        vectors, embedded = embed_changed(products, texts, old, old_vectors, normaliser, encoder, 64)
+        vectors, sources = embed_changed(products, texts, old, old_vectors, normaliser, encoder, 64)
+        embedded = int((sources < 0).sum())
+        del old_vectors
         (staged.root / "bulk-int8.onnx").unlink(missing_ok=True)
         meta = manifest.index
         ann = AnnConfig(index_type=meta.get("type", "flat"),
@@ -148,7 +149,8 @@ def update_index(index_dir: str | Path, upsert: str | Path | None = None, delete
         if ann.resolved_type(len(texts)) != "flat":
             query_encoder = OnnxEncoder(files.onnx, files.model, info) if files.onnx.is_file() else encoder
             probes = query_encoder.encode(query_like(texts, ann.calibration_queries, seed=1))
-        index, index_meta, _ = make_index(vectors, ann, probes)
+        index, index_meta = vector_index(old_index, sources, vectors, meta, ann, probes)
+        del old_index
         _carry_over(files, staged)
         store.write_faiss(staged, index)
         store.write_products(staged, products)
@@ -174,6 +176,31 @@ def update_index(index_dir: str | Path, upsert: str | Path | None = None, delete
     except BaseException:
         store.discard(staged)
         raise
+
+
+GRAPH_EDIT_SHARE = 0.2  # an HNSW graph is edited in place while the nodes dropped and inserted since it was built
+# stay at or below this share of its rows (each update calibrates efSearch again); past it the graph is rebuilt
+
+
+def vector_index(old_index, sources: np.ndarray, vectors: np.ndarray, meta: dict, ann: AnnConfig,
+                 probes: np.ndarray | None) -> tuple[object, dict]:
+    """The updated catalog's vector index and its manifest facts. An HNSW graph (flat storage) is edited: nodes of
+    deleted and re-embedded products dropped, new vectors inserted (ann.hnsw_edited; seconds where a rebuild of 1M
+    takes minutes), efSearch calibrated again to the target recall; every other index, or a graph edited past
+    GRAPH_EDIT_SHARE, is built afresh from the vectors."""
+    kept = int((sources >= 0).sum())
+    share = float(meta.get("edited_share", 0.0)) + ((len(sources) - kept) + (int(old_index.ntotal) - kept)) / max(
+        1, len(sources))
+    if meta.get("type") == "hnsw" and ann.resolved_type(len(sources)) == "hnsw" and share <= GRAPH_EDIT_SHARE:
+        index = hnsw_edited(old_index, sources, vectors)
+        tuned = calibrate(index, "hnsw", vectors, ann, probes)
+        facts = {k: v for k, v in meta.items() if k not in ("ntotal", "bm25", "calibration")}
+        facts.update({"params": {**meta.get("params", {}), "ef_search": tuned["ef_search"]},
+                      "recall@10_sample": tuned["recall@10"], "calibration": tuned["calibration"],
+                      "target_recall": tuned["target_recall"], "edited_share": round(share, 6)})
+        return index, facts
+    index, facts, _ = make_index(vectors, ann, probes)
+    return index, facts
 
 
 def _carry_over(files: store.IndexFiles, staged: store.IndexFiles) -> None:

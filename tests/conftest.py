@@ -76,6 +76,26 @@ def built_index(tmp_path_factory, catalog_file, tiny_model) -> Path:
     return out
 
 
+@pytest.fixture(scope="session")
+def reranker(tmp_path_factory, built_index, pairs_file) -> Path:
+    """A tiny cross-encoder trained a few steps on the tiny index's hybrid candidates."""
+    from searchkit.rerank import RerankerSettings
+    from searchkit.rerank_training import RerankTrainConfig, train_reranker
+
+    out = tmp_path_factory.mktemp("rerankers") / "tiny-reranker"
+    return train_reranker(RerankTrainConfig(index=built_index, pairs=pairs_file, out=out, max_steps=6, negatives=2,
+                                            eval_queries=8, lr=1e-3, settings=RerankerSettings(weight=1.0)))
+
+
+@pytest.fixture(scope="session")
+def reranked_index(tmp_path_factory, catalog_file, tiny_model, reranker) -> Path:
+    from searchkit import build_index
+
+    out = tmp_path_factory.mktemp("indexes") / "with-reranker"
+    build_index(catalog_file, out, model=tiny_model, reranker=reranker)
+    return out
+
+
 @pytest.fixture()
 def index_copy(tmp_path, built_index) -> Path:
     """A private copy of the built index, for tests that damage or rebuild it."""

@@ -10,10 +10,11 @@ from click.testing import CliRunner
 from searchkit import IndexConfig, IndexFormatError, Searcher, build_index
 from searchkit.cli import BACKENDS as CLI_BACKENDS
 from searchkit.cli import main
-from searchkit.distillation import DistillConfig, distill, distill_texts, title_spans
+from searchkit.distillation import DistillConfig, distill, distill_texts
 from searchkit.encoder import QUERY_TOWER_DIR, SentenceTransformerEncoder, model_fingerprint
 from searchkit.errors import ModelError, SearchkitError
 from searchkit.loading import BACKENDS
+from searchkit.pseudo_queries import title_spans
 from searchkit.query_encoder import assemble, piece_embeddings, token_table, tower_info
 from searchkit.splits import split_pairs
 from searchkit.text import words

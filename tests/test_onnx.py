@@ -54,6 +54,23 @@ def test_bulk_onnx_encoding_matches_torch(tmp_path, catalog_file, tiny_model, bu
     assert cosines.min() > (0.999 if bulk == "onnx" else 0.95)
 
 
+def test_int8_graph_embeds_a_text_the_same_in_any_batch(tmp_path, catalog_file, tiny_model, catalog_frame):
+    """Per-row activation scales: batch-mates (and their padding) do not move a text's vector, which is what lets an
+    update embed only the changed products and still match a rebuild."""
+    from searchkit.encoder import OnnxEncoder
+
+    build_index(catalog_file, tmp_path / "idx", model=tiny_model, config=IndexConfig(bulk="onnx-int8"))
+    searcher = Searcher.from_dir(tmp_path / "idx")
+    encoder = OnnxEncoder(tmp_path / "idx" / "encoder-int8.onnx", tmp_path / "idx" / "model", searcher.encoder.info)
+    titles = [str(t).lower() for t in catalog_frame["title"]][:40] + ["drill", "a much longer text " * 8]
+    batched = encoder.encode(titles, batch_size=16)
+    reordered = encoder.encode(titles[::-1], batch_size=7)[::-1]
+    alone = np.vstack([encoder.encode([t]) for t in titles[:8]])
+    assert np.abs(batched - reordered).max() < 1e-5 and np.abs(batched[:8] - alone).max() < 1e-5
+    fp32 = OnnxEncoder(tmp_path / "idx" / "encoder.onnx", tmp_path / "idx" / "model", searcher.encoder.info)
+    assert (batched * fp32.encode(titles)).sum(1).min() > 0.98
+
+
 def test_unknown_bulk_refused(tmp_path, catalog_file, tiny_model):
     from searchkit import SearchkitError
 
@@ -126,7 +143,7 @@ def test_graphs_are_exported_once_per_model_and_a_cached_build_imports_no_torch(
     config = IndexConfig(bulk="onnx-int8", cache_dir=cache)
     first = build_index(catalog_file, tmp_path / "a", model=tiny_model, config=config)
     cached = sorted(p.name for p in cache.rglob("*.onnx"))
-    assert cached == ["encoder.int8.onnx", "encoder.onnx"]
+    assert cached == ["encoder.int8-rows.onnx", "encoder.onnx"]
 
     def no_export(*args):
         raise AssertionError("exported again")

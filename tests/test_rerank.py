@@ -14,24 +14,10 @@ from searchkit import build_index
 from searchkit.cli import main
 from searchkit.errors import IndexFormatError, IndexMismatchError, ModelError, QueryError, SearchkitError
 from searchkit.evaluate import EvalConfig, evaluate
-from searchkit.rerank import RERANKER_DIR, RerankerSettings, blend, read_info
+from searchkit.rerank import RERANKER_DIR, blend, read_info
 from searchkit.rerank_training import RerankTrainConfig, train_reranker, training_groups
 from searchkit.search import Searcher
 from searchkit.store import IndexFiles, has_reranker, read_manifest
-
-
-@pytest.fixture(scope="module")
-def reranker(tmp_path_factory, built_index, pairs_file):
-    out = tmp_path_factory.mktemp("rerankers") / "tiny-reranker"
-    return train_reranker(RerankTrainConfig(index=built_index, pairs=pairs_file, out=out, max_steps=6, negatives=2,
-                                            eval_queries=8, lr=1e-3, settings=RerankerSettings(weight=1.0)))
-
-
-@pytest.fixture(scope="module")
-def reranked_index(tmp_path_factory, catalog_file, tiny_model, reranker):
-    out = tmp_path_factory.mktemp("indexes") / "with-reranker"
-    build_index(catalog_file, out, model=tiny_model, reranker=reranker)
-    return out
 
 
 def test_blend_weights_the_two_stages():

@@ -131,6 +131,56 @@ def test_build_index_reuses_unchanged_embeddings(tmp_path, catalog_frame, catalo
             h.product_id for h in b.search(query, mode="lexical")]
 
 
+def test_an_int8_update_matches_an_int8_rebuild(tmp_path, catalog_frame, catalog_file, tiny_model):
+    """The default CPU encoder (int8, per-row scales) embeds a product the same whatever else is in its batch, so
+    updating equals rebuilding: same vectors, same dense results. A build embedding another way reuses nothing."""
+    int8 = IndexConfig(bulk="onnx-int8")
+    build_index(catalog_file, tmp_path / "idx", model=tiny_model, config=int8)
+    upsert, delete, after, *_ = changes(catalog_frame, tmp_path)
+    update_index(tmp_path / "idx", upsert=upsert, delete=delete)
+    after.to_parquet(tmp_path / "after.parquet", index=False)
+    build_index(tmp_path / "after.parquet", tmp_path / "fresh", model=tiny_model,
+                config=IndexConfig(bulk="onnx-int8", reuse=False))
+    a, b = Searcher.from_dir(tmp_path / "idx"), Searcher.from_dir(tmp_path / "fresh")
+    assert np.abs(a.similarity("garden hose", list(after["product_id"]))
+                  - np.array(b.similarity("garden hose", list(after["product_id"])))).max() < 1e-5
+    for query in QUERIES:
+        assert [h.product_id for h in a.search(query, mode="dense")] == [
+            h.product_id for h in b.search(query, mode="dense")]
+    other = build_index(tmp_path / "after.parquet", tmp_path / "fresh", model=tiny_model,
+                        config=IndexConfig(bulk="onnx"))
+    assert other.catalog["reused_embeddings"] == 0 and other.catalog["embedded"] == len(after)
+
+
+def test_an_hnsw_graph_is_edited_in_place_then_rebuilt_past_its_share(tmp_path, catalog_frame, catalog_file,
+                                                                      tiny_model):
+    """Deleted and re-embedded products leave the graph, new vectors join it; recall is calibrated again and the
+    results match a rebuild's; once edits pass GRAPH_EDIT_SHARE of the rows the next update rebuilds the graph."""
+    from searchkit.update import GRAPH_EDIT_SHARE
+
+    hnsw = IndexConfig(index_type="hnsw", target_recall=0.95)
+    build_index(catalog_file, tmp_path / "idx", model=tiny_model, config=hnsw)
+    upsert, delete, after, retitled, new, gone = changes(catalog_frame, tmp_path)
+    update_index(tmp_path / "idx", upsert=upsert, delete=delete)
+    manifest = store.read_manifest(tmp_path / "idx")
+    assert 0 < manifest.index["edited_share"] <= GRAPH_EDIT_SHARE
+    assert manifest.index["recall@10_sample"] >= 0.95 and manifest.index["ntotal"] == len(after)
+    after.to_parquet(tmp_path / "after.parquet", index=False)
+    build_index(tmp_path / "after.parquet", tmp_path / "fresh", model=tiny_model, config=hnsw)
+    a, b = Searcher.from_dir(tmp_path / "idx"), Searcher.from_dir(tmp_path / "fresh")
+    assert np.allclose(a.retriever.vectors, b.retriever.vectors, atol=1e-5)  # row r holds product r's vector
+    overlap = np.mean([len({h.product_id for h in a.search(q, mode="dense")}
+                           & {h.product_id for h in b.search(q, mode="dense")}) / 10 for q in QUERIES])
+    assert overlap >= 0.9
+    assert not {h.product_id for q in QUERIES for h in a.search(q, k=50, mode="dense")} & set(gone)
+    for title in new["title"]:  # new vectors are reachable: found as a rebuild finds them
+        assert [h.product_id for h in a.search(title, k=10, mode="dense")] == [
+            h.product_id for h in b.search(title, k=10, mode="dense")]
+    upsert, delete, *_ = changes(after, tmp_path, retitle=30, add=0, delete=0, price=0)
+    update_index(tmp_path / "idx", upsert=upsert)
+    assert "edited_share" not in store.read_manifest(tmp_path / "idx").index  # past the share: rebuilt
+
+
 @pytest.mark.parametrize("what, fragment", [
     ("no-id", "missing required column"),
     ("duplicate", "duplicate"),
