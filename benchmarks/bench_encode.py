@@ -1,9 +1,12 @@
 """Bulk-encoding throughput, side by side in one run on the same catalog texts: plain
-`SentenceTransformer.encode` vs the index's ONNX graph (fp32) vs that graph with per-channel int8 weights.
+`SentenceTransformer.encode` vs the index's ONNX graph (fp32) vs that graph with per-channel int8 weights, with one
+activation scale per run (onnxruntime's dynamic quantisation) and with per-row scales, alone and as build-index runs it (one one-thread session per core, at most 8, on alternate
+batches).
 
     python benchmarks/bench_encode.py --index indexes/homedepot [--n 2000] [--batch-size 64]
 
-Also reports how close the int8 vectors are to the fp32 ones (cosine). Prints a table and one JSON line.
+Also reports how close the int8 vectors are to the torch ones (cosine), and whether a text embeds the same in another
+batch (the texts reversed, batch size 48). Prints a table and one JSON line.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from searchkit import Searcher
-from searchkit.encoder import OnnxEncoder, SentenceTransformerEncoder
+from searchkit.encoder import OnnxEncoder, SentenceTransformerEncoder, bulk_sessions
 
 
 def timed(encode, texts: list[str]) -> tuple[np.ndarray, float]:
@@ -37,7 +40,7 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=2000)
     parser.add_argument("--batch-size", type=int, default=64)
     args = parser.parse_args()
-    from onnxruntime.quantization import QuantType, quantize_dynamic
+    from searchkit.onnx_graphs import quantize_graph
 
     searcher = Searcher.from_dir(args.index)
     table = pq.ParquetFile(args.index / "products.parquet").read()
@@ -47,28 +50,34 @@ def main() -> None:
     texts = [searcher.normaliser.product(r["title"], r.get("brand"), r.get("color")) for r in records]
     model_dir, graph = args.index / "model", args.index / "encoder.onnx"
     torch_enc = SentenceTransformerEncoder(model_dir, device="cpu")
-    fp32 = OnnxEncoder(graph, model_dir, torch_enc.info)
+    ref, st_rate = timed(lambda t: torch_enc.encode(t, batch_size=args.batch_size), texts)
+    rates, cosines, moved = {"sentence_transformers": st_rate}, {}, {}
     with tempfile.TemporaryDirectory() as tmp:
-        quantize_dynamic(str(graph), f"{tmp}/int8.onnx", per_channel=True, weight_type=QuantType.QInt8)
-        int8 = OnnxEncoder(f"{tmp}/int8.onnx", model_dir, torch_enc.info)
-        ref, st_rate = timed(lambda t: torch_enc.encode(t, batch_size=args.batch_size), texts)
-        a, fp32_rate = timed(lambda t: fp32.encode(t, batch_size=args.batch_size), texts)
-        b, int8_rate = timed(lambda t: int8.encode(t, batch_size=args.batch_size), texts)
-    cos_fp32, cos_int8 = (ref * a).sum(1), (ref * b).sum(1)
+        runs = (("onnx_fp32", None, 1), ("onnx_int8_per_run", False, 1), ("onnx_int8_per_row", True, 1),
+                ("onnx_int8_per_row_sessions", True, bulk_sessions()))  # the last: as build-index embeds
+        for name, per_row, sessions in runs:
+            path = graph if per_row is None else Path(tmp) / f"{name}.onnx"
+            if per_row is not None:
+                quantize_graph(graph, path, per_row=per_row)
+            encoder = OnnxEncoder(path, model_dir, torch_enc.info, parallel=sessions)
+            vectors, rates[name] = timed(lambda t, e=encoder: e.encode(t, batch_size=args.batch_size), texts)
+            cosines[name] = (ref * vectors).sum(1)
+            other = encoder.encode(texts[::-1], batch_size=48)[::-1]
+            moved[name] = float((vectors * other).sum(1).min())
     report = {
         "benchmark": "encode", "index": str(args.index), "texts": len(texts), "batch_size": args.batch_size,
         "machine": f"{platform.node()} {platform.machine()}, {os.cpu_count()} cpus", "command": " ".join(sys.argv),
-        "texts_per_s": {"sentence_transformers": round(st_rate, 1), "onnx_fp32": round(fp32_rate, 1),
-                        "onnx_int8": round(int8_rate, 1)},
-        "speedup": {"onnx_fp32": round(fp32_rate / st_rate, 2), "onnx_int8": round(int8_rate / st_rate, 2)},
-        "cosine_to_torch": {"onnx_fp32_min": round(float(cos_fp32.min()), 5),
-                            "onnx_int8_mean": round(float(cos_int8.mean()), 4),
-                            "onnx_int8_min": round(float(cos_int8.min()), 4)},
+        "texts_per_s": {k: round(v, 1) for k, v in rates.items()},
+        "speedup": {k: round(v / st_rate, 2) for k, v in rates.items()},
+        "cosine_to_torch": {k: {"mean": round(float(c.mean()), 4), "min": round(float(c.min()), 4)}
+                            for k, c in cosines.items()},
+        "min_cosine_in_another_batch": {k: round(v, 6) for k, v in moved.items()},
     }
-    print(f"{'encoder':<22} {'texts/s':>8} {'speed-up':>9}")
-    print(f"{'SentenceTransformer':<22} {st_rate:8.1f} {1.0:9.2f}")
-    print(f"{'ONNX fp32':<22} {fp32_rate:8.1f} {fp32_rate / st_rate:9.2f}")
-    print(f"{'ONNX int8 per-channel':<22} {int8_rate:8.1f} {int8_rate / st_rate:9.2f}")
+    print(f"{'encoder':<26} {'texts/s':>8} {'speed-up':>9} {'cos mean':>9} {'cos min':>8} {'other batch':>12}")
+    print(f"{'SentenceTransformer':<26} {st_rate:8.1f} {1.0:9.2f}")
+    for name in cosines:
+        print(f"{name:<26} {rates[name]:8.1f} {rates[name] / st_rate:9.2f} {cosines[name].mean():9.4f} "
+              f"{cosines[name].min():8.4f} {moved[name]:12.6f}")
     print(json.dumps(report))
 
 

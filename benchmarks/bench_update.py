@@ -119,7 +119,7 @@ def main() -> None:
             ("full rebuild of the updated catalog", f"{rebuild_seconds} s" if rebuild_seconds else "-"),
             ("vector index after the update", graph),
             ("products embedded by the update", report["reembedded"]),
-            ("lexical top 10 equal to the rebuild's", lexical_equal),
+            ("lexical top 10 equal to the rebuild's", "-" if lexical_equal is None else lexical_equal),
             ("dense top-10 overlap with the rebuild", "-" if overlap["dense"] is None else f"{overlap['dense']:.3f}"),
             ("hybrid top-10 overlap with the rebuild", "-" if overlap["hybrid"] is None else f"{overlap['hybrid']:.3f}"),
             ("recall@10 against exact search after the update", f"{recall:.4f}"),

@@ -21,6 +21,7 @@ from .encoder import (
     Encoder,
     OnnxEncoder,
     StaticEncoder,
+    bulk_sessions,
     default_model_dir,
     describe_model,
     load_encoder,
@@ -126,12 +127,14 @@ def query_like(texts: list[str], sample: int, seed: int = 0) -> list[str]:
     return [" ".join(texts[i].split()[: int(rng.integers(2, 6))]) or "x" for i in picks]
 
 
-def check_int8(staged: store.IndexFiles, info, texts: list[str], sample: int = 256) -> dict:
+def check_int8(staged: store.IndexFiles, info, texts: list[str], sample: int = 256, fp32_encoder: Encoder | None = None,
+               int8_encoder: Encoder | None = None) -> dict:
     """How close int8 query embeddings are to fp32 ones on query-like texts; the int8 graph is kept for queries
-    only when the worst cosine is >= QUERY_INT8_MIN_COSINE."""
+    only when the worst cosine is >= QUERY_INT8_MIN_COSINE. The encoders of the two graphs may be passed in (the
+    build's own sessions); the int8 graph's per-row scales make batched vectors equal those embedded alone."""
     queries = query_like(texts, sample)
-    fp32 = OnnxEncoder(staged.onnx, staged.model, info).encode(queries)
-    int8 = OnnxEncoder(staged.onnx_int8, staged.model, info, one_at_a_time=True).encode(queries)  # as at query time
+    fp32 = (fp32_encoder or OnnxEncoder(staged.onnx, staged.model, info)).encode(queries)
+    int8 = (int8_encoder or OnnxEncoder(staged.onnx_int8, staged.model, info)).encode(queries)
     cosines = (fp32 * int8).sum(axis=1) if len(queries) else np.ones(1)
     used = bool(cosines.min() >= QUERY_INT8_MIN_COSINE)
     return {"file": store.ONNX_INT8_FILE, "used_for_queries": used, "texts": len(queries),
@@ -140,7 +143,7 @@ def check_int8(staged: store.IndexFiles, info, texts: list[str], sample: int = 2
 
 
 def build_query_graph(staged: store.IndexFiles, info, texts: list[str], index, tower: dict,
-                      sample: int = 256, cache: Path | None = None) -> dict:
+                      sample: int = 256, cache: Path | None = None, fp32_encoder: Encoder | None = None) -> dict:
     """Write the model's distilled query encoder into the index — query-int8.onnx (transformer layers) or
     query-tokens.npy (a token table, layers=0) — and measure it against the whole model (fp32) on query-like texts:
     cosine, and how many of the index's top 10 for the whole model's embedding it also finds. It is kept for queries
@@ -164,7 +167,7 @@ def build_query_graph(staged: store.IndexFiles, info, texts: list[str], index, t
         graph_cache.graph(cache, info.fingerprint, QUERY_GRAPH_NAME, export, path)
         fast_encoder = OnnxEncoder(path, staged.model, info, one_at_a_time=True)  # as at query time
     queries = query_like(texts, sample, seed=2)
-    full = OnnxEncoder(staged.onnx, staged.model, info).encode(queries)
+    full = (fp32_encoder or OnnxEncoder(staged.onnx, staged.model, info)).encode(queries)
     fast = fast_encoder.encode(queries)
     cosines = (full * fast).sum(axis=1) if len(queries) else np.ones(1)
     k = min(10, int(index.ntotal))
@@ -215,7 +218,8 @@ def catalog_encoder(encoder: Encoder, staged: store.IndexFiles, config: IndexCon
         return encoder, catalog_batch(encoder, config.batch_size), f"torch {device}"
     graph = staged.onnx_int8 if config.bulk == "onnx-int8" else staged.onnx
     how = f"{config.bulk}, {PER_ROW}" if config.bulk == "onnx-int8" else config.bulk
-    return OnnxEncoder(graph, staged.model, encoder.info), config.batch_size, f"onnxruntime cpu ({how})"
+    return (OnnxEncoder(graph, staged.model, encoder.info, parallel=bulk_sessions()), config.batch_size,
+            f"onnxruntime cpu ({how})")
 
 
 PER_ROW = "per-row scales"  # in the manifest's device line: the int8 graph scales each token's activations alone
@@ -401,7 +405,9 @@ def build_index(
         if isinstance(bulk_encoder, RayEncoder):
             model_meta["encoding"] = bulk_encoder.report
         if exported:
-            model_meta["query_int8"] = check_int8(staged, encoder.info, texts)
+            model_meta["query_int8"] = check_int8(
+                staged, encoder.info, texts, fp32_encoder=encoder if isinstance(encoder, OnnxEncoder) else None,
+                int8_encoder=bulk_encoder if getattr(bulk_encoder, "path", None) == staged.onnx_int8 else None)
             if not model_meta["query_int8"]["used_for_queries"]:
                 staged.onnx_int8.unlink()
         ann = config.ann()
@@ -411,8 +417,9 @@ def build_index(
         progress_log.info("building the %s index", ann.resolved_type(len(texts)))
         index, index_meta, index_device = make_index(vectors, ann, probes)
         if exported and tower:
-            model_meta["query_tower"] = build_query_graph(staged, encoder.info, texts, index, tower,
-                                                          cache=config.cache_dir)
+            model_meta["query_tower"] = build_query_graph(
+                staged, encoder.info, texts, index, tower, cache=config.cache_dir,
+                fp32_encoder=encoder if isinstance(encoder, OnnxEncoder) else None)
         if rerank_source is not None:
             progress_log.info("adding the cross-encoder %s", rerank_source)
             model_meta["reranker"] = install(rerank_source, staged, config.cache_dir)

@@ -24,7 +24,15 @@ import pandas as pd
 from . import store
 from .ann import AnnConfig, calibrate, hnsw_edited, make_index
 from .catalog import PRODUCT_COLUMNS, ColumnMap, as_numbers, read_catalog, read_ids
-from .encoder import Encoder, ModelInfo, OnnxEncoder, load_encoder, model_fingerprint, progress_log
+from .encoder import (
+    Encoder,
+    ModelInfo,
+    OnnxEncoder,
+    bulk_sessions,
+    load_encoder,
+    model_fingerprint,
+    progress_log,
+)
 from .errors import CatalogError, IndexMismatchError
 from .index import catalog_vocabulary, embed_changed, embedded_with, keyword_texts, product_texts, query_like
 from .lexical import LexicalIndex
@@ -92,9 +100,9 @@ def bulk_encoder(files: store.IndexFiles, manifest: store.Manifest, info: ModelI
         if not graph.is_file():
             graph = work / "bulk-int8.onnx"
             quantize_graph(files.onnx, graph, per_row=how == "onnx-int8-rows")
-        return OnnxEncoder(graph, files.model, info)
+        return OnnxEncoder(graph, files.model, info, parallel=bulk_sessions())
     if how == "onnx" and store.ONNX_FILE in manifest.files:
-        return OnnxEncoder(files.onnx, files.model, info)
+        return OnnxEncoder(files.onnx, files.model, info, parallel=bulk_sessions())
     return load_encoder(files.model)
 
 

@@ -67,6 +67,9 @@ def test_int8_graph_embeds_a_text_the_same_in_any_batch(tmp_path, catalog_file, 
     reordered = encoder.encode(titles[::-1], batch_size=7)[::-1]
     alone = np.vstack([encoder.encode([t]) for t in titles[:8]])
     assert np.abs(batched - reordered).max() < 1e-5 and np.abs(batched[:8] - alone).max() < 1e-5
+    parallel = OnnxEncoder(tmp_path / "idx" / "encoder-int8.onnx", tmp_path / "idx" / "model",
+                           searcher.encoder.info, parallel=3)  # one-thread sessions on alternate batches
+    assert len(parallel.sessions) == 3 and np.abs(parallel.encode(titles, batch_size=4) - batched).max() < 1e-5
     fp32 = OnnxEncoder(tmp_path / "idx" / "encoder.onnx", tmp_path / "idx" / "model", searcher.encoder.info)
     assert (batched * fp32.encode(titles)).sum(1).min() > 0.98
 
