@@ -1,9 +1,10 @@
 """Keep an index up with a changing catalog: upsert and delete products without a full rebuild (`searchkit update`).
 
 Only products whose embedded text changed, and new ones, are embedded (with the graph the build embedded the catalog
-with); every other product keeps its stored vector. The vector index is rebuilt from those vectors and calibrated
-again (HNSW cannot delete: a graph rebuilt from stored vectors keeps the calibrated recall, where tombstones would let
-it decay), and BM25 is rebuilt from every product's keyword text, so its statistics are those of a full rebuild. The
+with); every other product keeps its stored vector. An HNSW graph is edited in place (the changed and deleted
+products' nodes dropped, new vectors inserted, efSearch calibrated again: vector_index) until the edits since it was
+built pass GRAPH_EDIT_SHARE of its rows, then rebuilt from the stored vectors, as other index types always are. BM25 is
+rebuilt from every product's keyword text, so its statistics are those of a full rebuild. The
 new version is written beside the old and swapped in like a build (searchkit.store.finish); the replaced version is
 kept for `searchkit update --rollback`. build_index reuses stored vectors the same way (index.reusable_vectors).
 """

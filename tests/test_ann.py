@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from searchkit import IndexConfig, Searcher, SearchkitError, build_index
-from searchkit.ann import AnnConfig, apply_params, exact_top, knob_for_recall, make_index, recall_at_k
+from searchkit.ann import AnnConfig, apply_params, exact_top, hnsw_edited, knob_for_recall, make_index, recall_at_k
 from searchkit.errors import QueryError
 
 
@@ -180,3 +180,38 @@ def test_recalibrate_on_queries_sets_the_cheapest_knob_and_keeps_the_index(tmp_p
     assert json.loads((out / "manifest.json").read_text())["index"]["target_recall"] == 1.0
     result = CliRunner().invoke(main, ["calibrate", "--index", str(out), "--pairs", str(pairs_file), "--split", "all"])
     assert result.exit_code == 0 and "ef_search" in result.output, result.output
+
+
+def test_an_edited_hnsw_graph_drops_replaces_and_inserts_nodes_and_keeps_recall():
+    """2% of nodes dropped, 2% re-embedded, 2% new: row r holds vectors[r], nothing dropped is ever found, and recall
+    at a fixed efSearch matches a graph built from scratch over the same vectors."""
+    import faiss
+
+    rng = np.random.default_rng(0)
+    n, d = 3000, 32
+    old = rng.normal(size=(n, d)).astype(np.float32)
+    old /= np.linalg.norm(old, axis=1, keepdims=True)
+    index = faiss.IndexHNSWFlat(d, 16, faiss.METRIC_INNER_PRODUCT)
+    index.add(old)
+    order = rng.permutation(n)
+    dropped, changed = set(order[:60].tolist()), set(order[60:120].tolist())
+    kept = [i for i in range(n) if i not in dropped]
+    sources = np.array([-1 if i in changed else i for i in kept] + [-1] * 60, dtype=np.int64)
+    vectors = np.vstack([old[kept], rng.normal(size=(60, d))]).astype(np.float32)
+    vectors[[j for j, i in enumerate(kept) if i in changed]] = rng.normal(size=(60, d))
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    edited = hnsw_edited(index, sources, vectors)
+    assert edited.ntotal == len(vectors)
+    assert np.allclose(np.vstack([edited.reconstruct(i) for i in range(edited.ntotal)]), vectors)
+    fresh = faiss.IndexHNSWFlat(d, 16, faiss.METRIC_INNER_PRODUCT)
+    fresh.add(vectors)
+    queries = rng.normal(size=(200, d)).astype(np.float32)
+    queries /= np.linalg.norm(queries, axis=1, keepdims=True)
+    truth = exact_top(vectors, queries, 10)
+    edited.hnsw.efSearch = fresh.hnsw.efSearch = 64
+    found = edited.search(queries, 10)[1]
+    assert recall_at_k(found, truth) >= recall_at_k(fresh.search(queries, 10)[1], truth) - 0.02
+    assert recall_at_k(found, truth) > 0.9 and found.max() < len(vectors) and found.min() >= 0
+    changed_rows = [j for j, i in enumerate(kept) if i in changed] + list(range(len(kept), len(vectors)))
+    hits = edited.search(vectors[changed_rows], 1)[1][:, 0]  # every re-embedded and new node is reachable
+    assert (hits == np.array(changed_rows)).mean() > 0.95
