@@ -1,6 +1,6 @@
 """Bulk-encoding throughput, side by side in one run on the same catalog texts: plain
 `SentenceTransformer.encode` vs the index's ONNX graph (fp32) vs that graph with per-channel int8 weights, with one
-activation scale per run (onnxruntime's dynamic quantisation) and with per-row scales, alone and as build-index runs it (one one-thread session per core, at most 8, on alternate
+activation scale per run (onnxruntime's dynamic quantisation) and with per-row scales, alone and as build-index runs it (one one-thread graph runner per core, at most 8, on alternate
 batches).
 
     python benchmarks/bench_encode.py --index indexes/homedepot [--n 2000] [--batch-size 64]
@@ -24,7 +24,7 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from searchkit import Searcher
-from searchkit.encoder import OnnxEncoder, SentenceTransformerEncoder, bulk_sessions
+from searchkit.encoder import OnnxEncoder, SentenceTransformerEncoder, bulk_parallelism
 
 
 def timed(encode, texts: list[str]) -> tuple[np.ndarray, float]:
@@ -54,12 +54,12 @@ def main() -> None:
     rates, cosines, moved = {"sentence_transformers": st_rate}, {}, {}
     with tempfile.TemporaryDirectory() as tmp:
         runs = (("onnx_fp32", None, 1), ("onnx_int8_per_run", False, 1), ("onnx_int8_per_row", True, 1),
-                ("onnx_int8_per_row_sessions", True, bulk_sessions()))  # the last: as build-index embeds
-        for name, per_row, sessions in runs:
+                ("onnx_int8_per_row_parallel", True, bulk_parallelism()))  # the last: as build-index embeds
+        for name, per_row, runners in runs:
             path = graph if per_row is None else Path(tmp) / f"{name}.onnx"
             if per_row is not None:
                 quantize_graph(graph, path, per_row=per_row)
-            encoder = OnnxEncoder(path, model_dir, torch_enc.info, parallel=sessions)
+            encoder = OnnxEncoder(path, model_dir, torch_enc.info, parallel=runners)
             vectors, rates[name] = timed(lambda t, e=encoder: e.encode(t, batch_size=args.batch_size), texts)
             cosines[name] = (ref * vectors).sum(1)
             other = encoder.encode(texts[::-1], batch_size=48)[::-1]

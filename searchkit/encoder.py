@@ -227,8 +227,8 @@ def max_seq_length(model_dir: Path) -> int:
         return 256
 
 
-def bulk_sessions() -> int:
-    """One-thread sessions a catalog is embedded with: one per core, at most 8 (each holds a copy of the graph)."""
+def bulk_parallelism() -> int:
+    """One-thread graph runners a catalog is embedded with: one per core, at most 8 (each holds a copy of the graph)."""
     import os
 
     return max(1, min(os.cpu_count() or 1, 8))

@@ -21,7 +21,7 @@ from .encoder import (
     Encoder,
     OnnxEncoder,
     StaticEncoder,
-    bulk_sessions,
+    bulk_parallelism,
     default_model_dir,
     describe_model,
     load_encoder,
@@ -218,7 +218,7 @@ def catalog_encoder(encoder: Encoder, staged: store.IndexFiles, config: IndexCon
         return encoder, catalog_batch(encoder, config.batch_size), f"torch {device}"
     graph = staged.onnx_int8 if config.bulk == "onnx-int8" else staged.onnx
     how = f"{config.bulk}, {PER_ROW}" if config.bulk == "onnx-int8" else config.bulk
-    return (OnnxEncoder(graph, staged.model, encoder.info, parallel=bulk_sessions()), config.batch_size,
+    return (OnnxEncoder(graph, staged.model, encoder.info, parallel=bulk_parallelism()), config.batch_size,
             f"onnxruntime cpu ({how})")
 
 

@@ -29,7 +29,7 @@ from .encoder import (
     Encoder,
     ModelInfo,
     OnnxEncoder,
-    bulk_sessions,
+    bulk_parallelism,
     load_encoder,
     model_fingerprint,
     progress_log,
@@ -101,9 +101,9 @@ def bulk_encoder(files: store.IndexFiles, manifest: store.Manifest, info: ModelI
         if not graph.is_file():
             graph = work / "bulk-int8.onnx"
             quantize_graph(files.onnx, graph, per_row=how == "onnx-int8-rows")
-        return OnnxEncoder(graph, files.model, info, parallel=bulk_sessions())
+        return OnnxEncoder(graph, files.model, info, parallel=bulk_parallelism())
     if how == "onnx" and store.ONNX_FILE in manifest.files:
-        return OnnxEncoder(files.onnx, files.model, info, parallel=bulk_sessions())
+        return OnnxEncoder(files.onnx, files.model, info, parallel=bulk_parallelism())
     return load_encoder(files.model)
 
 
