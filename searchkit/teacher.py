@@ -81,6 +81,8 @@ def teacher_labels(rated: pd.DataFrame, products: pd.DataFrame, settings: LabelS
     plan_file = folder / PLAN_FILE
     if plan_file.is_file():
         old = json.loads(plan_file.read_text())
+        defaults = asdict(LabelSettings())  # a setting added since the folder was made counts at its default
+        old["settings"] = {**{k: v for k, v in defaults.items() if k in plan["settings"]}, **old.get("settings", {})}
         if old != plan:
             differ = sorted(k for k in plan if old.get(k) != plan[k])
             raise SearchkitError(f"{folder}: teacher labels made with other {', '.join(differ)}; delete the folder "

@@ -58,7 +58,11 @@ def test_labels_cover_every_query_and_resume_where_they_stopped(tmp_path, rerank
     with pytest.raises(SearchkitError, match="teacher labels made with other queries, settings"):
         teacher_labels(rated, products, LabelSettings(index=reranked_index, train_queries=6, pseudo_queries=6,
                                                       candidates=8, chunk=4), tmp_path / "labels")
-    assert json.loads((tmp_path / "labels" / PLAN_FILE).read_text())["settings"]["pseudo_queries"] == 5
+    plan = json.loads((tmp_path / "labels" / PLAN_FILE).read_text())
+    assert plan["settings"]["pseudo_queries"] == 5
+    del plan["settings"]["teacher_device"]  # a folder labelled before that setting existed: read at its default
+    (tmp_path / "labels" / PLAN_FILE).write_text(json.dumps(plan))
+    assert len(teacher_labels(rated, products, settings, tmp_path / "labels")) == len(labels)
 
 
 def test_labels_need_an_index_with_a_cross_encoder(tmp_path, built_index, catalog_file, pairs_file):
