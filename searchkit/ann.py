@@ -115,6 +115,16 @@ def set_knob(index, kind: str, value: int) -> None:
         faiss.extract_index_ivf(index).nprobe = int(value)
 
 
+def tuned_facts(meta: dict, tuned: dict) -> dict:
+    """An index's manifest facts updated with a calibrate() result: the search knob it chose (when it chose one),
+    the sampled recall@10, and the target and curve it calibrated on (when it calibrated)."""
+    knobs = {k: v for k, v in tuned.items() if k in ("ef_search", "nprobe")}
+    facts = {**meta, "params": {**meta.get("params", {}), **knobs}, "recall@10_sample": tuned["recall@10"]}
+    if "calibration" in tuned:
+        facts.update(calibration=tuned["calibration"], target_recall=tuned["target_recall"])
+    return facts
+
+
 def calibrate(index, kind: str, vectors: np.ndarray, config: AnnConfig, queries: np.ndarray | None = None,
               k: int = 10) -> dict:
     """Pick the cheapest knob value whose recall@k (against exact search) reaches the target. Measured with the
@@ -189,13 +199,9 @@ def make_index(vectors: np.ndarray, config: AnnConfig, queries: np.ndarray | Non
         _train_add(index, vectors, params.get("lists", 0), config.seed)
     if kind == "ivf-sq8":
         faiss.extract_index_ivf(index).make_direct_map()  # reconstruct(row): cosines of fused candidates
-    tuned = calibrate(index, kind, vectors, config, queries)
     meta = {"type": kind, "factory": factory, "faiss_class": type(faiss.downcast_index(index)).__name__,
-            "params": {**params, **{k: v for k, v in tuned.items() if k in ("ef_search", "nprobe")}},
-            "recall@10_sample": tuned["recall@10"], **({"calibration": tuned["calibration"],
-                                                        "target_recall": tuned["target_recall"]}
-                                                       if "calibration" in tuned else {})}
-    return index, meta, where
+            "params": params}
+    return index, tuned_facts(meta, calibrate(index, kind, vectors, config, queries)), where
 
 
 TRAIN_PER_LIST = 64  # k-means points per IVF cell (faiss wants >= 39)

@@ -6,7 +6,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from . import store
-from .ann import AnnConfig, calibrate, knob_name
+from .ann import AnnConfig, calibrate, tuned_facts
 from .errors import SearchkitError
 from .retrieval import stored_vectors
 from .search import Searcher
@@ -32,10 +32,7 @@ def recalibrate(index_dir: str | Path, queries: list[str], target_recall: float 
     probes = searcher.embed_queries(texts)
     tuned = calibrate(searcher.index, kind, stored_vectors(searcher.index),
                       AnnConfig(index_type=kind, target_recall=target_recall), probes)
-    knob = knob_name(kind)
-    index_meta = {**meta, "params": {**meta.get("params", {}), knob: tuned[knob]},
-                  "recall@10_sample": tuned["recall@10"], "target_recall": tuned["target_recall"],
-                  "calibration": {**tuned["calibration"], "source": source}}
+    index_meta = {**tuned_facts(meta, tuned), "calibration": {**tuned["calibration"], "source": source}}
     manifest = replace(searcher.manifest, index=index_meta)
     store.rewrite_manifest(store.IndexFiles(Path(index_dir)), manifest)
     return manifest

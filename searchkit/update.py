@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from . import store
-from .ann import AnnConfig, calibrate, hnsw_edited, make_index
+from .ann import AnnConfig, calibrate, hnsw_edited, make_index, tuned_facts
 from .catalog import PRODUCT_COLUMNS, ColumnMap, as_numbers, read_catalog, read_ids
 from .encoder import (
     Encoder,
@@ -202,12 +202,9 @@ def vector_index(old_index, sources: np.ndarray, vectors: np.ndarray, meta: dict
         1, len(sources))
     if meta.get("type") == "hnsw" and ann.resolved_type(len(sources)) == "hnsw" and share <= GRAPH_EDIT_SHARE:
         index = hnsw_edited(old_index, sources, vectors)
-        tuned = calibrate(index, "hnsw", vectors, ann, probes)
-        facts = {k: v for k, v in meta.items() if k not in ("ntotal", "bm25", "calibration")}
-        facts.update({"params": {**meta.get("params", {}), "ef_search": tuned["ef_search"]},
-                      "recall@10_sample": tuned["recall@10"], "calibration": tuned["calibration"],
-                      "target_recall": tuned["target_recall"], "edited_share": round(share, 6)})
-        return index, facts
+        facts = tuned_facts({k: v for k, v in meta.items() if k not in ("ntotal", "bm25")},
+                            calibrate(index, "hnsw", vectors, ann, probes))
+        return index, {**facts, "edited_share": round(share, 6)}
     index, facts, _ = make_index(vectors, ann, probes)
     return index, facts
 
