@@ -236,8 +236,18 @@ def bulk_parallelism() -> int:
 
 def onnx_session(graph: str | Path, tokenizer: str | Path, threads: int | None = None) -> tuple[Any, Any]:
     """An onnxruntime CPU session of `graph` (threads: intra-op threads, None: all cores) and its tokenizer."""
-    import onnxruntime as ort
     from tokenizers import Tokenizer
+
+    session = graph_session(graph, threads)
+    try:
+        return session, Tokenizer.from_file(str(tokenizer))
+    except Exception as exc:
+        raise ModelError(f"{graph}: cannot load ({type(exc).__name__}: {exc})") from exc
+
+
+def graph_session(graph: str | Path, threads: int | None = None) -> Any:
+    """An onnxruntime CPU session of `graph` (threads: intra-op threads, None: all cores)."""
+    import onnxruntime as ort
 
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads or 0
@@ -245,8 +255,7 @@ def onnx_session(graph: str | Path, tokenizer: str | Path, threads: int | None =
     # no spin-waiting after a run: idle ORT threads would steal the cores faiss searches with next
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     try:
-        return (ort.InferenceSession(str(graph), options, providers=["CPUExecutionProvider"]),
-                Tokenizer.from_file(str(tokenizer)))
+        return ort.InferenceSession(str(graph), options, providers=["CPUExecutionProvider"])
     except Exception as exc:
         raise ModelError(f"{graph}: cannot load ({type(exc).__name__}: {exc})") from exc
 
@@ -265,8 +274,7 @@ class OnnxEncoder:
         model_dir = Path(model_dir)
         self.session, self.tokenizer = onnx_session(onnx_path, model_dir / "tokenizer.json",
                                                     1 if parallel > 1 else threads)
-        self.sessions = [self.session] + [onnx_session(onnx_path, model_dir / "tokenizer.json", 1)[0]
-                                          for _ in range(parallel - 1)]
+        self.sessions = [self.session] + [graph_session(onnx_path, 1) for _ in range(parallel - 1)]
         self.tokenizer.enable_truncation(max_seq_length(model_dir))
         self.tokenizer.no_padding()
         self.inputs = {i.name for i in self.session.get_inputs()}

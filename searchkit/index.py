@@ -217,12 +217,16 @@ def catalog_encoder(encoder: Encoder, staged: store.IndexFiles, config: IndexCon
     if config.bulk == "torch" or not exported or device.startswith("cuda"):
         return encoder, catalog_batch(encoder, config.batch_size), f"torch {device}"
     graph = staged.onnx_int8 if config.bulk == "onnx-int8" else staged.onnx
-    how = f"{config.bulk}, {PER_ROW}" if config.bulk == "onnx-int8" else config.bulk
     return (OnnxEncoder(graph, staged.model, encoder.info, parallel=bulk_parallelism()), config.batch_size,
-            f"onnxruntime cpu ({how})")
+            f"onnxruntime cpu ({graph_label(config.bulk)})")
 
 
 PER_ROW = "per-row scales"  # in the manifest's device line: the int8 graph scales each token's activations alone
+
+
+def graph_label(bulk: str) -> str:
+    """How the manifest's device line names the ONNX graph a catalog was embedded with (read by embedded_with)."""
+    return f"onnx-int8, {PER_ROW}" if bulk == "onnx-int8" else "onnx"
 
 
 def embedded_with(device_line: str) -> str:
@@ -393,7 +397,7 @@ def build_index(
                 raise SearchkitError("--ray embeds with the model's ONNX graph, and this model has none")
             graph = staged.onnx_int8 if config.bulk == "onnx-int8" else staged.onnx
             bulk_encoder = RayEncoder(config.ray, config.workers, graph, staged.model, encoder.info)
-            bulk = f"ray, {config.workers} workers ({f'onnx-int8, {PER_ROW}' if config.bulk == 'onnx-int8' else 'onnx'})"
+            bulk = f"ray, {config.workers} workers ({graph_label(config.bulk)})"
         old, old_vectors = (reusable_vectors(target, info.fingerprint, info.text, embedded_with(bulk))
                             if config.reuse else None) or (None, None)
         vectors, sources = embed_changed(products, texts, old, old_vectors, normaliser, bulk_encoder, batch,

@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -88,7 +89,7 @@ def teacher_labels(rated: pd.DataFrame, products: pd.DataFrame, settings: LabelS
             raise SearchkitError(f"{folder}: teacher labels made with other {', '.join(differ)}; delete the folder "
                                  "or label into another one")
     else:
-        _write_atomic(plan_file, json.dumps(plan, indent=1).encode())
+        _write_atomic(plan_file, lambda tmp: tmp.write_text(json.dumps(plan, indent=1)))
     known = set(products["product_id"])
     by_query = rated.groupby("query")["product_id"].apply(list).to_dict()
     chunks = [queries[i:i + settings.chunk] for i in range(0, len(queries), settings.chunk)]
@@ -106,9 +107,7 @@ def teacher_labels(rated: pd.DataFrame, products: pd.DataFrame, settings: LabelS
             rated_ids = set(by_query.get(query, []))
             rows.extend((query, p, float(s), p in rated_ids) for p, s in zip(ids, scores, strict=True))
         frame = pd.DataFrame(rows, columns=["query", "product_id", "teacher", "rated"])
-        tmp = path.with_name(path.name + ".tmp")
-        frame.to_parquet(tmp, index=False)
-        os.replace(tmp, path)
+        _write_atomic(path, lambda tmp, frame=frame: frame.to_parquet(tmp, index=False))
         pairs += len(rows)
         progress.info("teacher labels: chunk %d/%d, %.0f pairs/s", number + 1, len(chunks),
                       pairs / (time.perf_counter() - started))
@@ -158,7 +157,8 @@ def read_labels(folder: Path) -> pd.DataFrame:
     return pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
+def _write_atomic(path: Path, write: Callable[[Path], object]) -> None:
+    """`write(tmp)` beside `path`, then renamed into place: a reader sees the old file or the whole new one."""
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
+    write(tmp)
     os.replace(tmp, path)

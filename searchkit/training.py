@@ -175,6 +175,12 @@ def training_sets(pairs: pd.DataFrame, products: pd.DataFrame, recipe: Recipe, n
     return sets
 
 
+def texts_of(products: pd.DataFrame, ids, norm: Normaliser) -> dict[str, str]:
+    """The model input text of each listed product (title, brand, colour through the normaliser), by id."""
+    return {pid: norm.product(r.title, r.brand, r.color)
+            for pid, r in products.set_index("product_id").loc[list(ids)].iterrows()}
+
+
 def training_rows(pairs: pd.DataFrame, products: pd.DataFrame, recipe: Recipe, norm: Normaliser,
                   seed: int = 42) -> dict[str, list]:
     """The columns the recipe's loss reads, texts already normalised."""
@@ -182,8 +188,7 @@ def training_rows(pairs: pd.DataFrame, products: pd.DataFrame, recipe: Recipe, n
     unknown = sorted(set(pairs["product_id"]) - set(by_id.index))
     if unknown:
         raise CatalogError(f"pairs name {len(unknown)} product ids missing from the catalog, e.g. {unknown[:3]}")
-    product_text = {pid: norm.product(r.title, r.brand, r.color)
-                    for pid, r in by_id.loc[sorted(set(pairs["product_id"]))].iterrows()}
+    product_text = texts_of(products, sorted(set(pairs["product_id"])), norm)
     if recipe.min_relevance is not None:
         positives = pairs[pairs["relevance"] >= recipe.min_relevance]
         rows = {"anchor": [norm.query(q) for q in positives["query"]],
@@ -202,9 +207,7 @@ def distil_rows(labels: pd.DataFrame, products: pd.DataFrame, norm: Normaliser, 
     """The distil objective's columns from teacher labels: (query, c1..cN, label = the N teacher logits) rows for
     KL, (query, a, b, label = scaled teacher margin) for Margin-MSE; texts normalised as the index normalises."""
     rng = random.Random(seed)
-    ids = sorted(set(labels["product_id"]))
-    by_id = products.set_index("product_id").loc[ids]
-    text = {pid: norm.product(r.title, r.brand, r.color) for pid, r in by_id.iterrows()}
+    text = texts_of(products, sorted(set(labels["product_id"])), norm)
     ways = 2 if settings.loss == "margin_mse" else settings.ways
     names = ["query"] + [f"c{i}" for i in range(1, ways + 1)]
     rows: dict[str, list] = {name: [] for name in [*names, "label"]}
@@ -260,8 +263,7 @@ def _evaluator(val: pd.DataFrame, products: pd.DataFrame, norm: Normaliser, conf
     rated = set(val["product_id"])
     others = sorted(set(products["product_id"]) - rated)
     corpus_ids = sorted(rated) + rng.sample(others, min(config.eval_corpus, len(others)))
-    by_id = products.set_index("product_id").loc[corpus_ids]
-    corpus = {pid: norm.product(r.title, r.brand, r.color) for pid, r in by_id.iterrows()}
+    corpus = texts_of(products, corpus_ids, norm)
     relevant = val[val["relevance"] >= RELEVANT].groupby("query")["product_id"].apply(set).to_dict()
     qids = {f"q{i}": q for i, q in enumerate(queries) if q in relevant}
     ir = InformationRetrievalEvaluator(
