@@ -15,6 +15,8 @@ from .version import __version__
 __all__ = [
     "Searcher",
     "SearchResult",
+    "SearchResults",
+    "MatchRule",
     "build_index",
     "update_index",
     "IndexConfig",
@@ -38,6 +40,8 @@ __all__ = [
 _HOMES = {
     "Searcher": "search",
     "SearchResult": "results",
+    "SearchResults": "results",
+    "MatchRule": "match",
     "build_index": "index",
     "update_index": "update",
     "IndexConfig": "index",
@@ -62,8 +66,9 @@ if TYPE_CHECKING:
     from .distillation import DistillConfig, distill
     from .errors import CatalogError, IndexFormatError, IndexMismatchError, ModelError, QueryError, SearchkitError
     from .index import IndexConfig, build_index
+    from .match import MatchRule
     from .rerank_training import RerankTrainConfig, train_reranker
-    from .results import SearchResult
+    from .results import SearchResult, SearchResults
     from .search import Searcher
     from .text import TextConfig
     from .training import TrainConfig, train

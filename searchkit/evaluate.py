@@ -19,8 +19,10 @@ from .ann import ExactIndex
 from .catalog import ColumnMap, PairFormat, read_catalog, read_pairs
 from .encoder import Encoder, load_encoder, repo_root
 from .errors import CatalogError, SearchkitError
-from .index import catalog_batch, catalog_vocabulary, keyword_texts, library_versions, normalise_catalog
+from .index import catalog_batch, keyword_texts, library_versions, normalise_catalog, text_record
+from .intent import ProductTypes
 from .lexical import BM25_B, BM25_K1, LexicalIndex
+from .loading import model_words
 from .metrics import (
     RELEVANT,
     judged_at_k,
@@ -224,7 +226,7 @@ def in_memory_searcher(catalog_path: str | Path, model: str | Path | None = None
     started = time.perf_counter()
     products = read_catalog(catalog_path, columns)
     encoder = encoder or load_encoder(model, device=device)
-    normaliser, _, texts = normalise_catalog(products, encoder.info.text, keyword_text)
+    normaliser, stemmer, texts = normalise_catalog(products, encoder.info.text, keyword_text)
     vectors = encoder.encode(texts, batch_size=catalog_batch(encoder, batch_size))
     manifest = store.Manifest(
         format_version=store.FORMAT_VERSION, searchkit_version="in-memory",
@@ -236,6 +238,8 @@ def in_memory_searcher(catalog_path: str | Path, model: str | Path | None = None
         text=encoder.info.text.to_dict(), libraries=library_versions(),
         device=f"encode: torch {getattr(encoder, 'device', 'cpu')}",
         build_seconds=round(time.perf_counter() - started, 2))
+    record = text_record(products, normaliser, stemmer)
     return Searcher(ExactIndex(vectors), products, encoder, manifest, normaliser,
                     LexicalIndex.build(keyword_texts(products, normaliser, texts)),
-                    SpellCorrector(catalog_vocabulary(products)))
+                    SpellCorrector(record["vocab"], dictionary=lambda: model_words(Path(encoder.info.path)),
+                                   stem=normaliser.stemmer), types=ProductTypes(record["types"]))

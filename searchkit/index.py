@@ -33,6 +33,7 @@ from .encoder import (
     read_model_info,
 )
 from .errors import IndexFormatError, SearchkitError
+from .intent import catalog_types
 from .lexical import BM25_B, BM25_K1, LexicalIndex
 from .onnx_graphs import export_onnx, quantize_graph
 from .query_encoder import assemble, token_table, tower_info
@@ -118,6 +119,15 @@ def catalog_vocabulary(products: pd.DataFrame) -> dict[str, int]:
     for row in zip(products["title"], products["brand"], products["color"], strict=True):
         counts.update({w for field in row for w in words(field)})
     return dict(sorted(counts.items()))
+
+
+def text_record(products: pd.DataFrame, normaliser: Normaliser, stemmer: CachedStemmer) -> dict:
+    """What text.json holds, for a build and an update alike: the text settings, the catalog's brands, the stems of
+    its words, its vocabulary (spelling) and every product's type (searchkit.intent)."""
+    categories = products["category"] if "category" in products.columns else None
+    types = catalog_types(products["title"], products["brand"], stemmer, categories)
+    return {"config": normaliser.config.to_dict(), "brands": normaliser.brands.names(), "stems": stemmer.table(),
+            "vocab": catalog_vocabulary(products), "types": types}
 
 
 def query_like(texts: list[str], sample: int, seed: int = 0) -> list[str]:
@@ -382,7 +392,6 @@ def build_index(
     if config.query_tower:
         tower = tower_info(model_dir)
     normaliser, stemmer, texts = normalise_catalog(products, info.text, config.keyword_text)
-    brands = normaliser.brands
 
     staged = store.staging_dir(target)
     try:
@@ -431,8 +440,7 @@ def build_index(
         store.write_products(staged, products)
         store.write_lexical(staged, LexicalIndex.build(keyword_texts(products, normaliser, texts),
                                                        k1=config.bm25_k1, b=config.bm25_b))
-        store.write_text(staged, {"config": encoder.info.text.to_dict(), "brands": brands.names(),
-                                  "stems": stemmer.table(), "vocab": catalog_vocabulary(products)})
+        store.write_text(staged, text_record(products, normaliser, stemmer))
         manifest = store.Manifest(
             format_version=store.FORMAT_VERSION,
             searchkit_version=__version__,

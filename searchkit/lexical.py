@@ -144,6 +144,40 @@ class LexicalIndex:
         """How many (word, product) entries the query's known words have: the work of scoring it in full."""
         return int(sum(self.indptr[c + 1] - self.indptr[c] for c in self._columns(query_text)))
 
+    def together(self, terms: list[str]) -> int:
+        """How many products hold every one of these words (0 when the catalog lacks one of them)."""
+        columns = [self.vocab.get(t) for t in dict.fromkeys(terms)]
+        if not columns or any(c is None for c in columns):
+            return 0
+        lists = sorted((np.asarray(self.indices[self.indptr[c]:self.indptr[c + 1]]) for c in columns), key=len)
+        rows = lists[0]
+        for other in lists[1:]:
+            rows = np.intersect1d(rows, other, assume_unique=True)
+            if not len(rows):
+                break
+        return int(len(rows))
+
+    def coverage(self, query_text: str, rows: np.ndarray) -> np.ndarray:
+        """The share of the query's words (brand_ and color_ tokens aside) that each of these rows contains; a word
+        the catalog never uses counts as missing everywhere."""
+        terms = [t for t in dict.fromkeys(query_text.split()) if not t.startswith(("brand_", "color_"))]
+        rows = np.asarray(rows, dtype=np.int64)
+        if not terms or not len(rows):
+            return np.zeros(len(rows), dtype=np.float32)
+        found = np.zeros(len(rows), dtype=np.float32)
+        for term in terms:
+            column = self.vocab.get(term)
+            if column is None:
+                continue
+            start, end = self.indptr[column], self.indptr[column + 1]
+            ids = np.asarray(self.indices[start:end])
+            if self._bound(column) is not None:  # ascending: binary search
+                at = np.minimum(np.searchsorted(ids, rows), max(len(ids) - 1, 0))
+                found += ids[at] == rows if len(ids) else 0
+            else:
+                found += np.isin(rows, ids)
+        return found / len(terms)
+
     def scores(self, query_text: str) -> np.ndarray:
         """BM25 score of every product for a normalised query (zeros when no query word is in the catalog)."""
         out = np.zeros(self.rows, dtype=np.float32)

@@ -12,6 +12,7 @@ from . import store
 from .ann import apply_params
 from .encoder import Encoder, ModelInfo, OnnxEncoder, StaticEncoder, load_encoder, model_fingerprint
 from .errors import IndexFormatError, IndexMismatchError, QueryError, SearchkitError
+from .intent import ProductTypes
 from .rerank import Grader, Reranker, read_info
 from .spell import SpellCorrector
 from .text import KEYWORD_TEXTS, BrandMatcher, CachedStemmer, Normaliser, TextConfig
@@ -46,6 +47,7 @@ class Parts:
     corrector: SpellCorrector
     reranker: Any  # None, or a callable making the Reranker on first use
     search_params: dict[str, int]
+    types: ProductTypes  # every product's type (an index built before types were saved: none)
 
 
 def pick_backend(backend: str, files: store.IndexFiles, manifest: store.Manifest) -> str:
@@ -98,6 +100,18 @@ def _reranker_factory(files: store.IndexFiles, manifest: store.Manifest, normali
     return reranker
 
 
+def model_words(model: Path) -> list[str]:
+    """The whole words of the embedder's vocabulary (a WordPiece vocabulary holds about 22,000 common words of the
+    language it was trained on): words a shopper may mean although the catalog never uses them."""
+    import json
+
+    try:
+        vocab = json.loads((model / "tokenizer.json").read_text())["model"]["vocab"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return []
+    return [w for w in vocab if w.isalpha() and w.isascii() and len(w) > 1]
+
+
 def load_parts(path: str | Path, options: LoadOptions = LoadOptions()) -> Parts:
     """Read and check an index folder. `options.model`, when given, must be the model the index was built with."""
     files = store.IndexFiles(store.live_dir(Path(path)))
@@ -139,5 +153,8 @@ def load_parts(path: str | Path, options: LoadOptions = LoadOptions()) -> Parts:
                                f"{KEYWORD_TEXTS}; rebuild the index with this searchkit")
     normaliser = Normaliser(config, BrandMatcher.from_names(text.get("brands", [])),
                             CachedStemmer(text.get("stems", {})), keyword_text=keyword_text)
-    return Parts(index, products, encoder, manifest, normaliser, lexical, SpellCorrector(text.get("vocab", {})),
-                 _reranker_factory(files, manifest, normaliser, options.encode_threads), knob)
+    corrector = SpellCorrector(text.get("vocab", {}), dictionary=lambda: model_words(files.model),
+                               stem=normaliser.stemmer)
+    return Parts(index, products, encoder, manifest, normaliser, lexical, corrector,
+                 _reranker_factory(files, manifest, normaliser, options.encode_threads), knob,
+                 ProductTypes(text.get("types") or {}))

@@ -28,6 +28,33 @@ class SearchResult:
         return out
 
 
+class SearchResults(list):
+    """A search's results (a list of SearchResult, best first) and what the search made of the query:
+    `no_match` (nothing in the catalog is a close match: the results, if any, are only related products),
+    `searched_as` (the words searched, after spelling fixes), `corrections` ([typed, searched] pairs) and
+    `did_you_mean` (a query to offer for words searched as typed that the catalog does not use, or None)."""
+
+    def __init__(self, hits=(), *, no_match: bool = False, searched_as: str = "",
+                 corrections: list[list[str]] | None = None, did_you_mean: str | None = None):
+        super().__init__(hits)
+        self.no_match = no_match
+        self.searched_as = searched_as
+        self.corrections = list(corrections or [])
+        self.did_you_mean = did_you_mean
+
+    def __getitem__(self, item):  # a slice stays SearchResults, with the same account of the query
+        got = super().__getitem__(item)
+        if isinstance(item, slice):
+            return SearchResults(got, no_match=self.no_match, searched_as=self.searched_as,
+                                 corrections=self.corrections, did_you_mean=self.did_you_mean)
+        return got
+
+    def summary(self) -> dict[str, Any]:
+        """What --json and /search say about the query beside the results."""
+        return {"no_match": self.no_match, "searched_as": self.searched_as, "corrections": self.corrections,
+                "did_you_mean": self.did_you_mean}
+
+
 def check_mode(mode: str) -> str:
     if mode not in MODES:
         raise QueryError(f"unknown mode {mode!r}: use one of {', '.join(MODES)}")

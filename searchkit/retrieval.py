@@ -13,9 +13,11 @@ import numpy as np
 
 from .ann import ExactIndex
 from .errors import QueryError
+from .intent import NO_TYPE, ProductTypes, QueryType
 from .lexical import Scores
 
 RRF_K = 60  # reciprocal rank fusion constant (Cormack et al. 2009)
+TYPE_SHARE = 4  # the type list holds a quarter of a leg's depth (Retriever.typed_rows)
 
 Ranked = list[tuple[int, dict[str, float]]]  # rows in final order with their signals
 
@@ -26,14 +28,21 @@ class Fusion:
 
     weighted: alpha * min-max-scaled cosine + (1 - alpha) * BM25 / max BM25 over the candidates
     rrf:      reciprocal rank fusion, sum of 1 / (60 + rank)
+    Either way, when the query asks for a product type (searchkit.intent), a candidate of that type gains
+    `type_weight`, and every candidate gains `cover_weight` times the share of the query's words it contains (so
+    "cordless leaf blower" puts cordless blowers above corded ones). Both weights were chosen on the validation
+    split (docs/intent.md); 0 turns either off.
     """
 
     method: str = "weighted"
-    alpha: float = 0.4  # chosen on the validation split (docs/quality.md): 0.4026 vs 0.3988 at 0.5, 0.4016 at 0.3
+    alpha: float = 0.4  # chosen on the validation split (docs/quality.md)
     depth: int = 100
+    type_weight: float = 0.15
+    cover_weight: float = 0.2
 
     def __post_init__(self) -> None:
-        if self.method not in ("weighted", "rrf") or not 0.0 <= self.alpha <= 1.0 or self.depth < 1:
+        if self.method not in ("weighted", "rrf") or not 0.0 <= self.alpha <= 1.0 or self.depth < 1 or (
+                self.type_weight < 0 or self.cover_weight < 0):
             raise QueryError(f"bad fusion settings {self}")
 
 
@@ -67,10 +76,11 @@ def stored_vectors(index: Any) -> np.ndarray:
 class Retriever:
     """Dense and BM25 candidates of one index, and their fusion."""
 
-    def __init__(self, index: Any, lexical: Any, fusion: Fusion):
+    def __init__(self, index: Any, lexical: Any, fusion: Fusion, types: ProductTypes | None = None):
         self.index = index
         self.lexical = lexical
         self.fusion = fusion
+        self.types = types
         self.vectors = flat_vectors(index)
 
     def cosines(self, vector: np.ndarray, rows: np.ndarray) -> np.ndarray:
@@ -94,9 +104,11 @@ class Retriever:
         return out
 
     def rank(self, bm25: Scores | None, vector: np.ndarray, dense: tuple[np.ndarray, np.ndarray], k: int, mode: str,
-             mask: np.ndarray | None, lex: tuple[np.ndarray, np.ndarray] | None = None) -> Ranked:
+             mask: np.ndarray | None, lex: tuple[np.ndarray, np.ndarray] | None = None, keywords: str = "",
+             intent: QueryType = NO_TYPE) -> Ranked:
         """Rows in final order with their signals (bm25: the query's BM25 scores, see LexicalIndex; lex: its top
-        max(k, fusion depth) when already found)."""
+        max(k, fusion depth) when already found; keywords and intent: the query's keyword text and the product type
+        it asks for, read by hybrid's fusion)."""
         dense_rows, dense_scores = dense
         if mode == "dense":
             return [(int(r), {"score": float(s), "dense": float(s)})
@@ -110,15 +122,44 @@ class Retriever:
             rows = np.fromiter(fused, dtype=np.int64, count=len(fused))
             scores = np.fromiter(fused.values(), dtype=np.float64, count=len(fused))
         else:
-            rows, scores = self.weighted(vector, bm25, dense_rows, lex_rows)
+            rows, scores = self.weighted(vector, bm25, dense_rows, lex_rows, self.typed_rows(vector, intent, mask))
+        scores = scores + self.intent_bonus(rows, keywords, intent)
         order = np.lexsort((rows, -scores))[:k]  # best fused score first, ties by row
         return [(int(r), {"score": float(f), "fusion": float(f), "lexical": float(b)})
                 for r, f, b in zip(rows[order], scores[order], bm25.of(rows[order]), strict=True)]
 
-    def weighted(self, vector: np.ndarray, bm25_all: Scores, dense_rows: np.ndarray,
-                 lex_rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The union of both candidate lists and each one's weighted fused score."""
-        candidates = np.unique(np.concatenate([dense_rows, lex_rows]).astype(np.int64))
+    def typed_rows(self, vector: np.ndarray, intent: QueryType, mask: np.ndarray | None) -> np.ndarray:
+        """The third candidate list of a query asking for a product type: the products of that type nearest the query
+        (as many as a leg's depth / TYPE_SHARE), so that grills compete for "bbq grill" even when both legs' top 100
+        are covers and brushes."""
+        if not (self.fusion.type_weight and self.types is not None and intent.typed and intent.strength > 0):
+            return np.zeros(0, dtype=np.int64)
+        rows = self.types.rows_of(intent)
+        if rows is None or not len(rows):
+            return np.zeros(0, dtype=np.int64)
+        if mask is not None:
+            rows = rows[mask[rows]]
+        depth = max(1, self.fusion.depth // TYPE_SHARE)
+        if len(rows) <= depth:
+            return rows
+        cosines = self.cosines(vector, rows)
+        return rows[np.argpartition(-cosines, depth - 1)[:depth]]
+
+    def intent_bonus(self, rows: np.ndarray, keywords: str, intent: QueryType) -> np.ndarray:
+        """What hybrid adds to each candidate's fused score for being the type asked for and holding the query's
+        words (Fusion.type_weight, Fusion.cover_weight)."""
+        bonus = np.zeros(len(rows), dtype=np.float64)
+        if self.fusion.type_weight and self.types is not None and intent.typed and len(self.types):
+            bonus += self.fusion.type_weight * self.types.match(rows, intent)
+        if self.fusion.cover_weight and keywords and self.lexical is not None:
+            bonus += self.fusion.cover_weight * self.lexical.coverage(keywords, rows)
+        return bonus
+
+    def weighted(self, vector: np.ndarray, bm25_all: Scores, dense_rows: np.ndarray, lex_rows: np.ndarray,
+                 typed_rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """The union of the candidate lists and each one's weighted fused score."""
+        lists = [dense_rows, lex_rows] + ([typed_rows] if typed_rows is not None and len(typed_rows) else [])
+        candidates = np.unique(np.concatenate(lists).astype(np.int64))
         if len(candidates) == 0:
             return candidates, np.zeros(0, dtype=np.float32)
         cosines = self.cosines(vector, candidates)

@@ -27,18 +27,20 @@ from . import store
 from .encoder import Encoder
 from .errors import IndexFormatError, IndexMismatchError, ModelError, QueryError
 from .filters import Filters, facet_counts, filter_mask
+from .intent import ProductTypes
 from .lexical import Scores
 from .loading import LoadOptions, load_parts
+from .match import MatchRule
 from .opensearch import OpenSearchSearcher
 from .products import ProductTable, plain
 from .relevance import RelevanceModel
-from .results import DEFAULT_MODE, MODES, SearchResult, check_mode
+from .results import DEFAULT_MODE, MODES, SearchResult, SearchResults, check_mode
 from .retrieval import Fusion, Ranked, Retriever
-from .spell import Correction, SpellCorrector
+from .spell import Correction, SpellCorrector, Together
 from .text import Normaliser
-from .understanding import MAX_QUERY_CHARS, ParsedQuery, check_query, parse, understand
+from .understanding import MAX_QUERY_CHARS, ParsedQuery, check_query, parse, together_in, understand
 
-__all__ = ["Searcher", "SearchResult", "Fusion", "MODES", "DEFAULT_MODE", "MAX_QUERY_CHARS", "check_query",
+__all__ = ["Searcher", "SearchResult", "SearchResults", "MatchRule", "Fusion", "MODES", "DEFAULT_MODE", "MAX_QUERY_CHARS", "check_query",
            "check_mode"]
 
 QUERY_CACHE_SIZE = 4096
@@ -47,6 +49,7 @@ QUERY_CACHE_SIZE = 4096
 # two runs (overlapped minus sequential, median): above 50K entries -1.5 / -1.2 ms, 20K-50K -0.8 / -0.4 ms, 5K-20K -0.2 /
 # +0.2 ms, below 5K +0.1 / +0.5 ms (the thread hand-off); at 55K products -0.1 to -0.2 ms above 5K entries
 OVERLAP_FROM = 20_000
+MATCH_DEPTH = 10  # "no match" is judged on the first this many results
 
 
 class Searcher:
@@ -54,7 +57,7 @@ class Searcher:
 
     def __init__(self, index: Any, products: Any, encoder: Encoder, manifest: store.Manifest,
                  normaliser: Normaliser, lexical: Any = None, corrector: SpellCorrector | None = None,
-                 fusion: Fusion = Fusion(), reranker: Any = None):
+                 fusion: Fusion = Fusion(), reranker: Any = None, types: ProductTypes | None = None):
         """reranker: a searchkit.rerank.Reranker, or a callable making one on first use (mode "rerank" only)."""
         self.catalog = ProductTable(products)
         if index.ntotal != len(self.catalog):
@@ -67,7 +70,8 @@ class Searcher:
         self.encoder = encoder
         self.manifest = manifest
         self.normaliser = normaliser
-        self.retriever = Retriever(index, lexical, fusion)
+        self.retriever = Retriever(index, lexical, fusion, types)
+        self.types = types
         self.corrector = corrector  # None or spell_correct=False: queries are used as typed
         self.spell_correct = True
         self._reranker = reranker
@@ -76,6 +80,7 @@ class Searcher:
         self._encode_lock = threading.Lock()
         self._inflight_lock = threading.Lock()
         self._inflight = 0  # searches running now: legs overlap only for a searcher's sole search
+        self.match_rule = MatchRule()  # when a search says "no match" (searchkit.match)
         self.cache_size = QUERY_CACHE_SIZE  # recent query embeddings kept (0: none); head queries repeat a lot
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
 
@@ -100,7 +105,7 @@ class Searcher:
                                              search_threads=search_threads, encode_threads=encode_threads, mmap=mmap,
                                              target_recall=target_recall))
         searcher = cls(parts.index, parts.products, parts.encoder, parts.manifest, parts.normaliser, parts.lexical,
-                       parts.corrector, reranker=parts.reranker)
+                       parts.corrector, reranker=parts.reranker, types=parts.types)
         searcher.search_params = parts.search_params
         return searcher
 
@@ -168,12 +173,21 @@ class Searcher:
     def _speller(self) -> SpellCorrector | None:
         return self.corrector if self.spell_correct else None
 
+    @cached_property
+    def _together(self) -> Together | None:
+        return together_in(self.lexical, self.normaliser) if self.lexical is not None else None
+
     def understand(self, query: str) -> tuple[str, list[Correction]]:
         """The query as searched, and the spelling corrections or compound splits that made it so."""
-        return understand(query, self.normaliser, self._speller)
+        return understand(query, self.normaliser, self._speller, self._together)
+
+    def did_you_mean(self, query: str) -> str | None:
+        """The query with words offered for those searched as typed that the catalog does not use ("did you mean"),
+        or None."""
+        return self._parse(query).offer
 
     def _parse(self, query: str) -> ParsedQuery:
-        return parse(query, self.normaliser, self._speller)
+        return parse(query, self.normaliser, self._speller, self.types, self._together)
 
     def _embed(self, parsed: list[ParsedQuery]) -> np.ndarray:
         """Query embeddings; the last `cache_size` distinct normalised queries are remembered (LRU)."""
@@ -202,7 +216,7 @@ class Searcher:
     # -- search ----------------------------------------------------------------------------------------------------
 
     def search_batch(self, queries: list[str], k: int = 10, mode: str = DEFAULT_MODE, filters: Filters | None = None,
-                     explain: bool = False) -> list[list[SearchResult]]:
+                     explain: bool = False) -> list[SearchResults]:
         if isinstance(k, bool) or not isinstance(k, int) or k < 1:
             raise QueryError(f"k must be a positive integer, not {k!r}")
         check_mode(mode)
@@ -248,7 +262,7 @@ class Searcher:
         return vectors[0], self.retriever.dense(vectors, depth, mask)[0]
 
     def _overlapped(self, parsed: ParsedQuery, k: int, depth: int, mode: str, mask, explain: bool
-                    ) -> list[SearchResult]:
+                    ) -> SearchResults:
         """One hybrid or lexical query whose BM25 leg is costly: BM25 on this thread while a worker embeds the query
         (and, for hybrid, searches the vectors; onnxruntime and faiss release the GIL), so the legs overlap on two
         cores. The same results as the sequential path."""
@@ -258,7 +272,7 @@ class Searcher:
             vector, dense = future.result()
             return self._scored_results(bm25, parsed, vector, dense, k, mode, mask, explain, lex)
 
-    def _results(self, parsed: ParsedQuery, vector, dense, k, mode, mask, explain) -> list[SearchResult]:
+    def _results(self, parsed: ParsedQuery, vector, dense, k, mode, mask, explain) -> SearchResults:
         if mode == "dense" and not (explain and self.lexical is not None):
             return self._scored_results(None, parsed, vector, dense, k, mode, mask, explain)
         with self.lexical.scored(parsed.keywords) as bm25:  # its buffer is reused once the results are built
@@ -266,14 +280,17 @@ class Searcher:
 
     def _ranked(self, bm25: Scores | None, parsed: ParsedQuery, vector, dense, k, mode, mask, lex) -> Ranked:
         if mode != "rerank":
-            return self.retriever.rank(bm25, vector, dense, k, mode, mask, lex)
+            return self.retriever.rank(bm25, vector, dense, k, mode, mask, lex, parsed.keywords, parsed.intent)
         reranker = self.reranker
-        hybrid = self.retriever.rank(bm25, vector, dense, max(k, reranker.settings.depth), "hybrid", mask, lex)
+        hybrid = self.retriever.rank(bm25, vector, dense, max(k, reranker.settings.depth), "hybrid", mask, lex,
+                                     parsed.keywords, parsed.intent)
         head = self.catalog.records([r for r, _ in hybrid[:reranker.settings.depth]])
         return second.reranked(reranker, parsed.understood, hybrid, head)[:k]
 
     def _scored_results(self, bm25: Scores | None, parsed: ParsedQuery, vector, dense, k, mode, mask,
-                        explain, lex: tuple[np.ndarray, np.ndarray] | None = None) -> list[SearchResult]:
+                        explain, lex: tuple[np.ndarray, np.ndarray] | None = None) -> SearchResults:
+        if not parsed.understood:  # no word at all (emoji, punctuation): nothing to search for
+            return SearchResults([], no_match=True)
         ranked = self._ranked(bm25, parsed, vector, dense, k, mode, mask, lex)
         rows = np.array([r for r, _ in ranked], dtype=np.int64)
         cosines = self.retriever.cosines(vector, rows)
@@ -293,15 +310,29 @@ class Searcher:
                     why["relevance"] = graded[rank - 1]
             fields = {key: plain(v) for key, v in record.items() if key != "product_id"}
             out.append(SearchResult(str(record["product_id"]), signals["score"], rank, float(cosine), fields, why))
-        return out
+        return SearchResults(out, no_match=self._no_match(parsed, rows, cosines), searched_as=parsed.understood,
+                             corrections=[[c.original, c.corrected] for c in parsed.corrections],
+                             did_you_mean=parsed.offer)
+
+    def _no_match(self, parsed: ParsedQuery, rows: np.ndarray, cosines: np.ndarray) -> bool:
+        """Whether none of the results is a close match (searchkit.match), judged on the first MATCH_DEPTH."""
+        words = parsed.understood.split()
+        content = [w for w in words if w.isalpha() and len(w) >= 3]
+        known = self.corrector.known if self.corrector is not None else (lambda w: True)
+        unknown = sum(not known(w) for w in content) / len(content) if content else 0.0
+        head = rows[:MATCH_DEPTH]
+        coverage = float(self.lexical.coverage(parsed.keywords, head).max()) if (
+            self.lexical is not None and len(head)) else 1.0
+        best = float(cosines[:MATCH_DEPTH].max()) if len(head) else 0.0
+        return self.match_rule.no_match(best, coverage, unknown, len(words))
 
     def search(self, query: str, k: int = 10, mode: str = DEFAULT_MODE, filters: Filters | None = None,
-               explain: bool = False) -> list[SearchResult]:
+               explain: bool = False) -> SearchResults:
         return self.search_batch([query], k, mode=mode, filters=filters, explain=explain)[0]
 
     def search_with_facets(self, query: str, k: int = 10, mode: str = DEFAULT_MODE, filters: Filters | None = None,
                            explain: bool = False, depth: int = 100, columns: tuple[str, ...] = ("brand", "color"),
-                           ) -> tuple[list[SearchResult], dict[str, list[tuple[str, int]]]]:
+                           ) -> tuple[SearchResults, dict[str, list[tuple[str, int]]]]:
         """The top k results and facet counts over the top `depth` candidates, from one search: the first k of a
         deeper search are the k results (every mode draws at least max(k, fusion depth) candidates)."""
         hits = self.search(query, k=max(k, depth), mode=mode, filters=filters, explain=explain)

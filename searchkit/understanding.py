@@ -3,10 +3,11 @@ the embedder reads text, once as the keyword index does. Pure functions over a N
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .errors import QueryError
-from .spell import Correction, SpellCorrector
+from .intent import NO_TYPE, ProductTypes, QueryType
+from .spell import Correction, SpellCorrector, Together
 from .text import Normaliser, words
 
 MAX_QUERY_CHARS = 1000
@@ -19,6 +20,16 @@ class ParsedQuery:
     corrections: list[Correction]
     normalised: str  # model input: stemmed unless the model reads whole words, with a brand token
     keywords: str  # BM25 input: stemmed, with a brand token (the same text when the model reads stemmed text)
+    intent: QueryType = NO_TYPE  # the product type it asks for (searchkit.intent)
+    did_you_mean: list[Correction] = field(default_factory=list)  # offered, not searched (SpellCorrector.suggestions)
+
+    @property
+    def offer(self) -> str | None:
+        """The query with the "did you mean" words in, or None when there is nothing to offer."""
+        if not self.did_you_mean:
+            return None
+        swap = {c.original: c.corrected for c in self.did_you_mean}
+        return " ".join(swap.get(w, w) for w in self.understood.split())
 
 
 def check_query(query: str) -> str:
@@ -34,22 +45,39 @@ def compounds(normaliser: Normaliser) -> bool:
     return normaliser.keyword_text >= 2
 
 
-def understand(query: str, normaliser: Normaliser, corrector: SpellCorrector | None) -> tuple[str, list[Correction]]:
-    """The query as searched: words unknown to the catalog replaced by their closest catalog word, or (keyword text 2)
-    split into the two catalog words they glue together. corrector None: the words as typed."""
+def together_in(lexical, normaliser: Normaliser) -> Together:
+    """How many products hold a word with the query's other words, from a keyword index (candidates for a typo are
+    ranked by it)."""
+    keyword = normaliser.lexical
+
+    def together(word: str, others: list[str]) -> int:
+        return lexical.together([t for w in [word, *others] for t in keyword.lexical_terms(w)])
+
+    return together
+
+
+def understand(query: str, normaliser: Normaliser, corrector: SpellCorrector | None,
+               together: Together | None = None) -> tuple[str, list[Correction]]:
+    """The query as searched: words a shopper could not mean replaced by the catalog word they most likely meant, or
+    (keyword text 2) split into the two catalog words they glue together (see searchkit.spell). corrector None: the
+    words as typed."""
     tokens = words(check_query(query))
     if corrector is None:
         return " ".join(tokens), []
-    fixed, corrections = corrector.correct(tokens, compounds=compounds(normaliser))
+    fixed, corrections = corrector.correct(tokens, compounds=compounds(normaliser), together=together)
     return " ".join(fixed), corrections
 
 
-def parse(query: str, normaliser: Normaliser, corrector: SpellCorrector | None) -> ParsedQuery:
-    """The query understood, then written as the embedder and the keyword index read it."""
-    understood, corrections = understand(query, normaliser, corrector)
+def parse(query: str, normaliser: Normaliser, corrector: SpellCorrector | None,
+          types: ProductTypes | None = None, together: Together | None = None) -> ParsedQuery:
+    """The query understood, then written as the embedder and the keyword index read it, with the product type it
+    asks for when the catalog's types are given."""
+    understood, corrections = understand(query, normaliser, corrector, together)
     normalised = normaliser.query(understood)
     lexical = normaliser.lexical
     joined = corrector.joined(understood.split()) if compounds(normaliser) and corrector is not None else []
     keywords = " ".join([understood, *joined])  # "back splash" also looks for "backsplash"
+    intent = types.of_query(understood.split(), normaliser.stemmer) if types is not None else NO_TYPE
+    offers = corrector.suggestions(understood.split(), together) if corrector is not None else []
     return ParsedQuery(query, understood, corrections, normalised,
-                       normalised if lexical is normaliser and not joined else lexical.query(keywords))
+                       normalised if lexical is normaliser and not joined else lexical.query(keywords), intent, offers)

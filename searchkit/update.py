@@ -35,7 +35,7 @@ from .encoder import (
     progress_log,
 )
 from .errors import CatalogError, IndexMismatchError
-from .index import catalog_vocabulary, embed_changed, embedded_with, keyword_texts, product_texts, query_like
+from .index import embed_changed, embedded_with, keyword_texts, product_texts, query_like, text_record
 from .lexical import LexicalIndex
 from .onnx_graphs import quantize_graph
 from .retrieval import stored_vectors
@@ -165,8 +165,7 @@ def update_index(index_dir: str | Path, upsert: str | Path | None = None, delete
         store.write_products(staged, products)
         store.write_lexical(staged, LexicalIndex.build(keyword_texts(products, normaliser, texts),
                                                        k1=float(bm25["k1"]), b=float(bm25["b"])))
-        store.write_text(staged, {"config": text.to_dict(), "brands": normaliser.brands.names(),
-                                  "stems": stemmer.table(), "vocab": catalog_vocabulary(products)})
+        store.write_text(staged, text_record(products, normaliser, stemmer))
         version = int(manifest.catalog.get("version", 1)) + 1
         changed = len(set(incoming["product_id"]) & index_ids)
         report = UpdateReport(added=len(incoming) - changed, changed=changed, reembedded=embedded,

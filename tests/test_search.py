@@ -52,7 +52,8 @@ def test_rrf_hand_computed():
     assert fused[1] == pytest.approx(1 / 61) and fused[3] == pytest.approx(1 / 62)
 
 
-@pytest.mark.parametrize("fusion", [Fusion("rrf"), Fusion("weighted", alpha=0.0), Fusion("weighted", alpha=1.0)])
+@pytest.mark.parametrize("fusion", [Fusion("rrf"), Fusion("weighted", alpha=0.0, type_weight=0, cover_weight=0),
+                                    Fusion("weighted", alpha=1.0, type_weight=0, cover_weight=0)])
 def test_fusion_methods_and_extremes(searcher, fusion):
     searcher.fusion = fusion
     try:

@@ -1,0 +1,54 @@
+"""No match when there is none: the share of out-of-catalog queries (benchmarks/sets/out-of-catalog.txt) a search
+flags `no_match`, beside the share of real shopper queries it flags (a split of the bundled pairs, by query).
+
+    python benchmarks/bench_no_match.py --index indexes/homedepot [--split test] [--mode hybrid] [--show]
+
+Prints a table and one JSON line (machine and command included).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_spelling import read_lines  # noqa: E402
+from common import command, machine  # noqa: E402
+
+SETS = Path(__file__).resolve().parent / "sets"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--index", type=Path, default=Path("indexes/homedepot"))
+    parser.add_argument("--pairs", type=Path, default=Path("catalog/homedepot-pairs.parquet"))
+    parser.add_argument("--split", default="test", help="the real queries: a split of --pairs (val, test, all)")
+    parser.add_argument("--mode", default="hybrid")
+    parser.add_argument("--show", action="store_true", help="print the misses")
+    args = parser.parse_args()
+
+    from searchkit import Searcher
+    from searchkit.catalog import read_pairs
+    from searchkit.evaluate import EvalConfig, select_pairs
+
+    searcher = Searcher.from_dir(args.index)
+    outside = read_lines(SETS / "out-of-catalog.txt")
+    real = sorted(set(select_pairs(read_pairs(args.pairs), EvalConfig(split=args.split))["query"]))
+    flagged_out = [q for q in outside if searcher.search(q, k=10, mode=args.mode).no_match]
+    flagged_real = [q for q in real if searcher.search(q, k=10, mode=args.mode).no_match]
+    if args.show:
+        print("out-of-catalog queries not flagged:", sorted(set(outside) - set(flagged_out)))
+        print("real queries flagged:", flagged_real)
+    result = {"machine": machine(), "command": command(), "index": str(args.index), "mode": args.mode,
+              "out_of_catalog": len(outside), "out_of_catalog_flagged": round(len(flagged_out) / len(outside), 4),
+              "real": len(real), "real_split": args.split, "real_flagged": round(len(flagged_real) / len(real), 4)}
+    print(f"{'queries':38} {'count':>6} {'no_match':>9}")
+    print(f"{'out of catalog (written)':38} {len(outside):6d} {result['out_of_catalog_flagged']:9.3f}")
+    print(f"{'real shopper queries (' + args.split + ' split)':38} {len(real):6d} {result['real_flagged']:9.3f}")
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,31 @@
+"""Whether anything in the catalog is a close match for a query, from what the search already has: the best result's
+embedding similarity, how many of the query's words the best result holds, and how many of its words the catalog
+never uses. A "no match" search still returns its results, to be shown as related products, not as matches.
+
+The thresholds were chosen for the shipped embedder on the validation split of the bundled pairs (real queries)
+beside out-of-catalog queries written for the purpose (docs/intent.md); another embedder's cosines sit elsewhere, so
+a Searcher takes its own MatchRule."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class MatchRule:
+    min_cosine: float = 0.25  # below this best cosine, no match whatever else
+    unknown_share: float = 0.5  # a query this much made of words the catalog never uses ("sushi", "macbook air") ...
+    unknown_cosine: float = 0.55  # ... matches only with a best cosine of at least this
+    min_coverage: float = 0.34  # a query whose best result holds at most this share of its words ...
+    coverage_cosine: float = 0.35  # ... matches only with a best cosine of at least this
+
+    def no_match(self, best_cosine: float, best_coverage: float, unknown_share: float, words: int) -> bool:
+        """best_cosine / best_coverage: the highest over the results; unknown_share: the share of the query's words
+        (three letters or more) that the catalog never uses; words: how many words the query has at all."""
+        if words == 0:
+            return True
+        if best_cosine < self.min_cosine:
+            return True
+        if unknown_share >= self.unknown_share and best_cosine < self.unknown_cosine:
+            return True
+        return best_coverage <= self.min_coverage and best_cosine < self.coverage_cosine
