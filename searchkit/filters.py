@@ -1,73 +1,195 @@
-"""Filters on catalog columns and facet counts; pandas/numpy (imported when a filter is used), no model code.
+"""Filters on catalog columns and facet counts, at search speed: each column is read once into numpy (text as codes of
+its values compared as words, numbers as floats), so a filter is a lookup of a few codes, not a pass over every row.
 
-    {"brand": "kohler"}                       equality (text compared as words: "Hampton-Bay" == "hampton bay")
-    {"color": ["white", "biscuit"]}           any of a list
-    {"price": {"min": 10, "max": 50}}         numeric range (either bound optional), numeric columns only
-    {"price": 19.99}                          numeric equality
+One syntax in Python, the CLI and HTTP:
+
+    {"brand": "kohler"}                          equality (text compared as words: "Hampton-Bay" == "hampton bay")
+    {"color": ["white", "biscuit"]}              any of a list
+    {"price": "10..50"}, {"price": (10, 50)},    a numeric range, both bounds included; "..50" / (None, 50) and
+    {"price": {"min": 10, "max": 50}}            "10.." / (10, None) leave one side open; a reversed range is an error
+    {"price": 19.99}                             numeric equality
+
+CLI and HTTP write `brand=kohler`, `color=white,biscuit`, `price=10..50`.
 """
 
 from __future__ import annotations
 
+import threading
 from collections import Counter
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
 from .errors import QueryError
-from .text import slug
-
-if TYPE_CHECKING:
-    import pandas as pd
+from .text import slug, words
 
 Filters = dict[str, Any]
-
-
-def _numeric(column: pd.Series) -> pd.Series | None:
-    import pandas as pd
-
-    if pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column):
-        return column.astype("float64")
-    return None
+CHIP_WORDS = 4  # a facet value of more words is a note, not a value a shopper picks
+Range = tuple[float | None, float | None]
 
 
 def _as_number(name: str, value: Any) -> float:
+    if isinstance(value, bool):
+        raise QueryError(f"filter {name!r}: {value!r} is not a number")
     try:
-        return float(value)
+        number = float(value)
     except (TypeError, ValueError):
         raise QueryError(f"filter {name!r}: {value!r} is not a number (the column is numeric)") from None
+    if number != number:
+        raise QueryError(f"filter {name!r}: NaN is not a bound")
+    return number
 
 
-def _column_mask(name: str, column: pd.Series, wanted: Any) -> np.ndarray:
-    numbers = _numeric(column)
+def _bound(name: str, value: Any) -> float | None:
+    return None if value is None or (isinstance(value, str) and not value.strip()) else _as_number(name, value)
+
+
+def as_range(name: str, wanted: Any) -> Range | None:
+    """The (low, high) a filter value asks for when it is a range in any of the three spellings, else None."""
     if isinstance(wanted, dict):
         unknown = set(wanted) - {"min", "max"}
         if unknown or not wanted:
-            raise QueryError(f"filter {name!r}: a range takes 'min' and/or 'max', not {sorted(unknown)}")
-        if numbers is None:
-            raise QueryError(f"filter {name!r}: ranges need a numeric column; {name!r} holds text")
-        mask = numbers.notna().to_numpy().copy()
-        if "min" in wanted:
-            mask &= (numbers >= _as_number(name, wanted["min"])).to_numpy()
-        if "max" in wanted:
-            mask &= (numbers <= _as_number(name, wanted["max"])).to_numpy()
+            raise QueryError(f"filter {name!r}: a range takes 'min' and/or 'max', not {sorted(map(str, unknown))}")
+        low, high = _bound(name, wanted.get("min")), _bound(name, wanted.get("max"))
+    elif isinstance(wanted, tuple):
+        if len(wanted) != 2:
+            raise QueryError(f"filter {name!r}: a range is (low, high), not {wanted!r}")
+        low, high = _bound(name, wanted[0]), _bound(name, wanted[1])
+    elif isinstance(wanted, str) and ".." in wanted:
+        left, _, right = wanted.partition("..")
+        low, high = _bound(name, left), _bound(name, right)
+    else:
+        return None
+    if low is None and high is None:
+        raise QueryError(f"filter {name!r}: a range needs at least one bound (e.g. {name}=10..50)")
+    if low is not None and high is not None and low > high:
+        raise QueryError(f"filter {name!r}: the range {low:g}..{high:g} is reversed; write {high:g}..{low:g}")
+    return low, high
+
+
+@dataclass(frozen=True)
+class Column:
+    """One catalog column as filters read it: `numbers` (float64, NaN where missing) for a numeric column, else
+    `codes` (int32 per row, -1 where empty) into `keys` (each distinct value as words, slug form) with `shown`
+    (the spelling most rows use, cleaned for display)."""
+
+    numbers: np.ndarray | None = None
+    codes: np.ndarray | None = None
+    keys: tuple[str, ...] = ()
+    shown: tuple[str, ...] = ()
+    code_of: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def numeric(self) -> bool:
+        return self.numbers is not None
+
+
+def display(value: str) -> str:
+    """A brand or colour as a chip shows it: its own capitals kept, words and spaces tidied ("Black / White ")."""
+    return " ".join(str(value).replace("\u00a0", " ").split())
+
+
+def read_column(values: Any) -> Column:
+    """A pyarrow (or pandas) column into a Column."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    array = values.combine_chunks() if isinstance(values, pa.ChunkedArray) else pa.array(values)
+    if (pa.types.is_integer(array.type) or pa.types.is_floating(array.type)) and not pa.types.is_boolean(array.type):
+        return Column(numbers=array.cast(pa.float64()).to_numpy(zero_copy_only=False))
+    encoded = pc.dictionary_encode(array.cast(pa.string()))
+    raw = encoded.dictionary.to_pylist()
+    indices = encoded.indices.to_numpy(zero_copy_only=False)
+    indices = np.where(encoded.indices.is_null().to_numpy(zero_copy_only=False), -1, indices).astype(np.int64)
+    key_of: dict[str, int] = {}
+    remap = np.full(len(raw) + 1, -1, dtype=np.int32)
+    for i, value in enumerate(raw):
+        key = slug(value) if value is not None else ""
+        if key:
+            remap[i] = key_of.setdefault(key, len(key_of))
+    codes = remap[indices]
+    spellings: list[Counter[str]] = [Counter() for _ in key_of]
+    counts = np.bincount(indices[indices >= 0], minlength=len(raw))
+    for i, value in enumerate(raw):
+        if remap[i] >= 0:
+            spellings[remap[i]][display(value)] += int(counts[i])
+    shown = tuple(c.most_common(1)[0][0] for c in spellings)
+    return Column(codes=codes, keys=tuple(key_of), shown=shown, code_of=key_of)
+
+
+class FilterIndex:
+    """The catalog's columns as filters and facets read them, each read on first use and kept (thread-safe)."""
+
+    def __init__(self, table: Any):
+        self.table = table  # a pyarrow Table
+        self._columns: dict[str, Column] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def names(self) -> list[str]:
+        return list(self.table.column_names)
+
+    def column(self, name: str) -> Column:
+        found = self._columns.get(name)
+        if found is None:
+            if name not in self.table.column_names:
+                raise QueryError(f"unknown filter column {name!r}; the catalog has {sorted(self.table.column_names)}")
+            with self._lock:
+                found = self._columns.get(name) or read_column(self.table.column(name))
+                self._columns[name] = found
+        return found
+
+    def mask(self, filters: Filters) -> np.ndarray:
+        """Rows that pass every filter (filters on different columns combine with AND)."""
+        if not isinstance(filters, dict):
+            raise QueryError(f"filters are a dict of column -> value, not {type(filters).__name__}")
+        mask = np.ones(self.table.num_rows, dtype=bool)
+        for name, wanted in filters.items():
+            mask &= self._column_mask(str(name), self.column(str(name)), wanted)
         return mask
-    values = list(wanted) if isinstance(wanted, (list, tuple, set, frozenset)) else [wanted]
-    if not values:
-        raise QueryError(f"filter {name!r}: an empty list matches nothing")
-    if numbers is not None:
-        return numbers.isin([_as_number(name, v) for v in values]).to_numpy()
-    keys = {slug(str(v)) for v in values}
-    return column.map(lambda v: slug(None if v is None else str(v)) in keys).to_numpy(dtype=bool)
 
+    def _column_mask(self, name: str, column: Column, wanted: Any) -> np.ndarray:
+        span = as_range(name, wanted)
+        if span is not None:
+            if not column.numeric:
+                raise QueryError(f"filter {name!r}: ranges need a numeric column; {name!r} holds text")
+            low, high = span
+            mask = ~np.isnan(column.numbers)
+            if low is not None:
+                mask &= column.numbers >= low
+            if high is not None:
+                mask &= column.numbers <= high
+            return mask
+        values = list(wanted) if isinstance(wanted, (list, set, frozenset)) else [wanted]
+        if not values:
+            raise QueryError(f"filter {name!r}: an empty list matches nothing")
+        if column.numeric:
+            return np.isin(column.numbers, [_as_number(name, v) for v in values])
+        keys = {slug(str(v)) for v in values if v is not None}
+        codes = [column.code_of[k] for k in keys if k in column.code_of]
+        if not codes:
+            return np.zeros(len(column.codes), dtype=bool)
+        if len(codes) == 1:
+            return column.codes == codes[0]
+        return np.isin(column.codes, codes)
 
-def filter_mask(products: pd.DataFrame, filters: Filters) -> np.ndarray:
-    """Rows that pass every filter (filters on different columns combine with AND)."""
-    mask = np.ones(len(products), dtype=bool)
-    for name, wanted in filters.items():
-        if name not in products.columns:
-            raise QueryError(f"unknown filter column {name!r}; the catalog has {sorted(products.columns)}")
-        mask &= _column_mask(name, products[name], wanted)
-    return mask
+    def counts(self, rows: np.ndarray, names: tuple[str, ...]) -> dict[str, list[tuple[str, int]]]:
+        """Facet counts of these columns over these rows: each value (as most rows spell it) with how many of the
+        rows hold it, most first. Numeric columns and unknown names are left out, and so are values too long to be a
+        chip (CHIP_WORDS: catalog notes such as "Black and White Finials Included White"; they still filter)."""
+        out = {}
+        for name in names:
+            if name not in self.table.column_names:
+                continue
+            column = self.column(name)
+            if column.numeric:
+                continue
+            codes = column.codes[np.asarray(rows, dtype=np.int64)]
+            tally = np.bincount(codes[codes >= 0], minlength=len(column.keys))
+            found = [i for i in np.flatnonzero(tally) if len(column.keys[i].split("_")) <= CHIP_WORDS]
+            out[name] = sorted(((column.shown[i], int(tally[i])) for i in found), key=lambda kv: (-kv[1], kv[0]))
+        return out
 
 
 def parse_filter(expression: str) -> tuple[str, Any]:
@@ -77,11 +199,8 @@ def parse_filter(expression: str) -> tuple[str, Any]:
         raise QueryError(f"filter {expression!r}: write COLUMN=VALUE (e.g. brand=kohler)")
     name, value = name.strip(), value.strip()
     if ".." in value:
-        low, _, high = value.partition("..")
-        bounds = {k: v for k, v in (("min", low.strip()), ("max", high.strip())) if v}
-        if not bounds:
-            raise QueryError(f"filter {expression!r}: a range needs at least one bound (e.g. price=10..50)")
-        return name, {k: _as_number(name, v) for k, v in bounds.items()}
+        low, high = as_range(name, value)
+        return name, {k: v for k, v in (("min", low), ("max", high)) if v is not None}
     parts = [p.strip() for p in value.split(",") if p.strip()]
     return name, parts if len(parts) > 1 else parts[0]
 
@@ -96,10 +215,19 @@ def merge_filters(expressions: list[str]) -> Filters:
     return filters
 
 
-def facet_counts(products: pd.DataFrame, columns: tuple[str, ...]) -> dict[str, list[tuple[str, int]]]:
+def facet_counts(products: Any, columns: tuple[str, ...]) -> dict[str, list[tuple[str, int]]]:
+    """Facet counts over a frame of results (an engine that returns records, not rows: OpenSearch)."""
     out = {}
     for column in columns:
         if column in products.columns:
-            counts = Counter(str(v) for v in products[column] if v is not None and str(v).strip())
-            out[column] = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+            counts: Counter[str] = Counter()
+            shown: dict[str, Counter[str]] = {}
+            for value in products[column]:
+                if value is None or not words(str(value)):
+                    continue
+                key = slug(str(value))
+                counts[key] += 1
+                shown.setdefault(key, Counter())[display(value)] += 1
+            out[column] = sorted(((shown[k].most_common(1)[0][0], n) for k, n in counts.items()),
+                                 key=lambda kv: (-kv[1], kv[0]))
     return out

@@ -7,6 +7,7 @@ mode lexical, the fused score in mode hybrid), and the per-leg scores ("dense", 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -17,6 +18,8 @@ from .intent import NO_TYPE, ProductTypes, QueryType
 from .lexical import Scores
 
 RRF_K = 60  # reciprocal rank fusion constant (Cormack et al. 2009)
+EXACT_FILTERED = 8192  # a filter keeping at most this many rows is searched exactly; a broader one walks the graph
+MAX_FILTERED_EF = 1024  # the most effort a filtered graph walk is given
 TYPE_SHARE = 4  # the type list holds a quarter of a leg's depth (Retriever.typed_rows)
 
 Ranked = list[tuple[int, dict[str, float]]]  # rows in final order with their signals
@@ -96,12 +99,41 @@ class Retriever:
             scores, ids = self.index.search(vectors, depth)
             return [(i[i >= 0], s[i >= 0]) for i, s in zip(ids, scores, strict=True)]
         rows = np.flatnonzero(mask)
+        if len(rows) > EXACT_FILTERED and self._graph is not None:
+            return self._graph_filtered(vectors, depth, mask)
         out = []
         for vector in vectors:
             scores = self.cosines(vector, rows)
-            top = np.argsort(-scores, kind="stable")[:depth]
-            out.append((rows[top], scores[top]))
+            if len(rows) > depth:  # the best `depth` first, then only they are sorted
+                keep = np.argpartition(-scores, depth - 1)[:depth]
+                keep = keep[np.lexsort((rows[keep], -scores[keep]))]
+            else:
+                keep = np.lexsort((rows, -scores))
+            out.append((rows[keep], scores[keep]))
         return out
+
+    @cached_property
+    def _graph(self) -> Any:
+        """The HNSW index when the vectors are searched through one (filtered searches may then walk it), else None."""
+        if isinstance(self.index, ExactIndex):
+            return None
+        import faiss
+
+        index = faiss.downcast_index(self.index)
+        return index if isinstance(index, faiss.IndexHNSW) else None
+
+    def _graph_filtered(self, vectors: np.ndarray, depth: int, mask: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+        """A broad filter's top rows from the graph, walking it as usual and keeping only rows the filter passes
+        (faiss's IDSelectorBitmap): a third of the catalog through exact scores costs far more than the walk."""
+        import faiss
+
+        bits = np.packbits(mask, bitorder="little")
+        share = max(float(mask.mean()), 1e-6)  # a narrower filter hides more of each neighbourhood: search wider
+        effort = int(min(MAX_FILTERED_EF, max(int(self._graph.hnsw.efSearch), depth) / share ** 0.5))
+        params = faiss.SearchParametersHNSW(sel=faiss.IDSelectorBitmap(len(mask), faiss.swig_ptr(bits)),
+                                            efSearch=effort)
+        scores, ids = self._graph.search(np.ascontiguousarray(vectors, dtype=np.float32), depth, params=params)
+        return [(i[i >= 0], s[i >= 0]) for i, s in zip(ids, scores, strict=True)]
 
     def rank(self, bm25: Scores | None, vector: np.ndarray, dense: tuple[np.ndarray, np.ndarray], k: int, mode: str,
              mask: np.ndarray | None, lex: tuple[np.ndarray, np.ndarray] | None = None, keywords: str = "",

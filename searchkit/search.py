@@ -26,7 +26,7 @@ from . import explain as second
 from . import store
 from .encoder import Encoder
 from .errors import IndexFormatError, IndexMismatchError, ModelError, QueryError
-from .filters import Filters, facet_counts, filter_mask
+from .filters import FilterIndex, Filters
 from .intent import ProductTypes
 from .lexical import Scores
 from .loading import LoadOptions, load_parts
@@ -139,6 +139,11 @@ class Searcher:
         """The catalog as a pandas DataFrame (built on first use: filters, facets, evaluation)."""
         return self.catalog.frame
 
+    @cached_property
+    def filter_index(self) -> FilterIndex:
+        """The catalog's columns as filters and facets read them (each read on its first use)."""
+        return FilterIndex(self.table)
+
     @property
     def _row_of(self) -> dict[str, int]:
         return self.catalog.row_of
@@ -216,7 +221,9 @@ class Searcher:
     # -- search ----------------------------------------------------------------------------------------------------
 
     def search_batch(self, queries: list[str], k: int = 10, mode: str = DEFAULT_MODE, filters: Filters | None = None,
-                     explain: bool = False) -> list[SearchResults]:
+                     explain: bool = False, *, counted: int = 0) -> list[SearchResults]:
+        """counted: also rank this many rows (at least k) and keep them as the results' `rows`, for facet counts
+        over what a shopper can page through, without building a record for each."""
         if isinstance(k, bool) or not isinstance(k, int) or k < 1:
             raise QueryError(f"k must be a positive integer, not {k!r}")
         check_mode(mode)
@@ -227,10 +234,11 @@ class Searcher:
                              "`searchkit build-index --reranker DIR` or use mode 'hybrid'")
         if not queries:
             return []
-        mask = filter_mask(self.products, self._own_names(filters)) if filters else None
+        mask = self.filter_index.mask(self._own_names(filters)) if filters else None
         k = min(k, len(self))
         parsed = [self._parse(q) for q in queries]
-        depth = k if mode == "dense" else max(k, self.fusion.depth)
+        counted = min(max(counted, k), len(self))
+        depth = counted if mode == "dense" else max(counted, self.fusion.depth)
         if mode == "rerank":
             depth = max(depth, self.reranker.settings.depth)
         with self._inflight_lock:
@@ -239,11 +247,11 @@ class Searcher:
         try:
             if mode != "dense" and len(parsed) == 1 and alone and (
                     self.lexical.postings(parsed[0].keywords) >= OVERLAP_FROM):
-                return [self._overlapped(parsed[0], k, depth, mode, mask, explain)]
+                return [self._overlapped(parsed[0], k, depth, mode, mask, explain, counted)]
             vectors = self._embed(parsed)
             none = (np.zeros(0, int), np.zeros(0))
             dense = self.retriever.dense(vectors, depth, mask) if mode != "lexical" else [none] * len(queries)
-            return [self._results(p, v, d, k, mode, mask, explain)
+            return [self._results(p, v, d, k, mode, mask, explain, counted)
                     for p, v, d in zip(parsed, vectors, dense, strict=True)]
         finally:
             with self._inflight_lock:
@@ -261,7 +269,7 @@ class Searcher:
             return vectors[0], (np.zeros(0, int), np.zeros(0))
         return vectors[0], self.retriever.dense(vectors, depth, mask)[0]
 
-    def _overlapped(self, parsed: ParsedQuery, k: int, depth: int, mode: str, mask, explain: bool
+    def _overlapped(self, parsed: ParsedQuery, k: int, depth: int, mode: str, mask, explain: bool, counted: int
                     ) -> SearchResults:
         """One hybrid or lexical query whose BM25 leg is costly: BM25 on this thread while a worker embeds the query
         (and, for hybrid, searches the vectors; onnxruntime and faiss release the GIL), so the legs overlap on two
@@ -270,13 +278,13 @@ class Searcher:
         with self.lexical.scored(parsed.keywords) as bm25:
             lex = self.lexical.top(bm25, depth, mask)
             vector, dense = future.result()
-            return self._scored_results(bm25, parsed, vector, dense, k, mode, mask, explain, lex)
+            return self._scored_results(bm25, parsed, vector, dense, k, mode, mask, explain, counted, lex)
 
-    def _results(self, parsed: ParsedQuery, vector, dense, k, mode, mask, explain) -> SearchResults:
+    def _results(self, parsed: ParsedQuery, vector, dense, k, mode, mask, explain, counted) -> SearchResults:
         if mode == "dense" and not (explain and self.lexical is not None):
-            return self._scored_results(None, parsed, vector, dense, k, mode, mask, explain)
+            return self._scored_results(None, parsed, vector, dense, k, mode, mask, explain, counted)
         with self.lexical.scored(parsed.keywords) as bm25:  # its buffer is reused once the results are built
-            return self._scored_results(bm25, parsed, vector, dense, k, mode, mask, explain)
+            return self._scored_results(bm25, parsed, vector, dense, k, mode, mask, explain, counted)
 
     def _ranked(self, bm25: Scores | None, parsed: ParsedQuery, vector, dense, k, mode, mask, lex) -> Ranked:
         if mode != "rerank":
@@ -288,11 +296,13 @@ class Searcher:
         return second.reranked(reranker, parsed.understood, hybrid, head)[:k]
 
     def _scored_results(self, bm25: Scores | None, parsed: ParsedQuery, vector, dense, k, mode, mask,
-                        explain, lex: tuple[np.ndarray, np.ndarray] | None = None) -> SearchResults:
+                        explain, counted: int = 0, lex: tuple[np.ndarray, np.ndarray] | None = None
+                        ) -> SearchResults:
         if not parsed.understood:  # no word at all (emoji, punctuation): nothing to search for
             return SearchResults([], no_match=True)
-        ranked = self._ranked(bm25, parsed, vector, dense, k, mode, mask, lex)
-        rows = np.array([r for r, _ in ranked], dtype=np.int64)
+        ranked = self._ranked(bm25, parsed, vector, dense, max(k, counted), mode, mask, lex)
+        every = np.array([r for r, _ in ranked], dtype=np.int64)
+        ranked, rows = ranked[:k], every[:k]
         cosines = self.retriever.cosines(vector, rows)
         records = self.catalog.records(rows.tolist())
         terms = second.product_terms(self.normaliser, records) if explain else [set()] * len(records)
@@ -310,9 +320,11 @@ class Searcher:
                     why["relevance"] = graded[rank - 1]
             fields = {key: plain(v) for key, v in record.items() if key != "product_id"}
             out.append(SearchResult(str(record["product_id"]), signals["score"], rank, float(cosine), fields, why))
-        return SearchResults(out, no_match=self._no_match(parsed, rows, cosines), searched_as=parsed.understood,
-                             corrections=[[c.original, c.corrected] for c in parsed.corrections],
-                             did_you_mean=parsed.offer)
+        results = SearchResults(out, no_match=self._no_match(parsed, rows, cosines), searched_as=parsed.understood,
+                                corrections=[[c.original, c.corrected] for c in parsed.corrections],
+                                did_you_mean=parsed.offer)
+        results.rows = every  # every ranked row, `counted` of them when asked (search_with_facets)
+        return results
 
     def _no_match(self, parsed: ParsedQuery, rows: np.ndarray, cosines: np.ndarray) -> bool:
         """Whether none of the results is a close match (searchkit.match), judged on the first MATCH_DEPTH."""
@@ -335,10 +347,10 @@ class Searcher:
                            ) -> tuple[SearchResults, dict[str, list[tuple[str, int]]]]:
         """The top k results and facet counts over the top `depth` candidates, from one search: the first k of a
         deeper search are the k results (every mode draws at least max(k, fusion depth) candidates)."""
-        hits = self.search(query, k=max(k, depth), mode=mode, filters=filters, explain=explain)
-        rows = [self._row_of[h.product_id] for h in hits[:depth]]
-        counts = facet_counts(self.products.iloc[rows], tuple(self.column_names.get(c, c) for c in columns))
-        return hits[:k], {name: counts[self.column_names.get(name, name)] for name in columns
+        hits = self.search_batch([query], k=k, mode=mode, filters=filters, explain=explain, counted=depth)[0]
+        rows = getattr(hits, "rows", np.zeros(0, dtype=np.int64))[:depth]
+        counts = self.filter_index.counts(rows, tuple(self.column_names.get(c, c) for c in columns))
+        return hits, {name: counts[self.column_names.get(name, name)] for name in columns
                           if self.column_names.get(name, name) in counts}
 
     def facets(self, query: str, filters: Filters | None = None, depth: int = 100, mode: str = DEFAULT_MODE,
