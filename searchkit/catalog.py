@@ -47,6 +47,13 @@ class ColumnMap:
     brand: str = "brand"
     color: str = "color"
     description: str = "description"
+    # a value a numeric column cannot read ("abc" among prices): "refuse" the file, naming the row, or store it as
+    # "missing" (`--columns bad_numbers=missing`)
+    bad_numbers: str = "refuse"
+
+    def __post_init__(self) -> None:
+        if self.bad_numbers not in ("refuse", "missing"):
+            raise CatalogError(f"bad_numbers={self.bad_numbers!r}: use refuse or missing")
 
     def source(self, canonical: str) -> str:
         return getattr(self, canonical)
@@ -194,7 +201,7 @@ def read_catalog(path: str | Path, columns: ColumnMap = ColumnMap()) -> pd.DataF
         out[canonical] = _text_column(frame, source).to_numpy() if source is not None else ""
     extra = [c for c in frame.columns if c not in set(sources.values())]
     for column in extra:  # other catalog columns ride along (for display and filters), numbers as numbers
-        out[column] = as_numbers(frame[column]).to_numpy()
+        out[column] = as_numbers(frame[column], f"{path}: column {column!r}", columns.bad_numbers).to_numpy()
     if len(out) == 0:
         raise CatalogError(f"{path}: the catalog has no rows")
     ids, titles = out["product_id"], out["title"]
@@ -210,18 +217,41 @@ def read_catalog(path: str | Path, columns: ColumnMap = ColumnMap()) -> pd.DataF
     return out
 
 
-def as_numbers(column: pd.Series) -> pd.Series:
-    """A text column whose every non-empty value is a plain number ("19.99", "-3", "1e3") as floats (empty: NaN), so
-    a CSV's price filters by range as a parquet's does; codes with leading zeros ("00123") and any other text stay
-    text. Columns that are not text are left as they are."""
+def as_numbers(column: pd.Series, where: str = "a column", bad: str = "refuse") -> pd.Series:
+    """A text column of numbers as floats (empty: NaN), so a CSV's price filters by range as a parquet's does:
+    plain numbers ("19.99", "-3", "1e3") and prices as shops write them ("$1,299.00", "€12"). Codes with leading
+    zeros ("00123") and columns of words stay text. A column that is almost all numbers (NUMERIC_SHARE) with a few
+    values that are not ("abc") is refused with the first of them (`where` names it), or, with bad="missing", read
+    with those values missing. Columns that are not text are left as they are."""
     if not (pd.api.types.is_object_dtype(column) or pd.api.types.is_string_dtype(column)):
         return column
     text = column.astype("string").str.strip()
     filled = text.fillna("") != ""
     if not filled.any() or text[filled].str.match(r"^[+-]?0\d").any():
         return column
-    numbers = pd.to_numeric(text.where(filled), errors="coerce")
-    return numbers.astype("float64") if numbers[filled].notna().all() else column
+    plain = text.where(~text.str.fullmatch(_PRICE).fillna(False), text.str.replace(r"[$€£,\s]", "", regex=True))
+    numbers = pd.to_numeric(plain.where(filled), errors="coerce")
+    unread = filled & numbers.isna()
+    if not unread.any():
+        return numbers.astype("float64")
+    if (~unread[filled]).mean() < NUMERIC_SHARE:
+        return column
+    if bad == "missing":
+        return numbers.astype("float64")
+    rows = [int(i) for i in unread.to_numpy().nonzero()[0][:3]]
+    raise CatalogError(f"{where} holds numbers, but data row(s) {[r + 1 for r in rows]} hold "
+                       f"{[str(text.iloc[r]) for r in rows]}; fix them, or read them as missing with "
+                       "--columns bad_numbers=missing")
+
+
+NUMERIC_SHARE = 0.9  # a column with at least this share of numbers is a numeric column with bad values in it
+_PRICE = r"[$€£]?\s*[+-]?\d{1,3}(?:,\d{3})+(?:\.\d+)?|[$€£]\s*[+-]?\d+(?:\.\d+)?"
+
+
+def column_types(products: pd.DataFrame) -> dict[str, str]:
+    """Each column of a read catalog and how it was read: "number" or "text"."""
+    return {c: "number" if pd.api.types.is_numeric_dtype(products[c]) and not pd.api.types.is_bool_dtype(products[c])
+            else "text" for c in products.columns}
 
 
 def read_pairs(path: str | Path, form: PairFormat = PairFormat()) -> pd.DataFrame:

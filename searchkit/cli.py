@@ -35,7 +35,7 @@ def _assignments(text: str, option: str, keys: dict[str, str]) -> dict[str, str]
 
 
 COLUMN_FIELDS = {"id": "product_id", "product_id": "product_id", "title": "title", "brand": "brand",
-                 "color": "color", "colour": "color", "description": "description"}
+                 "color": "color", "colour": "color", "description": "description", "bad_numbers": "bad_numbers"}
 PAIR_FIELDS = {"query": "query", "id": "product_id", "product_id": "product_id", "relevance": "relevance"}
 
 
@@ -50,7 +50,9 @@ def columns_option(command):
 
     return click.option("--columns", default=None, metavar="FIELD=COLUMN,...",
                         help="The catalog's column names where they differ from product_id, title, brand, color, "
-                             "description (and the usual aliases), e.g. id=sku,title=name,color=colour.")(with_columns)
+                             "description (and the usual aliases), e.g. id=sku,title=name,color=colour; "
+                             "bad_numbers=missing reads a numeric column's unreadable values as missing instead of "
+                             "refusing the file.")(with_columns)
 
 
 def pair_options(command):
@@ -197,9 +199,10 @@ def build_index_cmd(catalog, model, out, device, reranker, columns, if_stale, ra
         _emit_json(manifest.__dict__)
     else:
         renamed = {f: s for f, s in (manifest.catalog.get("sources") or {}).items() if f != s}
-        if renamed:
-            click.echo("columns read: " + ", ".join(f"{f} <- {s}" for f, s in renamed.items()) + " (filters take "
-                       "either name)")
+        types = manifest.catalog.get("types") or {}
+        click.echo("columns read: " + ", ".join(f"{c}{' <- ' + renamed[c] if c in renamed else ''} ({t})"
+                                                for c, t in types.items())
+                   + (" (filters take either name)" if renamed else ""))
         reused = manifest.catalog.get("reused_embeddings", 0)
         click.echo(f"indexed {manifest.rows} products from {catalog} into {out} "
                    f"({manifest.index['type']}, {manifest.dimension}-d, model {manifest.model['name']}, "
@@ -218,7 +221,8 @@ def _format_table(hits) -> str:
 
 @main.command("query")
 @click.argument("text")
-@click.option("-k", "k", type=click.IntRange(1, 10_000), default=10, show_default=True, help="How many products.")
+@click.option("-k", "k", type=click.IntRange(1, 100), default=10, show_default=True,
+              help="How many products (at most 100, as over HTTP).")
 @click.option("--index", "index_dir", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_INDEX,
               show_default=True, envvar="SEARCHKIT_INDEX")
 @click.option("--mode", type=click.Choice(["dense", "lexical", "hybrid", "rerank"]), default=None,
@@ -250,14 +254,18 @@ def query_cmd(text, k, index_dir, mode, filters, facets, explain, model, backend
     else:
         hits, counts = searcher.search(text, k=k, mode=mode, filters=wanted, explain=explain), None
     if as_json:
-        results = [h.to_dict() for h in hits]
-        _emit_json({"results": results, "facets": counts} if facets else results)
+        body = {"query": text, **hits.summary(), "mode": mode, "results": [h.to_dict() for h in hits]}
+        _emit_json({**body, "facets": counts} if facets else body)
         return
-    searched_as, corrections = searcher.understand(text)
-    if corrections:
-        click.echo(f"showing results for: {searched_as} ("
-                   + ", ".join(f"{c.original} -> {c.corrected}" for c in corrections) + ")")
-    click.echo(_format_table(hits) if hits else "no products match")
+    if hits.corrections:
+        click.echo(f"showing results for: {hits.searched_as} ("
+                   + ", ".join(f"{typed} -> {fixed}" for typed, fixed in hits.corrections) + ")")
+    if hits.did_you_mean:
+        click.echo(f"did you mean: {hits.did_you_mean}")
+    if hits.no_match:
+        click.echo(f"no products match {text!r}" + ("; related products:" if hits else ""))
+    if hits:
+        click.echo(_format_table(hits))
     if explain:
         for hit in hits:
             why = hit.explain
@@ -270,8 +278,8 @@ def query_cmd(text, k, index_dir, mode, filters, facets, explain, model, backend
 
 
 @main.command("update")
-@click.option("--index", "index_dir", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_INDEX,
-              show_default=True, envvar="SEARCHKIT_INDEX")
+@click.option("--index", "index_dir", type=click.Path(file_okay=False, path_type=Path), required=True,
+              envvar="SEARCHKIT_INDEX", help="The index to change (or SEARCHKIT_INDEX): a write names its target.")
 @click.option("--upsert", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="A catalog file (read as build-index reads one): new ids are added, known ids replaced.")
 @click.option("--delete", type=click.Path(dir_okay=False, path_type=Path), default=None,
@@ -352,8 +360,8 @@ def push_opensearch_cmd(url, name, export_dir, index_dir):
 
 
 @main.command("calibrate")
-@click.option("--index", "index_dir", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_INDEX,
-              show_default=True)
+@click.option("--index", "index_dir", type=click.Path(file_okay=False, path_type=Path), required=True,
+              envvar="SEARCHKIT_INDEX", help="The index to change (or SEARCHKIT_INDEX): a write names its target.")
 @click.option("--queries", "queries_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="A text file of shopper queries, one per line (e.g. a query log). Default: the bundled pairs' "
                    "validation queries.")

@@ -150,10 +150,11 @@ class FilterIndex:
         return mask
 
     def _column_mask(self, name: str, column: Column, wanted: Any) -> np.ndarray:
+        ranged = isinstance(wanted, (dict, tuple)) or (isinstance(wanted, str) and ".." in wanted)
+        if ranged and not column.numeric:
+            raise QueryError(f"filter {name!r}: ranges need a numeric column; {name!r} holds text")
         span = as_range(name, wanted)
         if span is not None:
-            if not column.numeric:
-                raise QueryError(f"filter {name!r}: ranges need a numeric column; {name!r} holds text")
             low, high = span
             mask = ~np.isnan(column.numbers)
             if low is not None:

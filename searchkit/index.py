@@ -16,7 +16,7 @@ import pandas as pd
 
 from . import graph_cache, store
 from .ann import AnnConfig, make_index
-from .catalog import ColumnMap, catalog_sha256, read_catalog
+from .catalog import ColumnMap, catalog_sha256, column_types, read_catalog
 from .encoder import (
     Encoder,
     OnnxEncoder,
@@ -300,6 +300,9 @@ def staleness(out_dir: str | Path, catalog_path: str | Path, model: str | Path |
         return str(exc)
     if manifest.catalog.get("sha256") != catalog_sha256(catalog_path):
         return f"{catalog_path} changed since the index was built"
+    if int(manifest.catalog.get("version", 1)) > 1:
+        return (f"the index was updated (version {manifest.catalog['version']}) since it was built from "
+                f"{catalog_path}, so it no longer matches the file")
     model = model or default_model_dir()
     if manifest.model.get("fingerprint") != model_fingerprint(model):
         return "the model differs from the one the index was built with"
@@ -452,6 +455,7 @@ def build_index(
             index={**index_meta, "ntotal": int(index.ntotal), "bm25": {"k1": config.bm25_k1, "b": config.bm25_b,
                                                                         "text": config.keyword_text}},
             catalog={"path": str(catalog_path), "sha256": catalog_sha256(catalog_path), "columns": list(products.columns),
+                     "types": column_types(products),
                      "sources": products.attrs.get("sources", {}), "embedded": embedded,
                      "reused_embeddings": len(products) - embedded},
             text=encoder.info.text.to_dict(),

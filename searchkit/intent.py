@@ -51,7 +51,9 @@ NOT_TYPES = frozenset({"discontinued", "new", "included", "not", "only", "each",
                        "in", "x", "h", "w", "d", "l", "dia", "ft", "lb", "gal", "oz", "qt", "sq", "cu", "mm", "cm",
                        "v", "volt", "watt", "amp", "btu", "gpm", "psi", "no", "series", "style", "model", "type",
                        "grade", "duty", "rated", "certified", "listed", "compliant", "approved", "equivalent",
-                       "energy", "star", "version", "edition", "technology"} | set(UNITS) | set(UNITS.values()))
+                       "energy", "star", "version", "edition", "technology", "small", "medium", "large", "xl",
+                       "xxl", "xxxl", "xs", "mini", "jumbo", "regular", "standard", "size", "extra"}
+                      | set(UNITS) | set(UNITS.values()))
 _ASIDE = re.compile(r"\([^()]*\)|\[[^\[\]]*\]")  # "(5000K)", "[2-Pack]": asides, not the end of a name
 _PHRASE_END = re.compile(r"\s[-\u2013\u2014|]\s|,\s|\(|\[|;|:\s|\s-(?=[a-z])|\bw/", re.IGNORECASE)
 MIN_PRODUCTS = 2  # a word is a query's type only when at least this many products have it as theirs

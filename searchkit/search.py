@@ -38,9 +38,10 @@ from .results import DEFAULT_MODE, MODES, SearchResult, SearchResults, check_mod
 from .retrieval import Fusion, Ranked, Retriever
 from .spell import Correction, SpellCorrector, Together
 from .text import Normaliser
-from .understanding import MAX_QUERY_CHARS, ParsedQuery, check_query, parse, together_in, understand
+from .understanding import MAX_K, MAX_QUERY_CHARS, ParsedQuery, check_query, parse, together_in, understand
 
-__all__ = ["Searcher", "SearchResult", "SearchResults", "MatchRule", "Fusion", "MODES", "DEFAULT_MODE", "MAX_QUERY_CHARS", "check_query",
+__all__ = ["Searcher", "SearchResult", "SearchResults", "MatchRule", "Fusion", "MODES", "DEFAULT_MODE",
+           "MAX_QUERY_CHARS", "MAX_K", "check_query",
            "check_mode"]
 
 QUERY_CACHE_SIZE = 4096

@@ -12,18 +12,21 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, HTTPException, Query, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
 
 from . import store
 from .errors import IndexFormatError, SearchkitError
 from .filters import merge_filters
-from .search import DEFAULT_MODE, MAX_QUERY_CHARS, MODES, Searcher
+from .search import DEFAULT_MODE, MAX_K, MAX_QUERY_CHARS, MODES, Searcher
 from .version import __version__
 
 log = logging.getLogger(__name__)
 
-MAX_K = 100
 WATCH_SECONDS = 2.0
+# the query parameters each endpoint takes: any other is refused with a 400 naming it
+PARAMETERS = {"/search": {"q", "k", "mode", "brand", "color", "filter", "facets", "explain"},
+              "/relevance": {"q", "id"}, "/health": set(), "/reload": set(), "/": {"q", "mode", "brand", "color"}}
 PAGE_K = 20  # results the page shows
 FACET_DEPTH = 100  # facet counts cover this many top matches (Searcher.search_with_facets' depth)
 
@@ -40,10 +43,14 @@ def run_search(searcher: Searcher, q: str, k: int, mode: str, brand: list[str], 
                                                    depth=FACET_DEPTH)
     else:
         hits, counts = searcher.search(q, k=k, mode=mode, filters=filters, explain=explain), None
-    searched_as, corrections = searcher.understand(q)  # what a page shows as "showing results for ..."
-    body: dict[str, Any] = {"query": q, "searched_as": searched_as,
-                            "corrections": [[c.original, c.corrected] for c in corrections], "mode": mode, "k": k,
-                            "filters": filters or {}, "results": [h.to_dict() for h in hits]}
+    if hasattr(hits, "summary"):
+        said = hits.summary()
+    else:  # an engine that returns a plain list (OpenSearch): what the query became, no match judged
+        searched_as, corrections = searcher.understand(q)
+        said = {"no_match": False, "searched_as": searched_as,
+                "corrections": [[c.original, c.corrected] for c in corrections], "did_you_mean": None}
+    body: dict[str, Any] = {"query": q, **said, "mode": mode, "k": k, "filters": filters or {},
+                            "results": [h.to_dict() for h in hits]}
     if counts is not None:
         body["facets"] = {c: [{"value": v, "count": n} for v, n in values[:20]] for c, values in counts.items()}
         body["facets_cover"] = f"the top {FACET_DEPTH} matches"
@@ -60,14 +67,23 @@ def prerendered(template: str, body: dict[str, Any]) -> str:
             ("", r["rank"]), ("score", f"{r['score']:.3f}"), ("score", f"{r['cosine']:.3f}"),
             ("title", r.get("title") or ""), ("brand", r.get("brand") or ""), ("", r.get("color") or ""),
             ("", r["product_id"]))) + "</tr>" for r in body["results"])
-    fixed = f"showing results for “{body['searched_as']}” · " if body["corrections"] else ""
-    status = f"{fixed}{len(body['results'])} products · server {body['took_ms']:.1f} ms"
+    status = status_line(body)
     answer = json.dumps(body, ensure_ascii=False).replace("</", "<\\/")
     return (template.replace('<div id="status"></div>', f'<div id="status">{escape(status)}</div>')
             .replace('<table id="results" hidden>', '<table id="results">')
             .replace("<tbody></tbody>", f"<tbody>{rows}</tbody>")
             .replace('<script>\n"use strict";', f'<script id="first-answer" type="application/json">{answer}</script>\n'
                                                  '<script>\n"use strict";'))
+
+
+def status_line(body: dict[str, Any]) -> str:
+    """What the page says above the results (the page's script writes the same)."""
+    if body.get("no_match"):
+        related = f" · {len(body['results'])} related products below" if body["results"] else ""
+        return f"No products match “{body['query']}”{related}"
+    fixed = f"showing results for “{body['searched_as']}” · " if body["corrections"] else ""
+    offer = f"did you mean “{body['did_you_mean']}”? · " if body.get("did_you_mean") else ""
+    return f"{fixed}{offer}{len(body['results'])} products · server {body['took_ms']:.1f} ms"
 
 
 class IndexHolder:
@@ -113,8 +129,10 @@ class IndexHolder:
 
 
 def health(holder: IndexHolder) -> dict[str, Any]:
+    """The server's state, with no paths of the machine it runs on."""
     manifest = holder.searcher.manifest
-    return {"status": "ok", "index": holder.index_dir.name, "path": str(holder.index_dir), "model": manifest.model,
+    model = {"name": manifest.model.get("name"), "fingerprint": manifest.model.get("fingerprint")}
+    return {"status": "ok", "index": holder.index_dir.name, "model": model,
             "rows": manifest.rows, "built_at": manifest.built_at, "index_type": manifest.index.get("type"),
             "index_version": int(manifest.catalog.get("version", 1)),
             "changed_at": manifest.catalog.get("updated_at", manifest.built_at),
@@ -141,7 +159,21 @@ def create_app(index_dir: str | Path, loader=Searcher.from_dir, watch: bool = Tr
     async def _user_error(request: Request, exc: SearchkitError):
         return JSONResponse(status_code=400, content={"detail": str(exc)})
 
-    @app.get("/health")
+    @app.exception_handler(RequestValidationError)
+    async def _bad_parameter(request: Request, exc: RequestValidationError):
+        return JSONResponse(status_code=400, content={"detail": one_line(exc)})
+
+    @app.middleware("http")
+    async def _known_parameters(request: Request, call_next):
+        allowed = PARAMETERS.get(request.url.path)
+        unknown = sorted(set(request.query_params) - allowed) if allowed is not None else []
+        if unknown:
+            return JSONResponse(status_code=400, content={
+                "detail": f"unknown parameter(s) {', '.join(unknown)} for {request.url.path}; it takes "
+                          f"{', '.join(sorted(allowed)) or 'none'}"})
+        return await call_next(request)
+
+    @app.api_route("/health", methods=["GET", "HEAD"])
     def get_health() -> dict[str, Any]:
         return health(holder)
 
@@ -199,6 +231,24 @@ def create_app(index_dir: str | Path, loader=Searcher.from_dir, watch: bool = Tr
         return prerendered(template, body)
 
     return app
+
+
+def one_line(exc: RequestValidationError) -> str:
+    """A request's bad parameters in one line ("q: at most 1000 characters"), not pydantic's JSON."""
+    parts = []
+    for error in exc.errors():
+        where = ".".join(str(p) for p in error.get("loc", ())[1:]) or "request"
+        context = error.get("ctx") or {}
+        if error.get("type") == "string_too_long":
+            what = f"at most {context.get('max_length')} characters"
+        elif error.get("type") == "missing":
+            what = "required"
+        elif error.get("type") in ("less_than_equal", "greater_than_equal"):
+            what = f"must be {'at most' if 'less' in error['type'] else 'at least'} {context.get('le', context.get('ge'))}"
+        else:
+            what = str(error.get("msg", "invalid"))
+        parts.append(f"{where}: {what}")
+    return "; ".join(parts)
 
 
 def app_from_env() -> FastAPI:

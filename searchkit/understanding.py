@@ -10,7 +10,8 @@ from .intent import NO_TYPE, ProductTypes, QueryType
 from .spell import Correction, SpellCorrector, Together
 from .text import Normaliser, words
 
-MAX_QUERY_CHARS = 1000
+MAX_QUERY_CHARS = 1000  # the longest query accepted, in Python, the CLI and HTTP alike
+MAX_K = 100  # the most results one search returns over HTTP and in the CLI (a page of them: Python takes more)
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ import pandas as pd
 
 from . import store
 from .ann import AnnConfig, calibrate, hnsw_edited, make_index, tuned_facts
-from .catalog import PRODUCT_COLUMNS, ColumnMap, as_numbers, read_catalog, read_ids
+from .catalog import PRODUCT_COLUMNS, ColumnMap, as_numbers, column_types, read_catalog, read_ids
 from .encoder import (
     Encoder,
     ModelInfo,
@@ -83,6 +83,26 @@ def _merged(old: pd.DataFrame, upsert: pd.DataFrame, deleted: set[str]) -> pd.Da
     return merged
 
 
+def _check_numbers(old: pd.DataFrame, upsert: pd.DataFrame, upsert_path, bad: str) -> pd.DataFrame:
+    """An upsert's values for the index's numeric columns, as numbers: one that is not a number is refused with its
+    row and column (or, with bad="missing", read as missing)."""
+    upsert = upsert.copy()
+    for column in upsert.columns:
+        if column in PRODUCT_COLUMNS or column not in old.columns or not pd.api.types.is_numeric_dtype(old[column]):
+            continue
+        values = upsert[column]
+        text = values.map(lambda v: "" if v is None or (isinstance(v, float) and np.isnan(v)) else str(v).strip())
+        numbers = pd.to_numeric(text.str.replace(r"^[$€£]\s*|,", "", regex=True).where(text != ""), errors="coerce")
+        unread = (text != "") & numbers.isna()
+        if unread.any() and bad != "missing":
+            rows = [int(i) for i in unread.to_numpy().nonzero()[0][:3]]
+            raise CatalogError(f"{upsert_path}: column {column!r} is numeric in the index, but data row(s) "
+                               f"{[r + 1 for r in rows]} hold {[text.iloc[r] for r in rows]}; fix them, or read them "
+                               "as missing with --columns bad_numbers=missing")
+        upsert[column] = numbers.astype("float64")
+    return upsert
+
+
 def _check(index_ids: set[str], upsert: pd.DataFrame, deleted: list[str], upsert_path, delete_path) -> None:
     both = sorted(set(upsert["product_id"]) & set(deleted))
     if both:
@@ -127,6 +147,7 @@ def update_index(index_dir: str | Path, upsert: str | Path | None = None, delete
     old = store.read_products(files, manifest.rows).to_pandas()
     index_ids = set(old["product_id"].astype(str))
     _check(index_ids, incoming, deleted, upsert, delete)
+    incoming = _check_numbers(old, incoming, upsert, columns.bad_numbers)
     products = _merged(old, incoming, set(deleted))
     if products.empty:
         raise CatalogError(f"{target}: the update would leave the index without products")
@@ -172,6 +193,7 @@ def update_index(index_dir: str | Path, upsert: str | Path | None = None, delete
                               deleted=len(deleted), unchanged=len(products) - len(incoming), rows=len(products),
                               version=version, seconds=round(time.perf_counter() - started, 2))
         catalog = {**manifest.catalog, "version": version, "columns": list(products.columns),
+                   "types": column_types(products),
                    "updated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                    "last_update": {"upsert": str(upsert) if upsert else None,
                                    "delete": str(delete) if delete else None, **report.to_dict()}}

@@ -24,7 +24,10 @@ def test_build_index_then_query_json(run, tmp_path, catalog_file, tiny_model):
     assert "indexed 240 products" in result.output
     result = run("query", "kohler toilet seat", "--index", out, "-k", "3", "--json")
     assert result.exit_code == 0, result.output
-    hits = json.loads(result.output)
+    body = json.loads(result.output)
+    assert body["query"] == "kohler toilet seat" and body["no_match"] in (True, False)
+    assert {"searched_as", "corrections", "did_you_mean", "mode"} <= set(body)
+    hits = body["results"]
     assert [h["rank"] for h in hits] == [1, 2, 3]
     assert {"product_id", "score", "cosine", "title", "brand"} <= set(hits[0])
     assert all(-1 <= h["cosine"] <= 1.0001 for h in hits)
@@ -51,7 +54,7 @@ def test_query_says_how_it_understood_a_misspelled_query(run, built_index):
 def test_query_json_with_facets_is_an_object(run, built_index):
     result = run("query", "fan", "--index", built_index, "--facets", "--json")
     data = json.loads(result.output)
-    assert set(data) == {"results", "facets"} and data["facets"]["brand"]
+    assert {"results", "facets", "no_match"} <= set(data) and data["facets"]["brand"]
 
 
 @pytest.mark.parametrize("text", ["", "   "])
@@ -85,7 +88,8 @@ def test_column_options(run, tmp_path, tiny_model):
     result = run("build-index", path, "--model", tiny_model, "--out", tmp_path / "idx", "--columns",
                  "id=sku,title=name,brand=maker")
     assert result.exit_code == 0, result.output
-    hits = json.loads(run("query", "shower head", "--index", tmp_path / "idx", "--json", "--mode", "lexical").output)
+    hits = json.loads(run("query", "shower head", "--index", tmp_path / "idx", "--json", "--mode", "lexical").output
+                      )["results"]
     assert hits[0]["product_id"] == "A2" and hits[0]["brand"] == "delta"
 
 
@@ -231,7 +235,7 @@ def test_a_shops_csv_the_first_hour(run, tmp_path, tiny_model, monkeypatch):
     assert "product_id <- sku" in result.output and "title <- name" in result.output
 
     hits = json.loads(run("query", "toilet seat", "--index", "indexes/shop", "--filter", "price=30..40", "-k", "30",
-                          "--json").output)
+                          "--json").output)["results"]
     assert hits and all(30 <= h["price"] <= 40 for h in hits)
     assert {h["upc"] for h in hits} <= {f"00{i:04d}" for i in range(30)}  # codes with leading zeros stay text
     out = run("query", "toilet seat", "--index", "indexes/shop", "--filter", "colour=grey", "--facets", "--json")

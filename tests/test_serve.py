@@ -1,3 +1,4 @@
+import json
 import shutil
 import threading
 import time
@@ -16,10 +17,25 @@ def client(index_copy):
         yield c
 
 
-def test_health(client, catalog_frame):
+def test_health(client, catalog_frame, index_copy):
     body = client.get("/health").json()
     assert body["status"] == "ok" and body["rows"] == len(catalog_frame) and body["index"] == "idx"
+    assert str(index_copy.parent) not in json.dumps(body) and "/" not in json.dumps(body["model"])  # no server paths
+    head = client.head("/health")
+    assert head.status_code == 200 and head.content == b""
     assert body["model"]["fingerprint"] and body["built_at"]
+
+
+def test_search_says_what_it_made_of_the_query(client):
+    body = client.get("/search", params={"q": "kohlr toilet seat"}).json()
+    assert body["no_match"] in (True, False) and body["searched_as"] == "kohler toilet seat"
+    assert body["corrections"] == [["kohlr", "kohler"]] and "did_you_mean" in body
+    nothing = client.get("/search", params={"q": "🔥🔥"}).json()
+    assert nothing["no_match"] is True and nothing["results"] == []
+    page = client.get("/", params={"q": "🔥🔥"}).text
+    assert "No products match “🔥🔥”" in page
+    refused = client.get("/search", params={"q": "fan", "sort": "price", "offset": 10})
+    assert refused.status_code == 400 and refused.json()["detail"].startswith("unknown parameter(s) offset, sort")
 
 
 def test_search_returns_ranked_json(client):
@@ -51,14 +67,15 @@ def test_search_filters_and_facets(client):
 @pytest.mark.parametrize("params, fragment", [
     ({"q": ""}, "at least 1"),
     ({"q": "   "}, "query is empty"),
-    ({"q": "fan", "k": 0}, "greater than or equal to 1"),
-    ({"q": "fan", "k": 101}, "less than or equal to 100"),
+    ({"q": "fan", "k": 0}, "k: must be at least 1"),
+    ({"q": "fan", "k": 101}, "k: must be at most 100"),
     ({"q": "fan", "k": "ten"}, "valid integer"),
     ({"q": "fan", "mode": "magic"}, "pattern"),
     ({"q": "fan", "filter": "size=xl"}, "unknown filter column 'size'"),
     ({"q": "fan", "filter": "brand"}, "COLUMN=VALUE"),
-    ({"q": "x" * 1001}, "at most 1000"),
-    ({}, "Field required"),
+    ({"q": "x" * 1001}, "q: at most 1000 characters"),
+    ({}, "q: required"),
+    ({"q": "fan", "offset": "10"}, "unknown parameter(s) offset for /search"),
 ])
 def test_bad_input_is_4xx_with_a_reason(client, params, fragment):
     res = client.get("/search", params=params)
