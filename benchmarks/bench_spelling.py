@@ -43,7 +43,7 @@ def measure(searcher, typos: list[tuple[str, str]], real: list[str], show: bool 
         searched, _ = searcher.understand(query)
         ok = searched.split() == words(query)
         kept += ok
-        suggested += searcher.did_you_mean(query) is not None
+        suggested += getattr(searcher, "did_you_mean", lambda q: None)(query) is not None
         if show and not ok:
             print(f"  real query changed: {query!r} -> {searched!r}")
     return {"typos": len(typos), "typos_fixed": round(fixed / len(typos), 4), "real": len(real),

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 class MatchRule:
     min_cosine: float = 0.25  # below this best cosine, no match whatever else
     unknown_share: float = 0.5  # a query this much made of words the catalog never uses ("sushi", "macbook air") ...
-    unknown_cosine: float = 0.55  # ... matches only with a best cosine of at least this
+    unknown_cosine: float = 0.45  # ... matches only with a best cosine of at least this
     min_coverage: float = 0.34  # a query whose best result holds at most this share of its words ...
     coverage_cosine: float = 0.35  # ... matches only with a best cosine of at least this
 

@@ -201,7 +201,7 @@ def test_cli_distill_and_backend_choice(tmp_path, tiny_model, pairs_file, catalo
         out = CliRunner().invoke(main, ["query", "kohler toilet seat", "--index", str(tower_index), "--backend",
                                         backend, "--json", "-k", "3"])
         assert out.exit_code == 0, out.output
-        assert len(json.loads(out.output)) == 3
+        assert len(json.loads(out.output)["results"]) == 3
 
 
 # -- the static query encoder (layers=0): a token table ---------------------------------------------------------------

@@ -277,7 +277,7 @@ def test_cli_train_reranker_build_and_query(tmp_path, built_index, pairs_file, c
     assert result.exit_code == 0, result.output
     result = runner.invoke(main, ["query", "kohler toilet seat", "--index", str(index), "--mode", "rerank", "--json"])
     assert result.exit_code == 0, result.output
-    assert len(json.loads(result.output)) == 10
+    assert len(json.loads(result.output)["results"]) == 10
     no_reranker = tmp_path / "plain.toml"
     no_reranker.write_text("reranker = false\n")
     result = runner.invoke(main, ["build-index", str(catalog_file), "--model", str(tiny_model), "--out",
