@@ -58,7 +58,7 @@ _ASIDE = re.compile(r"\([^()]*\)|\[[^\[\]]*\]")  # "(5000K)", "[2-Pack]": asides
 _PHRASE_END = re.compile(r"\s[-\u2013\u2014|]\s|,\s|\(|\[|;|:\s|\s-(?=[a-z])|\bw/", re.IGNORECASE)
 MIN_PRODUCTS = 2  # a word is a query's type only when at least this many products have it as theirs
 UNTYPED = -1
-TYPE_LEG_LIMIT = 1500  # products of the query's type scored by cosine as a third candidate list, at most
+TYPE_LEG_LIMIT = 600  # products of the query's type scored by cosine as a third candidate list, at most
 SHORT, LATE, LONG = 2, 0.3, 0.3
 ACCESSORY = 2.0  # a product made for the type asked for (a grill cover for "bbq grill") loses this share
 NAMED = 0.5  # a product whose type another word of the query names ("angle bracket": an angle) gains this share
@@ -107,28 +107,32 @@ def title_types(title: str, brand: str | None = None) -> tuple[str, ...]:
 _FOR = re.compile(r"\bfor\s+(?:use\s+with\s+|most\s+|all\s+|universal\s+)?(.+)", re.IGNORECASE)
 
 
-def serves(title: str, brand: str | None = None) -> str | None:
-    """The product type a title's product is made for, when it names one: the head of its "for ..." phrase ("Cover
-    for Spirit Series Gas Grills" -> grills), else, when its head is a part or accessory (PARTS), the word before
-    it ("Chainsaw Chain" -> chainsaw; "BBQ Grill Cover" -> grill). Unstemmed; None when the title names none."""
+def serves(title: str, brand: str | None = None) -> tuple[str, ...]:
+    """What a title's product is made for, nearest first (unstemmed): the head of its "for ..." phrase ("Cover for
+    Spirit Series Gas Grills" -> grills), else, when its head is a part or accessory (PARTS), the words before it that
+    are not themselves parts ("Chainsaw Chain" -> chainsaw; "BBQ Grill Tool Set" -> grill, bbq). The catalog keeps
+    those that name a type (catalog_types)."""
     found = _FOR.search(_ASIDE.sub(" ", title or ""))
     if found:
         typed = _typed(_head_tokens(found.group(1), None))
         if typed:
-            return typed[-1]
+            return (typed[-1],)
     typed = _typed(_head_tokens(title or "", brand))
     if len(typed) > 1 and typed[-1] in PARTS:
-        return typed[-2]
-    return None
+        return tuple(w for w in reversed(typed[:-1]) if w not in PARTS and w not in GENERIC)
+    return ()
 
 
 def catalog_types(titles: Iterable[str], brands: Iterable[str | None], stem: Callable[[str], str],
                   categories: Iterable[str | None] | None = None) -> dict:
     """Every product's type as saved with an index: {"names": [stem, ...], "head": [id per product], "also": [id per
-    product], "serves": [id per product]} (ids into names, -1 for none; serves: what the product is made for, see
-    `serves`). A category, when the catalog has one, is read before the title."""
+    product], "serves": [id per product], "serves_also": [id per product], "words": [the type words as titles spell
+    them]} (ids into names, -1 for none; serves: the two nearest words a product is made for that other products
+    are typed as, see `serves`). A category, when the catalog has one, is read before the title."""
     names: dict[str, int] = {}
-    heads, also, made_for = [], [], []
+    heads, also = [], []
+    spelt: set[str] = set()
+    titles, brands = list(titles), list(brands)
     cats = list(categories) if categories is not None else None
     for i, (title, brand) in enumerate(zip(titles, brands, strict=True)):
         found: tuple[str, ...] = ()
@@ -138,11 +142,25 @@ def catalog_types(titles: Iterable[str], brands: Iterable[str | None], stem: Cal
         if not found:
             found = title_types(title, brand)
         ids = [names.setdefault(stem(t), len(names)) for t in found[:2]]
+        spelt.update(found[:2])
         heads.append(ids[0] if ids else UNTYPED)
         also.append(ids[1] if len(ids) > 1 else UNTYPED)
-        target = serves(title, brand)
-        made_for.append(names.setdefault(stem(target), len(names)) if target else UNTYPED)
-    return {"names": list(names), "head": heads, "also": also, "serves": made_for}
+    typed = set(heads) | set(also)  # a product is made for a type other products are (second pass)
+    made_for, made_also = [], []
+    for title, brand in zip(titles, brands, strict=True):
+        ids = [i for i in (names.get(stem(w)) for w in serves(title, brand)) if i is not None and i in typed][:2]
+        made_for.append(ids[0] if ids else UNTYPED)
+        made_also.append(ids[1] if len(ids) > 1 else UNTYPED)
+    return {"names": list(names), "head": heads, "also": also, "serves": made_for, "serves_also": made_also,
+            "words": sorted(spelt)}
+
+
+def _any_of(values: np.ndarray, ids: frozenset[int]) -> np.ndarray:
+    """values == any of a few ids (a comparison per id: faster than np.isin for the one or two a query has)."""
+    out = np.zeros(len(values), dtype=bool)
+    for i in ids:
+        out |= values == i
+    return out
 
 
 @dataclass(frozen=True)
@@ -167,9 +185,11 @@ class ProductTypes:
 
     def __init__(self, data: dict):
         self.names: list[str] = list(data.get("names", []))
+        self.raw: list[str] = list(data.get("words", []))  # each type as a title spelt it (any one spelling)
         self.head = np.asarray(data.get("head", []), dtype=np.int32)
         self.also = np.asarray(data.get("also", []), dtype=np.int32)
         self.serves = np.asarray(data.get("serves", np.full(len(self.head), UNTYPED)), dtype=np.int32)
+        self.serves_also = np.asarray(data.get("serves_also", np.full(len(self.head), UNTYPED)), dtype=np.int32)
         self.id_of = {name: i for i, name in enumerate(self.names)}
         counts = np.bincount(np.concatenate([self.head[self.head >= 0], self.also[self.also >= 0]]),
                              minlength=len(self.names)) if len(self.names) else np.zeros(0, dtype=np.int64)
@@ -177,6 +197,12 @@ class ProductTypes:
 
     def __len__(self) -> int:
         return len(self.head)
+
+    @cached_property
+    def words(self) -> frozenset[str]:
+        """The type names' own words, unstemmed where the catalog saved them (a glued query pair is looked up here
+        before it is stemmed)."""
+        return frozenset(self.raw) if self.raw else frozenset()
 
     def rows_of(self, query: QueryType, limit: int = TYPE_LEG_LIMIT) -> np.ndarray | None:
         """Every product of the type the query asks for (ascending rows), or None when there are more than `limit`
@@ -216,7 +242,8 @@ class ProductTypes:
         for i in range(len(tokens) - 1, -1, -1):
             if not tokens[i].isalpha():
                 continue
-            if i > 0 and (glued := self._known(stem(tokens[i - 1] + tokens[i]))) is not None:
+            glued_word = tokens[i - 1] + tokens[i] if i > 0 else ""
+            if glued_word in self.words and (glued := self._known(stem(glued_word))) is not None:
                 wanted = {glued}
             elif (found := self._known(stems[i])) is not None:
                 wanted = {found}
@@ -243,11 +270,11 @@ class ProductTypes:
         if not query.typed or not len(rows):
             return np.zeros(len(rows), dtype=np.float32)
         out = np.zeros(len(rows), dtype=np.float32)
-        wanted = np.fromiter(query.wanted, dtype=np.int32)
-        is_type = np.isin(self.head[rows], wanted) | np.isin(self.also[rows], wanted)
+        head, also = self.head[rows], self.also[rows]
+        is_type = _any_of(head, query.wanted) | _any_of(also, query.wanted)
         if query.named:
-            others = np.fromiter(query.named, dtype=np.int32)
-            out[np.isin(self.head[rows], others) | np.isin(self.also[rows], others)] = named
-        out[np.isin(self.serves[rows], wanted) & ~is_type] = -accessory
+            out[_any_of(head, query.named) | _any_of(also, query.named)] = named
+        made_for = _any_of(self.serves[rows], query.wanted) | _any_of(self.serves_also[rows], query.wanted)
+        out[made_for & ~is_type] = -accessory
         out[is_type] = 1.0
         return out * query.strength

@@ -328,16 +328,22 @@ class Searcher:
         return results
 
     def _no_match(self, parsed: ParsedQuery, rows: np.ndarray, cosines: np.ndarray) -> bool:
-        """Whether none of the results is a close match (searchkit.match), judged on the first MATCH_DEPTH."""
+        """Whether none of the results is a close match (searchkit.match), judged on the first MATCH_DEPTH; the word
+        counts are taken only when the best cosine leaves the answer open."""
         words = parsed.understood.split()
+        head = rows[:MATCH_DEPTH]
+        best = float(cosines[:MATCH_DEPTH].max()) if len(head) else 0.0
+        rule = self.match_rule
+        if not words or best < rule.min_cosine:
+            return True
+        if best >= max(rule.unknown_cosine, rule.coverage_cosine):
+            return False
         content = [w for w in words if w.isalpha() and len(w) >= 3]
         known = self.corrector.known if self.corrector is not None else (lambda w: True)
         unknown = sum(not known(w) for w in content) / len(content) if content else 0.0
-        head = rows[:MATCH_DEPTH]
         coverage = float(self.lexical.coverage(parsed.keywords, head).max()) if (
             self.lexical is not None and len(head)) else 1.0
-        best = float(cosines[:MATCH_DEPTH].max()) if len(head) else 0.0
-        return self.match_rule.no_match(best, coverage, unknown, len(words))
+        return rule.no_match(best, coverage, unknown, len(words))
 
     def search(self, query: str, k: int = 10, mode: str = DEFAULT_MODE, filters: Filters | None = None,
                explain: bool = False) -> SearchResults:

@@ -31,11 +31,12 @@ def test_a_titles_type_is_the_head_of_its_name():
 
 
 def test_what_a_product_is_made_for():
-    assert serves("AirJet Universal Snow Shovel Attachment for Leaf Blowers") == "blowers"
-    assert serves("Classic Accessories Medium BBQ Grill Cover") == "grill"
-    assert serves("Oregon S57 16 in. Chainsaw Chain") == "chainsaw"
-    assert serves("Homelite 14 in. 42cc Gas Chainsaw") is None  # a chainsaw is made for nothing
-    assert serves("RIDGID 10 in. Portable Tile Saw with Laser") is None  # a saw is not a part of tiles
+    assert serves("AirJet Universal Snow Shovel Attachment for Leaf Blowers") == ("blowers",)
+    assert serves("Classic Accessories Medium BBQ Grill Cover", "Classic Accessories") == ("grill", "bbq")
+    assert serves("Charcoal Companion 4-Piece BBQ Grill Tool Set", "Charcoal Companion") == ("grill", "bbq")
+    assert serves("Oregon S57 16 in. Chainsaw Chain", "Oregon") == ("chainsaw",)
+    assert serves("Homelite 14 in. 42cc Gas Chainsaw") == ()  # a chainsaw is made for nothing
+    assert serves("RIDGID 10 in. Portable Tile Saw with Laser") == ()  # a saw is not a part of tiles
 
 
 def test_a_querys_type_is_its_last_typed_word_before_for():
