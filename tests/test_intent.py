@@ -228,3 +228,12 @@ def test_catalog_sets_are_in_the_repository():
         from searchkit.catalog import ColumnMap
 
         ColumnMap(bad_numbers="sometimes")
+
+
+def test_the_cli_keeps_the_http_limits(run_cli, built_index):
+    too_many = run_cli("query", "fan", "--index", built_index, "-k", "101")
+    assert too_many.exit_code != 0 and "101" in too_many.output
+    too_long = run_cli("query", "x" * 1001, "--index", built_index)
+    assert too_long.exit_code != 0 and "at most 1000" in too_long.output
+    nothing = run_cli("query", "🔥🔥", "--index", built_index)
+    assert nothing.exit_code == 0 and "no products match" in nothing.output
