@@ -211,10 +211,16 @@ def build_index_cmd(catalog, model, out, device, reranker, columns, if_stale, ra
 
 
 def _format_table(hits) -> str:
+    from html import unescape
+
     lines = [f"{'rank':>4}  {'score':>7}  {'cosine':>6}  {'id':<10}  {'brand':<20}  title"]
     for hit in hits:
         brand = str(hit.fields.get("brand") or "")[:20]
         title = str(hit.fields.get("title") or "")[:80]
+        if hit.highlight is not None:
+            title = unescape(hit.highlight.replace("<mark>", "[").replace("</mark>", "]"))[:90]
+        if hit.rules:
+            title += f"  ({'; '.join(hit.rules)})"
         lines.append(f"{hit.rank:>4}  {hit.score:7.3f}  {hit.cosine:6.3f}  {hit.product_id:<10}  {brand:<20}  {title}")
     return "\n".join(lines)
 
@@ -223,6 +229,8 @@ def _format_table(hits) -> str:
 @click.argument("text")
 @click.option("-k", "k", type=click.IntRange(1, 100), default=10, show_default=True,
               help="How many products (at most 100, as over HTTP).")
+@click.option("--page", type=click.IntRange(1), default=1, show_default=True,
+              help="Which page of k results (page 2 of k 10 is ranks 11-20).")
 @click.option("--index", "index_dir", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_INDEX,
               show_default=True, envvar="SEARCHKIT_INDEX")
 @click.option("--mode", type=click.Choice(["dense", "lexical", "hybrid", "rerank"]), default=None,
@@ -230,31 +238,32 @@ def _format_table(hits) -> str:
               "cross-encoder reorders the top 30, tens of milliseconds more).")
 @click.option("--filter", "filters", multiple=True, metavar="COLUMN=VALUE",
               help="Keep products whose COLUMN matches: brand=kohler, color=white,biscuit, price=10..50. Repeatable.")
-@click.option("--facets", is_flag=True, help="Also count brands and colours among the top 100 candidates.")
-@click.option("--explain", is_flag=True, help="Say why each product matched (dense, lexical, matched terms; in mode "
-              "rerank, the estimated relevance on the raters' 1-3 scale when the index has a fit).")
-@click.option("--model", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Refuse to run unless the index was built with this model.")
+@click.option("--sort", default=None, metavar="[-]COLUMN",
+              help="Order the 100 most relevant products by a column: price, -price (descending).")
+@click.option("--facets", is_flag=True, help="Also count brands and colours among the 100 most relevant products.")
+@click.option("--highlight", is_flag=True, help="Mark the query's words in each title [like this].")
+@click.option("--explain", is_flag=True, help="Say why each product matched (dense, lexical, matched terms, rules; "
+              "in mode rerank, the estimated relevance on the raters' 1-3 scale when the index has a fit).")
 @click.option("--backend", type=click.Choice(BACKENDS), default="auto", show_default=True, help=BACKEND_HELP)
-@click.option("--target-recall", type=click.FloatRange(0.0, 1.0), default=None,
-              help="Approximate index: search with the cheapest setting the build measured reaching this recall@10.")
-@click.option("--json", "as_json", is_flag=True, help="One JSON array of result objects (an object with --facets).")
-def query_cmd(text, k, index_dir, mode, filters, facets, explain, model, backend, target_recall, as_json):
+@click.option("--json", "as_json", is_flag=True, help="One JSON object: what the search made of the query, and the "
+              "results (and facets).")
+def query_cmd(text, k, page, index_dir, mode, filters, sort, facets, highlight, explain, backend, as_json):
     """Search the index for TEXT and print ranked products with cosine scores."""
     from .filters import merge_filters
     from .search import DEFAULT_MODE, Searcher, check_query
 
     check_query(text)
     wanted = merge_filters(list(filters)) or None
-    searcher = Searcher.from_dir(index_dir, model=model, backend=backend, mmap=True,  # one query: map the big files
-                                 target_recall=target_recall)
+    searcher = Searcher.from_dir(index_dir, backend=backend, mmap=True)  # one query: map the big files
     mode = mode or DEFAULT_MODE
+    window = {"offset": (page - 1) * k, "sort": sort, "highlight": highlight}
     if facets:
-        hits, counts = searcher.search_with_facets(text, k=k, mode=mode, filters=wanted, explain=explain)
+        hits, counts = searcher.search_with_facets(text, k=k, mode=mode, filters=wanted, explain=explain, **window)
     else:
-        hits, counts = searcher.search(text, k=k, mode=mode, filters=wanted, explain=explain), None
+        hits, counts = searcher.search(text, k=k, mode=mode, filters=wanted, explain=explain, **window), None
     if as_json:
-        body = {"query": text, **hits.summary(), "mode": mode, "results": [h.to_dict() for h in hits]}
+        body = {"query": text, **hits.summary(), "mode": mode, "page": page, "sort": sort,
+                "results": [h.to_dict() for h in hits]}
         _emit_json({**body, "facets": counts} if facets else body)
         return
     if hits.corrections:
@@ -262,19 +271,54 @@ def query_cmd(text, k, index_dir, mode, filters, facets, explain, model, backend
                    + ", ".join(f"{typed} -> {fixed}" for typed, fixed in hits.corrections) + ")")
     if hits.did_you_mean:
         click.echo(f"did you mean: {hits.did_you_mean}")
+    if hits.redirect:
+        click.echo(f"redirect: {hits.redirect}")
     if hits.no_match:
         click.echo(f"no products match {text!r}" + ("; related products:" if hits else ""))
     if hits:
         click.echo(_format_table(hits))
+    elif not hits.no_match:
+        click.echo(f"no results on page {page}")
     if explain:
         for hit in hits:
             why = hit.explain
             graded = f", relevance {why['relevance']:.2f} of 3" if "relevance" in why else ""
+            ruled = f", {'; '.join(why['rules'])}" if why.get("rules") else ""
             click.echo(f"  #{hit.rank} {hit.product_id}: dense {why['dense']:.3f}, lexical {why['lexical'] or 0:.2f}, "
-                       f"matched {' '.join(why['matched_terms']) or '-'}{graded}")
+                       f"matched {' '.join(why['matched_terms']) or '-'}{graded}{ruled}")
     if counts:
         for column, values in counts.items():
             click.echo(f"{column}: " + ", ".join(f"{v} ({n})" for v, n in values[:10]))
+
+
+@main.command("rules")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path), required=False)
+@click.option("--index", "index_dir", type=click.Path(file_okay=False, path_type=Path), required=True,
+              envvar="SEARCHKIT_INDEX", help="The index to change (or SEARCHKIT_INDEX): a write names its target.")
+@click.option("--show", is_flag=True, help="Print the rules in force and change nothing.")
+@click.option("--remove", is_flag=True, help="Remove the index's rules.")
+@click.option("--json", "as_json", is_flag=True)
+def rules_cmd(file, index_dir, show, remove, as_json):
+    """Install FILE (TOML: synonyms, pinned and hidden products, boosts, signals, demotion; see the README) as the
+    index's rules, validated whole and swapped in atomically; a running server picks them up within seconds."""
+    from . import store
+    from .rules import NO_RULES, describe, install, loads
+
+    if sum([file is not None, show, remove]) != 1:
+        raise click.UsageError("give a rules FILE, --show or --remove")
+    if show:
+        text = store.read_rules_text(store.live_dir(index_dir))
+        if not (index_dir / store.MANIFEST).is_file() and text is None:
+            store.read_manifest(index_dir)  # a folder that is no index says so
+        rules = loads(text) if text else NO_RULES
+    else:
+        rules = install(index_dir, None if remove else file)
+    if as_json:
+        _emit_json(rules.to_dict())
+        return
+    if not show:
+        click.echo(f"{index_dir}: rules removed" if remove else f"{index_dir}: rules from {file} installed")
+    click.echo(describe(rules))
 
 
 @main.command("update")

@@ -40,6 +40,7 @@ from .query_encoder import assemble, token_table, tower_info
 from .ray_encode import RayEncoder
 from .rerank import RERANKER_DIR, fingerprint, install, read_info, reranker_dir
 from .retrieval import flat_vectors
+from .suggest import Suggester, phrases
 from .text import KEYWORD_TEXT, KEYWORD_TEXTS, BrandMatcher, CachedStemmer, Normaliser, TextConfig, words
 from .version import __version__
 
@@ -128,6 +129,12 @@ def text_record(products: pd.DataFrame, normaliser: Normaliser, stemmer: CachedS
     types = catalog_types(products["title"], products["brand"], stemmer, categories)
     return {"config": normaliser.config.to_dict(), "brands": normaliser.brands.names(), "stems": stemmer.table(),
             "vocab": catalog_vocabulary(products), "types": types}
+
+
+def completions(products: pd.DataFrame) -> dict:
+    """What suggest.json holds: the catalog's completions (searchkit.suggest)."""
+    categories = products["category"] if "category" in products.columns else None
+    return Suggester.from_counts(phrases(products["title"], products["brand"], categories)).to_dict()
 
 
 def query_like(texts: list[str], sample: int, seed: int = 0) -> list[str]:
@@ -444,6 +451,8 @@ def build_index(
         store.write_lexical(staged, LexicalIndex.build(keyword_texts(products, normaliser, texts),
                                                        k1=config.bm25_k1, b=config.bm25_b))
         store.write_text(staged, text_record(products, normaliser, stemmer))
+        store.write_suggest(staged, completions(products))
+        store.carry_rules(store.live_dir(target), staged)
         manifest = store.Manifest(
             format_version=store.FORMAT_VERSION,
             searchkit_version=__version__,

@@ -64,7 +64,7 @@ ACCESSORY = 2.0  # a product made for the type asked for (a grill cover for "bbq
 NAMED = 0.5  # a product whose type another word of the query names ("angle bracket": an angle) gains this share
 
 
-def _head_tokens(text: str, brand: str | None) -> list[str]:
+def head_tokens(text: str, brand: str | None) -> list[str]:
     """The words of a title's first phrase, less a leading brand and everything from a describing word on (a word
     standing alone: "Slide-In Range" keeps its "in")."""
     first = _PHRASE_END.split(_ASIDE.sub(" ", text), maxsplit=1)[0]
@@ -83,15 +83,15 @@ def _head_tokens(text: str, brand: str | None) -> list[str]:
     return out
 
 
-def _typed(tokens: list[str]) -> list[str]:
+def typed_words(tokens: list[str]) -> list[str]:
     """The words of a head phrase that can name a type: alphabetic, longer than one letter, no colour or unit."""
     return [t for t in tokens if t.isalpha() and len(t) > 1 and t not in NOT_TYPES and t not in COLOURS]
 
 
 def title_types(title: str, brand: str | None = None) -> tuple[str, ...]:
     """The words naming a title's product type, the head first (unstemmed); () when it names none."""
-    phrase = _head_tokens(title or "", brand)
-    typed = _typed(phrase)
+    phrase = head_tokens(title or "", brand)
+    typed = typed_words(phrase)
     if not typed:
         return ()
     head = typed[-1]
@@ -114,10 +114,10 @@ def serves(title: str, brand: str | None = None) -> tuple[str, ...]:
     those that name a type (catalog_types)."""
     found = _FOR.search(_ASIDE.sub(" ", title or ""))
     if found:
-        typed = _typed(_head_tokens(found.group(1), None))
+        typed = typed_words(head_tokens(found.group(1), None))
         if typed:
             return (typed[-1],)
-    typed = _typed(_head_tokens(title or "", brand))
+    typed = typed_words(head_tokens(title or "", brand))
     if len(typed) > 1 and typed[-1] in PARTS:
         return tuple(w for w in reversed(typed[:-1]) if w not in PARTS and w not in GENERIC)
     return ()

@@ -48,6 +48,7 @@ class Parts:
     reranker: Any  # None, or a callable making the Reranker on first use
     search_params: dict[str, int]
     types: ProductTypes  # every product's type (an index built before types were saved: none)
+    root: Path | None = None  # the folder read
 
 
 def pick_backend(backend: str, files: store.IndexFiles, manifest: store.Manifest) -> str:
@@ -157,4 +158,4 @@ def load_parts(path: str | Path, options: LoadOptions = LoadOptions()) -> Parts:
                                stem=normaliser.stemmer)
     return Parts(index, products, encoder, manifest, normaliser, lexical, corrector,
                  _reranker_factory(files, manifest, normaliser, options.encode_threads), knob,
-                 ProductTypes(text.get("types") or {}))
+                 ProductTypes(text.get("types") or {}), files.root)

@@ -19,10 +19,16 @@ class SearchResult:
     cosine: float  # the embedding similarity of query and product, in [-1, 1] (Searcher.similarity)
     fields: dict[str, Any] = field(default_factory=dict)
     explain: dict[str, Any] | None = None
+    rules: tuple[str, ...] = ()  # what the merchandiser's rules did to it ("pinned by ...", "boosted by ...")
+    highlight: str | None = None  # the title, HTML-escaped, with the query's words in <mark> (highlight=True)
 
     def to_dict(self) -> dict[str, Any]:
         out = {"rank": self.rank, "product_id": self.product_id, "score": round(self.score, 6),
                "cosine": round(self.cosine, 6), **self.fields}
+        if self.rules:
+            out["rules"] = list(self.rules)
+        if self.highlight is not None:
+            out["highlight"] = self.highlight
         if self.explain is not None:
             out["explain"] = self.explain
         return out
@@ -35,24 +41,28 @@ class SearchResults(list):
     `did_you_mean` (a query to offer for words searched as typed that the catalog does not use, or None)."""
 
     def __init__(self, hits=(), *, no_match: bool = False, searched_as: str = "",
-                 corrections: list[list[str]] | None = None, did_you_mean: str | None = None):
+                 corrections: list[list[str]] | None = None, did_you_mean: str | None = None,
+                 redirect: str | None = None):
         super().__init__(hits)
         self.no_match = no_match
         self.searched_as = searched_as
         self.corrections = list(corrections or [])
         self.did_you_mean = did_you_mean
+        self.redirect = redirect  # a rule's address for the shop's front end to send the shopper to
 
     def __getitem__(self, item):  # a slice stays SearchResults, with the same account of the query
         got = super().__getitem__(item)
         if isinstance(item, slice):
             return SearchResults(got, no_match=self.no_match, searched_as=self.searched_as,
-                                 corrections=self.corrections, did_you_mean=self.did_you_mean)
+                                 corrections=self.corrections, did_you_mean=self.did_you_mean,
+                                 redirect=self.redirect)
         return got
 
     def summary(self) -> dict[str, Any]:
         """What --json and /search say about the query beside the results."""
-        return {"no_match": self.no_match, "searched_as": self.searched_as, "corrections": self.corrections,
-                "did_you_mean": self.did_you_mean}
+        out = {"no_match": self.no_match, "searched_as": self.searched_as, "corrections": self.corrections,
+               "did_you_mean": self.did_you_mean}
+        return {**out, "redirect": self.redirect} if self.redirect else out
 
 
 def check_mode(mode: str) -> str:

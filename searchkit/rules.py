@@ -269,3 +269,58 @@ def matches(column_values: Callable[[str, np.ndarray], np.ndarray], rows: np.nda
         keys = {slug(v) for v in values}
         out &= np.isin(column_values(name, rows), list(keys))
     return out
+
+
+def install(index_dir: str | Path, path: str | Path | None) -> Rules:
+    """Validate a rules file against the index at `index_dir` and install it there atomically (path None: remove
+    the index's rules). A running server picks the change up (searchkit.serve). Returns what is now in force."""
+    import pyarrow as pa
+
+    from . import store
+
+    root = store.live_dir(Path(index_dir))
+    manifest = store.read_manifest(root)
+    if path is None:
+        store.write_rules_text(root, None)
+        return NO_RULES
+    table = store.read_products(store.IndexFiles(root), manifest.rows)
+    columns = set(table.column_names) - {"product_id"}
+    numeric = {c for c in columns if pa.types.is_integer(table.schema.field(c).type)
+               or pa.types.is_floating(table.schema.field(c).type)}
+    ids = set(table.column("product_id").to_pylist())
+    sources = {source: field for field, source in (manifest.catalog.get("sources") or {}).items()}
+    data = read_rules_file(path)
+    rules = parse_rules(_own_names(data, sources), columns, numeric, lambda p: str(p) in ids)
+    store.write_rules_text(root, dumps(rules))
+    return rules
+
+
+def _own_names(data: dict[str, Any], sources: dict[str, str]) -> dict[str, Any]:
+    """Column names as the shop's file spelt them ("colour") read as the index's ("color")."""
+    def rename(table: Any) -> Any:
+        return {sources.get(k, k): v for k, v in table.items()} if isinstance(table, dict) else table
+
+    out = dict(data)
+    for key in ("signals", "demote"):
+        if key in out:
+            out[key] = rename(out[key])
+    out["rules"] = [{**r, **{k: rename(r[k]) for k in ("boost", "bury") if k in r}} if isinstance(r, dict) else r
+                    for r in out.get("rules", [])]
+    return out
+
+
+def describe(rules: Rules) -> str:
+    """The rules in force, for `searchkit rules --show`."""
+    if rules.empty:
+        return "no rules"
+    lines = [f"synonyms: {' = '.join(g.words) if not g.one_way else g.words[0] + ' -> ' + ', '.join(g.words[1:])}"
+             for g in rules.synonyms]
+    for rule in rules.rules:
+        when = f"query {rule.query!r}" if rule.query is not None else f"queries containing {rule.contains!r}"
+        acts = [f"{k} {v}" for k, v in (("pin", list(rule.pin)), ("hide", list(rule.hide)), ("boost", rule.boost),
+                                         ("bury", rule.bury), ("redirect", rule.redirect)) if v]
+        window = f" from {rule.start or '...'} to {rule.end or '...'}" if rule.start or rule.end else ""
+        lines.append(f"{rule.name}: {when}: {'; '.join(acts)}{window}")
+    lines += [f"signal: {k} x {v:g}" for k, v in rules.signals.items()]
+    lines += [f"demote: {k} = {', '.join(v)}" for k, v in rules.demote.items()]
+    return "\n".join(lines)

@@ -24,9 +24,11 @@ import numpy as np
 
 from . import explain as second
 from . import store
+from .arrange import RELEVANT, Window, arrange
 from .encoder import Encoder
 from .errors import IndexFormatError, IndexMismatchError, ModelError, QueryError
 from .filters import FilterIndex, Filters
+from .highlight import marked
 from .intent import ProductTypes
 from .lexical import Scores
 from .loading import LoadOptions, load_parts
@@ -36,7 +38,10 @@ from .products import ProductTable, plain
 from .relevance import RelevanceModel
 from .results import DEFAULT_MODE, MODES, SearchResult, SearchResults, check_mode
 from .retrieval import Fusion, Ranked, Retriever
+from .rules import NO_RULES, Rules
+from .rules import loads as rules_loads
 from .spell import Correction, SpellCorrector, Together
+from .suggest import Suggester, phrases
 from .text import Normaliser
 from .understanding import MAX_K, MAX_QUERY_CHARS, ParsedQuery, check_query, parse, together_in, understand
 
@@ -82,6 +87,9 @@ class Searcher:
         self._inflight_lock = threading.Lock()
         self._inflight = 0  # searches running now: legs overlap only for a searcher's sole search
         self.match_rule = MatchRule()  # when a search says "no match" (searchkit.match)
+        self.root: Path | None = None  # the index folder (from_dir): its rules and completions
+        self.rules: Rules = NO_RULES
+        self.rules_stamp: tuple | None = None
         self.cache_size = QUERY_CACHE_SIZE  # recent query embeddings kept (0: none); head queries repeat a lot
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
 
@@ -108,7 +116,47 @@ class Searcher:
         searcher = cls(parts.index, parts.products, parts.encoder, parts.manifest, parts.normaliser, parts.lexical,
                        parts.corrector, reranker=parts.reranker, types=parts.types)
         searcher.search_params = parts.search_params
+        searcher.root = parts.root
+        searcher.load_rules()
         return searcher
+
+    # -- the merchandiser's rules and completions (searchkit.rules, searchkit.suggest) --------------------------------
+
+    def set_rules(self, rules: Rules) -> None:
+        """Search with these rules from now on (their synonyms are words the spelling corrector keeps)."""
+        self.rules = rules
+        if self.corrector is not None:
+            self.corrector.extra = frozenset(rules.vocabulary())
+
+    def load_rules(self) -> None:
+        """Read the rules installed in the index folder (none: no rules)."""
+        if self.root is None:
+            return
+        stamp = store.rules_stamp(self.root)
+        text = store.read_rules_text(self.root)
+        self.set_rules(rules_loads(text) if text else NO_RULES)
+        self.rules_stamp = stamp
+
+    def rules_changed(self) -> bool:
+        return self.root is not None and store.rules_stamp(self.root) != self.rules_stamp
+
+    @cached_property
+    def suggester(self) -> Suggester:
+        """The index's completions (built with it), or the catalog's own for a searcher made in memory."""
+        saved = store.read_suggest(store.IndexFiles(self.root)) if self.root is not None else {}
+        if saved:
+            return Suggester.from_dict(saved)
+        table = self.table
+        brands = table.column("brand").to_pylist() if "brand" in table.column_names else [None] * len(self)
+        return Suggester.from_counts(phrases(table.column("title").to_pylist(), brands))
+
+    def suggest(self, prefix: str, k: int = 8) -> list[str]:
+        """Up to k completions of what a shopper has typed so far, most products first (searchkit.suggest)."""
+        if not isinstance(prefix, str) or len(prefix) > MAX_QUERY_CHARS:
+            raise QueryError(f"a prefix is at most {MAX_QUERY_CHARS} characters of text")
+        if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_K:
+            raise QueryError(f"k must be 1..{MAX_K}, not {k!r}")
+        return self.suggester.complete(prefix, k)
 
     @staticmethod
     def from_opensearch(url: str, name: str, index_dir: str | Path, client: Any = None) -> OpenSearchSearcher:
@@ -193,7 +241,7 @@ class Searcher:
         return self._parse(query).offer
 
     def _parse(self, query: str) -> ParsedQuery:
-        return parse(query, self.normaliser, self._speller, self.types, self._together)
+        return parse(query, self.normaliser, self._speller, self.types, self._together, self.rules)
 
     def _embed(self, parsed: list[ParsedQuery]) -> np.ndarray:
         """Query embeddings; the last `cache_size` distinct normalised queries are remembered (LRU)."""
@@ -222,11 +270,14 @@ class Searcher:
     # -- search ----------------------------------------------------------------------------------------------------
 
     def search_batch(self, queries: list[str], k: int = 10, mode: str = DEFAULT_MODE, filters: Filters | None = None,
-                     explain: bool = False, *, counted: int = 0) -> list[SearchResults]:
-        """counted: also rank this many rows (at least k) and keep them as the results' `rows`, for facet counts
-        over what a shopper can page through, without building a record for each."""
+                     explain: bool = False, *, offset: int = 0, sort: str | None = None, highlight: bool = False,
+                     counted: int = 0) -> list[SearchResults]:
+        """offset: results to skip (a page); sort: a column to order the relevant results by ("price", "-price"; see
+        searchkit.arrange); highlight: mark the query's words in each title; counted: also rank this many rows and
+        keep them as the results' `rows`, for facet counts over what a shopper can page through."""
         if isinstance(k, bool) or not isinstance(k, int) or k < 1:
             raise QueryError(f"k must be a positive integer, not {k!r}")
+        window = Window(min(k, len(self)), offset, sort, min(counted, len(self)))
         check_mode(mode)
         if mode != "dense" and self.lexical is None:
             raise QueryError(f"mode {mode!r} needs a keyword index, and this searcher has none; use mode 'dense'")
@@ -236,10 +287,10 @@ class Searcher:
         if not queries:
             return []
         mask = self.filter_index.mask(self._own_names(filters)) if filters else None
-        k = min(k, len(self))
         parsed = [self._parse(q) for q in queries]
-        counted = min(max(counted, k), len(self))
-        depth = counted if mode == "dense" else max(counted, self.fusion.depth)
+        hidden = max((len(r.hide) for p in parsed for r in self.rules.for_query(p.understood)), default=0)
+        depth = min(window.depth(hidden), len(self))
+        depth = depth if mode == "dense" else max(depth, self.fusion.depth)
         if mode == "rerank":
             depth = max(depth, self.reranker.settings.depth)
         with self._inflight_lock:
@@ -248,11 +299,11 @@ class Searcher:
         try:
             if mode != "dense" and len(parsed) == 1 and alone and (
                     self.lexical.postings(parsed[0].keywords) >= OVERLAP_FROM):
-                return [self._overlapped(parsed[0], k, depth, mode, mask, explain, counted)]
+                return [self._overlapped(parsed[0], window, depth, mode, mask, explain, highlight)]
             vectors = self._embed(parsed)
             none = (np.zeros(0, int), np.zeros(0))
             dense = self.retriever.dense(vectors, depth, mask) if mode != "lexical" else [none] * len(queries)
-            return [self._results(p, v, d, k, mode, mask, explain, counted)
+            return [self._results(p, v, d, window, depth, mode, mask, explain, highlight)
                     for p, v, d in zip(parsed, vectors, dense, strict=True)]
         finally:
             with self._inflight_lock:
@@ -270,8 +321,8 @@ class Searcher:
             return vectors[0], (np.zeros(0, int), np.zeros(0))
         return vectors[0], self.retriever.dense(vectors, depth, mask)[0]
 
-    def _overlapped(self, parsed: ParsedQuery, k: int, depth: int, mode: str, mask, explain: bool, counted: int
-                    ) -> SearchResults:
+    def _overlapped(self, parsed: ParsedQuery, window: Window, depth: int, mode: str, mask, explain: bool,
+                    highlight: bool) -> SearchResults:
         """One hybrid or lexical query whose BM25 leg is costly: BM25 on this thread while a worker embeds the query
         (and, for hybrid, searches the vectors; onnxruntime and faiss release the GIL), so the legs overlap on two
         cores. The same results as the sequential path."""
@@ -279,13 +330,15 @@ class Searcher:
         with self.lexical.scored(parsed.keywords) as bm25:
             lex = self.lexical.top(bm25, depth, mask)
             vector, dense = future.result()
-            return self._scored_results(bm25, parsed, vector, dense, k, mode, mask, explain, counted, lex)
+            return self._scored_results(bm25, parsed, vector, dense, window, depth, mode, mask, explain, highlight,
+                                        lex)
 
-    def _results(self, parsed: ParsedQuery, vector, dense, k, mode, mask, explain, counted) -> SearchResults:
+    def _results(self, parsed: ParsedQuery, vector, dense, window, depth, mode, mask, explain, highlight
+                 ) -> SearchResults:
         if mode == "dense" and not (explain and self.lexical is not None):
-            return self._scored_results(None, parsed, vector, dense, k, mode, mask, explain, counted)
+            return self._scored_results(None, parsed, vector, dense, window, depth, mode, mask, explain, highlight)
         with self.lexical.scored(parsed.keywords) as bm25:  # its buffer is reused once the results are built
-            return self._scored_results(bm25, parsed, vector, dense, k, mode, mask, explain, counted)
+            return self._scored_results(bm25, parsed, vector, dense, window, depth, mode, mask, explain, highlight)
 
     def _ranked(self, bm25: Scores | None, parsed: ParsedQuery, vector, dense, k, mode, mask, lex) -> Ranked:
         if mode != "rerank":
@@ -296,14 +349,17 @@ class Searcher:
         head = self.catalog.records([r for r, _ in hybrid[:reranker.settings.depth]])
         return second.reranked(reranker, parsed.understood, hybrid, head)[:k]
 
-    def _scored_results(self, bm25: Scores | None, parsed: ParsedQuery, vector, dense, k, mode, mask,
-                        explain, counted: int = 0, lex: tuple[np.ndarray, np.ndarray] | None = None
-                        ) -> SearchResults:
+    def _scored_results(self, bm25: Scores | None, parsed: ParsedQuery, vector, dense, window: Window, depth: int,
+                        mode, mask, explain, highlight: bool = False,
+                        lex: tuple[np.ndarray, np.ndarray] | None = None) -> SearchResults:
         if not parsed.understood:  # no word at all (emoji, punctuation): nothing to search for
             return SearchResults([], no_match=True)
-        ranked = self._ranked(bm25, parsed, vector, dense, max(k, counted), mode, mask, lex)
+        applied = self.rules.for_query(parsed.understood)
+        ranked = arrange(self._ranked(bm25, parsed, vector, dense, depth, mode, mask, lex), self.rules, applied,
+                         self.filter_index, self._row_of, mask, window)
         every = np.array([r for r, _ in ranked], dtype=np.int64)
-        ranked, rows = ranked[:k], every[:k]
+        ranked = ranked[window.offset:window.offset + window.k]
+        rows = every[window.offset:window.offset + window.k]
         cosines = self.retriever.cosines(vector, rows)
         records = self.catalog.records(rows.tolist())
         terms = second.product_terms(self.normaliser, records) if explain else [set()] * len(records)
@@ -312,18 +368,25 @@ class Searcher:
             graded = second.graded(model, self.reranker, parsed, ranked, records, cosines, terms)
         out = []
         for rank, ((row, signals), cosine, record, words) in enumerate(
-                zip(ranked, cosines, records, terms, strict=True), start=1):
+                zip(ranked, cosines, records, terms, strict=True), start=window.offset + 1):
             why = None
             if explain:
                 lexical = signals.get("lexical", float(bm25.of([row])[0]) if bm25 is not None else None)
                 why = second.explanation(mode, parsed, signals, float(cosine), lexical, words)
-                if rank - 1 in graded:
-                    why["relevance"] = graded[rank - 1]
+                if rank - window.offset - 1 in graded:
+                    why["relevance"] = graded[rank - window.offset - 1]
+                if signals.get("rules"):
+                    why["rules"] = signals["rules"]
             fields = {key: plain(v) for key, v in record.items() if key != "product_id"}
-            out.append(SearchResult(str(record["product_id"]), signals["score"], rank, float(cosine), fields, why))
-        results = SearchResults(out, no_match=self._no_match(parsed, rows, cosines), searched_as=parsed.understood,
+            mark = marked(str(fields.get("title") or ""), parsed.keywords, self.normaliser) if highlight else None
+            out.append(SearchResult(str(record["product_id"]), signals["score"], rank, float(cosine), fields, why,
+                                    tuple(signals.get("rules", ())), mark))
+        head = every[:MATCH_DEPTH]
+        results = SearchResults(out, no_match=self._no_match(parsed, head, self.retriever.cosines(vector, head)),
+                                searched_as=parsed.understood,
                                 corrections=[[c.original, c.corrected] for c in parsed.corrections],
-                                did_you_mean=parsed.offer)
+                                did_you_mean=parsed.offer, redirect=next((r.redirect for r in applied if r.redirect),
+                                                                         None))
         results.rows = every  # every ranked row, `counted` of them when asked (search_with_facets)
         return results
 
@@ -346,15 +409,20 @@ class Searcher:
         return rule.no_match(best, coverage, unknown, len(words))
 
     def search(self, query: str, k: int = 10, mode: str = DEFAULT_MODE, filters: Filters | None = None,
-               explain: bool = False) -> SearchResults:
-        return self.search_batch([query], k, mode=mode, filters=filters, explain=explain)[0]
+               explain: bool = False, offset: int = 0, sort: str | None = None, highlight: bool = False
+               ) -> SearchResults:
+        """The k results from `offset` on (see search_batch)."""
+        return self.search_batch([query], k, mode=mode, filters=filters, explain=explain, offset=offset, sort=sort,
+                                 highlight=highlight)[0]
 
     def search_with_facets(self, query: str, k: int = 10, mode: str = DEFAULT_MODE, filters: Filters | None = None,
-                           explain: bool = False, depth: int = 100, columns: tuple[str, ...] = ("brand", "color"),
+                           explain: bool = False, depth: int = RELEVANT, columns: tuple[str, ...] = ("brand", "color"),
+                           offset: int = 0, sort: str | None = None, highlight: bool = False,
                            ) -> tuple[SearchResults, dict[str, list[tuple[str, int]]]]:
-        """The top k results and facet counts over the top `depth` candidates, from one search: the first k of a
-        deeper search are the k results (every mode draws at least max(k, fusion depth) candidates)."""
-        hits = self.search_batch([query], k=k, mode=mode, filters=filters, explain=explain, counted=depth)[0]
+        """The results (as `search`) and facet counts over the `depth` most relevant products, from one search: the
+        same counts on every page and in every sort order."""
+        hits = self.search_batch([query], k=k, mode=mode, filters=filters, explain=explain, offset=offset,
+                                 sort=sort, highlight=highlight, counted=depth)[0]
         rows = getattr(hits, "rows", np.zeros(0, dtype=np.int64))[:depth]
         counts = self.filter_index.counts(rows, tuple(self.column_names.get(c, c) for c in columns))
         return hits, {name: counts[self.column_names.get(name, name)] for name in columns

@@ -16,6 +16,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
 
 from . import store
+from .arrange import MAX_WINDOW
 from .errors import IndexFormatError, SearchkitError
 from .filters import merge_filters
 from .search import DEFAULT_MODE, MAX_K, MAX_QUERY_CHARS, MODES, Searcher
@@ -25,32 +26,36 @@ log = logging.getLogger(__name__)
 
 WATCH_SECONDS = 2.0
 # the query parameters each endpoint takes: any other is refused with a 400 naming it
-PARAMETERS = {"/search": {"q", "k", "mode", "brand", "color", "filter", "facets", "explain"},
-              "/relevance": {"q", "id"}, "/health": set(), "/reload": set(), "/": {"q", "mode", "brand", "color"}}
+PARAMETERS = {"/search": {"q", "k", "mode", "brand", "color", "filter", "facets", "explain", "offset", "sort",
+                          "highlight"},
+              "/suggest": {"q", "k"}, "/relevance": {"q", "id"}, "/health": set(), "/reload": set(),
+              "/": {"q", "mode", "brand", "color", "filter", "page", "sort", "debug"}}
 PAGE_K = 20  # results the page shows
 FACET_DEPTH = 100  # facet counts cover this many top matches (Searcher.search_with_facets' depth)
 
 
 def run_search(searcher: Searcher, q: str, k: int, mode: str, brand: list[str], color: list[str],
-               expressions: list[str], facets: bool, explain: bool) -> dict[str, Any]:
+               expressions: list[str], facets: bool, explain: bool, offset: int = 0, sort: str | None = None,
+               highlight: bool = False) -> dict[str, Any]:
     """The /search answer (and the page's first paint)."""
     started = time.perf_counter()
     expressions = expressions + ([f"brand={','.join(brand)}"] if brand else [])
     expressions += [f"color={','.join(color)}"] if color else []
     filters = merge_filters(expressions) or None
+    window = {"offset": offset, "sort": sort or None, "highlight": highlight}
     if facets:
         hits, counts = searcher.search_with_facets(q, k=k, mode=mode, filters=filters, explain=explain,
-                                                   depth=FACET_DEPTH)
+                                                   depth=FACET_DEPTH, **window)
     else:
-        hits, counts = searcher.search(q, k=k, mode=mode, filters=filters, explain=explain), None
+        hits, counts = searcher.search(q, k=k, mode=mode, filters=filters, explain=explain, **window), None
     if hasattr(hits, "summary"):
         said = hits.summary()
     else:  # an engine that returns a plain list (OpenSearch): what the query became, no match judged
         searched_as, corrections = searcher.understand(q)
         said = {"no_match": False, "searched_as": searched_as,
                 "corrections": [[c.original, c.corrected] for c in corrections], "did_you_mean": None}
-    body: dict[str, Any] = {"query": q, **said, "mode": mode, "k": k, "filters": filters or {},
-                            "results": [h.to_dict() for h in hits]}
+    body: dict[str, Any] = {"query": q, **said, "mode": mode, "k": k, "offset": offset, "sort": sort or None,
+                            "filters": filters or {}, "results": [h.to_dict() for h in hits]}
     if counts is not None:
         body["facets"] = {c: [{"value": v, "count": n} for v, n in values[:20]] for c, values in counts.items()}
         body["facets_cover"] = f"the top {FACET_DEPTH} matches"
@@ -126,6 +131,12 @@ class IndexHolder:
                 self.reload()
             except SearchkitError:
                 pass
+        elif getattr(self.searcher, "rules_changed", lambda: False)():
+            try:  # new rules: the same index, searched by them from the next request on
+                self.searcher.load_rules()
+                self.reloads += 1
+            except SearchkitError as exc:
+                self.last_error = str(exc)
 
 
 def health(holder: IndexHolder) -> dict[str, Any]:
@@ -173,8 +184,12 @@ def create_app(index_dir: str | Path, loader=Searcher.from_dir, watch: bool = Tr
                           f"{', '.join(sorted(allowed)) or 'none'}"})
         return await call_next(request)
 
-    @app.api_route("/health", methods=["GET", "HEAD"])
+    @app.get("/health")
     def get_health() -> dict[str, Any]:
+        return health(holder)
+
+    @app.head("/health", include_in_schema=False)
+    def head_health() -> dict[str, Any]:
         return health(holder)
 
     @app.get("/search")
@@ -187,8 +202,20 @@ def create_app(index_dir: str | Path, loader=Searcher.from_dir, watch: bool = Tr
         filter: list[str] = Query(default=[], description="COLUMN=VALUE, e.g. price=10..50; repeatable."),
         facets: bool = False,
         explain: bool = False,
+        offset: int = Query(0, ge=0, le=MAX_WINDOW - 1, description="Results to skip: page 2 of k=10 is offset=10."),
+        sort: str = Query("", max_length=200, description="Order the relevant results by a column: price, -price."),
+        highlight: bool = False,
     ) -> dict[str, Any]:
-        return run_search(holder.searcher, q, k, mode, brand, color, list(filter), facets, explain)
+        return run_search(holder.searcher, q, k, mode, brand, color, list(filter), facets, explain, offset, sort,
+                          highlight)
+
+    @app.get("/suggest")
+    def suggest(q: str = Query(..., max_length=MAX_QUERY_CHARS, description="What the shopper has typed so far."),
+                k: int = Query(8, ge=1, le=MAX_K)) -> dict[str, Any]:
+        """Completions while typing: the catalog's product types, brands and brand + type (and popular queries)."""
+        started = time.perf_counter()
+        found = holder.searcher.suggest(q, k) if hasattr(holder.searcher, "suggest") else []
+        return {"query": q, "suggestions": found, "took_ms": round((time.perf_counter() - started) * 1000, 3)}
 
     @app.get("/relevance")
     def relevance(

@@ -121,6 +121,7 @@ class SpellCorrector:
         self._dictionary = dictionary
         self._stem = stem
         self._index: dict[str, list[str]] | None = None  # built on the first unknown word
+        self.extra: frozenset[str] = frozenset()  # more words kept as typed (the merchandiser's synonyms)
 
     @cached_property
     def dictionary(self) -> frozenset[str]:
@@ -192,11 +193,11 @@ class SpellCorrector:
             return None
         uses = self.frequencies.get(word, 0)
         if uses or self.known(word):
-            if uses > RARE or word in self.dictionary or len(word) < RARE_LENGTH:
+            if uses > RARE or word in self.dictionary or word in self.extra or len(word) < RARE_LENGTH:
                 return None
             best = self._best(word, context or [], together)  # a rare catalog word: a typo in a title?
             return best if best and self.frequencies.get(best, 0) >= RARE_RATIO * max(uses, 1) else None
-        if word in self.dictionary:
+        if word in self.dictionary or word in self.extra:
             return None
         return self._best(word, context or [], together)
 
@@ -204,13 +205,15 @@ class SpellCorrector:
                      ) -> str | None:
         """A catalog word to offer for a word searched as typed that the catalog does not use (a dictionary word),
         or None."""
-        if not word.isalpha() or len(word) < MIN_LENGTH or self.known(word) or word not in self.dictionary:
+        if not word.isalpha() or len(word) < MIN_LENGTH or self.known(word) or word not in self.dictionary or (
+                word in self.extra):
             return None
         return self._best(word, context or [], together)
 
     def split(self, word: str) -> tuple[str, str] | None:
         """Two catalog words that glued together make this unknown word, the pair whose rarer part is most used."""
-        if word in self.frequencies or len(word) < MIN_GLUED or not word.isalpha() or word in self.dictionary:
+        if word in self.frequencies or len(word) < MIN_GLUED or not word.isalpha() or word in self.dictionary or (
+                word in self.extra):
             return None
         best: tuple[int, str, str] | None = None
         for cut in range(MIN_PART, len(word) - MIN_PART + 1):

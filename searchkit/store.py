@@ -15,6 +15,9 @@
                         when the reranker carries a grader (a second embedder the relevance estimate reads):
                         grader-int8.onnx and grader/ (its tokenizer.json and sentence_bert_config.json)
       model/            the model that embedded the catalog, so queries are embedded by the very same weights
+      suggest.json      completions while typing (searchkit.suggest): the catalog's types, brands and brand + type
+      rules.json        the merchandiser's rules (searchkit.rules), when installed: not part of the build and not
+                        checksummed, replaced atomically by `searchkit rules`, carried by updates and rebuilds
       .verified.json    written on load, not part of the build: each file's stat (size, mtimes, inode) when its
                         checksum last matched the manifest, so later loads of unchanged files skip re-hashing
 """
@@ -53,6 +56,8 @@ RERANKER_TOKENIZER = "tokenizer.json"
 RERANKER_INFO = "reranker.json"
 GRADER_GRAPH = "grader-int8.onnx"
 GRADER_DIR = "grader"
+SUGGEST_FILE = "suggest.json"
+RULES_FILE = "rules.json"
 REQUIRED_FILES = (FAISS_FILE, PRODUCTS_FILE, TEXT_FILE)
 
 
@@ -165,6 +170,14 @@ class IndexFiles:
     def stamp(self) -> Path:
         return self.root / STAMP_FILE
 
+    @property
+    def suggest(self) -> Path:
+        return self.root / SUGGEST_FILE
+
+    @property
+    def rules(self) -> Path:
+        return self.root / RULES_FILE
+
 
 def has_reranker(manifest: Manifest) -> bool:
     """Whether the index was built with a cross-encoder (its three files checksummed in the manifest)."""
@@ -234,7 +247,7 @@ def finish(staged: IndexFiles, manifest: Manifest, target: Path, keep_previous: 
     checked = [p for p in sorted(staged.root.rglob("*"))
                if p.is_file() and p.relative_to(staged.root).parts[0] != MODEL_DIR]
     sums = {p.relative_to(staged.root).as_posix(): {"sha256": file_sha256(p), "bytes": p.stat().st_size}
-            for p in checked if p.name != MANIFEST}
+            for p in checked if p.relative_to(staged.root).as_posix() not in (MANIFEST, RULES_FILE)}
     manifest = Manifest(**{**asdict(manifest), "files": sums})
     rewrite_manifest(staged, manifest)
     previous = previous_dir(target)
@@ -404,3 +417,57 @@ def read_faiss(files: IndexFiles, mmap: bool = False) -> Any:
         return faiss.read_index(str(files.faiss), getattr(faiss, "IO_FLAG_MMAP_IFC", 0) if mmap else 0)
     except Exception as exc:  # faiss raises RuntimeError with a C++ message for a broken file
         raise IndexFormatError(f"{files.faiss}: unreadable faiss index ({str(exc).splitlines()[0]})") from exc
+
+
+def write_suggest(files: IndexFiles, data: dict[str, Any]) -> None:
+    files.suggest.write_text(json.dumps(data))
+
+
+def read_suggest(files: IndexFiles) -> dict[str, Any]:
+    """The index's completions ({} for an index built before they were kept)."""
+    if not files.suggest.is_file():
+        return {}
+    try:
+        return json.loads(files.suggest.read_text())
+    except (OSError, ValueError) as exc:
+        raise IndexFormatError(f"{files.suggest}: unreadable ({exc})") from exc
+
+
+def rules_stamp(root: Path) -> tuple | None:
+    """What changes when rules are installed or removed (a server compares it to pick them up)."""
+    try:
+        stat = (Path(root) / RULES_FILE).stat()
+        return stat.st_ino, stat.st_mtime_ns, stat.st_size
+    except OSError:
+        return None
+
+
+def read_rules_text(root: Path) -> str | None:
+    """The installed rules (JSON text), or None when the index has none."""
+    try:
+        return (Path(root) / RULES_FILE).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise IndexFormatError(f"{Path(root) / RULES_FILE}: unreadable ({exc})") from exc
+
+
+def write_rules_text(root: Path, text: str | None) -> None:
+    """Install rules (or remove them, text None) in an index folder atomically: a reader sees the old or the new."""
+    target = Path(root) / RULES_FILE
+    if text is None:
+        target.unlink(missing_ok=True)
+        return
+    tmp = Path(root) / f".{RULES_FILE}.{uuid.uuid4().hex[:8]}.tmp"
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def carry_rules(old_root: Path, staged: IndexFiles) -> None:
+    """A rebuild keeps the rules installed in the index it replaces."""
+    text = read_rules_text(old_root) if Path(old_root).is_dir() else None
+    if text is not None:
+        staged.rules.write_text(text, encoding="utf-8")

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from .errors import QueryError
 from .intent import NO_TYPE, ProductTypes, QueryType
+from .rules import NO_RULES, Rules
 from .spell import Correction, SpellCorrector, Together
 from .text import Normaliser, words
 
@@ -70,13 +71,17 @@ def understand(query: str, normaliser: Normaliser, corrector: SpellCorrector | N
 
 
 def parse(query: str, normaliser: Normaliser, corrector: SpellCorrector | None,
-          types: ProductTypes | None = None, together: Together | None = None) -> ParsedQuery:
-    """The query understood, then written as the embedder and the keyword index read it, with the product type it
-    asks for when the catalog's types are given."""
+          types: ProductTypes | None = None, together: Together | None = None, rules: Rules = NO_RULES
+          ) -> ParsedQuery:
+    """The query understood, then written as the embedder and the keyword index read it (with the rules' synonyms:
+    always in the keyword text, in the embedded text when the rules say so), with the product type it asks for when
+    the catalog's types are given."""
     understood, corrections = understand(query, normaliser, corrector, together)
-    normalised = normaliser.query(understood)
+    synonyms = rules.expansions(understood.split())
+    normalised = normaliser.query(" ".join([understood, *synonyms]) if rules.embed_synonyms else understood)
     lexical = normaliser.lexical
     joined = corrector.joined(understood.split()) if compounds(normaliser) and corrector is not None else []
+    joined += synonyms
     keywords = " ".join([understood, *joined])  # "back splash" also looks for "backsplash"
     intent = types.of_query(understood.split(), normaliser.stemmer) if types is not None else NO_TYPE
     offers = corrector.suggestions(understood.split(), together) if corrector is not None else []

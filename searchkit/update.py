@@ -35,7 +35,7 @@ from .encoder import (
     progress_log,
 )
 from .errors import CatalogError, IndexMismatchError
-from .index import embed_changed, embedded_with, keyword_texts, product_texts, query_like, text_record
+from .index import completions, embed_changed, embedded_with, keyword_texts, product_texts, query_like, text_record
 from .lexical import LexicalIndex
 from .onnx_graphs import quantize_graph
 from .retrieval import stored_vectors
@@ -43,7 +43,8 @@ from .text import BrandMatcher, CachedStemmer, Normaliser, TextConfig
 
 log = logging.getLogger(__name__)
 
-REBUILT = (store.FAISS_FILE, store.PRODUCTS_FILE, store.TEXT_FILE, store.LEXICAL_DIR, store.MANIFEST, store.STAMP_FILE)
+REBUILT = (store.FAISS_FILE, store.PRODUCTS_FILE, store.TEXT_FILE, store.LEXICAL_DIR, store.MANIFEST, store.STAMP_FILE,
+           store.SUGGEST_FILE)
 
 
 @dataclass(frozen=True)
@@ -187,6 +188,7 @@ def update_index(index_dir: str | Path, upsert: str | Path | None = None, delete
         store.write_lexical(staged, LexicalIndex.build(keyword_texts(products, normaliser, texts),
                                                        k1=float(bm25["k1"]), b=float(bm25["b"])))
         store.write_text(staged, text_record(products, normaliser, stemmer))
+        store.write_suggest(staged, completions(products))
         version = int(manifest.catalog.get("version", 1)) + 1
         changed = len(set(incoming["product_id"]) & index_ids)
         report = UpdateReport(added=len(incoming) - changed, changed=changed, reembedded=embedded,

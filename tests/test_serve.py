@@ -34,8 +34,8 @@ def test_search_says_what_it_made_of_the_query(client):
     assert nothing["no_match"] is True and nothing["results"] == []
     page = client.get("/", params={"q": "🔥🔥"}).text
     assert "No products match “🔥🔥”" in page
-    refused = client.get("/search", params={"q": "fan", "sort": "price", "offset": 10})
-    assert refused.status_code == 400 and refused.json()["detail"].startswith("unknown parameter(s) offset, sort")
+    refused = client.get("/search", params={"q": "fan", "colour": "white", "from": 10})
+    assert refused.status_code == 400 and refused.json()["detail"].startswith("unknown parameter(s) colour, from")
 
 
 def test_search_returns_ranked_json(client):
@@ -75,7 +75,9 @@ def test_search_filters_and_facets(client):
     ({"q": "fan", "filter": "brand"}, "COLUMN=VALUE"),
     ({"q": "x" * 1001}, "q: at most 1000 characters"),
     ({}, "q: required"),
-    ({"q": "fan", "offset": "10"}, "unknown parameter(s) offset for /search"),
+    ({"q": "fan", "size": "10"}, "unknown parameter(s) size for /search"),
+    ({"q": "fan", "offset": "-1"}, "offset: must be at least 0"),
+    ({"q": "fan", "sort": "weight"}, "cannot sort by 'weight'"),
 ])
 def test_bad_input_is_4xx_with_a_reason(client, params, fragment):
     res = client.get("/search", params=params)
