@@ -232,3 +232,36 @@ def facet_counts(products: Any, columns: tuple[str, ...]) -> dict[str, list[tupl
             out[column] = sorted(((shown[k].most_common(1)[0][0], n) for k, n in counts.items()),
                                  key=lambda kv: (-kv[1], kv[0]))
     return out
+
+
+def price_ranges(values: np.ndarray, buckets: int = 4) -> list[dict[str, float | int]]:
+    """Range chips for a numeric column over some rows: about `buckets` ranges of round bounds, each with how many of
+    the values it holds (bounds included, so a chip's filter finds what its count says)."""
+    values = np.asarray(values, dtype=np.float64)
+    values = values[~np.isnan(values)]
+    if len(values) < buckets:
+        return []
+    edges = np.quantile(values, np.linspace(0, 1, buckets + 1))
+    rounded = sorted({_round_down(edges[0]), *(_round(e) for e in edges[1:-1]), _round_up(edges[-1])})
+    out = []
+    for low, high in zip(rounded, rounded[1:]):
+        count = int(((values >= low) & (values <= high)).sum())
+        if count:
+            out.append({"min": low, "max": high, "count": count})
+    return out
+
+
+def _round(x: float) -> float:
+    """Two significant figures: 137.5 -> 140, 8.37 -> 8.4."""
+    if x <= 0:
+        return 0.0
+    step = 10 ** (np.floor(np.log10(x)) - 1)
+    return float(round(x / step) * step)
+
+
+def _round_down(x: float) -> float:
+    return 0.0 if x <= 0 else float(np.floor(x / 10 ** (np.floor(np.log10(x)) - 1)) * 10 ** (np.floor(np.log10(x)) - 1))
+
+
+def _round_up(x: float) -> float:
+    return 0.0 if x <= 0 else float(np.ceil(x / 10 ** (np.floor(np.log10(x)) - 1)) * 10 ** (np.floor(np.log10(x)) - 1))

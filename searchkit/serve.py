@@ -16,9 +16,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
 
 from . import store
-from .arrange import MAX_WINDOW
+from .arrange import MAX_WINDOW, RELEVANT
 from .errors import IndexFormatError, SearchkitError
-from .filters import merge_filters
+from .filters import merge_filters, price_ranges
 from .search import DEFAULT_MODE, MAX_K, MAX_QUERY_CHARS, MODES, Searcher
 from .version import __version__
 
@@ -59,24 +59,42 @@ def run_search(searcher: Searcher, q: str, k: int, mode: str, brand: list[str], 
     if counts is not None:
         body["facets"] = {c: [{"value": v, "count": n} for v, n in values[:20]] for c, values in counts.items()}
         body["facets_cover"] = f"the top {FACET_DEPTH} matches"
+        rows = getattr(hits, "rows", None)
+        index = getattr(searcher, "filter_index", None)
+        if rows is not None and index is not None and "price" in index.names and index.column("price").numeric:
+            body["price_ranges"] = price_ranges(index.column("price").numbers[rows[:FACET_DEPTH]])
+    body["pages_end"] = RELEVANT if sort else MAX_WINDOW  # results a shopper can page through
     body["took_ms"] = round((time.perf_counter() - started) * 1000, 2)
     return body
 
 
-def prerendered(template: str, body: dict[str, Any]) -> str:
-    """The page with the search's results in its HTML (rows, status) and the answer for its script to take over."""
+def card(r: dict[str, Any], debug: bool) -> str:
+    """One result as the page's script draws it (index.html's card())."""
     from html import escape
 
-    rows = "".join(
-        '<tr class="result">' + "".join(f'<td class="{cls}">{escape(str(value))}</td>' for cls, value in (
-            ("", r["rank"]), ("score", f"{r['score']:.3f}"), ("score", f"{r['cosine']:.3f}"),
-            ("title", r.get("title") or ""), ("brand", r.get("brand") or ""), ("", r.get("color") or ""),
-            ("", r["product_id"]))) + "</tr>" for r in body["results"])
+    parts = [f'<img src="{escape(str(r["image"]))}" alt="">' if r.get("image") else ""]
+    parts += [f'<span class="badge">{escape(note)}</span>' for note in r.get("rules") or []]
+    title = r.get("highlight") or escape(str(r.get("title") or ""))
+    if r.get("url"):
+        title = f'<a href="{escape(str(r["url"]))}">{title}</a>'
+    parts.append(f'<h3 class="title">{title}</h3><div class="brand">{escape(str(r.get("brand") or ""))}</div>')
+    if r.get("price") is not None:
+        parts.append(f'<div class="price">${float(r["price"]):.2f}</div>')
+    explain = "\n" + json.dumps(r["explain"]) if r.get("explain") else ""
+    parts.append(f'<div class="debug{"" if debug else " hidden"}">#{r["rank"]} · id {escape(r["product_id"])} · '
+                 f'score {r["score"]:.3f} · cosine {r["cosine"]:.3f}{escape(explain)}</div>')
+    return f'<article class="result">{"".join(parts)}</article>'
+
+
+def prerendered(template: str, body: dict[str, Any], debug: bool = False) -> str:
+    """The page with the search's results in its HTML (cards, status) and the answer for its script to take over."""
+    from html import escape
+
+    cards = "".join(card(r, debug) for r in body["results"])
     status = status_line(body)
     answer = json.dumps(body, ensure_ascii=False).replace("</", "<\\/")
     return (template.replace('<div id="status"></div>', f'<div id="status">{escape(status)}</div>')
-            .replace('<table id="results" hidden>', '<table id="results">')
-            .replace("<tbody></tbody>", f"<tbody>{rows}</tbody>")
+            .replace('<div id="results"></div>', f'<div id="results">{cards}</div>')
             .replace('<script>\n"use strict";', f'<script id="first-answer" type="application/json">{answer}</script>\n'
                                                  '<script>\n"use strict";'))
 
@@ -88,7 +106,9 @@ def status_line(body: dict[str, Any]) -> str:
         return f"No products match “{body['query']}”{related}"
     fixed = f"showing results for “{body['searched_as']}” · " if body["corrections"] else ""
     offer = f"did you mean “{body['did_you_mean']}”? · " if body.get("did_you_mean") else ""
-    return f"{fixed}{offer}{len(body['results'])} products · server {body['took_ms']:.1f} ms"
+    first = body.get("offset", 0) + 1
+    shown = f"products {first}–{first + len(body['results']) - 1}" if body["results"] else "no more products"
+    return f"{fixed}{offer}{shown} · server {body['took_ms']:.1f} ms"
 
 
 class IndexHolder:
@@ -246,16 +266,18 @@ def create_app(index_dir: str | Path, loader=Searcher.from_dir, watch: bool = Tr
 
     @app.get("/", response_class=HTMLResponse)
     def page(q: str = "", mode: str = DEFAULT_MODE, brand: list[str] = Query(default=[]),
-             color: list[str] = Query(default=[])) -> str:
+             color: list[str] = Query(default=[]), filter: list[str] = Query(default=[]), page: int = 1,
+             sort: str = "", debug: str = "") -> str:
         """The search page; a link with ?q= comes with its results already in the HTML (first paint)."""
         template = resources.files("searchkit").joinpath("static/index.html").read_text(encoding="utf-8")
-        if not q.strip() or mode not in MODES or len(q) > MAX_QUERY_CHARS:
+        if not q.strip() or mode not in MODES or len(q) > MAX_QUERY_CHARS or page < 1:
             return template
         try:
-            body = run_search(holder.searcher, q, PAGE_K, mode, brand, color, [], True, False)
+            body = run_search(holder.searcher, q, PAGE_K, mode, brand, color, list(filter), True, debug == "1",
+                              (page - 1) * PAGE_K, sort or None, True)
         except SearchkitError:
             return template  # the page's script asks /search and shows the reason
-        return prerendered(template, body)
+        return prerendered(template, body, debug == "1")
 
     return app
 

@@ -51,40 +51,43 @@ def page(server, tmp_path_factory):
 
 
 def titles(page):
-    return page.locator("tr.result td.title").all_inner_texts()
+    return page.locator(".result .title").all_inner_texts()
 
 
 def test_type_query_see_results_apply_brand_filter(page, server):
     page.goto(server + "/")
     page.fill("#q", "swag light kit")
     page.click("#go")
-    page.wait_for_selector("tr.result")
+    page.wait_for_selector(".result")
     assert "q=swag+light+kit" in page.url
     first = titles(page)
     assert len(first) >= 5
     assert "server" in page.inner_text("#status") and "ms" in page.inner_text("#status")
+    assert page.locator(".result .price").count() == len(first)  # product cards with prices
+    assert page.locator(".result .title mark").count() > 0  # the query's words marked
+    assert not page.locator(".result .debug").first.is_visible()  # scores only behind the debug switch
     assert "showing results for" not in page.inner_text("#status")
-    brands_before = set(page.locator("tr.result td.brand").all_inner_texts())
+    brands_before = set(page.locator(".result .brand").all_inner_texts())
     assert len(brands_before) > 1
     page.click("#brand-chips .chip[data-value='kohler']")
     page.wait_for_url("**brand=kohler**")
-    page.wait_for_function("() => [...document.querySelectorAll('tr.result td.brand')].every(td => td.textContent === 'kohler')")
-    narrowed = page.locator("tr.result td.brand").all_inner_texts()
+    page.wait_for_function("() => [...document.querySelectorAll('.result .brand')].every(d => d.textContent === 'kohler')")
+    narrowed = page.locator(".result .brand").all_inner_texts()
     assert narrowed and set(narrowed) == {"kohler"}
     assert page.locator("#brand-chips .chip.active").inner_text().startswith("kohler")
 
 
 def test_a_link_opens_with_its_results(page, server):
     page.goto(server + "/?q=garden+hose&brand=delta&mode=lexical")
-    page.wait_for_selector("tr.result")
+    page.wait_for_selector(".result")
     assert page.input_value("#q") == "garden hose" and page.input_value("#mode") == "lexical"
-    assert set(page.locator("tr.result td.brand").all_inner_texts()) == {"delta"}
+    assert set(page.locator(".result .brand").all_inner_texts()) == {"delta"}
     assert all("garden hose" in t.lower() for t in titles(page))
 
 
 def test_a_misspelled_query_says_what_was_searched(page, server):
     page.goto(server + "/?q=wirless+door+knbo")
-    page.wait_for_selector("tr.result")
+    page.wait_for_selector(".result")
     assert "showing results for “wireless door knob”" in page.inner_text("#status")
 
 
@@ -92,3 +95,32 @@ def test_empty_result_and_error_shown(page, server):
     page.goto(server + "/?q=" + "x" * 1001)
     page.wait_for_selector("#status .error")
     assert "1000" in page.inner_text("#status")
+
+
+def test_pages_sorting_and_suggestions(page, server):
+    page.goto(server + "/?q=kohler+toilet+seat")
+    page.wait_for_selector(".result")
+    first = titles(page)
+    assert len(first) == 20 and page.locator("#next-page").count() == 1
+    page.click("#next-page")
+    page.wait_for_url("**page=2**")
+    page.wait_for_function("() => document.querySelector('#status').textContent.includes('products 21')")
+    second = titles(page)
+    assert len(second) == 20 and page.locator(".result .debug").first.inner_text(timeout=1000) is not None
+    ranks = [int(t.split("·")[0].strip("# ")) for t in page.locator(".result .debug").all_text_contents()]
+    assert ranks == list(range(21, 41))  # page 2 is ranks 21-40
+    assert page.locator("#prev-page").count() == 1
+    page.select_option("#sort", "price")
+    page.wait_for_url("**sort=price**")
+    page.wait_for_function("() => document.querySelector('#status').textContent.includes('products 1')")
+    prices = [float(p.strip("$")) for p in page.locator(".result .price").all_inner_texts()]
+    assert prices == sorted(prices) and "page=2" not in page.url
+    page.fill("#q", "")
+    page.type("#q", "ceil", delay=30)
+    page.wait_for_function("() => document.querySelectorAll('#suggestions option').length > 0")
+    offered = page.locator("#suggestions option").evaluate_all("(os) => os.map(o => o.value)")
+    assert any(o.startswith("ceiling") for o in offered)
+    page.check("#debug")
+    page.wait_for_url("**debug=1**")
+    page.wait_for_selector(".result .debug:not(.hidden)")
+    assert "cosine" in page.locator(".result .debug").first.inner_text()

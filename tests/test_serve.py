@@ -96,7 +96,7 @@ def test_page_and_openapi_are_local(client):
     assert page.status_code == 200 and 'id="q"' in page.text
     assert "http://" not in page.text and "https://" not in page.text  # no CDN
     assert "/search" in client.get("/openapi.json").json()["paths"]
-    assert 'id="first-answer"' not in page.text and "<tbody></tbody>" in page.text
+    assert 'id="first-answer"' not in page.text and '<div id="results"></div>' in page.text
 
 
 def test_a_link_with_a_query_has_its_results_in_the_html(client):
@@ -107,16 +107,20 @@ def test_a_link_with_a_query_has_its_results_in_the_html(client):
 
     page = client.get("/", params={"q": "kohler toilet seat </script>", "brand": "kohler"})
     assert page.status_code == 200
-    rows = re.findall(r'<tr class="result">(.*?)</tr>', page.text)
+    cards = re.findall(r'<article class="result">(.*?)</article>', page.text)
     api = client.get("/search", params={"q": "kohler toilet seat </script>", "brand": "kohler", "k": 20,
-                                        "facets": "true"}).json()
-    assert len(rows) == len(api["results"]) > 0
-    assert [re.findall(r"<td[^>]*>(.*?)</td>", row)[6] for row in rows] == [r["product_id"] for r in api["results"]]
-    assert html.unescape(re.findall(r'<td class="title">(.*?)</td>', rows[0])[0]) == api["results"][0]["title"]
+                                        "facets": "true", "highlight": "true"}).json()
+    assert len(cards) == len(api["results"]) > 0
+    assert [re.search(r"id (\S+) ·", c).group(1) for c in cards] == [r["product_id"] for r in api["results"]]
+    title = re.search(r'<h3 class="title">(.*?)</h3>', cards[0]).group(1)
+    assert html.unescape(title.replace("<mark>", "").replace("</mark>", "")) == api["results"][0]["title"]
+    assert "<mark>" in title and f'${api["results"][0]["price"]:.2f}' in cards[0]
     answer = re.search(r'<script id="first-answer" type="application/json">(.*?)</script>', page.text, re.S).group(1)
     assert json.loads(answer)["results"] == api["results"]  # "</" cannot end the script early
-    assert "products · server" in page.text and "<table id=\"results\">" in page.text
-    assert client.get("/", params={"q": "fan", "mode": "magic"}).text.count("<tr class") == 0  # the script says why
+    assert "products 1–" in page.text and 'class="debug hidden"' in page.text
+    assert client.get("/", params={"q": "fan", "mode": "magic"}).text.count("<article") == 0  # the script says why
+    second = client.get("/", params={"q": "fan", "page": 2}).text
+    assert "products 21–40" in second
 
 
 def test_reload_swaps_and_a_broken_rebuild_keeps_the_old_index(client, index_copy, catalog_frame, tiny_model,
