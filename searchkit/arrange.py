@@ -1,9 +1,10 @@
 """After ranking: the merchandiser's rules (searchkit.rules), sorting by a column and the page a search returns.
 
 A search ranks by relevance first, always. Rules then hide, boost, bury, blend signals into, demote and pin; a sort
-(`price`, `-price`) reorders only the RELEVANT best of that arrangement — a price sort never brings up a product the
-relevance ranking did not put among its top RELEVANT; and a page is cut from what remains: page 2 of k = 10 is exactly
-ranks 11-20 of k = 20."""
+(`price`, `-price`) reorders only the RELEVANT best of that arrangement, and of those, when the query asks for a
+product type (searchkit.intent) and some are of it, only those — a price sort never brings up a product the relevance
+ranking did not put among its top RELEVANT; and a page is cut from what remains: page 2 of k = 10 is exactly ranks
+11-20 of k = 20."""
 
 from __future__ import annotations
 
@@ -54,9 +55,11 @@ class Window:
 
 
 def arrange(ranked: Ranked, rules: Rules, applied: list[Rule], columns: Any, row_of: dict[str, int],
-            mask: np.ndarray | None, window: Window) -> Ranked:
+            mask: np.ndarray | None, window: Window, asked_for: Any = None) -> Ranked:
     """The ranked rows after the rules that apply and the sort, each row's signals with "score" what ranks it now
-    (non-increasing, pins included) and "rules" what touched it. columns: a FilterIndex over the catalog."""
+    (non-increasing, pins included) and "rules" what touched it. columns: a FilterIndex over the catalog;
+    asked_for: rows -> whether each is of the product type the query asks for (a sort keeps to those, when the
+    relevant results hold any: "dog bed" by price is beds, not the cheapest toys that mention dogs)."""
     if window.column is not None and window.column not in columns.names:
         raise QueryError(f"cannot sort by {window.column!r}; the catalog has {sorted(columns.names)}")
     if rules.empty and not applied and window.sort is None:
@@ -102,7 +105,13 @@ def arrange(ranked: Ranked, rules: Rules, applied: list[Rule], columns: Any, row
     out += [(int(r), {**s, "score": float(v)}) for (_, s), r, v in zip(kept, rows, scores, strict=True)
             if int(r) not in pinned_set]
     if window.column is not None:
-        out = sorted_by(out[:RELEVANT], columns, window.column, window.descending, len(pinned))
+        relevant = out[:RELEVANT]
+        if asked_for is not None:
+            typed = asked_for(np.array([r for r, _ in relevant[len(pinned):]], dtype=np.int64))
+            if typed.any():
+                relevant = relevant[:len(pinned)] + [x for x, t in zip(relevant[len(pinned):], typed, strict=True)
+                                                     if t]
+        out = sorted_by(relevant, columns, window.column, window.descending, len(pinned))
     return [(r, {**s, "rules": touched[r]} if r in touched else s) for r, s in out]
 
 

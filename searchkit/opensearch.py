@@ -16,15 +16,22 @@ import json
 import logging
 import tempfile
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from . import store
+from .arrange import RELEVANT, Window
 from .errors import QueryError, SearchkitError
-from .filters import Filters, facet_counts
+from .filters import Filters, as_range, facet_counts
+from .highlight import marked
 from .loading import LoadOptions, load_parts
 from .results import DEFAULT_MODE, SearchResult, check_mode
+from .rules import NO_RULES, Rules
+from .rules import loads as rules_loads
+from .suggest import Suggester
 from .understanding import parse, understand
 
 log = logging.getLogger(__name__)
@@ -107,17 +114,37 @@ def _bar(total: int, on: bool) -> Any:
 
 
 def filter_clauses(filters: Filters | None) -> list[dict[str, Any]]:
-    """searchkit filters as OpenSearch filter clauses: a range for {"min", "max"}, terms for a list, term for one."""
+    """searchkit filters as OpenSearch filter clauses: a range for any of the range spellings (searchkit.filters),
+    terms for a list, term for one."""
     clauses = []
     for name, wanted in (filters or {}).items():
-        if isinstance(wanted, dict):
-            bounds = {{"min": "gte", "max": "lte"}[k]: v for k, v in wanted.items()}
+        span = as_range(name, wanted)
+        if span is not None:
+            bounds = {op: v for op, v in zip(("gte", "lte"), span, strict=True) if v is not None}
             clauses.append({"range": {name: bounds}})
         elif isinstance(wanted, (list, tuple, set, frozenset)):
             clauses.append({"terms": {name: list(wanted)}})
         else:
             clauses.append({"term": {name: wanted}})
     return clauses
+
+
+def sort_hits(hits: list[SearchResult], name: str, descending: bool) -> list[SearchResult]:
+    """Hits ordered by a field (missing last, ties in relevance order), as searchkit.arrange sorts rows."""
+    def key(item):
+        i, hit = item
+        value = hit.fields.get(name)
+        missing = value is None or (isinstance(value, float) and value != value)
+        if isinstance(value, (int, float)) and not missing:
+            return (0, -value if descending else value, i)
+        text = str(value or "").lower()
+        return (int(missing or not text), text, i)
+
+    ordered = [h for _, h in sorted(enumerate(hits[:RELEVANT]), key=key)]
+    if descending and ordered and not isinstance(ordered[0].fields.get(name), (int, float)):
+        filled = [h for h in ordered if h.fields.get(name)]
+        ordered = filled[::-1] + [h for h in ordered if not h.fields.get(name)]
+    return ordered
 
 
 class OpenSearchSearcher:
@@ -131,12 +158,22 @@ class OpenSearchSearcher:
         self.manifest = parts.manifest
         self.depth = depth
         self.spell_correct = True
+        self.rules: Rules = NO_RULES  # synonyms only (connect refuses the rest)
 
     @classmethod
     def connect(cls, url: str, name: str, index_dir: str | Path, client: Any = None) -> OpenSearchSearcher:
         """index_dir: the index folder the export came from (its text settings, vocabulary and query encoder embed
         queries as the catalog was embedded; its vectors and products are not read at query time)."""
-        return cls(client or client_for(url), name, load_parts(index_dir, LoadOptions()))
+        parts = load_parts(index_dir, LoadOptions())
+        text = store.read_rules_text(parts.root) if parts.root is not None else None
+        rules = rules_loads(text) if text else NO_RULES
+        if rules.rules or rules.signals or rules.demote:
+            raise QueryError(f"{index_dir} has rules that pin, hide, boost, weigh or demote products, which only the "
+                             "local engine applies; serve that index without --opensearch, or remove them "
+                             "(`searchkit rules --remove`): OpenSearch serves its synonyms alone")
+        searcher = cls(client or client_for(url), name, parts)
+        searcher.rules = rules
+        return searcher
 
     @property
     def modes(self) -> tuple[str, ...]:
@@ -151,7 +188,8 @@ class OpenSearchSearcher:
 
     def request(self, query: str, k: int, mode: str, filters: Filters | None) -> tuple[dict[str, Any], np.ndarray]:
         """The search request: one hybrid query (or its one clause in mode dense / lexical), and the query vector."""
-        parsed = parse(query, self.parts.normaliser, self.parts.corrector if self.spell_correct else None)
+        parsed = parse(query, self.parts.normaliser, self.parts.corrector if self.spell_correct else None,
+                       rules=self.rules)
         vector = self.parts.encoder.encode([parsed.normalised])[0]
         where = filter_clauses(filters)
         lexical = {"bool": {"must": [{"match": {"keywords": parsed.keywords}}], "filter": where}}
@@ -161,7 +199,26 @@ class OpenSearchSearcher:
         return {"size": k, "query": clause, "_source": {"excludes": ["keywords"]}}, vector
 
     def search(self, query: str, k: int = 10, mode: str = DEFAULT_MODE, filters: Filters | None = None,
-               explain: bool = False) -> list[SearchResult]:
+               explain: bool = False, offset: int = 0, sort: str | None = None, highlight: bool = False
+               ) -> list[SearchResult]:
+        """As Searcher.search: a page from `offset`, sorted over the RELEVANT best by a field, titles highlighted;
+        the cluster returns the first offset + k (or RELEVANT) hits and the rest is done here, as the local engine
+        does it."""
+        window = Window(k, offset, sort)
+        hits = self._search(query, window.depth(), mode, filters, explain)
+        if window.column is not None:
+            present = [h for h in hits if window.column in h.fields]
+            if hits and not present:
+                raise QueryError(f"cannot sort by {window.column!r}; the documents have no such field")
+            hits = sort_hits(hits, window.column, window.descending)
+        page = hits[window.offset:window.offset + window.k]
+        keywords = parse(query, self.parts.normaliser, self.parts.corrector if self.spell_correct else None,
+                         rules=self.rules).keywords if highlight else ""
+        return [replace(h, rank=window.offset + i, highlight=marked(str(h.fields.get("title") or ""), keywords,
+                                                                     self.parts.normaliser) if highlight else None)
+                for i, h in enumerate(page, start=1)]
+
+    def _search(self, query: str, k: int, mode: str, filters: Filters | None, explain: bool) -> list[SearchResult]:
         check_mode(mode)
         if mode not in self.modes:
             raise QueryError(f"mode {mode!r} is not served from OpenSearch; use {', '.join(self.modes)}")
@@ -187,12 +244,20 @@ class OpenSearchSearcher:
 
     def search_with_facets(self, query: str, k: int = 10, mode: str = DEFAULT_MODE, filters: Filters | None = None,
                            explain: bool = False, depth: int = FACET_DEPTH,
-                           columns: tuple[str, ...] = ("brand", "color")):
-        """The top k and facet counts over the top `depth` hits, counted as a local index counts them."""
+                           columns: tuple[str, ...] = ("brand", "color"), offset: int = 0, sort: str | None = None,
+                           highlight: bool = False):
+        """The page and facet counts over the top `depth` hits, counted as a local index counts them."""
         import pandas as pd
 
-        hits = self.search(query, k=max(k, depth), mode=mode, filters=filters, explain=explain)
-        return hits[:k], facet_counts(pd.DataFrame([h.fields for h in hits[:depth]]), columns)
+        counted = self._search(query, depth, mode, filters, False)
+        hits = self.search(query, k=k, mode=mode, filters=filters, explain=explain, offset=offset, sort=sort,
+                           highlight=highlight)
+        return hits, facet_counts(pd.DataFrame([h.fields for h in counted]), columns)
+
+    def suggest(self, prefix: str, k: int = 8) -> list[str]:
+        """Completions from the local index folder the export came from."""
+        saved = store.read_suggest(store.IndexFiles(self.parts.root)) if self.parts.root is not None else {}
+        return Suggester.from_dict(saved).complete(prefix, k) if saved else []
 
     def product(self, product_id: str) -> dict[str, Any]:
         from opensearchpy.exceptions import NotFoundError

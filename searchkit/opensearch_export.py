@@ -33,6 +33,8 @@ from .errors import SearchkitError
 from .index import product_texts
 from .products import plain
 from .retrieval import Fusion, stored_vectors
+from .rules import Rules
+from .rules import loads as rules_loads
 from .text import BrandMatcher, CachedStemmer, Normaliser, TextConfig
 
 KEYWORD_FIELDS = ("brand", "color")
@@ -47,7 +49,21 @@ def _field(values: Any) -> dict[str, Any]:
     return {"type": "keyword", "ignore_above": 256}
 
 
-def index_body(manifest: store.Manifest, products: Any, shards: int, replicas: int) -> dict[str, Any]:
+def synonym_lines(rules: Rules, normaliser: Normaliser) -> list[str]:
+    """The rules' synonyms as OpenSearch's synonym_graph filter reads them, in searchkit's keyword text (stems):
+    "couch, sofa, settee" for a group, "commode => commode, toilet seat" one way."""
+    lexical = normaliser.lexical
+    out = []
+    for group in rules.synonyms:
+        stems = [" ".join(lexical.lexical_terms(w)) for w in group.words]
+        stems = [s for s in dict.fromkeys(stems) if s]
+        if len(stems) > 1:
+            out.append(f"{stems[0]} => {', '.join(stems)}" if group.one_way else ", ".join(stems))
+    return out
+
+
+def index_body(manifest: store.Manifest, products: Any, shards: int, replicas: int,
+               synonyms: list[str] | None = None) -> dict[str, Any]:
     bm25 = manifest.index.get("bm25") or {}
     params = manifest.index.get("params") or {}
     properties: dict[str, Any] = {
@@ -79,7 +95,20 @@ def index_body(manifest: store.Manifest, products: Any, shards: int, replicas: i
                                                "preserve_original": False}}},
         },
         "mappings": {"properties": properties},
-    }
+    } if not synonyms else _with_synonyms(manifest, products, shards, replicas, synonyms)
+
+
+def _with_synonyms(manifest: store.Manifest, products: Any, shards: int, replicas: int,
+                   synonyms: list[str]) -> dict[str, Any]:
+    """The index body with the merchandiser's synonyms applied to `keywords` at search time (a synonym_graph filter
+    in the field's search analyzer), so any client's BM25 query finds them as searchkit's does."""
+    body = index_body(manifest, products, shards, replicas)
+    analysis = body["settings"]["analysis"]
+    analysis["filter"]["searchkit_synonyms"] = {"type": "synonym_graph", "synonyms": synonyms}
+    analysis["analyzer"]["searchkit_keywords_search"] = {"type": "custom", "tokenizer": "whitespace",
+                                                         "filter": ["searchkit_synonyms"]}
+    body["mappings"]["properties"]["keywords"]["search_analyzer"] = "searchkit_keywords_search"
+    return body
 
 
 def pipeline_body(fusion: Fusion) -> dict[str, Any]:
@@ -114,7 +143,10 @@ def export_opensearch(index_dir: str | Path, out_dir: str | Path, name: str | No
     staged = target.parent / f".{target.name}.exporting-{uuid.uuid4().hex[:8]}"
     staged.mkdir(parents=True)
     try:
-        (staged / "index.json").write_text(json.dumps(index_body(manifest, products, shards, replicas), indent=2))
+        rules_text = store.read_rules_text(files.root)
+        synonyms = synonym_lines(rules_loads(rules_text), normaliser) if rules_text else []
+        (staged / "index.json").write_text(json.dumps(index_body(manifest, products, shards, replicas, synonyms),
+                                                      indent=2))
         fusion = Fusion()
         (staged / "pipeline.json").write_text(json.dumps(pipeline_body(fusion), indent=2))
         written = []

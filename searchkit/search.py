@@ -355,8 +355,10 @@ class Searcher:
         if not parsed.understood:  # no word at all (emoji, punctuation): nothing to search for
             return SearchResults([], no_match=True)
         applied = self.rules.for_query(parsed.understood)
+        asked_for = (lambda rows: self.types.match(rows, parsed.intent) > 0) if (
+            self.types is not None and parsed.intent.typed) else None
         ranked = arrange(self._ranked(bm25, parsed, vector, dense, depth, mode, mask, lex), self.rules, applied,
-                         self.filter_index, self._row_of, mask, window)
+                         self.filter_index, self._row_of, mask, window, asked_for)
         every = np.array([r for r, _ in ranked], dtype=np.int64)
         ranked = ranked[window.offset:window.offset + window.k]
         rows = every[window.offset:window.offset + window.k]

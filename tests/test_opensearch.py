@@ -125,3 +125,30 @@ def test_live_cluster(built_index, searcher):
     finally:
         remote.client.indices.delete(index=name)
         remote.client.search_pipeline.delete(id=f"{name}-hybrid")
+
+
+def test_opensearch_pages_sorts_highlights_and_refuses_rules_it_cannot_apply(cluster, index_copy, tmp_path):
+    from searchkit.opensearch_export import export_opensearch
+    from searchkit.rules import install
+
+    push_opensearch(cluster.url, index_dir=index_copy, name="shop")
+    remote = Searcher.from_opensearch(cluster.url, "shop", index_copy)
+    twenty = remote.search("ceiling fan", k=20)
+    page2 = remote.search("ceiling fan", k=10, offset=10)
+    assert [h.product_id for h in page2] == [h.product_id for h in twenty[10:]] and page2[0].rank == 11
+    prices = [h.fields["price"] for h in remote.search("ceiling fan", k=10, sort="price")]
+    assert prices == sorted(prices)
+    assert "<mark>" in remote.search("ceiling fan", k=1, highlight=True)[0].highlight
+    assert remote.search("ceiling fan", k=10, filters={"price": (10, 50)})  # the range spellings reach the cluster
+    rules = tmp_path / "rules.toml"
+    rules.write_text("[[synonyms]]\nwords = ['couch', 'sofa']\n")
+    install(index_copy, rules)
+    body = json.loads((export_opensearch(index_copy, tmp_path / "export") and tmp_path / "export" / "index.json")
+                      .read_text())
+    assert body["settings"]["analysis"]["filter"]["searchkit_synonyms"]["synonyms"] == ["couch, sofa"]
+    assert body["mappings"]["properties"]["keywords"]["search_analyzer"] == "searchkit_keywords_search"
+    Searcher.from_opensearch(cluster.url, "shop", index_copy)  # synonyms alone: served
+    rules.write_text("[[rules]]\nquery = 'fan'\nhide = ['P00001']\n")
+    install(index_copy, rules)
+    with pytest.raises(QueryError, match="only the local engine applies"):
+        Searcher.from_opensearch(cluster.url, "shop", index_copy)
