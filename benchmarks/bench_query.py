@@ -1,7 +1,7 @@
 """Query latency of an index: warm `Searcher.search` p50/p99 per mode, and the cold `searchkit query` process.
 
     python benchmarks/bench_query.py --index indexes/homedepot [--queries 300] [--cold-runs 3] [--backend auto]
-        [--modes dense,lexical,hybrid[,rerank]] [--filters "brand=kohler;color=white;price=10..50"]
+        [--modes dense,lexical,hybrid[,rerank]] [--filters "brand=kohler;color=white;price=10..50"] [--sort price]
         [--token-table MODEL]
 
 Warm queries are distinct real shopper queries (a seeded sample of the test split of the bundled pairs), each
@@ -29,7 +29,7 @@ from common import command, machine, percentiles, test_queries  # noqa: E402
 
 
 def warm(index: Path, queries: list[str], modes: list[str], backend: str, target_recall: float | None,
-         token_table: Path | None = None, filters: tuple[str, ...] = ()) -> dict:
+         token_table: Path | None = None, filters: tuple[str, ...] = (), sort: str | None = None) -> dict:
     from searchkit import Searcher
 
     started = time.perf_counter()
@@ -78,6 +78,19 @@ def warm(index: Path, queries: list[str], modes: list[str], backend: str, target
     if filters:
         out["hybrid+facets"] = paired(lambda q: searcher.search(q, k=10),
                                       lambda q: searcher.search_with_facets(q, k=10), queries)
+    prefixes = [q[:n] for q in queries[:100] for n in range(1, len(q) + 1)]  # what a shopper types, letter by letter
+    searcher.suggest("a")  # completions are read on first use
+    out["suggest (every prefix)"] = timed(lambda p: searcher.suggest(p, 8), prefixes)
+    if sort:
+        for q in queries[:10]:
+            searcher.search(q, k=10, sort=sort)
+        out[f"hybrid sort={sort}"] = paired(lambda q: searcher.search(q, k=10),
+                                            lambda q: searcher.search(q, k=10, sort=sort), queries)
+        inside = [set(h.product_id for h in searcher.search(q, k=10, sort=sort)) <= set(
+            h.product_id for h in searcher.search(q, k=100)) for q in queries]
+        out["sorted first page within the unsorted top 100"] = round(float(np.mean(inside)), 4)
+    out["page 2 (offset 10)"] = paired(lambda q: searcher.search(q, k=10),
+                                       lambda q: searcher.search(q, k=10, offset=10), queries)
     searcher.cache_size = 4096  # a repeated query: its embedding comes from the cache
     searcher.search(queries[0], k=10)
     out["hybrid_repeated_query"] = timed(lambda q: searcher.search(q, k=10), [queries[0]] * len(queries))
@@ -135,6 +148,7 @@ def main() -> None:
                         help="Search with the cheapest efSearch/nprobe the build measured reaching this recall@10.")
     parser.add_argument("--filters", default="brand=kohler;color=white;price=10..50",
                         help="Hybrid searches with each of these filters (';' between them; '' for none).")
+    parser.add_argument("--sort", default=None, help="Also time sorted searches by this column (e.g. price).")
     parser.add_argument("--token-table", type=Path, default=None,
                         help="Embed queries with this model folder's static query encoder (see the docstring).")
     args = parser.parse_args()
@@ -143,12 +157,15 @@ def main() -> None:
     report = {
         "benchmark": "query", "index": str(args.index), "machine": machine(), "command": command(),
         "warm": warm(args.index, test_queries(args.pairs, args.queries), args.modes.split(","), args.backend,
-                     args.target_recall, args.token_table, tuple(f for f in args.filters.split(";") if f)),
+                     args.target_recall, args.token_table, tuple(f for f in args.filters.split(";") if f),
+                     args.sort),
         "cold_cli": cold(args.index, args.cold_runs) if args.cold_runs > 0 else None,
     }
     w = report["warm"]
     print(f"index {args.index}: {w['rows']} products ({w['index']} {w['params']}), query encoder {w['query_encoder']},"
           f" load {w['load_seconds']} s, {w['queries']} distinct queries, searched with {w['searched_with'] or 'exact'}")
+    if "sorted first page within the unsorted top 100" in w:
+        print(f"sorted first pages within the unsorted top 100: {w['sorted first page within the unsorted top 100']}")
     if "recall@10_vs_exact" in w:
         print(f"recall@10 of the approximate index against exact search, on these queries: {w['recall@10_vs_exact']}")
     print(f"{'mode':<32} {'p50 ms':>8} {'p99 ms':>8} {'added p50':>10}")

@@ -19,6 +19,7 @@ from .lexical import Scores
 
 RRF_K = 60  # reciprocal rank fusion constant (Cormack et al. 2009)
 EXACT_FILTERED = 8192  # a filter keeping at most this many rows is searched exactly; a broader one walks the graph
+GATHER_BELOW = 1024  # a filter keeping at most this many rows gathers their vectors; more: faiss scans with a selector
 MAX_FILTERED_EF = 1024  # the most effort a filtered graph walk is given
 TYPE_SHARE = 4  # the type list holds a quarter of a leg's depth (Retriever.typed_rows)
 
@@ -101,6 +102,8 @@ class Retriever:
         rows = np.flatnonzero(mask)
         if len(rows) > EXACT_FILTERED and self._graph is not None:
             return self._graph_filtered(vectors, depth, mask)
+        if len(rows) > GATHER_BELOW and self._flat is not None:
+            return self._flat_filtered(vectors, depth, mask)
         out = []
         for vector in vectors:
             scores = self.cosines(vector, rows)
@@ -121,6 +124,27 @@ class Retriever:
 
         index = faiss.downcast_index(self.index)
         return index if isinstance(index, faiss.IndexHNSW) else None
+
+    @cached_property
+    def _flat(self) -> Any:
+        """The flat storage of the vectors as a faiss index (for exact scans with a selector), else None."""
+        if isinstance(self.index, ExactIndex) or self.vectors is None:
+            return None
+        import faiss
+
+        index = faiss.downcast_index(self.index)
+        storage = faiss.downcast_index(index.storage) if hasattr(index, "storage") else index
+        return storage if isinstance(storage, faiss.IndexFlat) else None
+
+    def _flat_filtered(self, vectors: np.ndarray, depth: int, mask: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+        """A filter's exact top rows by faiss's scan of the flat storage, skipping rows the filter drops (cheaper than
+        gathering a few thousand vectors into a new array)."""
+        import faiss
+
+        bits = np.packbits(mask, bitorder="little")
+        params = faiss.SearchParameters(sel=faiss.IDSelectorBitmap(len(mask), faiss.swig_ptr(bits)))
+        scores, ids = self._flat.search(np.ascontiguousarray(vectors, dtype=np.float32), depth, params=params)
+        return [(i[i >= 0], s[i >= 0]) for i, s in zip(ids, scores, strict=True)]
 
     def _graph_filtered(self, vectors: np.ndarray, depth: int, mask: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
         """A broad filter's top rows from the graph, walking it as usual and keeping only rows the filter passes

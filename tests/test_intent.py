@@ -237,3 +237,18 @@ def test_the_cli_keeps_the_http_limits(run_cli, built_index):
     assert too_long.exit_code != 0 and "at most 1000" in too_long.output
     nothing = run_cli("query", "🔥🔥", "--index", built_index)
     assert nothing.exit_code == 0 and "no products match" in nothing.output
+
+
+def test_filtered_dense_search_is_exact_by_either_path(searcher, monkeypatch):
+    import searchkit.retrieval as retrieval
+
+    mask = searcher.filter_index.mask({"color": ["white", "chrome", "black"]})
+    vector = searcher.embed(["kohler toilet seat"])
+    monkeypatch.setattr(retrieval, "GATHER_BELOW", 10**9)
+    gathered = searcher.retriever.dense(vector, 20, mask)[0]
+    monkeypatch.setattr(retrieval, "GATHER_BELOW", 0)
+    scanned = searcher.retriever.dense(vector, 20, mask)[0]
+    assert mask[scanned[0]].all() and len(scanned[0]) == 20
+    assert np.allclose(np.sort(scanned[1]), np.sort(gathered[1]), atol=1e-5)  # the same top scores (ties may swap)
+    exact = np.sort(searcher.retriever.cosines(vector[0], np.flatnonzero(mask)))[::-1][:20]
+    assert np.allclose(np.sort(scanned[1])[::-1], exact, atol=1e-5)
