@@ -150,6 +150,17 @@ class Searcher:
         brands = table.column("brand").to_pylist() if "brand" in table.column_names else [None] * len(self)
         return Suggester.from_counts(phrases(table.column("title").to_pylist(), brands))
 
+    def warm(self, columns: tuple[str, ...] = ("brand", "color", "price")) -> None:
+        """Read now what the first searches would read on first use (facet columns, the spelling dictionary, the
+        completions), so a server's first shopper does not wait for them."""
+        for name in columns:
+            if name in self.filter_index.names:
+                self.filter_index.column(name)
+        if self.corrector is not None:
+            _ = self.corrector.dictionary
+        _ = self.suggester
+        self.search("warm up", k=1)
+
     def suggest(self, prefix: str, k: int = 8) -> list[str]:
         """Up to k completions of what a shopper has typed so far, most products first (searchkit.suggest)."""
         if not isinstance(prefix, str) or len(prefix) > MAX_QUERY_CHARS:

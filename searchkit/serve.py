@@ -119,10 +119,16 @@ class IndexHolder:
         self.index_dir = Path(index_dir)
         self._loader = loader
         self._lock = threading.Lock()
-        self.searcher: Searcher = loader(self.index_dir)
+        self.searcher: Searcher = self._warmed(loader(self.index_dir))
         self.stamp = self._manifest_stamp()
         self.last_error: str | None = None
         self.reloads = 0
+
+    @staticmethod
+    def _warmed(searcher: Searcher) -> Searcher:
+        if hasattr(searcher, "warm"):  # the OpenSearch backend has nothing to warm
+            searcher.warm()
+        return searcher
 
     def _manifest_stamp(self) -> tuple | None:
         try:
@@ -135,7 +141,7 @@ class IndexHolder:
         with self._lock:
             stamp = self._manifest_stamp()
             try:
-                fresh = self._loader(self.index_dir)
+                fresh = self._warmed(self._loader(self.index_dir))
             except SearchkitError as exc:
                 self.last_error = str(exc)
                 self.stamp = stamp  # do not retry the same broken build every tick
