@@ -1,6 +1,6 @@
 """Load benchmark for `searchkit serve` on loopback: throughput and p50/p99 latency at several concurrency levels.
 
-    python benchmarks/bench_serve.py --index indexes/homedepot [--requests 200] [--concurrency 1,4,16]
+    python benchmarks/bench_serve.py --index indexes/homedepot [--requests 200] [--concurrency 1,4,16] [--log DIR]
 
 Starts the server as a subprocess on 127.0.0.1 (a free port), drives it with a bounded thread-pool load generator
 (each level sends exactly --requests requests, with a time cap), checks every response (HTTP 200, JSON, k ranked
@@ -95,12 +95,14 @@ def main() -> None:
     parser.add_argument("--mode", default="hybrid")
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--cap-seconds", type=float, default=120.0, help="Time cap per concurrency level.")
+    parser.add_argument("--log", type=Path, default=None, help="Serve with a search log in this folder (serve --log).")
     args = parser.parse_args()
 
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     server = subprocess.Popen([sys.executable, "-m", "searchkit", "serve", "--index", str(args.index),
-                               "--port", str(port), "--workers", str(args.workers)])
+                               "--port", str(port), "--workers", str(args.workers),
+                               *(["--log", str(args.log)] if args.log else [])])
     try:
         wait_ready(base)
         one_request(base, "warm up", args.k, args.mode)
@@ -113,6 +115,7 @@ def main() -> None:
         server.terminate()
         server.wait(timeout=30)
     report = {"benchmark": "serve", "index": str(args.index), "mode": args.mode, "k": args.k,
+              "log": str(args.log) if args.log else None,
               "workers": args.workers, "queries": "distinct test-split queries (see common.test_queries)",
               "machine": machine(), "command": command(), "levels": levels}
     print(f"{'conc':>5} {'ok':>6} {'errors':>6} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8}")

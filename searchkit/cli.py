@@ -564,7 +564,10 @@ def fit_relevance_cmd(pairs, index_dir, split, seed, reranker_dir, form, as_json
               help="Serve from this OpenSearch cluster (`searchkit push opensearch`); --index then only embeds "
                    "queries.")
 @click.option("--name", default=None, help="With --opensearch: the index name there (default: --index's name).")
-def serve_cmd(index_dir, host, port, workers, opensearch_url, name):
+@click.option("--log", "log_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Keep a search log here: every search and every shopper event (POST /events), append-only "
+                   "daily files.")
+def serve_cmd(index_dir, host, port, workers, opensearch_url, name, log_dir):
     """Serve the HTTP JSON API (/search, /products/ID, /health, /reload, /docs) and the search page at /."""
     import os
 
@@ -574,6 +577,8 @@ def serve_cmd(index_dir, host, port, workers, opensearch_url, name):
 
     store.read_manifest(index_dir)  # fail fast, with the reason, before starting workers
     os.environ["SEARCHKIT_INDEX"] = str(index_dir)
+    if log_dir is not None:
+        os.environ["SEARCHKIT_LOG"] = str(log_dir)
     if opensearch_url:
         os.environ["SEARCHKIT_OPENSEARCH_URL"] = opensearch_url
         os.environ["SEARCHKIT_OPENSEARCH_NAME"] = name or Path(index_dir).resolve().name

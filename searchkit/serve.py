@@ -19,6 +19,7 @@ from . import store
 from .arrange import MAX_WINDOW, RELEVANT
 from .errors import IndexFormatError, SearchkitError
 from .filters import merge_filters, price_ranges
+from .logs import MAX_SESSION, EventError, SearchLog
 from .search import DEFAULT_MODE, MAX_K, MAX_QUERY_CHARS, MODES, Searcher
 from .version import __version__
 
@@ -26,8 +27,9 @@ log = logging.getLogger(__name__)
 
 WATCH_SECONDS = 2.0
 # the query parameters each endpoint takes: any other is refused with a 400 naming it
+MAX_EVENTS = 1000  # events one POST /events may carry
 PARAMETERS = {"/search": {"q", "k", "mode", "brand", "color", "filter", "facets", "explain", "offset", "sort",
-                          "highlight"},
+                          "highlight", "session"}, "/events": set(),
               "/suggest": {"q", "k"}, "/relevance": {"q", "id"}, "/health": set(), "/reload": set(),
               "/": {"q", "mode", "brand", "color", "filter", "page", "sort", "debug"}}
 PAGE_K = 20  # results the page shows
@@ -182,11 +184,15 @@ def _watch(holder: IndexHolder, stop: threading.Event) -> None:
         holder.reload_if_changed()
 
 
-def create_app(index_dir: str | Path, loader=Searcher.from_dir, watch: bool = True) -> FastAPI:
+def create_app(index_dir: str | Path, loader=Searcher.from_dir, watch: bool = True,
+               log_dir: str | Path | None = None) -> FastAPI:
+    """The app over one index; log_dir: keep the search log there (searchkit.logs)."""
     holder = IndexHolder(Path(index_dir), loader)
+    search_log = SearchLog(log_dir) if log_dir is not None else None
     app = FastAPI(title="searchkit", version=__version__,
                   description="Semantic product search: dense + BM25 hybrid retrieval with filters and facets.")
     app.state.holder = holder
+    app.state.search_log = search_log
     stop = threading.Event()
     if watch:
         threading.Thread(target=_watch, args=(holder, stop), daemon=True, name="searchkit-index-watch").start()
@@ -210,13 +216,38 @@ def create_app(index_dir: str | Path, loader=Searcher.from_dir, watch: bool = Tr
                           f"{', '.join(sorted(allowed)) or 'none'}"})
         return await call_next(request)
 
+    def state() -> dict[str, Any]:
+        return {**health(holder), **({"log": search_log.status()} if search_log is not None else {})}
+
     @app.get("/health")
     def get_health() -> dict[str, Any]:
-        return health(holder)
+        return state()
 
     @app.head("/health", include_in_schema=False)
     def head_health() -> dict[str, Any]:
-        return health(holder)
+        return state()
+
+    @app.post("/events", status_code=202)
+    async def events(request: Request) -> dict[str, Any]:
+        """Shopper events on a search's results: {"query_id", "product_id", "type": click | add_to_cart | purchase}
+        or a list of them; 202 once logged (durably), 400 naming the first bad one, 503 when no log is kept."""
+        if search_log is None:
+            raise HTTPException(status_code=503, detail="this server keeps no search log (serve --log DIR)")
+        try:
+            data = json.loads(await request.body() or b"null")
+        except ValueError:
+            raise HTTPException(status_code=400, detail="the body is not JSON") from None
+        items = data if isinstance(data, list) else [data]
+        if not items or len(items) > MAX_EVENTS:
+            raise HTTPException(status_code=400, detail=f"send 1 to {MAX_EVENTS} events at once")
+        searcher = holder.searcher
+        known = (lambda p: p in searcher._row_of) if hasattr(searcher, "_row_of") else (lambda p: True)
+        try:
+            accepted = search_log.events(items, known)
+        except EventError as exc:
+            code = 503 if not search_log.ok else 400
+            raise HTTPException(status_code=code, detail=str(exc)) from None
+        return {"accepted": accepted}
 
     @app.get("/search")
     def search(
@@ -231,9 +262,14 @@ def create_app(index_dir: str | Path, loader=Searcher.from_dir, watch: bool = Tr
         offset: int = Query(0, ge=0, le=MAX_WINDOW - 1, description="Results to skip: page 2 of k=10 is offset=10."),
         sort: str = Query("", max_length=200, description="Order the relevant results by a column: price, -price."),
         highlight: bool = False,
+        session: str = Query("", max_length=MAX_SESSION, description="An opaque shopper session, logged as given."),
     ) -> dict[str, Any]:
-        return run_search(holder.searcher, q, k, mode, brand, color, list(filter), facets, explain, offset, sort,
+        body = run_search(holder.searcher, q, k, mode, brand, color, list(filter), facets, explain, offset, sort,
                           highlight)
+        if search_log is not None:
+            body["query_id"] = search_log.search(q, body["searched_as"], mode, body["filters"], body["sort"], offset,
+                                                 k, [r["product_id"] for r in body["results"]], session or None)
+        return body
 
     @app.get("/suggest")
     def suggest(q: str = Query(..., max_length=MAX_QUERY_CHARS, description="What the shopper has typed so far."),
@@ -283,6 +319,9 @@ def create_app(index_dir: str | Path, loader=Searcher.from_dir, watch: bool = Tr
                               (page - 1) * PAGE_K, sort or None, True)
         except SearchkitError:
             return template  # the page's script asks /search and shows the reason
+        if search_log is not None:
+            body["query_id"] = search_log.search(q, body["searched_as"], mode, body["filters"], body["sort"],
+                                                 (page - 1) * PAGE_K, PAGE_K, [r["product_id"] for r in body["results"]])
         return prerendered(template, body, debug == "1")
 
     return app
@@ -308,10 +347,12 @@ def one_line(exc: RequestValidationError) -> str:
 
 def app_from_env() -> FastAPI:
     """Factory for `uvicorn --factory` / multi-worker serving: the index comes from SEARCHKIT_INDEX, and from the
-    OpenSearch cluster SEARCHKIT_OPENSEARCH_URL (index SEARCHKIT_OPENSEARCH_NAME) when `serve --opensearch` set it."""
+    OpenSearch cluster SEARCHKIT_OPENSEARCH_URL (index SEARCHKIT_OPENSEARCH_NAME) when `serve --opensearch` set it;
+    SEARCHKIT_LOG names the search log's folder (`serve --log`)."""
     index = os.environ.get("SEARCHKIT_INDEX", "indexes/homedepot")
     url = os.environ.get("SEARCHKIT_OPENSEARCH_URL")
+    logs = os.environ.get("SEARCHKIT_LOG") or None
     if url:
         name = os.environ.get("SEARCHKIT_OPENSEARCH_NAME") or Path(index).resolve().name
-        return create_app(index, loader=lambda folder: Searcher.from_opensearch(url, name, folder))
-    return create_app(index)
+        return create_app(index, loader=lambda folder: Searcher.from_opensearch(url, name, folder), log_dir=logs)
+    return create_app(index, log_dir=logs)
