@@ -588,6 +588,36 @@ def serve_cmd(index_dir, host, port, workers, opensearch_url, name, log_dir):
                 log_level="warning")
 
 
+@main.command("judgments")
+@click.argument("logs", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="The judgments file to write: .csv or .parquet (query, product_id, relevance 1-3, impressions, "
+                   "clicks, confidence, attraction, ctr).")
+@click.option("--min-impressions", type=click.IntRange(1), default=3, show_default=True,
+              help="Leave out pairs shown fewer times than this.")
+@click.option("--columns", default=None, metavar="FIELD=COLUMN,...",
+              help="An impressions file's column names where they differ from query, product_id, position, clicked, "
+                   "added_to_cart, purchased.")
+@click.option("--json", "as_json", is_flag=True)
+def judgments_cmd(logs, out, min_impressions, columns, as_json):
+    """Turn search logs (a `serve --log` folder, or a shop's impression files) into graded judgments with the
+    position bias taken out (a position-based click model), for train, train-reranker and evaluate."""
+    from .judgments import JudgmentConfig, judgments, read_impressions, write_judgments
+
+    fields = {f: f for f in ("query", "product_id", "position", "clicked", "added_to_cart", "purchased")}
+    names = _assignments(columns or "", "--columns", fields)
+    frame = read_impressions(list(logs), names)
+    pairs = judgments(frame, JudgmentConfig(min_impressions=min_impressions))
+    write_judgments(pairs, out)
+    summary = {"impressions": len(frame), "searches": int(frame["query_id"].nunique()) if "query_id" in frame else None,
+               "pairs": len(pairs), "queries": int(pairs["query"].nunique()), "out": str(out)}
+    if as_json:
+        _emit_json(summary)
+        return
+    click.echo(f"judged {summary['pairs']} pairs of {summary['queries']} queries from {summary['impressions']} "
+               f"impressions into {out}")
+
+
 @main.command("distill")
 @click.argument("pairs", type=click.Path(dir_okay=False, path_type=Path), required=False)
 @click.option("--model", type=click.Path(file_okay=False, path_type=Path), default=None,

@@ -1,0 +1,82 @@
+"""Search logs into judgments: the click model takes position bias out where raw click-through rate cannot."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+from fastapi.testclient import TestClient
+
+from searchkit.catalog import read_pairs
+from searchkit.cli import main
+from searchkit.errors import CatalogError
+from searchkit.judgments import JudgmentConfig, judgments, position_based_model
+from searchkit.metrics import spearman
+from searchkit.serve import create_app
+
+
+def biased_log(seed: int = 0, searches: int = 4000) -> tuple[pd.DataFrame, dict[str, float]]:
+    """Ten products of one query with known attraction, shown by a ranker that puts the least attractive first."""
+    rng = np.random.default_rng(seed)
+    attraction = {f"P{i}": a for i, a in enumerate(np.linspace(0.2, 0.6, 10))}
+    ids = np.array(list(attraction))
+    order = np.argsort([attraction[p] for p in ids])  # worst first: position bias against the truth
+    rows = []
+    for _ in range(searches):
+        shown = ids[order] if rng.random() < 0.8 else rng.permutation(ids)
+        for position, product in enumerate(shown, start=1):
+            examined = rng.random() < 1.0 / position ** 1.5
+            rows.append(("drill", product, position, int(examined and rng.random() < attraction[product])))
+    return pd.DataFrame(rows, columns=["query", "product_id", "position", "clicked"]), attraction
+
+
+def test_the_click_model_recovers_attraction_better_than_ctr():
+    log, truth = biased_log()
+    pairs, examination = position_based_model(log)
+    true = [truth[p] for p in pairs["product_id"]]
+    ctr = pairs["clicks"] / pairs["impressions"]
+    assert spearman(pairs["attraction"], true) > 0.9 and spearman(ctr, true) < 0  # CTR ranks the top slots first
+    assert examination[0] == pytest.approx(1.0) and examination[1] < examination[0]
+    graded = judgments(log)
+    assert graded["relevance"].between(1, 3).all() and graded["confidence"].between(0, 1).all()
+    best = graded.sort_values("relevance").iloc[-1]["product_id"]
+    assert best == "P9"
+
+
+def test_judgments_need_enough_impressions():
+    log, _ = biased_log(searches=2)
+    with pytest.raises(CatalogError, match="min-impressions"):
+        judgments(log, JudgmentConfig(min_impressions=5))
+
+
+def test_from_a_server_log_to_a_pairs_file_training_reads(index_copy, tmp_path):
+    folder = tmp_path / "logs"
+    with TestClient(create_app(index_copy, watch=False, log_dir=folder)) as client:
+        for i in range(6):
+            body = client.get("/search", params={"q": "kohler toilet seat", "k": 5}).json()
+            picked = body["results"][i % 2]["product_id"]
+            assert client.post("/events", json={"query_id": body["query_id"], "product_id": picked,
+                                                "type": "click"}).status_code == 202
+    out = tmp_path / "judged.csv"
+    result = CliRunner().invoke(main, ["judgments", str(folder), "--out", str(out), "--min-impressions", "3",
+                                       "--json"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.output)
+    assert summary["searches"] == 6 and summary["pairs"] == 5 and out.is_file()
+    pairs = read_pairs(out)  # what train, train-reranker and evaluate read
+    assert set(pairs.columns) == {"query", "product_id", "relevance"} and pairs["relevance"].between(1, 3).all()
+    shop = tmp_path / "impressions.csv"
+    pd.DataFrame({"q": ["fan"] * 4, "sku": ["A", "B", "A", "B"], "pos": [1, 2, 2, 1], "clicked": [1, 0, 1, 0]}).to_csv(
+        shop, index=False)
+    own = CliRunner().invoke(main, ["judgments", str(shop), "--out", str(tmp_path / "own.parquet"), "--columns",
+                                    "query=q,product_id=sku,position=pos", "--min-impressions", "2"])
+    assert own.exit_code == 0, own.output
+    judged = pd.read_parquet(tmp_path / "own.parquet").set_index("product_id")
+    assert judged.loc["A", "relevance"] > judged.loc["B", "relevance"]
+    bad = tmp_path / "bad.csv"
+    pd.DataFrame({"query": ["fan"], "product_id": ["A"], "position": ["first"], "clicked": [1]}).to_csv(bad, index=False)
+    refused = CliRunner().invoke(main, ["judgments", str(bad), "--out", str(tmp_path / "x.csv")])
+    assert refused.exit_code != 0 and "column 'position'" in refused.output
