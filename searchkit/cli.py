@@ -618,6 +618,41 @@ def judgments_cmd(logs, out, min_impressions, columns, as_json):
                f"impressions into {out}")
 
 
+@main.command("learn")
+@click.argument("logs", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.option("--index", "index_dir", type=click.Path(file_okay=False, path_type=Path), required=True,
+              envvar="SEARCHKIT_INDEX", help="The index whose model learns (or SEARCHKIT_INDEX): rebuilt when adopted.")
+@click.option("--work", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Keep the judgments and the candidate model here (default: a temporary folder).")
+@click.option("--min-impressions", type=click.IntRange(1), default=3, show_default=True)
+@click.option("--dry-run", is_flag=True, help="Judge, train and measure, but never adopt.")
+@config_option
+@click.option("--json", "as_json", is_flag=True)
+def learn_cmd(logs, index_dir, work, min_impressions, dry_run, config_file, as_json):
+    """Learn from shoppers: LOGS (serve --log folders or impression files) into judgments, a candidate embedder
+    trained on them from the index's model, measured against it on held-out queries, and adopted (the index rebuilt,
+    atomically) only when better beyond the noise.
+
+    Training settings (recipe, max_steps, batch_size, lr, split) come from --config FILE."""
+    import contextlib
+
+    from .configfile import load_config
+    from .release import learn
+    from .training import TrainConfig
+
+    _progress_lines(True)
+    with contextlib.redirect_stdout(sys.stderr):  # the trainer prints its progress; stdout stays the answer's
+        report = learn(list(logs), index_dir, work=work, dry_run=dry_run, min_impressions=min_impressions,
+                       template=load_config(TrainConfig, config_file))
+    if as_json:
+        _emit_json(report)
+        return
+    verdict = report["verdict"]
+    click.echo(f"{report['pairs']} judged pairs, {verdict['queries']} held-out queries: {verdict['reason']}")
+    click.echo(f"{index_dir}: rebuilt with the candidate" if report["adopted"] else
+               f"{index_dir}: unchanged" + (" (dry run)" if dry_run and verdict["adopt"] else ""))
+
+
 @main.command("distill")
 @click.argument("pairs", type=click.Path(dir_okay=False, path_type=Path), required=False)
 @click.option("--model", type=click.Path(file_okay=False, path_type=Path), default=None,

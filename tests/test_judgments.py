@@ -80,3 +80,62 @@ def test_from_a_server_log_to_a_pairs_file_training_reads(index_copy, tmp_path):
     pd.DataFrame({"query": ["fan"], "product_id": ["A"], "position": ["first"], "clicked": [1]}).to_csv(bad, index=False)
     refused = CliRunner().invoke(main, ["judgments", str(bad), "--out", str(tmp_path / "x.csv")])
     assert refused.exit_code != 0 and "column 'position'" in refused.output
+
+
+def test_the_gate_adopts_only_a_model_better_beyond_the_noise():
+    from searchkit.release import gate
+
+    rng = np.random.default_rng(0)
+    current = rng.random(200)
+    better = gate(current, current + 0.05 + rng.normal(0, 0.02, 200), current, current + 0.01)
+    assert better.adopt and better.interval[0] > 0
+    worse = gate(current, current - 0.05, current, current)
+    assert not worse.adopt and "not better" in worse.reason
+    noise = gate(current, current + rng.normal(0, 0.1, 200), current, current)
+    assert not noise.adopt  # a gain the interval cannot tell from zero is refused
+    judged_worse = gate(current, current + 0.05, current, current - 0.05)
+    assert not judged_worse.adopt and "judged" in judged_worse.reason
+    assert not gate(np.zeros(0), np.zeros(0), np.zeros(0), np.zeros(0)).adopt
+
+
+def test_learn_runs_the_loop_and_a_dry_run_changes_nothing(index_copy, tmp_path):
+    folder = tmp_path / "logs"
+    with TestClient(create_app(index_copy, watch=False, log_dir=folder)) as client:
+        from tests.fixtures import BRANDS, NOUNS
+
+        for query in [f"{brand} {noun}".strip().lower() for brand in BRANDS[:5] for noun in NOUNS]:
+            for i in range(3):
+                body = client.get("/search", params={"q": query, "k": 5}).json()
+                client.post("/events", json={"query_id": body["query_id"], "product_id": body["results"][i % 2][
+                    "product_id"], "type": "click"})
+    before = (index_copy / "manifest.json").read_text()
+    config = tmp_path / "train.toml"
+    config.write_text("max_steps = 2\nbatch_size = 8\neval_steps = 100\nsave_steps = 100\neval_queries = 5\n"
+                      "eval_corpus = 30\n[split]\nval_fraction = 0.2\ntest_fraction = 0.4\n")
+    result = CliRunner().invoke(main, ["learn", str(folder), "--index", str(index_copy), "--dry-run", "--config",
+                                       str(config), "--work", str(tmp_path / "work"), "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["dry_run"] and not report["adopted"] and report["held_out_queries"] > 0
+    assert report["verdict"]["reason"] and (tmp_path / "work" / "candidate" / "modules.json").is_file()
+    assert (index_copy / "manifest.json").read_text() == before  # a dry run never adopts
+
+
+def test_an_adopted_candidate_is_built_into_the_index(index_copy, tmp_path, monkeypatch):
+    import searchkit.release as release
+    from searchkit import Searcher
+    from searchkit.training import TrainConfig
+    from tests.fixtures import BRANDS, NOUNS
+
+    impressions = tmp_path / "impressions.csv"
+    rows = [(f"{b} {n}".strip().lower(), f"P{(i * 7 + j) % 240:05d}", j + 1, int(j == i % 3))
+            for i, (b, n) in enumerate((b, n) for b in BRANDS[:5] for n in NOUNS) for j in range(5) for _ in range(3)]
+    pd.DataFrame(rows, columns=["query", "product_id", "position", "clicked"]).to_csv(impressions, index=False)
+    before = Searcher.from_dir(index_copy).manifest.model["fingerprint"]
+    monkeypatch.setattr(release, "gate", lambda *a: release.Verdict(True, "forced", 1, 0.1, (0.05, 0.15), 0.0,
+                                                                      (0.0, 0.0)))
+    template = TrainConfig(max_steps=2, batch_size=8, eval_steps=100, save_steps=100, eval_queries=5, eval_corpus=30)
+    report = release.learn([impressions], index_copy, template=template)
+    assert report["adopted"] and report["verdict"]["reason"] == "forced"
+    after = Searcher.from_dir(index_copy)
+    assert after.manifest.model["fingerprint"] != before and after.search("kohler toilet seat", k=3)
