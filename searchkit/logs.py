@@ -153,5 +153,21 @@ class SearchLog:
             self._handles.clear()
 
 
+def popular_queries(folder: str | Path, min_searches: int = 3) -> dict[str, int]:
+    """Queries (as searched) the log holds at least `min_searches` times, with their counts: what shoppers type, for
+    suggestions."""
+    counts: dict[str, int] = {}
+    for path in sorted(Path(folder).glob("searches-*.jsonl")):
+        try:
+            for line in path.read_text(encoding="utf-8").splitlines():
+                if line.strip():
+                    text = json.loads(line).get("searched_as") or ""
+                    if text:
+                        counts[text] = counts.get(text, 0) + 1
+        except (OSError, ValueError):
+            continue
+    return {q: n for q, n in counts.items() if n >= min_searches}
+
+
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds")

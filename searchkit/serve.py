@@ -19,7 +19,7 @@ from . import store
 from .arrange import MAX_WINDOW, RELEVANT
 from .errors import IndexFormatError, SearchkitError
 from .filters import merge_filters, price_ranges
-from .logs import MAX_SESSION, EventError, SearchLog
+from .logs import MAX_SESSION, EventError, SearchLog, popular_queries
 from .search import DEFAULT_MODE, MAX_K, MAX_QUERY_CHARS, MODES, Searcher
 from .version import __version__
 
@@ -117,19 +117,22 @@ class IndexHolder:
     """The live Searcher. A reload loads and validates the new index fully before swapping one reference, so
     requests in flight finish on the old index and a broken rebuild leaves the server where it was."""
 
-    def __init__(self, index_dir: Path, loader=Searcher.from_dir):
+    def __init__(self, index_dir: Path, loader=Searcher.from_dir, log_dir: Path | None = None):
         self.index_dir = Path(index_dir)
         self._loader = loader
+        self.log_dir = log_dir  # popular queries there join the completions
         self._lock = threading.Lock()
         self.searcher: Searcher = self._warmed(loader(self.index_dir))
         self.stamp = self._manifest_stamp()
         self.last_error: str | None = None
         self.reloads = 0
 
-    @staticmethod
-    def _warmed(searcher: Searcher) -> Searcher:
+    def _warmed(self, searcher: Searcher) -> Searcher:
         if hasattr(searcher, "warm"):  # the OpenSearch backend has nothing to warm
             searcher.warm()
+            popular = popular_queries(self.log_dir) if self.log_dir is not None and self.log_dir.is_dir() else {}
+            if popular:  # what shoppers search most, among the catalog's completions
+                searcher.suggester = searcher.suggester.with_queries(popular)
         return searcher
 
     def _manifest_stamp(self) -> tuple | None:
@@ -187,7 +190,7 @@ def _watch(holder: IndexHolder, stop: threading.Event) -> None:
 def create_app(index_dir: str | Path, loader=Searcher.from_dir, watch: bool = True,
                log_dir: str | Path | None = None) -> FastAPI:
     """The app over one index; log_dir: keep the search log there (searchkit.logs)."""
-    holder = IndexHolder(Path(index_dir), loader)
+    holder = IndexHolder(Path(index_dir), loader, Path(log_dir) if log_dir is not None else None)
     search_log = SearchLog(log_dir) if log_dir is not None else None
     app = FastAPI(title="searchkit", version=__version__,
                   description="Semantic product search: dense + BM25 hybrid retrieval with filters and facets.")

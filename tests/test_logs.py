@@ -110,3 +110,13 @@ def test_an_acknowledged_event_survives_kill_9(built_index, tmp_path):
         server.wait(timeout=10)
     assert [e["type"] for e in lines(folder, "events")] == ["purchase"]
     assert lines(folder, "searches")[0]["query_id"] == body["query_id"]
+
+
+def test_popular_queries_join_the_suggestions(index_copy, tmp_path):
+    folder = tmp_path / "logs"
+    with TestClient(create_app(index_copy, watch=False, log_dir=folder)) as client:
+        for _ in range(3):
+            client.get("/search", params={"q": "wireless kohler seat"})
+        assert "wireless kohler seat" not in client.get("/suggest", params={"q": "wireless k"}).json()["suggestions"]
+    with TestClient(create_app(index_copy, watch=False, log_dir=folder)) as client:  # read when the server starts
+        assert "wireless kohler seat" in client.get("/suggest", params={"q": "wireless k"}).json()["suggestions"]
