@@ -567,7 +567,8 @@ def fit_relevance_cmd(pairs, index_dir, split, seed, reranker_dir, form, as_json
 @click.option("--log", "log_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Keep a search log here: every search and every shopper event (POST /events), append-only "
                    "daily files.")
-def serve_cmd(index_dir, host, port, workers, opensearch_url, name, log_dir):
+@click.option("--no-admin", is_flag=True, help="Serve without the admin endpoints (/admin, /reload).")
+def serve_cmd(index_dir, host, port, workers, opensearch_url, name, log_dir, no_admin):
     """Serve the HTTP JSON API (/search, /products/ID, /health, /reload, /docs) and the search page at /."""
     import os
 
@@ -576,7 +577,13 @@ def serve_cmd(index_dir, host, port, workers, opensearch_url, name, log_dir):
     from . import store
 
     store.read_manifest(index_dir)  # fail fast, with the reason, before starting workers
+    loopback = host in ("127.0.0.1", "localhost", "::1") or host.startswith("127.")
+    if not loopback and not no_admin and not os.environ.get("SEARCHKIT_ADMIN_KEY"):
+        raise click.UsageError(f"serving on {host} (not loopback) with the admin endpoints open: set "
+                               "SEARCHKIT_ADMIN_KEY, or give --no-admin")
     os.environ["SEARCHKIT_INDEX"] = str(index_dir)
+    if no_admin:
+        os.environ["SEARCHKIT_NO_ADMIN"] = "1"
     if log_dir is not None:
         os.environ["SEARCHKIT_LOG"] = str(log_dir)
     if opensearch_url:
@@ -616,6 +623,21 @@ def judgments_cmd(logs, out, min_impressions, columns, as_json):
         return
     click.echo(f"judged {summary['pairs']} pairs of {summary['queries']} queries from {summary['impressions']} "
                f"impressions into {out}")
+
+
+@main.command("report")
+@click.argument("logs", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--json", "as_json", is_flag=True)
+def report_cmd(logs, as_json):
+    """What shoppers searched, from `serve --log` folders: searches per day, top queries, queries with no result or
+    no match, queries rarely clicked, clicks by position."""
+    from .report import as_text, summarize
+
+    summary = summarize(list(logs))
+    if as_json:
+        _emit_json(summary)
+        return
+    click.echo(as_text(summary))
 
 
 @main.command("learn")

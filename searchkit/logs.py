@@ -4,7 +4,7 @@ purchase), for learning from shoppers. No personal data: an optional opaque `ses
 
     DIR/searches-YYYY-MM-DD.jsonl      one search a line: {"query_id", "time", "query", "searched_as", "mode",
                                        "filters", "sort", "offset", "k", "shown": [product ids, position 1 first],
-                                       "session"}
+                                       "no_match", "session"}
     DIR/events-YYYY-MM-DD.jsonl        one event a line: {"query_id", "time", "product_id", "type", "position",
                                        "session"}
 
@@ -91,7 +91,7 @@ class SearchLog:
                 os.fsync(handle.fileno())
 
     def search(self, query: str, searched_as: str, mode: str, filters: dict[str, Any] | None, sort: str | None,
-               offset: int, k: int, shown: list[str], session: str | None = None) -> str:
+               offset: int, k: int, shown: list[str], session: str | None = None, no_match: bool = False) -> str:
         """Log a search; returns its query id (given even when the log cannot be written)."""
         query_id = uuid.uuid4().hex
         with self._lock:
@@ -101,7 +101,7 @@ class SearchLog:
         if self.ok:
             record = {"query_id": query_id, "time": _now(), "query": query, "searched_as": searched_as, "mode": mode,
                       "filters": filters or {}, "sort": sort, "offset": offset, "k": k, "shown": shown,
-                      "session": session}
+                      "no_match": no_match, "session": session}
             try:
                 self._append("searches", record, sync=False)
             except OSError as exc:

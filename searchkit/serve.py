@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 import json
 import logging
 import os
@@ -20,6 +21,7 @@ from .arrange import MAX_WINDOW, RELEVANT
 from .errors import IndexFormatError, SearchkitError
 from .filters import merge_filters, price_ranges
 from .logs import MAX_SESSION, EventError, SearchLog, popular_queries
+from .report import admin_page, summarize
 from .search import DEFAULT_MODE, MAX_K, MAX_QUERY_CHARS, MODES, Searcher
 from .version import __version__
 
@@ -30,7 +32,7 @@ WATCH_SECONDS = 2.0
 MAX_EVENTS = 1000  # events one POST /events may carry
 PARAMETERS = {"/search": {"q", "k", "mode", "brand", "color", "filter", "facets", "explain", "offset", "sort",
                           "highlight", "session"}, "/events": set(),
-              "/suggest": {"q", "k"}, "/relevance": {"q", "id"}, "/health": set(), "/reload": set(),
+              "/suggest": {"q", "k"}, "/relevance": {"q", "id"}, "/health": set(), "/reload": set(), "/admin": set(),
               "/": {"q", "mode", "brand", "color", "filter", "page", "sort", "debug"}}
 PAGE_K = 20  # results the page shows
 FACET_DEPTH = 100  # facet counts cover this many top matches (Searcher.search_with_facets' depth)
@@ -188,8 +190,10 @@ def _watch(holder: IndexHolder, stop: threading.Event) -> None:
 
 
 def create_app(index_dir: str | Path, loader=Searcher.from_dir, watch: bool = True,
-               log_dir: str | Path | None = None) -> FastAPI:
-    """The app over one index; log_dir: keep the search log there (searchkit.logs)."""
+               log_dir: str | Path | None = None, admin_key: str | None = None, admin: bool = True) -> FastAPI:
+    """The app over one index; log_dir: keep the search log there (searchkit.logs); admin_key: what the admin
+    endpoints (/admin, /reload) require as `Authorization: Bearer KEY` (None: open, for a loopback server); admin
+    False: no admin endpoints at all."""
     holder = IndexHolder(Path(index_dir), loader, Path(log_dir) if log_dir is not None else None)
     search_log = SearchLog(log_dir) if log_dir is not None else None
     app = FastAPI(title="searchkit", version=__version__,
@@ -271,7 +275,8 @@ def create_app(index_dir: str | Path, loader=Searcher.from_dir, watch: bool = Tr
                           highlight)
         if search_log is not None:
             body["query_id"] = search_log.search(q, body["searched_as"], mode, body["filters"], body["sort"], offset,
-                                                 k, [r["product_id"] for r in body["results"]], session or None)
+                                                 k, [r["product_id"] for r in body["results"]], session or None,
+                                                 bool(body["no_match"]))
         return body
 
     @app.get("/suggest")
@@ -301,8 +306,27 @@ def create_app(index_dir: str | Path, loader=Searcher.from_dir, watch: bool = Tr
         except SearchkitError:
             raise HTTPException(status_code=404, detail=f"no product with id {product_id!r}") from None
 
+    def authorised(request: Request) -> None:
+        if not admin:
+            raise HTTPException(status_code=404, detail="admin endpoints are off on this server")
+        if admin_key:
+            given = request.headers.get("authorization", "")
+            if not hmac.compare_digest(given.encode(), f"Bearer {admin_key}".encode()):
+                raise HTTPException(status_code=401, detail="this needs the admin key (Authorization: Bearer KEY)",
+                                    headers={"WWW-Authenticate": "Bearer"})
+
+    @app.get("/admin", response_class=HTMLResponse)
+    def admin_page_(request: Request) -> str:
+        """What shoppers searched: searches per day, top queries, no-result and rarely clicked queries, clicks by
+        position (from the search log)."""
+        authorised(request)
+        if log_dir is None:
+            raise HTTPException(status_code=404, detail="this server keeps no search log (serve --log DIR)")
+        return admin_page(summarize([log_dir]))
+
     @app.post("/reload")
-    def reload() -> dict[str, Any]:
+    def reload(request: Request) -> dict[str, Any]:
+        authorised(request)
         try:
             return holder.reload()
         except IndexFormatError as exc:
@@ -351,11 +375,15 @@ def one_line(exc: RequestValidationError) -> str:
 def app_from_env() -> FastAPI:
     """Factory for `uvicorn --factory` / multi-worker serving: the index comes from SEARCHKIT_INDEX, and from the
     OpenSearch cluster SEARCHKIT_OPENSEARCH_URL (index SEARCHKIT_OPENSEARCH_NAME) when `serve --opensearch` set it;
-    SEARCHKIT_LOG names the search log's folder (`serve --log`)."""
+    SEARCHKIT_LOG names the search log's folder (`serve --log`), SEARCHKIT_ADMIN_KEY the admin endpoints' key and
+    SEARCHKIT_NO_ADMIN=1 turns them off."""
     index = os.environ.get("SEARCHKIT_INDEX", "indexes/homedepot")
     url = os.environ.get("SEARCHKIT_OPENSEARCH_URL")
     logs = os.environ.get("SEARCHKIT_LOG") or None
+    admin = {"admin_key": os.environ.get("SEARCHKIT_ADMIN_KEY") or None,
+             "admin": os.environ.get("SEARCHKIT_NO_ADMIN") != "1"}
     if url:
         name = os.environ.get("SEARCHKIT_OPENSEARCH_NAME") or Path(index).resolve().name
-        return create_app(index, loader=lambda folder: Searcher.from_opensearch(url, name, folder), log_dir=logs)
-    return create_app(index, log_dir=logs)
+        return create_app(index, loader=lambda folder: Searcher.from_opensearch(url, name, folder), log_dir=logs,
+                          **admin)
+    return create_app(index, log_dir=logs, **admin)

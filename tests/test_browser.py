@@ -124,3 +124,38 @@ def test_pages_sorting_and_suggestions(page, server):
     page.wait_for_url("**debug=1**")
     page.wait_for_selector(".result .debug:not(.hidden)")
     assert "cosine" in page.locator(".result .debug").first.inner_text()
+
+
+def test_the_admin_page_shows_a_shop_its_searches(page, tmp_path_factory, built_index):
+    import urllib.request
+
+    import uvicorn
+
+    from searchkit.serve import create_app
+
+    folder = tmp_path_factory.mktemp("admin-logs")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    app = create_app(built_index, watch=False, log_dir=folder, admin_key="k3y")
+    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 20
+        while not srv.started and time.time() < deadline:
+            time.sleep(0.05)
+        for query in ["ceiling fan", "ceiling fan", "door knob"]:
+            urllib.request.urlopen(base + "/search?q=" + query.replace(" ", "+")).read()
+        page.set_extra_http_headers({"Authorization": "Bearer k3y"})
+        try:
+            page.goto(base + "/admin")
+            assert page.locator("#per-day rect").count() == 1  # one day of searches
+            assert "ceiling fan" in page.locator("#top-queries").inner_text()
+            assert "3 searches" in page.inner_text("#totals")
+        finally:
+            page.set_extra_http_headers({})
+    finally:
+        srv.should_exit = True
+        thread.join(timeout=10)

@@ -120,3 +120,44 @@ def test_popular_queries_join_the_suggestions(index_copy, tmp_path):
         assert "wireless kohler seat" not in client.get("/suggest", params={"q": "wireless k"}).json()["suggestions"]
     with TestClient(create_app(index_copy, watch=False, log_dir=folder)) as client:  # read when the server starts
         assert "wireless kohler seat" in client.get("/suggest", params={"q": "wireless k"}).json()["suggestions"]
+
+
+def test_report_and_the_admin_page(index_copy, tmp_path):
+    from click.testing import CliRunner
+
+    from searchkit.cli import main
+
+    folder = tmp_path / "logs"
+    with TestClient(create_app(index_copy, watch=False, log_dir=folder, admin_key="s3cret")) as client:
+        for query in ["ceiling fan"] * 6 + ["kohler toilet seat"] * 2 + ["🔥"]:
+            body = client.get("/search", params={"q": query, "k": 5}).json()
+            if query == "kohler toilet seat":
+                client.post("/events", json={"query_id": body["query_id"], "product_id": body["results"][1][
+                    "product_id"], "type": "click"})
+        assert client.get("/admin").status_code == 401
+        assert client.get("/admin", headers={"Authorization": "Bearer nope"}).status_code == 401
+        assert client.post("/reload").status_code == 401
+        page = client.get("/admin", headers={"Authorization": "Bearer s3cret"})
+        assert page.status_code == 200 and '<svg id="per-day"' in page.text and "ceiling fan" in page.text
+        assert "http://" not in page.text and "https://" not in page.text  # self-contained
+        assert client.post("/reload", headers={"Authorization": "Bearer s3cret"}).status_code == 200
+        assert client.get("/search", params={"q": "fan"}).status_code == 200  # search stays open
+    summary = json.loads(CliRunner().invoke(main, ["report", str(folder), "--json"]).output)
+    assert summary["searches"] == 10 and summary["top_queries"][0] == {"query": "ceiling fan", "searches": 6}
+    assert summary["clicks_by_position"] == {"2": 2} and summary["events"] == {"click": 2}
+    assert {"query": "ceiling fan", "searches": 6, "click_through_rate": 0.0} in summary["low_click_queries"]
+    assert summary["no_result_queries"][0]["searches"] == 1  # the emoji query found nothing
+    text = CliRunner().invoke(main, ["report", str(folder)]).output
+    assert "10 searches" in text and "clicks by position: #2 2" in text
+    with TestClient(create_app(index_copy, watch=False, admin=False)) as client:
+        assert client.get("/admin").status_code == 404 and client.post("/reload").status_code == 404
+
+
+def test_serve_refuses_open_admin_endpoints_off_loopback(built_index, monkeypatch):
+    from click.testing import CliRunner
+
+    from searchkit.cli import main
+
+    monkeypatch.delenv("SEARCHKIT_ADMIN_KEY", raising=False)
+    result = CliRunner().invoke(main, ["serve", "--index", str(built_index), "--host", "0.0.0.0"])
+    assert result.exit_code != 0 and "SEARCHKIT_ADMIN_KEY" in result.output
