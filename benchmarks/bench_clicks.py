@@ -9,7 +9,8 @@ the grade and a bias of the ranker's own for each product (a fixed N(0, 1) draw:
 the grade's weight drifting from 0.2 to 0.8 as releases improve, plus N(0, 0.3) noise per search. They examine position
 p with probability 1 / p^0.8 and click an examined product with an attraction that follows its grade (0.05 at 1, 0.35
 at 2, 0.75 at 3, linear between); a clicked product is added to the cart half the time. Prints a table and one JSON
-line: for each size, the Spearman correlation with the raters' grades over the pairs judged (min 3 impressions).
+line: for each size, the Spearman correlation with the raters' grades over the pairs judged (min 3 impressions), for
+the position-based model searchkit uses, a cascade model (searchkit.judgments.cascade_model) and raw CTR.
 """
 
 from __future__ import annotations
@@ -52,7 +53,9 @@ def simulate(pairs: pd.DataFrame, searches: int, rng: np.random.Generator) -> pd
         positions.append(shown)
         clicks.append(clicked)
     clicked = np.concatenate(clicks)
+    search_ids = np.repeat(np.arange(len(chosen)), [len(p) for p in positions])
     return pd.DataFrame({"query": queries, "product_id": np.concatenate(products), "position": np.concatenate(positions),
+                         "query_id": search_ids,
                          "clicked": clicked.astype(int),
                          "added_to_cart": (clicked & (rng.random(len(clicked)) < 0.5)).astype(int)})
 
@@ -65,7 +68,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from searchkit.catalog import read_pairs
-    from searchkit.judgments import JudgmentConfig, judgments
+    from searchkit.judgments import JudgmentConfig, cascade_model, judgments
     from searchkit.metrics import spearman
     from searchkit.splits import SplitConfig, split_pairs
 
@@ -77,14 +80,17 @@ def main() -> None:
         started = time.perf_counter()
         log = simulate(truth, size, np.random.default_rng(args.seed))
         judged = judgments(log, JudgmentConfig()).merge(truth, on=["query", "product_id"], suffixes=("", "_rated"))
+        cascade = cascade_model(log)
+        judged["cascade"] = cascade.reindex(judged["query"] + "\t" + judged["product_id"]).to_numpy()
         rows.append({"searches": size, "impressions": len(log), "pairs_judged": len(judged),
                      "spearman_click_model": round(float(spearman(judged["relevance"], judged["relevance_rated"])), 4),
                      "spearman_ctr": round(float(spearman(judged["ctr"], judged["relevance_rated"])), 4),
+                     "spearman_cascade": round(float(spearman(judged["cascade"], judged["relevance_rated"])), 4),
                      "seconds": round(time.perf_counter() - started, 1)})
-    print(f"{'searches':>9} {'impressions':>12} {'pairs':>7} {'click model':>12} {'raw CTR':>8} {'s':>6}")
+    print(f"{'searches':>9} {'impressions':>12} {'pairs':>7} {'PBM (used)':>11} {'cascade':>8} {'raw CTR':>8} {'s':>6}")
     for r in rows:
-        print(f"{r['searches']:>9} {r['impressions']:>12} {r['pairs_judged']:>7} {r['spearman_click_model']:>12} "
-              f"{r['spearman_ctr']:>8} {r['seconds']:>6}")
+        print(f"{r['searches']:>9} {r['impressions']:>12} {r['pairs_judged']:>7} {r['spearman_click_model']:>11} "
+              f"{r['spearman_cascade']:>8} {r['spearman_ctr']:>8} {r['seconds']:>6}")
     print(json.dumps({"benchmark": "clicks", "machine": machine(), "command": command(), "rows": rows}))
 
 

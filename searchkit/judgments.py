@@ -126,6 +126,22 @@ def position_based_model(frame: pd.DataFrame, config: JudgmentConfig = JudgmentC
     return out, examination
 
 
+def cascade_model(frame: pd.DataFrame) -> pd.Series:
+    """The cascade model's attraction of each (query, product) (Craswell et al. 2008): a shopper reads down the list
+    and stops at the first click, so the products at or above a search's first click were examined and the others were
+    not; attraction = clicks / times examined. Keyed like position_based_model's pairs ("query\tproduct_id"). Needs
+    query_id to tell one search's rows from another's."""
+    if "query_id" not in frame.columns:
+        raise CatalogError("the cascade model needs each search's rows (a query_id column)")
+    clicked = frame["clicked"].to_numpy() > 0
+    first = frame.assign(c=np.where(clicked, frame["position"], np.iinfo(np.int64).max)).groupby("query_id")["c"]
+    examined = frame["position"].to_numpy() <= first.transform("min").to_numpy()
+    key = frame["query"].str.lower().str.split().str.join(" ") + "\t" + frame["product_id"]
+    seen = pd.Series(examined.astype(float)).groupby(key.to_numpy()).sum()
+    hits = pd.Series((clicked & examined).astype(float)).groupby(key.to_numpy()).sum()
+    return (hits / seen.where(seen > 0)).fillna(0.0)
+
+
 def judgments(frame: pd.DataFrame, config: JudgmentConfig = JudgmentConfig()) -> pd.DataFrame:
     """Graded pairs from impressions: query, product_id, relevance (1..3), impressions, clicks, confidence,
     attraction, ctr; pairs with fewer than config.min_impressions impressions left out."""

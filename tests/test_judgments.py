@@ -139,3 +139,14 @@ def test_an_adopted_candidate_is_built_into_the_index(index_copy, tmp_path, monk
     assert report["adopted"] and report["verdict"]["reason"] == "forced"
     after = Searcher.from_dir(index_copy)
     assert after.manifest.model["fingerprint"] != before and after.search("kohler toilet seat", k=3)
+
+
+def test_the_cascade_model_reads_products_above_the_first_click_as_examined():
+    from searchkit.judgments import cascade_model
+
+    log = pd.DataFrame({"query_id": [1, 1, 1, 2, 2, 2], "query": ["fan"] * 6, "product_id": ["A", "B", "C"] * 2,
+                        "position": [1, 2, 3] * 2, "clicked": [0, 1, 0, 1, 0, 0]})
+    attraction = cascade_model(log)
+    assert attraction["fan\tA"] == 0.5 and attraction["fan\tB"] == 1.0 and attraction["fan\tC"] == 0.0
+    with pytest.raises(CatalogError, match="query_id"):
+        cascade_model(log.drop(columns="query_id"))
