@@ -225,23 +225,35 @@ def as_numbers(column: pd.Series, where: str = "a column", bad: str = "refuse") 
     with those values missing. Columns that are not text are left as they are."""
     if not (pd.api.types.is_object_dtype(column) or pd.api.types.is_string_dtype(column)):
         return column
-    text = column.astype("string").str.strip()
-    filled = text.fillna("") != ""
+    text, numbers, unread = _read_numbers(column)
+    filled = text != ""
     if not filled.any() or text[filled].str.match(r"^[+-]?0\d").any():
         return column
-    plain = text.where(~text.str.fullmatch(_PRICE).fillna(False), text.str.replace(r"[$€£,\s]", "", regex=True))
-    numbers = pd.to_numeric(plain.where(filled), errors="coerce")
-    unread = filled & numbers.isna()
-    if not unread.any():
-        return numbers.astype("float64")
-    if (~unread[filled]).mean() < NUMERIC_SHARE:
+    if unread.any() and (~unread[filled]).mean() < NUMERIC_SHARE:
         return column
-    if bad == "missing":
-        return numbers.astype("float64")
-    rows = [int(i) for i in unread.to_numpy().nonzero()[0][:3]]
-    raise CatalogError(f"{where} holds numbers, but data row(s) {[r + 1 for r in rows]} hold "
-                       f"{[str(text.iloc[r]) for r in rows]}; fix them, or read them as missing with "
-                       "--columns bad_numbers=missing")
+    return numbers_of(column, where, "holds numbers", bad)
+
+
+def _read_numbers(column: pd.Series) -> tuple[pd.Series, pd.Series, pd.Series]:
+    """Each value as stripped text ("" where empty or missing), as a number (plain or a shop's price), and whether a
+    filled value failed to read as one."""
+    text = column.map(lambda v: "" if v is None or (isinstance(v, float) and v != v) else str(v).strip())
+    text = text.astype("string")
+    plain = text.where(~text.str.fullmatch(_PRICE).fillna(False), text.str.replace(r"[$€£,\s]", "", regex=True))
+    numbers = pd.to_numeric(plain.where(text != ""), errors="coerce")
+    return text, numbers, (text != "") & numbers.isna()
+
+
+def numbers_of(column: pd.Series, where: str, what: str, bad: str = "refuse") -> pd.Series:
+    """A column that must hold numbers, as floats: a value that is not one is refused naming its data row(s) (`where`
+    and `what` say which column and why it is numeric), or, with bad="missing", read as missing."""
+    text, numbers, unread = _read_numbers(column)
+    if unread.any() and bad != "missing":
+        rows = [int(i) for i in unread.to_numpy().nonzero()[0][:3]]
+        raise CatalogError(f"{where} {what}, but data row(s) {[r + 1 for r in rows]} hold "
+                           f"{[str(text.iloc[r]) for r in rows]}; fix them, or read them as missing with "
+                           "--columns bad_numbers=missing")
+    return numbers.astype("float64")
 
 
 NUMERIC_SHARE = 0.9  # a column with at least this share of numbers is a numeric column with bad values in it

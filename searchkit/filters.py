@@ -242,7 +242,8 @@ def price_ranges(values: np.ndarray, buckets: int = 4) -> list[dict[str, float |
     if len(values) < buckets:
         return []
     edges = np.quantile(values, np.linspace(0, 1, buckets + 1))
-    rounded = sorted({_round_down(edges[0]), *(_round(e) for e in edges[1:-1]), _round_up(edges[-1])})
+    rounded = sorted({_round(edges[0], np.floor), *(_round(e, np.round) for e in edges[1:-1]),
+                      _round(edges[-1], np.ceil)})
     out = []
     for low, high in zip(rounded, rounded[1:]):
         count = int(((values >= low) & (values <= high)).sum())
@@ -251,17 +252,9 @@ def price_ranges(values: np.ndarray, buckets: int = 4) -> list[dict[str, float |
     return out
 
 
-def _round(x: float) -> float:
-    """Two significant figures: 137.5 -> 140, 8.37 -> 8.4."""
+def _round(x: float, how) -> float:
+    """Two significant figures, rounded by `how` (np.round, np.floor, np.ceil): 137.5 -> 140, 8.37 -> 8.4."""
     if x <= 0:
         return 0.0
     step = 10 ** (np.floor(np.log10(x)) - 1)
-    return float(round(x / step) * step)
-
-
-def _round_down(x: float) -> float:
-    return 0.0 if x <= 0 else float(np.floor(x / 10 ** (np.floor(np.log10(x)) - 1)) * 10 ** (np.floor(np.log10(x)) - 1))
-
-
-def _round_up(x: float) -> float:
-    return 0.0 if x <= 0 else float(np.ceil(x / 10 ** (np.floor(np.log10(x)) - 1)) * 10 ** (np.floor(np.log10(x)) - 1))
+    return float(how(x / step) * step)

@@ -40,7 +40,7 @@ from .query_encoder import assemble, token_table, tower_info
 from .ray_encode import RayEncoder
 from .rerank import RERANKER_DIR, fingerprint, install, read_info, reranker_dir
 from .retrieval import flat_vectors
-from .suggest import Suggester, phrases
+from .suggest import for_catalog
 from .text import KEYWORD_TEXT, KEYWORD_TEXTS, BrandMatcher, CachedStemmer, Normaliser, TextConfig, words
 from .version import __version__
 
@@ -134,7 +134,7 @@ def text_record(products: pd.DataFrame, normaliser: Normaliser, stemmer: CachedS
 def completions(products: pd.DataFrame) -> dict:
     """What suggest.json holds: the catalog's completions (searchkit.suggest)."""
     categories = products["category"] if "category" in products.columns else None
-    return Suggester.from_counts(phrases(products["title"], products["brand"], categories)).to_dict()
+    return for_catalog(products["title"], products["brand"], categories).to_dict()
 
 
 def query_like(texts: list[str], sample: int, seed: int = 0) -> list[str]:

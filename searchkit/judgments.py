@@ -15,7 +15,6 @@ columns query, product_id, position (1-based), clicked (0/1), and optionally que
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +23,7 @@ import pandas as pd
 
 from .catalog import read_table
 from .errors import CatalogError
+from .logs import read_records
 
 WEIGHTS = {"click": 1.0, "add_to_cart": 1.0, "purchase": 1.0}  # each makes the impression a "click" (capped at 1)
 IMPRESSION_COLUMNS = ("query", "product_id", "position", "clicked")
@@ -40,17 +40,12 @@ class JudgmentConfig:
 def impressions_from_logs(folder: str | Path) -> pd.DataFrame:
     """A server's log folder as impression rows: query (as typed), product_id, position, clicked, plus query_id,
     added_to_cart, purchased."""
-    folder = Path(folder)
-    searches = [json.loads(line) for path in sorted(folder.glob("searches-*.jsonl"))
-                for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    searches = read_records(folder, "searches")
     if not searches:
-        raise CatalogError(f"{folder}: no searches-*.jsonl files with searches in them")
+        raise CatalogError(f"{folder}: no searches logged there")
     events: dict[tuple[str, str], set[str]] = {}
-    for path in sorted(folder.glob("events-*.jsonl")):
-        for line in path.read_text(encoding="utf-8").splitlines():
-            if line.strip():
-                event = json.loads(line)
-                events.setdefault((event["query_id"], event["product_id"]), set()).add(event["type"])
+    for event in read_records(folder, "events"):
+        events.setdefault((event["query_id"], event["product_id"]), set()).add(event["type"])
     rows = []
     for search in searches:
         for position, product in enumerate(search["shown"], start=int(search.get("offset", 0)) + 1):

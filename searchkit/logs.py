@@ -153,19 +153,28 @@ class SearchLog:
             self._handles.clear()
 
 
+def read_records(folder: str | Path, kind: str) -> list[dict[str, Any]]:
+    """Every record of one kind ("searches" or "events") in a log folder, oldest file first; a line cut short by a
+    crash mid-write is skipped, the rest of the log stands."""
+    out = []
+    for path in sorted(Path(folder).glob(f"{kind}-*.jsonl")):
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                try:
+                    out.append(json.loads(line))
+                except ValueError:
+                    continue
+    return out
+
+
 def popular_queries(folder: str | Path, min_searches: int = 3) -> dict[str, int]:
     """Queries (as searched) the log holds at least `min_searches` times, with their counts: what shoppers type, for
     suggestions."""
     counts: dict[str, int] = {}
-    for path in sorted(Path(folder).glob("searches-*.jsonl")):
-        try:
-            for line in path.read_text(encoding="utf-8").splitlines():
-                if line.strip():
-                    text = json.loads(line).get("searched_as") or ""
-                    if text:
-                        counts[text] = counts.get(text, 0) + 1
-        except (OSError, ValueError):
-            continue
+    for record in read_records(folder, "searches"):
+        text = record.get("searched_as") or ""
+        if text:
+            counts[text] = counts.get(text, 0) + 1
     return {q: n for q, n in counts.items() if n >= min_searches}
 
 

@@ -205,7 +205,10 @@ class OpenSearchSearcher:
         the cluster returns the first offset + k (or RELEVANT) hits and the rest is done here, as the local engine
         does it."""
         window = Window(k, offset, sort)
-        hits = self._search(query, window.depth(), mode, filters, explain)
+        return self._page(self._search(query, window.depth(), mode, filters, explain), query, window, highlight)
+
+    def _page(self, hits: list[SearchResult], query: str, window: Window, highlight: bool) -> list[SearchResult]:
+        """The window of the cluster's hits, sorted and highlighted here as the local engine does it."""
         if window.column is not None:
             present = [h for h in hits if window.column in h.fields]
             if hits and not present:
@@ -249,10 +252,10 @@ class OpenSearchSearcher:
         """The page and facet counts over the top `depth` hits, counted as a local index counts them."""
         import pandas as pd
 
-        counted = self._search(query, depth, mode, filters, False)
-        hits = self.search(query, k=k, mode=mode, filters=filters, explain=explain, offset=offset, sort=sort,
-                           highlight=highlight)
-        return hits, facet_counts(pd.DataFrame([h.fields for h in counted]), columns)
+        window = Window(k, offset, sort)
+        hits = self._search(query, max(depth, window.depth()), mode, filters, explain)  # one request for both
+        return (self._page(hits, query, window, highlight),
+                facet_counts(pd.DataFrame([h.fields for h in hits[:depth]]), columns))
 
     def suggest(self, prefix: str, k: int = 8) -> list[str]:
         """Completions from the local index folder the export came from."""

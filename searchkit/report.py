@@ -3,32 +3,21 @@ queries with no result or no match, queries shoppers rarely click, and clicks by
 
 from __future__ import annotations
 
-import json
 from collections import Counter, defaultdict
 from html import escape
 from pathlib import Path
 from typing import Any
 
+from .logs import read_records
+
 LOW_CTR_MIN_SEARCHES = 5  # a query is judged on its click-through rate once searched this often
 TOP = 20
 
 
-def _records(folder: Path, kind: str) -> list[dict[str, Any]]:
-    out = []
-    for path in sorted(Path(folder).glob(f"{kind}-*.jsonl")):
-        for line in path.read_text(encoding="utf-8").splitlines():
-            if line.strip():
-                try:
-                    out.append(json.loads(line))
-                except ValueError:
-                    continue  # a line cut by a crash mid-write: the rest of the log stands
-    return out
-
-
 def summarize(folders: list[str | Path], top: int = TOP) -> dict[str, Any]:
     """The log folders' searches and events, as a shop reads them."""
-    searches = [s for f in folders for s in _records(Path(f), "searches")]
-    events = [e for f in folders for e in _records(Path(f), "events")]
+    searches = [s for f in folders for s in read_records(f, "searches")]
+    events = [e for f in folders for e in read_records(f, "events")]
     per_day = Counter(s["time"][:10] for s in searches)
     queries = Counter(s.get("searched_as") or s["query"] for s in searches)
     empty = Counter(s.get("searched_as") or s["query"] for s in searches if not s.get("shown") or s.get("no_match"))

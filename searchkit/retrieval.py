@@ -50,6 +50,20 @@ class Fusion:
             raise QueryError(f"bad fusion settings {self}")
 
 
+def _selected(index: Any, vectors: np.ndarray, depth: int, mask: np.ndarray, effort: int | None = None
+              ) -> list[tuple[np.ndarray, np.ndarray]]:
+    """faiss's search of `index` keeping only the rows `mask` passes (IDSelectorBitmap); effort: an HNSW walk's
+    efSearch (None: an exhaustive scan)."""
+    import faiss
+
+    bits = np.packbits(mask, bitorder="little")  # kept alive for the selector, which reads it in place
+    selector = faiss.IDSelectorBitmap(len(mask), faiss.swig_ptr(bits))
+    params = (faiss.SearchParameters(sel=selector) if effort is None
+              else faiss.SearchParametersHNSW(sel=selector, efSearch=effort))
+    scores, ids = index.search(np.ascontiguousarray(vectors, dtype=np.float32), depth, params=params)
+    return [(i[i >= 0], s[i >= 0]) for i, s in zip(ids, scores, strict=True)]
+
+
 def rrf(rankings: list[np.ndarray], k: int = RRF_K) -> dict[int, float]:
     """Reciprocal rank fusion: each row scores sum(1 / (k + rank)) over the rankings that hold it."""
     fused: dict[int, float] = {}
@@ -139,25 +153,14 @@ class Retriever:
     def _flat_filtered(self, vectors: np.ndarray, depth: int, mask: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
         """A filter's exact top rows by faiss's scan of the flat storage, skipping rows the filter drops (cheaper than
         gathering a few thousand vectors into a new array)."""
-        import faiss
-
-        bits = np.packbits(mask, bitorder="little")
-        params = faiss.SearchParameters(sel=faiss.IDSelectorBitmap(len(mask), faiss.swig_ptr(bits)))
-        scores, ids = self._flat.search(np.ascontiguousarray(vectors, dtype=np.float32), depth, params=params)
-        return [(i[i >= 0], s[i >= 0]) for i, s in zip(ids, scores, strict=True)]
+        return _selected(self._flat, vectors, depth, mask)
 
     def _graph_filtered(self, vectors: np.ndarray, depth: int, mask: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
         """A broad filter's top rows from the graph, walking it as usual and keeping only rows the filter passes
         (faiss's IDSelectorBitmap): a third of the catalog through exact scores costs far more than the walk."""
-        import faiss
-
-        bits = np.packbits(mask, bitorder="little")
         share = max(float(mask.mean()), 1e-6)  # a narrower filter hides more of each neighbourhood: search wider
         effort = int(min(MAX_FILTERED_EF, max(int(self._graph.hnsw.efSearch), depth) / share ** 0.5))
-        params = faiss.SearchParametersHNSW(sel=faiss.IDSelectorBitmap(len(mask), faiss.swig_ptr(bits)),
-                                            efSearch=effort)
-        scores, ids = self._graph.search(np.ascontiguousarray(vectors, dtype=np.float32), depth, params=params)
-        return [(i[i >= 0], s[i >= 0]) for i, s in zip(ids, scores, strict=True)]
+        return _selected(self._graph, vectors, depth, mask, effort)
 
     def rank(self, bm25: Scores | None, vector: np.ndarray, dense: tuple[np.ndarray, np.ndarray], k: int, mode: str,
              mask: np.ndarray | None, lex: tuple[np.ndarray, np.ndarray] | None = None, keywords: str = "",

@@ -41,7 +41,7 @@ from .retrieval import Fusion, Ranked, Retriever
 from .rules import NO_RULES, Rules
 from .rules import loads as rules_loads
 from .spell import Correction, SpellCorrector, Together
-from .suggest import Suggester, phrases
+from .suggest import Suggester, for_catalog
 from .text import Normaliser
 from .understanding import MAX_K, MAX_QUERY_CHARS, ParsedQuery, check_query, parse, together_in, understand
 
@@ -147,8 +147,11 @@ class Searcher:
         if saved:
             return Suggester.from_dict(saved)
         table = self.table
-        brands = table.column("brand").to_pylist() if "brand" in table.column_names else [None] * len(self)
-        return Suggester.from_counts(phrases(table.column("title").to_pylist(), brands))
+
+        def column(name: str) -> list | None:
+            return table.column(name).to_pylist() if name in table.column_names else None
+
+        return for_catalog(column("title"), column("brand") or [None] * len(self), column("category"))
 
     def warm(self, columns: tuple[str, ...] = ("brand", "color", "price")) -> None:
         """Read now what the first searches would read on first use (facet columns, the spelling dictionary, the
@@ -432,8 +435,8 @@ class Searcher:
                            explain: bool = False, depth: int = RELEVANT, columns: tuple[str, ...] = ("brand", "color"),
                            offset: int = 0, sort: str | None = None, highlight: bool = False,
                            ) -> tuple[SearchResults, dict[str, list[tuple[str, int]]]]:
-        """The results (as `search`) and facet counts over the `depth` most relevant products, from one search: the
-        same counts on every page and in every sort order."""
+        """The results (as `search`) and facet counts over the `depth` products a shopper pages through, from one
+        search: the same counts on every page of one order (a sort keeps to the type asked for: searchkit.arrange)."""
         hits = self.search_batch([query], k=k, mode=mode, filters=filters, explain=explain, offset=offset,
                                  sort=sort, highlight=highlight, counted=depth)[0]
         rows = getattr(hits, "rows", np.zeros(0, dtype=np.int64))[:depth]

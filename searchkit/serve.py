@@ -223,6 +223,15 @@ def create_app(index_dir: str | Path, loader=Searcher.from_dir, watch: bool = Tr
                           f"{', '.join(sorted(allowed)) or 'none'}"})
         return await call_next(request)
 
+    def logged(body: dict[str, Any], session: str | None = None) -> dict[str, Any]:
+        """A search's answer with its query id, the search written to the log (when the server keeps one)."""
+        if search_log is not None:
+            body["query_id"] = search_log.search(body["query"], body["searched_as"], body["mode"], body["filters"],
+                                                 body["sort"], body["offset"], body["k"],
+                                                 [r["product_id"] for r in body["results"]], session,
+                                                 bool(body["no_match"]))
+        return body
+
     def state() -> dict[str, Any]:
         return {**health(holder), **({"log": search_log.status()} if search_log is not None else {})}
 
@@ -273,11 +282,7 @@ def create_app(index_dir: str | Path, loader=Searcher.from_dir, watch: bool = Tr
     ) -> dict[str, Any]:
         body = run_search(holder.searcher, q, k, mode, brand, color, list(filter), facets, explain, offset, sort,
                           highlight)
-        if search_log is not None:
-            body["query_id"] = search_log.search(q, body["searched_as"], mode, body["filters"], body["sort"], offset,
-                                                 k, [r["product_id"] for r in body["results"]], session or None,
-                                                 bool(body["no_match"]))
-        return body
+        return logged(body, session or None)
 
     @app.get("/suggest")
     def suggest(q: str = Query(..., max_length=MAX_QUERY_CHARS, description="What the shopper has typed so far."),
@@ -346,10 +351,7 @@ def create_app(index_dir: str | Path, loader=Searcher.from_dir, watch: bool = Tr
                               (page - 1) * PAGE_K, sort or None, True)
         except SearchkitError:
             return template  # the page's script asks /search and shows the reason
-        if search_log is not None:
-            body["query_id"] = search_log.search(q, body["searched_as"], mode, body["filters"], body["sort"],
-                                                 (page - 1) * PAGE_K, PAGE_K, [r["product_id"] for r in body["results"]])
-        return prerendered(template, body, debug == "1")
+        return prerendered(template, logged(body), debug == "1")
 
     return app
 

@@ -46,6 +46,12 @@ def phrases(titles: Iterable[str], brands: Iterable[str | None],
     return out
 
 
+def for_catalog(titles: Iterable[str], brands: Iterable[str | None],
+                categories: Iterable[str | None] | None = None) -> Suggester:
+    """A catalog's completions (what build-index saves, and what a searcher made in memory computes)."""
+    return Suggester.from_counts(phrases(titles, brands, categories))
+
+
 @dataclass(frozen=True)
 class Suggester:
     """Completions in lexical order with their weights; `complete` finds a prefix's range by binary search."""

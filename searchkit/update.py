@@ -24,7 +24,7 @@ import pandas as pd
 
 from . import store
 from .ann import AnnConfig, calibrate, hnsw_edited, make_index, tuned_facts
-from .catalog import PRODUCT_COLUMNS, ColumnMap, as_numbers, column_types, read_catalog, read_ids
+from .catalog import PRODUCT_COLUMNS, ColumnMap, as_numbers, column_types, numbers_of, read_catalog, read_ids
 from .encoder import (
     Encoder,
     ModelInfo,
@@ -91,16 +91,8 @@ def _check_numbers(old: pd.DataFrame, upsert: pd.DataFrame, upsert_path, bad: st
     for column in upsert.columns:
         if column in PRODUCT_COLUMNS or column not in old.columns or not pd.api.types.is_numeric_dtype(old[column]):
             continue
-        values = upsert[column]
-        text = values.map(lambda v: "" if v is None or (isinstance(v, float) and np.isnan(v)) else str(v).strip())
-        numbers = pd.to_numeric(text.str.replace(r"^[$€£]\s*|,", "", regex=True).where(text != ""), errors="coerce")
-        unread = (text != "") & numbers.isna()
-        if unread.any() and bad != "missing":
-            rows = [int(i) for i in unread.to_numpy().nonzero()[0][:3]]
-            raise CatalogError(f"{upsert_path}: column {column!r} is numeric in the index, but data row(s) "
-                               f"{[r + 1 for r in rows]} hold {[text.iloc[r] for r in rows]}; fix them, or read them "
-                               "as missing with --columns bad_numbers=missing")
-        upsert[column] = numbers.astype("float64")
+        upsert[column] = numbers_of(upsert[column], f"{upsert_path}: column {column!r}", "is numeric in the index",
+                                    bad)
     return upsert
 
 
