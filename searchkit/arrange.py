@@ -122,12 +122,20 @@ def sorted_by(ranked: Ranked, columns: Any, name: str, descending: bool, pinned:
     column = columns.column(name)
     rows = np.array([r for r, _ in rest], dtype=np.int64)
     if column.numeric:
-        values = column.numbers[rows] if len(rows) else np.zeros(0)
-        missing = np.isnan(values)
-        key = np.where(missing, 0.0, -values if descending else values)
-        order = np.lexsort((np.arange(len(rows)), key, missing))
+        values = list(column.numbers[rows]) if len(rows) else []
     else:
-        texts = [column.keys[c] if c >= 0 else "" for c in (column.codes[rows] if len(rows) else [])]
-        ranks = {t: i for i, t in enumerate(sorted(set(texts), reverse=descending))}
-        order = np.lexsort((np.arange(len(rows)), [ranks[t] for t in texts], [t == "" for t in texts]))
-    return head + [rest[i] for i in order]
+        values = [column.keys[c] if c >= 0 else "" for c in (column.codes[rows] if len(rows) else [])]
+    return head + [rest[i] for i in order_of(values, descending)]
+
+
+def order_of(values: list, descending: bool) -> list[int]:
+    """The positions of `values` in sort order: numbers by value, else text A to Z (Z to A when descending); missing
+    values (None, NaN, "") last; ties keep their order. The local engine and the OpenSearch backend sort alike."""
+    missing = [v is None or v == "" or (isinstance(v, float) and v != v) for v in values]
+    present = [v for v, m in zip(values, missing, strict=True) if not m]
+    if all(isinstance(v, (int, float, np.number)) and not isinstance(v, bool) for v in present):
+        keys = [0.0 if m else (-float(v) if descending else float(v)) for v, m in zip(values, missing, strict=True)]
+    else:
+        ranks = {t: i for i, t in enumerate(sorted({str(v) for v in present}, reverse=descending))}
+        keys = [0 if m else ranks[str(v)] for v, m in zip(values, missing, strict=True)]
+    return sorted(range(len(values)), key=lambda i: (missing[i], keys[i], i))

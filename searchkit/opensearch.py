@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from . import store
-from .arrange import RELEVANT, Window
+from .arrange import RELEVANT, Window, order_of
 from .errors import QueryError, SearchkitError
 from .filters import Filters, as_range, facet_counts
 from .highlight import marked
@@ -130,21 +130,11 @@ def filter_clauses(filters: Filters | None) -> list[dict[str, Any]]:
 
 
 def sort_hits(hits: list[SearchResult], name: str, descending: bool) -> list[SearchResult]:
-    """Hits ordered by a field (missing last, ties in relevance order), as searchkit.arrange sorts rows."""
-    def key(item):
-        i, hit = item
-        value = hit.fields.get(name)
-        missing = value is None or (isinstance(value, float) and value != value)
-        if isinstance(value, (int, float)) and not missing:
-            return (0, -value if descending else value, i)
-        text = str(value or "").lower()
-        return (int(missing or not text), text, i)
-
-    ordered = [h for _, h in sorted(enumerate(hits[:RELEVANT]), key=key)]
-    if descending and ordered and not isinstance(ordered[0].fields.get(name), (int, float)):
-        filled = [h for h in ordered if h.fields.get(name)]
-        ordered = filled[::-1] + [h for h in ordered if not h.fields.get(name)]
-    return ordered
+    """The RELEVANT best hits ordered by a field as searchkit.arrange orders rows (missing last, ties in relevance
+    order; text compared as lower-case)."""
+    head = hits[:RELEVANT]
+    values = [v.lower() if isinstance(v := h.fields.get(name), str) else v for h in head]
+    return [head[i] for i in order_of(values, descending)]
 
 
 class OpenSearchSearcher:

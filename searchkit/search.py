@@ -397,8 +397,10 @@ class Searcher:
             mark = marked(str(fields.get("title") or ""), parsed.keywords, self.normaliser) if highlight else None
             out.append(SearchResult(str(record["product_id"]), signals["score"], rank, float(cosine), fields, why,
                                     tuple(signals.get("rules", ())), mark))
-        head = every[:MATCH_DEPTH]
-        results = SearchResults(out, no_match=self._no_match(parsed, head, self.retriever.cosines(vector, head)),
+        head = every[:MATCH_DEPTH]  # the first page's cosines are those of the head already, when it holds it
+        near = cosines[:len(head)] if window.offset == 0 and len(rows) >= len(head) else self.retriever.cosines(
+            vector, head)
+        results = SearchResults(out, no_match=self._no_match(parsed, head, near),
                                 searched_as=parsed.understood,
                                 corrections=[[c.original, c.corrected] for c in parsed.corrections],
                                 did_you_mean=parsed.offer, redirect=next((r.redirect for r in applied if r.redirect),
@@ -407,11 +409,11 @@ class Searcher:
         return results
 
     def _no_match(self, parsed: ParsedQuery, rows: np.ndarray, cosines: np.ndarray) -> bool:
-        """Whether none of the results is a close match (searchkit.match), judged on the first MATCH_DEPTH; the word
-        counts are taken only when the best cosine leaves the answer open."""
+        """Whether none of the results is a close match (searchkit.match), judged on the first MATCH_DEPTH rows (and
+        their cosines); the word counts are taken only when the best cosine leaves the answer open."""
         words = parsed.understood.split()
         head = rows[:MATCH_DEPTH]
-        best = float(cosines[:MATCH_DEPTH].max()) if len(head) else 0.0
+        best = float(cosines[:len(head)].max()) if len(head) else 0.0
         rule = self.match_rule
         if not words or best < rule.min_cosine:
             return True
