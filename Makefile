@@ -1,4 +1,5 @@
-# searchkit: `make demo` (install, build the default index if missing or stale, run a query) and `make test`.
+# searchkit: `make demo` (install what serving needs, build the default index if missing or stale, run a query) and
+# `make test` (install the training and test extras too, then lint, type-check and test).
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -6,15 +7,23 @@ INDEX ?= indexes/homedepot
 CATALOG ?= catalog/homedepot-products.parquet
 QUERY ?= swag light kit
 
-.PHONY: install demo index test bench browser clean-index
+.PHONY: install install-dev demo index test bench bench-peers browser clean-index
 
-$(BIN)/searchkit: setup.cfg pyproject.toml
+# the base install: build, query and serve with the shipped model, no torch (its graphs come from models/*/onnx)
+$(VENV)/.base: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e .
+	touch $@
+
+# training, tests, the Ray and OpenSearch extras and the linters
+$(VENV)/.dev: $(VENV)/.base
 	$(BIN)/python -m pip install -q -e '.[test]'
 	touch $@
 
-install: $(BIN)/searchkit
+install: $(VENV)/.base
+
+install-dev: $(VENV)/.dev
 
 index: install
 	$(BIN)/searchkit build-index $(CATALOG) --out $(INDEX) --if-stale
@@ -28,12 +37,18 @@ browser:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } || \
 	  echo "note: chromium not installed; the browser test will be skipped"
 
-test: install browser
+test: install-dev browser
 	$(BIN)/ruff check searchkit tests benchmarks research scripts
+	$(BIN)/mypy
 	$(BIN)/python -m pytest -q
 
 bench: index
 	$(BIN)/python benchmarks/bench_query.py --index $(INDEX)
+
+# the engines a shop would pick instead; one this machine's package index lacks is reported as not run
+bench-peers: install-dev
+	-$(BIN)/python -m pip install -q txtai lancedb chromadb
+	$(BIN)/python benchmarks/bench_peers.py
 
 clean-index:
 	rm -rf $(INDEX)

@@ -1,5 +1,5 @@
 """Learning from shoppers, in simulation: how close judgments from search logs come to the raters' grades, for the
-position-based click model (searchkit.judgments) and for raw click-through rate, at several log sizes.
+position-based click model (searchkit.training.judgments) and for raw click-through rate, at several log sizes.
 
     python benchmarks/bench_clicks.py [--sizes 10000,100000,1000000] [--seed 0]
 
@@ -10,7 +10,7 @@ the grade's weight drifting from 0.2 to 0.8 as releases improve, plus N(0, 0.3) 
 p with probability 1 / p^0.8 and click an examined product with an attraction that follows its grade (0.05 at 1, 0.35
 at 2, 0.75 at 3, linear between); a clicked product is added to the cart half the time. Prints a table and one JSON
 line: for each size, the Spearman correlation with the raters' grades over the pairs judged (min 3 impressions), for
-the position-based model searchkit uses, a cascade model (searchkit.judgments.cascade_model) and raw CTR.
+the position-based model searchkit uses, a cascade model (searchkit.training.judgments.cascade_model) and raw CTR.
 """
 
 from __future__ import annotations
@@ -67,10 +67,10 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 
-    from searchkit.catalog import read_pairs
-    from searchkit.judgments import JudgmentConfig, cascade_model, judgments
-    from searchkit.metrics import spearman
-    from searchkit.splits import SplitConfig, split_pairs
+    from searchkit.data.catalog import read_pairs
+    from searchkit.data.splits import SplitConfig, split_pairs
+    from searchkit.eval.metrics import spearman
+    from searchkit.training.judgments import JudgmentConfig, cascade_model, judgments
 
     train = split_pairs(read_pairs(args.pairs), SplitConfig())["train"]
     train = train.assign(query=train["query"].str.lower().str.split().str.join(" "))

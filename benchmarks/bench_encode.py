@@ -23,8 +23,8 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 
-from searchkit import Searcher
-from searchkit.encoder import OnnxEncoder, SentenceTransformerEncoder, bulk_parallelism
+from searchkit import Searcher, set_search_threads
+from searchkit.models.encoder import OnnxEncoder, SentenceTransformerEncoder, bulk_parallelism
 
 
 def timed(encode, texts: list[str]) -> tuple[np.ndarray, float]:
@@ -40,8 +40,9 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=2000)
     parser.add_argument("--batch-size", type=int, default=64)
     args = parser.parse_args()
-    from searchkit.onnx_graphs import quantize_graph
+    from searchkit.models.export import quantize_graph
 
+    set_search_threads(1)  # as the CLI and the server run
     searcher = Searcher.from_dir(args.index)
     table = pq.ParquetFile(args.index / "products.parquet").read()
     rng = np.random.default_rng(0)

@@ -48,8 +48,9 @@ def main() -> None:
     parser.add_argument("--show", help="print this query's top 10 in each mode, marked")
     args = parser.parse_args()
 
-    from searchkit import Searcher
+    from searchkit import Searcher, set_search_threads
 
+    set_search_threads(1)  # as the CLI and the server run
     searcher = Searcher.from_dir(args.index)
     entries = load_queries(args.shop)
     modes = [m for m in args.modes.split(",") if m in searcher.modes]

@@ -29,10 +29,11 @@ def main() -> None:
     parser.add_argument("--show", action="store_true", help="print the misses")
     args = parser.parse_args()
 
-    from searchkit import Searcher
-    from searchkit.catalog import read_pairs
-    from searchkit.evaluate import EvalConfig, select_pairs
+    from searchkit import Searcher, set_search_threads
+    from searchkit.data.catalog import read_pairs
+    from searchkit.eval.selection import EvalConfig, select_pairs
 
+    set_search_threads(1)  # as the CLI and the server run
     searcher = Searcher.from_dir(args.index)
     outside = read_lines(SETS / "out-of-catalog.txt")
     real = sorted(set(select_pairs(read_pairs(args.pairs), EvalConfig(split=args.split))["query"]))

@@ -6,7 +6,7 @@
 
 Warm queries are distinct real shopper queries (a seeded sample of the test split of the bundled pairs), each
 searched once, so nothing is served from a cache. Prints a table and one JSON line (machine and command included).
---token-table MODEL embeds queries with MODEL's static query encoder (`searchkit distill --layers 0`) instead of
+--token-table MODEL embeds queries with MODEL's static query encoder (`searchkit train-query-tower --layers 0`) instead of
 the index's own, for an index built before the model had one (MODEL must hold the weights the index was built with;
 warm figures only). With mode rerank in --modes, "rerank+explain" times the same searches with explain=True, which
 adds the relevance estimate of each result when the index has a fit (its grader encodes the query and each of the
@@ -30,16 +30,17 @@ from common import command, machine, percentiles, test_queries  # noqa: E402
 
 def warm(index: Path, queries: list[str], modes: list[str], backend: str, target_recall: float | None,
          token_table: Path | None = None, filters: tuple[str, ...] = (), sort: str | None = None) -> dict:
-    from searchkit import Searcher
+    from searchkit import Searcher, set_search_threads
 
     started = time.perf_counter()
+    set_search_threads(1)  # as the CLI and the server run
     searcher = Searcher.from_dir(index, backend=backend, target_recall=target_recall)
     load_s = time.perf_counter() - started
     if token_table:
         searcher.encoder = swapped_encoder(searcher, token_table)
     out = {"load_seconds": round(load_s, 2), "rows": len(searcher), "queries": len(queries),
            "query_encoder": searcher.encoder.path.name if hasattr(searcher.encoder, "path") else "torch",
-           "index": searcher.manifest.index.get("type"), "params": searcher.manifest.index.get("params"),
+           "index": searcher.manifest.index.type, "params": searcher.manifest.index.params,
            "searched_with": searcher.search_params, "target_recall": target_recall}
     def timed(call, items) -> dict:
         times = []
@@ -57,15 +58,14 @@ def warm(index: Path, queries: list[str], modes: list[str], backend: str, target
         out[mode] = timed(lambda q, m=mode: searcher.search(q, k=10, mode=m), queries)
     if "rerank" in modes:
         out["rerank+explain"] = timed(lambda q: searcher.search(q, k=10, mode="rerank", explain=True), queries)
-    if searcher.manifest.index.get("type", "flat") != "flat":  # the ANN's recall@10 on these (held-out) queries
-        from searchkit.ann import exact_top, recall_at_k
-        from searchkit.retrieval import stored_vectors
+    if searcher.manifest.index.type != "flat":  # the ANN's recall@10 on these (held-out) queries
+        from searchkit.index.ann import exact_top, recall_at_k, stored_vectors
 
         vectors = searcher.embed_queries(queries)
         out["recall@10_vs_exact"] = round(recall_at_k(searcher.index.search(vectors, 10)[1],
                                                       exact_top(stored_vectors(searcher.index), vectors, 10)), 4)
     for expression in filters:  # hybrid with one filter, paired query by query with the unfiltered search
-        from searchkit.filters import merge_filters
+        from searchkit.search.filters import merge_filters
 
         wanted = merge_filters([expression])
         for q in queries[:10]:
@@ -114,12 +114,12 @@ def swapped_encoder(searcher, model: Path):
     """MODEL's token table as the searcher's query encoder (refused unless MODEL's weights embedded the index)."""
     import tempfile
 
-    from searchkit.encoder import StaticEncoder, model_fingerprint
-    from searchkit.query_encoder import token_table
+    from searchkit.models.encoder import StaticEncoder, model_fingerprint
+    from searchkit.models.query_tower import token_table
 
-    if model_fingerprint(model, query_tower=False) != searcher.manifest.model.get("fingerprint"):
-        # an index built from a model that already had a table carries it (use --backend distilled instead)
-        raise SystemExit(f"{model}: not the weights {searcher.manifest.model.get('name')} embedded this index with")
+    if model_fingerprint(model, query_tower=False) != searcher.manifest.model.fingerprint:
+        # an index built from a model that already had a table carries it (use --backend query-tower instead)
+        raise SystemExit(f"{model}: not the weights {searcher.manifest.model.name} embedded this index with")
     with tempfile.TemporaryDirectory(prefix="bench-table-") as tmp:  # the encoder reads the whole table in
         path = Path(tmp) / "query-tokens.npy"
         np.save(path, token_table(model))

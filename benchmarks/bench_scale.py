@@ -55,7 +55,7 @@ def real_parts(index: Path) -> tuple[np.ndarray, object]:
 
 def noise_scale(vectors: np.ndarray, covariance_trace: float, seed: int = 0) -> tuple[float, float]:
     """Noise scale giving a variant the cosine to its parent that a real product has to its nearest neighbour."""
-    from searchkit.ann import exact_top
+    from searchkit.index.ann import exact_top
 
     rng = np.random.default_rng(seed)
     sample = rng.choice(len(vectors), size=min(1000, len(vectors)), replace=False)
@@ -109,7 +109,7 @@ def query_vectors(index: Path, work: Path) -> None:
     import pandas as pd
 
     from searchkit import Searcher
-    from searchkit.splits import SplitConfig, split_pairs
+    from searchkit.data.splits import SplitConfig, split_pairs
 
     searcher = Searcher.from_dir(index)
     parts = split_pairs(pd.read_parquet("catalog/homedepot-pairs.parquet"), SplitConfig())
@@ -122,7 +122,7 @@ def query_vectors(index: Path, work: Path) -> None:
 
 
 def truth(work: Path, size: int) -> None:
-    from searchkit.ann import exact_top
+    from searchkit.index.ann import exact_top
 
     path = work / f"truth-{size}.npy"
     if not path.is_file():
@@ -135,7 +135,7 @@ def truth(work: Path, size: int) -> None:
 def child_vectors(work: Path, size: int, kind: str, target: float, ef_construction: int) -> dict:
     import faiss
 
-    from searchkit.ann import AnnConfig, make_index, recall_at_k
+    from searchkit.index.ann import AnnConfig, make_index, recall_at_k
 
     vectors = np.load(work / f"vectors-{size}.npy")
     loaded_mb = rss_mb()
@@ -144,7 +144,7 @@ def child_vectors(work: Path, size: int, kind: str, target: float, ef_constructi
                                                        hnsw_ef_construction=ef_construction),
                                     np.load(work / "queries-val.npy"))
     build_s = time.perf_counter() - started
-    faiss.omp_set_num_threads(1)  # as Searcher does: one thread per query
+    faiss.omp_set_num_threads(1)  # as the CLI and server set it: one thread per query
     queries = np.load(work / "queries-test.npy")
     index.search(queries[:5], 10)
     times, found = [], []
@@ -176,7 +176,7 @@ class PrecomputedEncoder:
 
 def child_e2e(work: Path, size: int, index: Path, encode: str, index_type: str, target: float) -> dict:
     from searchkit import IndexConfig, Searcher, build_index
-    from searchkit.encoder import load_encoder
+    from searchkit.models.encoder import load_encoder
 
     out = work / f"index-{size}"
     config = IndexConfig(index_type=index_type, target_recall=target,
@@ -189,12 +189,12 @@ def child_e2e(work: Path, size: int, index: Path, encode: str, index_type: str, 
                            encoder=encoder)
     build_s = time.perf_counter() - started
     build_peak = peak_rss_mb()
-    report = {"part": "e2e", "size": size, "encode": encode, "bulk": config.bulk, "index": manifest.index["type"],
-              "params": manifest.index["params"], "recall@10_calibration": manifest.index["recall@10_sample"],
+    report = {"part": "e2e", "size": size, "encode": encode, "bulk": config.bulk, "index": manifest.index.type,
+              "params": manifest.index.params, "recall@10_calibration": manifest.index.recall_sample,
               "build_seconds": round(build_s, 1), "products_per_s": round(size / build_s),
               "build_peak_rss_mb": build_peak, "index_folder_mb": folder_mb(out)}
-    if manifest.index["type"] != "flat":  # as `searchkit calibrate` would: the val queries that calibrate the rows above
-        from searchkit.recalibration import recalibrate
+    if manifest.index.type != "flat":  # as `searchkit calibrate` would: the val queries that calibrate the rows above
+        from searchkit.eval.calibrate import recalibrate
 
         meta = recalibrate(out, json.loads((work / "queries-val.json").read_text()), target,
                            source="bench_scale val queries").index

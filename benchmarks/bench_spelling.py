@@ -27,7 +27,7 @@ def read_lines(path: Path) -> list[str]:
 
 
 def measure(searcher, typos: list[tuple[str, str]], real: list[str], show: bool = False) -> dict:
-    from searchkit.text import words
+    from searchkit.data.text import words
 
     def stems(text: str) -> list[str]:
         return searcher.normaliser.lexical.lexical_terms(text)

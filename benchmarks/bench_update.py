@@ -29,7 +29,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import command, machine, test_queries  # noqa: E402
 
-from searchkit import IndexConfig, Searcher, build_index, store  # noqa: E402
+from searchkit import IndexConfig, Searcher, build_index  # noqa: E402
+from searchkit.index import layout  # noqa: E402
 
 
 def timed(args: list[str]) -> tuple[float, str]:
@@ -50,8 +51,8 @@ def main() -> None:
     parser.add_argument("--no-rebuild", action="store_true", help="skip the from-scratch rebuild and its comparisons")
     args = parser.parse_args()
 
-    manifest = store.read_manifest(args.index)
-    products = store.read_products(store.IndexFiles(args.index), manifest.rows).to_pandas()
+    manifest = layout.read_manifest(args.index)
+    products = layout.read_products(layout.IndexFiles(args.index), manifest.rows).to_pandas()
     rng = np.random.default_rng(0)
     n = len(products)
     picks = rng.permutation(n)
@@ -77,16 +78,16 @@ def main() -> None:
                               str(work / "upsert.parquet"), "--delete", str(work / "delete.txt"), "--json"])
         report = json.loads(out)
 
-        after = store.read_products(store.IndexFiles(updated), report["rows"]).to_pandas()
+        after = layout.read_products(layout.IndexFiles(updated), report["rows"]).to_pandas()
         after.to_parquet(work / "after.parquet", index=False)
         a = Searcher.from_dir(updated)
-        edited = store.read_manifest(updated).index.get("edited_share")
+        edited = layout.read_manifest(updated).index.edited_share
         graph = f"graph edited ({edited:.2%} of rows)" if edited is not None else "built afresh"
         rebuild_seconds, lexical_equal, overlap = None, None, {"dense": None, "hybrid": None}
         if not args.no_rebuild:
             started = time.perf_counter()  # embedded afresh, the way the index was (its manifest's device line)
             bulk = "torch" if "torch" in manifest.device else "onnx-int8" if "int8" in manifest.device else "onnx"
-            build_index(work / "after.parquet", work / "rebuilt", model=manifest.model["source"],
+            build_index(work / "after.parquet", work / "rebuilt", model=manifest.model.source,
                         config=IndexConfig(reuse=False, bulk=bulk))
             rebuild_seconds = round(time.perf_counter() - started, 2)
             b = Searcher.from_dir(work / "rebuilt")
@@ -111,7 +112,7 @@ def main() -> None:
               "update_seconds": seconds, "update_report": report, "vector_index": graph, "full_rebuild_seconds": rebuild_seconds,
               "lexical_equal_to_rebuild": lexical_equal, "top10_overlap_with_rebuild": overlap,
               "recall@10_vs_exact_after_update": round(recall, 4),
-              "recall@10_calibrated_target": manifest.index.get("target_recall"),
+              "recall@10_calibrated_target": manifest.index.target_recall,
               "deleted_returned_in_top100": deleted_returned, "new_found_by_title_top10": new_found,
               "retitled_found_by_new_title_top10": retitled_found}
     print(f"{'what':<52} {'figure':>12}")

@@ -60,7 +60,7 @@ def test_queries(pairs: Path = Path("catalog/homedepot-pairs.parquet"), n: int =
 
     import pyarrow.parquet as pq
 
-    from searchkit.splits import SplitConfig, split_pairs
+    from searchkit.data.splits import SplitConfig, split_pairs
 
     parts = split_pairs(pq.read_table(pairs).to_pandas(), SplitConfig())
     queries = sorted(set(parts["test"]["query"]))

@@ -21,11 +21,13 @@ import time
 from pathlib import Path
 
 from searchkit import Searcher
-from searchkit.catalog import read_pairs
-from searchkit.evaluate import EvalConfig, in_memory_searcher, pair_cosines, query_metrics, select_pairs
-from searchkit.metrics import paired_bootstrap, paired_bootstrap_spearman, spearman
-from searchkit.splits import split_pairs
-from searchkit.store import IndexFiles
+from searchkit.data.catalog import read_pairs
+from searchkit.data.splits import split_pairs
+from searchkit.eval.in_memory import in_memory_searcher
+from searchkit.eval.measure import pair_cosines, query_metrics
+from searchkit.eval.metrics import paired_bootstrap, paired_bootstrap_spearman, spearman
+from searchkit.eval.selection import EvalConfig, select_pairs
+from searchkit.index.layout import IndexFiles
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))  # common.py
 from common import command, machine  # noqa: E402

@@ -16,11 +16,12 @@ import sys
 from pathlib import Path
 
 from searchkit import Searcher
-from searchkit.catalog import read_pairs
-from searchkit.evaluate import EvalConfig, retrieval, select_pairs
-from searchkit.index import product_texts
-from searchkit.lexical import LexicalIndex
-from searchkit.text import KEYWORD_TEXTS, Normaliser
+from searchkit.data.catalog import read_pairs
+from searchkit.data.text import KEYWORD_TEXTS, Normaliser
+from searchkit.eval.measure import retrieval
+from searchkit.eval.selection import EvalConfig, select_pairs
+from searchkit.index.lexical import LexicalIndex
+from searchkit.index.texts import product_texts
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))  # common.py
 from common import command, machine  # noqa: E402

@@ -15,10 +15,11 @@ import sys
 from pathlib import Path
 
 from searchkit import Searcher
-from searchkit.catalog import read_pairs
-from searchkit.evaluate import EvalConfig, evaluate
-from searchkit.splits import split_pairs
-from searchkit.text import words
+from searchkit.data.catalog import read_pairs
+from searchkit.data.splits import split_pairs
+from searchkit.data.text import words
+from searchkit.eval.evaluate import evaluate
+from searchkit.eval.selection import EvalConfig
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))  # common.py
 from common import command, machine  # noqa: E402
@@ -35,7 +36,7 @@ def main() -> None:
     parser.add_argument("--pairs", type=Path, default=Path("catalog/homedepot-pairs.parquet"))
     parser.add_argument("--split", default="test", choices=("val", "test"))
     parser.add_argument("--backends", default="auto", help="Query encoders to compare per index, e.g. "
-                        "distilled,onnx-int8 (searchkit.loading.BACKENDS).")
+                        "distilled,onnx-int8 (searchkit.search.loading.BACKENDS).")
     args = parser.parse_args()
 
     parts = split_pairs(read_pairs(args.pairs))

@@ -20,13 +20,13 @@ from pathlib import Path
 
 import numpy as np
 
-from searchkit.catalog import read_catalog, read_pairs
-from searchkit.encoder import load_encoder
-from searchkit.evaluate import query_gains, query_relevant
-from searchkit.index import product_texts
-from searchkit.metrics import mrr_at_k, ndcg_at_k, recall_at_k, spearman
-from searchkit.splits import split_pairs
-from searchkit.training import catalog_normaliser
+from searchkit.data.catalog import read_catalog, read_pairs
+from searchkit.data.splits import split_pairs
+from searchkit.eval.measure import query_gains, query_relevant
+from searchkit.eval.metrics import mrr_at_k, ndcg_at_k, recall_at_k, spearman
+from searchkit.index.texts import product_texts
+from searchkit.models.encoder import load_encoder
+from searchkit.training.embedder import catalog_normaliser
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))  # common.py
 from common import command, machine  # noqa: E402

@@ -17,9 +17,10 @@ from pathlib import Path
 import pandas as pd
 
 from searchkit import Searcher
-from searchkit.catalog import read_pairs
-from searchkit.evaluate import EvalConfig, retrieval, select_pairs
-from searchkit.text import words
+from searchkit.data.catalog import read_pairs
+from searchkit.data.text import words
+from searchkit.eval.measure import retrieval
+from searchkit.eval.selection import EvalConfig, select_pairs
 
 
 def misspell(query: str, rng: random.Random) -> str | None:

@@ -36,16 +36,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from searchkit.catalog import read_catalog, read_pairs  # noqa: E402
-from searchkit.evaluate import (  # noqa: E402
-    EvalConfig,
-    evaluate,
-    in_memory_searcher,  # noqa: E402
-)
-from searchkit.index import product_texts  # noqa: E402
-from searchkit.splits import split_pairs  # noqa: E402
-from searchkit.teacher import LabelSettings, read_labels, teacher_labels  # noqa: E402
-from searchkit.training import RELEVANT, DistilSettings, TrainConfig, train  # noqa: E402
+from searchkit.data.catalog import read_catalog, read_pairs  # noqa: E402
+from searchkit.data.splits import split_pairs  # noqa: E402
+from searchkit.eval.evaluate import evaluate  # noqa: E402
+from searchkit.eval.in_memory import in_memory_searcher  # noqa: E402
+from searchkit.eval.selection import EvalConfig  # noqa: E402
+from searchkit.index.texts import product_texts  # noqa: E402
+from searchkit.training.embedder import RELEVANT, DistilSettings, TrainConfig, train  # noqa: E402
+from searchkit.training.teacher import LabelSettings, read_labels, teacher_labels  # noqa: E402
 
 SHIPPED = Path("models/searchkit-homedepot")  # relative: run from the repo root (as recorded in model cards)
 CATALOG = Path("catalog/homedepot-products.parquet")
@@ -112,9 +110,9 @@ _FIRST: dict = {}  # the first in-memory searcher: its catalog texts, BM25 index
 
 def measure(model, catalog: Path, config: EvalConfig, device: str, pairs) -> tuple[dict, float]:
     """Val metrics of a model over the whole catalog (exact search), as build-index + Searcher would rank."""
-    from searchkit.ann import ExactIndex
-    from searchkit.encoder import load_encoder
-    from searchkit.search import Searcher
+    from searchkit.index.ann import ExactIndex
+    from searchkit.models.encoder import load_encoder
+    from searchkit.search.searcher import Searcher
 
     started = time.perf_counter()
     first = _FIRST.get("searcher")
@@ -146,8 +144,8 @@ def encode_bench(device: str, quick: bool) -> dict:
     import torch
     from sentence_transformers import SentenceTransformer
 
-    from searchkit.encoder import SentenceTransformerEncoder
-    from searchkit.text import BrandMatcher, CachedStemmer, Normaliser
+    from searchkit.data.text import BrandMatcher, CachedStemmer, Normaliser
+    from searchkit.models.encoder import SentenceTransformerEncoder
 
     ours = SentenceTransformerEncoder(SHIPPED, device=device)
     products = read_catalog(CATALOG)
@@ -191,9 +189,9 @@ def run_tests() -> dict:
 def reranker_stage(args, report: dict, step, deadline: float, catalog: Path, pairs_path: Path) -> None:
     """Build a flat index of the shipped model (hybrid candidates), measure the shipped cross-encoder on it, then train
     RERANKERS while the budget lasts, each measured the same way (torch, all validation queries, depth 30, w 0.8)."""
-    from searchkit.index import IndexConfig, build_index
-    from searchkit.rerank_training import RerankTrainConfig, train_reranker, validation_report
-    from searchkit.search import Searcher
+    from searchkit.index.build import IndexConfig, build_index
+    from searchkit.search.searcher import Searcher
+    from searchkit.training.reranker import RerankTrainConfig, train_reranker, validation_report
 
     index = args.work / "index"
     step("rerank_index", lambda: {"rows": build_index(catalog, index, SHIPPED, IndexConfig(
@@ -253,7 +251,7 @@ def reranker_stage(args, report: dict, step, deadline: float, catalog: Path, pai
 def distil_labels(args, step, catalog: Path, train_part) -> tuple[LabelSettings, int] | None:
     """A flat index of the shipped model with its cross-encoder (GPU encoding), then the teacher's labels (torch on
     the GPU) into WORK/labels; returns the label settings and how many queries were labelled."""
-    from searchkit.index import IndexConfig, build_index
+    from searchkit.index.build import IndexConfig, build_index
 
     index = args.work / "distil-index"
     built = step("distil_index", lambda: {"rows": build_index(catalog, index, SHIPPED, IndexConfig(

@@ -19,9 +19,10 @@ import time
 from pathlib import Path
 
 from searchkit import Searcher
-from searchkit.catalog import read_pairs
-from searchkit.evaluate import EvalConfig, query_metrics, select_pairs
-from searchkit.metrics import paired_bootstrap
+from searchkit.data.catalog import read_pairs
+from searchkit.eval.measure import query_metrics
+from searchkit.eval.metrics import paired_bootstrap
+from searchkit.eval.selection import EvalConfig, select_pairs
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))  # common.py
 from common import command, machine  # noqa: E402

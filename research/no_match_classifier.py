@@ -1,4 +1,4 @@
-"""Could a learned "no match" classifier beat the hand rule (searchkit.match)? Logistic regression over ten signals of
+"""Could a learned "no match" classifier beat the hand rule (searchkit.search.match)? Logistic regression over ten signals of
 a search (best / mean cosine and their spread, best / mean share of query words held, share of words the catalog never
 uses, whether the query names a product type, the rarest word's document frequency, word count, dense-lexical top-10
 overlap), trained on real queries (validation split, optionally 1,500 training-split queries) beside the even lines of
@@ -21,8 +21,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 from bench_spelling import SETS, read_lines  # noqa: E402
 
 from searchkit import Searcher  # noqa: E402
-from searchkit.catalog import read_pairs  # noqa: E402
-from searchkit.evaluate import EvalConfig, select_pairs  # noqa: E402
+from searchkit.data.catalog import read_pairs  # noqa: E402
+from searchkit.eval.selection import EvalConfig, select_pairs  # noqa: E402
 
 
 def signals(searcher: Searcher, query: str) -> list[float] | None:

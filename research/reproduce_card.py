@@ -21,11 +21,11 @@ from pathlib import Path
 
 import numpy as np
 
-from searchkit.catalog import read_catalog, read_pairs
-from searchkit.encoder import load_encoder, read_model_info
-from searchkit.metrics import bootstrap_spearman, pearson
-from searchkit.splits import SPLIT_BY, SplitConfig, query_key, split_pairs
-from searchkit.training import catalog_normaliser
+from searchkit.data.catalog import read_catalog, read_pairs
+from searchkit.data.splits import SPLIT_BY, SplitConfig, query_key, split_pairs
+from searchkit.eval.metrics import bootstrap_spearman, pearson
+from searchkit.models.encoder import load_encoder, read_model_info
+from searchkit.training.embedder import catalog_normaliser
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))  # common.py
 from common import command, machine  # noqa: E402

@@ -18,7 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 from bench_intent import is_asked_for, load_queries  # noqa: E402
 
 from searchkit import Searcher  # noqa: E402
-from searchkit.rules import install  # noqa: E402
+from searchkit.search.rules import install  # noqa: E402
 
 RULES = """
 [[synonyms]]

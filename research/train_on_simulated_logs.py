@@ -20,11 +20,13 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 from bench_clicks import simulate  # noqa: E402
 
-from searchkit.catalog import read_pairs  # noqa: E402
-from searchkit.evaluate import EvalConfig, evaluate, in_memory_searcher  # noqa: E402
-from searchkit.judgments import JudgmentConfig, judgments, write_judgments  # noqa: E402
-from searchkit.splits import SplitConfig, split_pairs  # noqa: E402
-from searchkit.training import TrainConfig, train  # noqa: E402
+from searchkit.data.catalog import read_pairs  # noqa: E402
+from searchkit.data.splits import SplitConfig, split_pairs  # noqa: E402
+from searchkit.eval.evaluate import evaluate  # noqa: E402
+from searchkit.eval.in_memory import in_memory_searcher  # noqa: E402
+from searchkit.eval.selection import EvalConfig  # noqa: E402
+from searchkit.training.embedder import TrainConfig, train  # noqa: E402
+from searchkit.training.judgments import JudgmentConfig, judgments, write_judgments  # noqa: E402
 
 
 def main() -> None:

@@ -13,9 +13,10 @@ import sys
 from pathlib import Path
 
 from searchkit import Searcher
-from searchkit.catalog import read_pairs
-from searchkit.evaluate import EvalConfig, retrieval, select_pairs
-from searchkit.retrieval import Fusion
+from searchkit.data.catalog import read_pairs
+from searchkit.eval.measure import retrieval
+from searchkit.eval.selection import EvalConfig, select_pairs
+from searchkit.search.retrieval import Fusion
 
 
 def main() -> None:

@@ -1,4 +1,4 @@
-"""Choose hybrid's type and coverage weights (searchkit.retrieval.Fusion) on the validation split, beside the share of
+"""Choose hybrid's type and coverage weights (searchkit.search.retrieval.Fusion) on the validation split, beside the share of
 the product asked for on the product-type set (benchmarks/sets/product-types.toml). Never the test split.
 
     python research/tune_intent.py --index indexes/homedepot [--split val] [--types 0,0.1,0.2] [--covers 0,0.1]
@@ -18,8 +18,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 from bench_intent import load_queries, product_at_10  # noqa: E402
 
 from searchkit import Searcher  # noqa: E402
-from searchkit.catalog import read_pairs  # noqa: E402
-from searchkit.evaluate import EvalConfig, retrieval, select_pairs  # noqa: E402
+from searchkit.data.catalog import read_pairs  # noqa: E402
+from searchkit.eval.measure import retrieval  # noqa: E402
+from searchkit.eval.selection import EvalConfig, select_pairs  # noqa: E402
 
 
 def main() -> None:

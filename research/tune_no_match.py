@@ -1,4 +1,4 @@
-"""Choose the "no match" rule's thresholds (searchkit.match.MatchRule) on the validation split's real queries beside
+"""Choose the "no match" rule's thresholds (searchkit.search.match.MatchRule) on the validation split's real queries beside
 half of the written out-of-catalog queries; the other half reports. Never the test split.
 
     python research/tune_no_match.py --index indexes/homedepot [--max-real 0.01]
@@ -20,8 +20,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 from bench_spelling import SETS, read_lines  # noqa: E402
 
 from searchkit import MatchRule, Searcher  # noqa: E402
-from searchkit.catalog import read_pairs  # noqa: E402
-from searchkit.evaluate import EvalConfig, select_pairs  # noqa: E402
+from searchkit.data.catalog import read_pairs  # noqa: E402
+from searchkit.eval.selection import EvalConfig, select_pairs  # noqa: E402
 
 
 def signals(searcher: Searcher, query: str) -> tuple[float, float, float, int]:

@@ -18,9 +18,10 @@ import time
 from pathlib import Path
 
 from searchkit import Searcher
-from searchkit.catalog import read_pairs
-from searchkit.evaluate import EvalConfig, query_gains, select_pairs
-from searchkit.rerank_training import pair_spearman, rerank_ndcg, score_candidates
+from searchkit.data.catalog import read_pairs
+from searchkit.eval.measure import query_gains
+from searchkit.eval.selection import EvalConfig, select_pairs
+from searchkit.training.reranker import pair_spearman, rerank_ndcg, score_candidates
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))  # common.py
 from common import command, machine

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from searchkit.text import BrandMatcher, words
+from searchkit.data.text import BrandMatcher, words
 
 
 def brand_spellings(names) -> dict[str, str]:

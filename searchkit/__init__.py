@@ -14,6 +14,9 @@ from .version import __version__
 
 __all__ = [
     "Searcher",
+    "set_search_threads",
+    "OpenSearchSearcher",
+    "Mode",
     "SearchResult",
     "SearchResults",
     "MatchRule",
@@ -22,8 +25,8 @@ __all__ = [
     "IndexConfig",
     "train",
     "TrainConfig",
-    "distill",
-    "DistillConfig",
+    "train_query_tower",
+    "QueryTowerConfig",
     "train_reranker",
     "RerankTrainConfig",
     "TextConfig",
@@ -38,21 +41,24 @@ __all__ = [
 ]
 
 _HOMES = {
-    "Searcher": "search",
-    "SearchResult": "results",
-    "SearchResults": "results",
-    "MatchRule": "match",
-    "build_index": "index",
-    "update_index": "update",
-    "IndexConfig": "index",
-    "train": "training",
-    "TrainConfig": "training",
-    "distill": "distillation",
-    "DistillConfig": "distillation",
-    "train_reranker": "rerank_training",
-    "RerankTrainConfig": "rerank_training",
-    "TextConfig": "text",
-    "ColumnMap": "catalog",
+    "Searcher": "search.searcher",
+    "set_search_threads": "search.searcher",
+    "OpenSearchSearcher": "backends.opensearch.cluster",
+    "Mode": "search.results",
+    "SearchResult": "search.results",
+    "SearchResults": "search.results",
+    "MatchRule": "search.match",
+    "build_index": "index.build",
+    "update_index": "index.update",
+    "IndexConfig": "index.build",
+    "train": "training.embedder",
+    "TrainConfig": "training.embedder",
+    "train_query_tower": "training.query_tower",
+    "QueryTowerConfig": "training.query_tower",
+    "train_reranker": "training.reranker",
+    "RerankTrainConfig": "training.reranker",
+    "TextConfig": "data.text",
+    "ColumnMap": "data.catalog",
     "SearchkitError": "errors",
     "CatalogError": "errors",
     "IndexFormatError": "errors",
@@ -62,17 +68,18 @@ _HOMES = {
 }
 
 if TYPE_CHECKING:
-    from .catalog import ColumnMap
-    from .distillation import DistillConfig, distill
+    from .backends.opensearch.cluster import OpenSearchSearcher
+    from .data.catalog import ColumnMap
+    from .data.text import TextConfig
     from .errors import CatalogError, IndexFormatError, IndexMismatchError, ModelError, QueryError, SearchkitError
-    from .index import IndexConfig, build_index
-    from .match import MatchRule
-    from .rerank_training import RerankTrainConfig, train_reranker
-    from .results import SearchResult, SearchResults
-    from .search import Searcher
-    from .text import TextConfig
-    from .training import TrainConfig, train
-    from .update import update_index
+    from .index.build import IndexConfig, build_index
+    from .index.update import update_index
+    from .search.match import MatchRule
+    from .search.results import Mode, SearchResult, SearchResults
+    from .search.searcher import Searcher, set_search_threads
+    from .training.embedder import TrainConfig, train
+    from .training.query_tower import QueryTowerConfig, train_query_tower
+    from .training.reranker import RerankTrainConfig, train_reranker
 
 
 def __getattr__(name: str) -> Any:

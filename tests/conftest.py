@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"  # transformers reads it on import: no "Loading weights" bars
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
@@ -17,7 +18,7 @@ from tests.fixtures import make_catalog, make_pairs, make_tiny_model  # noqa: E4
 
 @pytest.fixture(scope="session", autouse=True)
 def graph_cache(tmp_path_factory):
-    """A graph cache of the test run's own (searchkit.graph_cache), not the user's."""
+    """A graph cache of the test run's own (searchkit.models.graph_cache), not the user's."""
     os.environ["XDG_CACHE_HOME"] = str(tmp_path_factory.mktemp("cache"))
 
 
@@ -79,8 +80,8 @@ def built_index(tmp_path_factory, catalog_file, tiny_model) -> Path:
 @pytest.fixture(scope="session")
 def reranker(tmp_path_factory, built_index, pairs_file) -> Path:
     """A tiny cross-encoder trained a few steps on the tiny index's hybrid candidates."""
-    from searchkit.rerank import RerankerSettings
-    from searchkit.rerank_training import RerankTrainConfig, train_reranker
+    from searchkit.models.cross_encoder import RerankerSettings
+    from searchkit.training.reranker import RerankTrainConfig, train_reranker
 
     out = tmp_path_factory.mktemp("rerankers") / "tiny-reranker"
     return train_reranker(RerankTrainConfig(index=built_index, pairs=pairs_file, out=out, max_steps=6, negatives=2,

@@ -52,7 +52,7 @@ def make_pairs(catalog: pd.DataFrame, seed: int = 7, queries: int = 60) -> pd.Da
 
 
 def _vocabulary() -> list[str]:
-    from searchkit.text import CachedStemmer, words
+    from searchkit.data.text import CachedStemmer, words
 
     stem = CachedStemmer()
     found: set[str] = set()

@@ -6,8 +6,16 @@ import numpy as np
 import pytest
 
 from searchkit import IndexConfig, Searcher, SearchkitError, build_index
-from searchkit.ann import AnnConfig, apply_params, exact_top, hnsw_edited, knob_for_recall, make_index, recall_at_k
 from searchkit.errors import QueryError
+from searchkit.index.ann import (
+    AnnConfig,
+    apply_params,
+    exact_top,
+    hnsw_edited,
+    knob_for_recall,
+    make_index,
+    recall_at_k,
+)
 
 
 def clustered_vectors(n: int, dim: int = 32, clusters: int = 40, seed: int = 3, noise_seed: int | None = None
@@ -75,7 +83,7 @@ def test_quantised_index_end_to_end(tmp_path, catalog_file, tiny_model, built_in
     manifest = build_index(catalog_file, out, model=tiny_model, config=IndexConfig(index_type=kind))
     knob = "ef_search" if kind.startswith("hnsw") else "nprobe"
     stored = json.loads((out / "manifest.json").read_text())["index"]
-    assert stored["params"][knob] == manifest.index["params"][knob] and stored["factory"].endswith("SQ8")
+    assert stored["params"][knob] == manifest.index.params[knob] and stored["factory"].endswith("SQ8")
     searcher, exact = Searcher.from_dir(out), Searcher.from_dir(built_index)
     if knob == "nprobe":
         import faiss
@@ -93,9 +101,9 @@ def test_quantised_index_end_to_end(tmp_path, catalog_file, tiny_model, built_in
     assert cheapest.search_params == {knob: min(curve)} and searcher.search_params == {knob: stored["params"][knob]}
     with pytest.raises(QueryError, match="reaches recall@10 1.01"):
         Searcher.from_dir(out, target_recall=1.01)
-    from searchkit.recalibration import recalibrate  # 8-bit codes: exact search over the decoded vectors
+    from searchkit.eval.calibrate import recalibrate  # 8-bit codes: exact search over the decoded vectors
 
-    tuned = recalibrate(out, ["kohler toilet seat", "classic garden hose", "ceiling fan"], target_recall=1.0).index
+    tuned = recalibrate(out, ["kohler toilet seat", "classic garden hose", "ceiling fan"], target_recall=1.0).index.to_dict()
     assert tuned["calibration"]["queries"] == 3 and tuned["params"][knob] in {
         int(v) for v in tuned["calibration"]["curve"]}
     assert Searcher.from_dir(out).search_params == {knob: tuned["params"][knob]}
@@ -120,7 +128,7 @@ def test_knob_for_recall_takes_the_cheapest_measured_setting():
 def test_calibration_with_query_vectors_counts_unfilled_results_as_misses():
     import faiss
 
-    from searchkit.ann import calibrate
+    from searchkit.index.ann import calibrate
 
     x = clustered_vectors(400)
     index = faiss.index_factory(32, "IVF8,Flat", faiss.METRIC_INNER_PRODUCT)
@@ -133,7 +141,7 @@ def test_calibration_with_query_vectors_counts_unfilled_results_as_misses():
 def test_exact_index_matches_numpy_and_pads_past_the_end():
     import numpy as np
 
-    from searchkit.ann import ExactIndex
+    from searchkit.index.ann import ExactIndex
 
     rng = np.random.default_rng(3)
     vectors = rng.normal(size=(50, 8)).astype(np.float32)
@@ -151,7 +159,7 @@ def test_recalibrate_on_queries_sets_the_cheapest_knob_and_keeps_the_index(tmp_p
     from click.testing import CliRunner
 
     from searchkit.cli import main
-    from searchkit.recalibration import recalibrate
+    from searchkit.eval.calibrate import recalibrate
 
     out = tmp_path / "hnsw"
     build_index(catalog_file, out, model=tiny_model, config=IndexConfig(index_type="hnsw", target_recall=1.0))
@@ -159,7 +167,7 @@ def test_recalibrate_on_queries_sets_the_cheapest_knob_and_keeps_the_index(tmp_p
     queries = ["kohler toilet seat", "classic garden hose", "ceiling fan", "kohler toilet seat", " "]
     manifest = recalibrate(out, queries, target_recall=0.5, source="test queries")
     stored = json.loads((out / "manifest.json").read_text())
-    assert stored["index"] == manifest.index and stored["files"] == before["files"]
+    assert stored["index"] == json.loads(manifest.to_json())["index"] and stored["files"] == before["files"]
     assert stored["index"]["calibration"]["queries"] == 3 and stored["index"]["calibration"]["source"] == "test queries"
     curve = {int(v): r for v, r in stored["index"]["calibration"]["curve"].items()}
     chosen = stored["index"]["params"]["ef_search"]

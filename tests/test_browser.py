@@ -22,7 +22,7 @@ pytestmark = pytest.mark.skipif(
 def server(built_index):
     import uvicorn
 
-    from searchkit.serve import create_app
+    from searchkit.serve.app import create_app
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -131,7 +131,7 @@ def test_the_admin_page_shows_a_shop_its_searches(page, tmp_path_factory, built_
 
     import uvicorn
 
-    from searchkit.serve import create_app
+    from searchkit.serve.app import create_app
 
     folder = tmp_path_factory.mktemp("admin-logs")
     with socket.socket() as s:

@@ -2,8 +2,8 @@ import pandas as pd
 import pytest
 
 from searchkit import CatalogError, ColumnMap, build_index
-from searchkit.catalog import PairFormat, parse_labels, read_catalog, read_pairs
-from searchkit.metrics import RELEVANT
+from searchkit.data.catalog import PairFormat, parse_labels, read_catalog, read_pairs
+from searchkit.eval.metrics import RELEVANT
 
 
 def write(tmp_path, frame, name="c.csv"):

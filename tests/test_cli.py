@@ -149,9 +149,9 @@ def test_evaluate_reads_a_shops_pairs_file_and_chooses_its_split(run, built_inde
     auto measures all of a file of queries no model learnt from, and only the test split of the training file."""
     import pandas as pd
 
-    import searchkit.cli
+    import searchkit.cli.search_commands
 
-    monkeypatch.setattr(searchkit.cli, "DEFAULT_PAIRS", str(tmp_path / "no-bundled-pairs.parquet"))
+    monkeypatch.setattr(searchkit.cli.search_commands, "DEFAULT_PAIRS", str(tmp_path / "no-bundled-pairs.parquet"))
     pairs = pd.read_parquet(pairs_file)
     shop = tmp_path / "shop.csv"
     pairs.rename(columns={"query": "search_term", "product_id": "product_uid"}).assign(
@@ -166,7 +166,7 @@ def test_evaluate_reads_a_shops_pairs_file_and_chooses_its_split(run, built_inde
     refused = CliRunner().invoke(main, ["evaluate", str(shop), "--index", str(built_index)])
     assert refused.exit_code == 1 and "outside the scale 1..3" in refused.output and "--relevance-scale" in refused.output
 
-    monkeypatch.setattr(searchkit.cli, "DEFAULT_PAIRS", str(pairs_file))  # as if the models learnt from it
+    monkeypatch.setattr(searchkit.cli.search_commands, "DEFAULT_PAIRS", str(pairs_file))  # as if the models learnt from it
     text = run("evaluate", shop, "--index", built_index, "--relevance-scale", "0:2").output
     assert "split test:" in text and "training or validation split (seed 42)" in text
     bad = CliRunner().invoke(main, ["evaluate", str(shop), "--index", str(built_index), "--relevance-scale", "0-2"])
@@ -189,9 +189,9 @@ def test_every_command_shows_at_most_twelve_options():
 
 
 def test_a_config_file_sets_what_the_options_do_not(run, tmp_path, catalog_file, tiny_model):
-    from searchkit.configfile import load_config
-    from searchkit.index import IndexConfig
-    from searchkit.training import TrainConfig
+    from searchkit.config import load_config
+    from searchkit.index.build import IndexConfig
+    from searchkit.training.embedder import TrainConfig
 
     config = tmp_path / "build.toml"
     config.write_text('index_type = "hnsw"\ntarget_recall = 0.9\nbm25_k1 = 1\nquery_tower = false\n')

@@ -14,8 +14,8 @@ from fastapi.testclient import TestClient
 
 from searchkit import Searcher, build_index, update_index
 from searchkit.cli import main
-from searchkit.rules import RulesError, install
-from searchkit.serve import create_app
+from searchkit.search.rules import RulesError, install
+from searchkit.serve.app import create_app
 
 MODES = ["dense", "lexical", "hybrid", "rerank"]
 

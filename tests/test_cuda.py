@@ -7,9 +7,11 @@ import numpy as np
 import pytest
 
 from searchkit import TrainConfig, train
-from searchkit.catalog import read_pairs
-from searchkit.encoder import SentenceTransformerEncoder
-from searchkit.evaluate import EvalConfig, evaluate, in_memory_searcher
+from searchkit.data.catalog import read_pairs
+from searchkit.eval.evaluate import evaluate
+from searchkit.eval.in_memory import in_memory_searcher
+from searchkit.eval.selection import EvalConfig
+from searchkit.models.encoder import SentenceTransformerEncoder
 
 pytestmark = pytest.mark.cuda
 

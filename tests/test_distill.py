@@ -1,4 +1,4 @@
-"""The distilled query encoder: training, the model-folder format, the index's query graph and its fallbacks."""
+"""The query tower: training, the model-folder format, the index's query graph and its fallbacks."""
 
 import json
 import shutil
@@ -8,16 +8,17 @@ import pytest
 from click.testing import CliRunner
 
 from searchkit import IndexConfig, IndexFormatError, Searcher, build_index
-from searchkit.cli import BACKENDS as CLI_BACKENDS
 from searchkit.cli import main
-from searchkit.distillation import DistillConfig, distill, distill_texts
-from searchkit.encoder import QUERY_TOWER_DIR, SentenceTransformerEncoder, model_fingerprint
+from searchkit.cli.common import BACKENDS as CLI_BACKENDS
+from searchkit.data.splits import split_pairs
+from searchkit.data.text import words
 from searchkit.errors import ModelError, SearchkitError
-from searchkit.loading import BACKENDS
-from searchkit.pseudo_queries import title_spans
-from searchkit.query_encoder import assemble, piece_embeddings, token_table, tower_info
-from searchkit.splits import split_pairs
-from searchkit.text import words
+from searchkit.models.encoder import SentenceTransformerEncoder, model_fingerprint
+from searchkit.models.files import QUERY_TOWER_DIR
+from searchkit.models.query_tower import assemble, piece_embeddings, token_table, tower_info
+from searchkit.search.loading import BACKENDS
+from searchkit.training.pseudo_queries import title_spans
+from searchkit.training.query_tower import QueryTowerConfig, tower_texts, train_query_tower
 
 
 @pytest.fixture(scope="session")
@@ -26,7 +27,7 @@ def distilled_model(tmp_path_factory, tiny_model, pairs_file, catalog_file):
     import torch
     from safetensors.torch import load_file, save_file
 
-    model = tmp_path_factory.mktemp("distilled") / "tiny"
+    model = tmp_path_factory.mktemp("query-tower") / "tiny"
     shutil.copytree(tiny_model, model)
     # the seeded tiny BERT's second layer barely changes its input; make it matter, so that dropping it costs
     weights = load_file(str(model / "model.safetensors"))
@@ -35,7 +36,7 @@ def distilled_model(tmp_path_factory, tiny_model, pairs_file, catalog_file):
         if name.startswith("encoder.layer.1.") and name.endswith("weight") and value.dim() == 2:
             weights[name] = torch.randn(value.shape, generator=generator) * 0.3
     save_file(weights, str(model / "model.safetensors"))
-    report = distill(DistillConfig(model=model, pairs=pairs_file, catalog=catalog_file, layers=1, epochs=4,
+    report = train_query_tower(QueryTowerConfig(model=model, pairs=pairs_file, catalog=catalog_file, layers=1, epochs=4,
                                    batch_size=32, lr=5e-4, holdout=64))
     return model, report
 
@@ -53,7 +54,7 @@ def test_distill_texts_hold_no_validation_or_test_query(catalog_frame, pairs_fil
 
     pairs = pd.read_parquet(pairs_file)
     parts = split_pairs(pairs)
-    texts = set(distill_texts(pairs, catalog_frame, lambda q: "Q:" + q, DistillConfig(spans_per_product=0)))
+    texts = set(tower_texts(pairs, catalog_frame, lambda q: "Q:" + q, QueryTowerConfig(spans_per_product=0)))
     assert texts == {"Q:" + " ".join(words(q)) for q in set(parts["train"]["query"])}
     held_out = set(parts["val"]["query"]) | set(parts["test"]["query"])
     assert held_out and not texts & {"Q:" + " ".join(words(q)) for q in held_out}
@@ -104,7 +105,7 @@ def resumed(distilled: tuple, tmp_path, **settings) -> tuple:
     first one ended (same held-out texts; fp16 weights in between) and returns (copy, report)."""
     model = tmp_path / "m"
     shutil.copytree(distilled[0], model)
-    report = distill(DistillConfig(model=model, resume=True, batch_size=32, holdout=64, **settings))
+    report = train_query_tower(QueryTowerConfig(model=model, resume=True, batch_size=32, holdout=64, **settings))
     first = distilled[1]
     assert report["resumed_from"]["agreement_after"] == first["agreement_after"]
     assert report["agreement_before"]["cosine_mean"] == pytest.approx(first["agreement_after"]["cosine_mean"],
@@ -117,13 +118,13 @@ def test_resume_continues_the_tower_with_the_ranking_term(distilled_model, tmp_p
                             lr=1e-4, kl_weight=1.0)
     assert 0 <= report["agreement_after"]["top10_overlap"] <= 1  # the catalog overlap is measured
     with pytest.raises(SearchkitError, match="has 1 layers, not 2"):
-        distill(DistillConfig(model=model, pairs=pairs_file, catalog=catalog_file, layers=2, resume=True,
+        train_query_tower(QueryTowerConfig(model=model, pairs=pairs_file, catalog=catalog_file, layers=2, resume=True,
                               max_steps=1, batch_size=8))
     fresh = tmp_path / "fresh"
     shutil.copytree(distilled_model[0], fresh)
     shutil.rmtree(fresh / QUERY_TOWER_DIR)
     with pytest.raises(SearchkitError, match="no query encoder to resume from"):
-        distill(DistillConfig(model=fresh, pairs=pairs_file, catalog=catalog_file, layers=1, resume=True,
+        train_query_tower(QueryTowerConfig(model=fresh, pairs=pairs_file, catalog=catalog_file, layers=1, resume=True,
                               max_steps=1, batch_size=8))
 
 
@@ -131,25 +132,25 @@ def test_too_many_layers_refused(tiny_model, pairs_file, catalog_file, tmp_path)
     model = tmp_path / "m"
     shutil.copytree(tiny_model, model)
     with pytest.raises(SearchkitError, match="has 2 layers"):
-        distill(DistillConfig(model=model, pairs=pairs_file, catalog=catalog_file, layers=2, max_steps=1,
+        train_query_tower(QueryTowerConfig(model=model, pairs=pairs_file, catalog=catalog_file, layers=2, max_steps=1,
                               batch_size=8, holdout=8))
     assert not (model / QUERY_TOWER_DIR).exists()
 
 
 @pytest.fixture(scope="session")
 def tower_index(tmp_path_factory, distilled_model, catalog_file):
-    import searchkit.index
+    import searchkit.index.graphs
 
     out = tmp_path_factory.mktemp("tower") / "idx"
-    keep = searchkit.index.QUERY_TOWER_MIN_OVERLAP, searchkit.index.QUERY_INT8_MIN_COSINE
-    searchkit.index.QUERY_TOWER_MIN_OVERLAP = 0.0  # the tiny tower's overlap is whatever a few steps give
+    keep = searchkit.index.graphs.QUERY_TOWER_MIN_OVERLAP, searchkit.index.graphs.QUERY_INT8_MIN_COSINE
+    searchkit.index.graphs.QUERY_TOWER_MIN_OVERLAP = 0.0  # the tiny tower's overlap is whatever a few steps give
     # and the tiny model's int8 graph is as close to fp32 as quantising it happens to get (worst cosine 0.94 with
     # onnxruntime 1.32); the CLI test below needs both query graphs kept, test_onnx tests the gate itself
-    searchkit.index.QUERY_INT8_MIN_COSINE = 0.0
+    searchkit.index.graphs.QUERY_INT8_MIN_COSINE = 0.0
     try:
         build_index(catalog_file, out, model=distilled_model[0])
     finally:
-        searchkit.index.QUERY_TOWER_MIN_OVERLAP, searchkit.index.QUERY_INT8_MIN_COSINE = keep
+        searchkit.index.graphs.QUERY_TOWER_MIN_OVERLAP, searchkit.index.graphs.QUERY_INT8_MIN_COSINE = keep
     return out
 
 
@@ -171,15 +172,15 @@ def test_index_keeps_and_uses_the_query_graph(tower_index):
 
 
 def test_query_graph_dropped_when_it_disagrees(tmp_path, distilled_model, catalog_file, monkeypatch):
-    import searchkit.index
+    import searchkit.index.graphs
 
-    monkeypatch.setattr(searchkit.index, "QUERY_TOWER_MIN_OVERLAP", 1.01)
+    monkeypatch.setattr(searchkit.index.graphs, "QUERY_TOWER_MIN_OVERLAP", 1.01)
     manifest = build_index(catalog_file, tmp_path / "idx", model=distilled_model[0])
-    assert manifest.model["query_tower"]["used_for_queries"] is False
+    assert manifest.model.query_tower["used_for_queries"] is False
     assert "query-int8.onnx" not in manifest.files and not (tmp_path / "idx" / "query-int8.onnx").exists()
     assert Searcher.from_dir(tmp_path / "idx").encoder.path.name != "query-int8.onnx"
     with pytest.raises(IndexFormatError, match="no usable query-int8.onnx"):
-        Searcher.from_dir(tmp_path / "idx", backend="distilled")
+        Searcher.from_dir(tmp_path / "idx", backend="query-tower")
 
 
 def fast_config(folder) -> str:
@@ -197,7 +198,7 @@ def test_cli_distill_and_backend_choice(tmp_path, tiny_model, pairs_file, catalo
                                        str(catalog_file), "--layers", "1", "--config", fast_config(tmp_path)])
     assert result.exit_code == 0, result.output
     assert "1-layer query encoder" in result.output and (model / QUERY_TOWER_DIR / "layers.safetensors").is_file()
-    for backend in ("distilled", "onnx-int8"):
+    for backend in ("query-tower", "onnx-int8"):
         out = CliRunner().invoke(main, ["query", "kohler toilet seat", "--index", str(tower_index), "--backend",
                                         backend, "--json", "-k", "3"])
         assert out.exit_code == 0, out.output
@@ -212,18 +213,18 @@ def static_model(tmp_path_factory, distilled_model, pairs_file, catalog_file):
     """The same tiny model (second layer made to matter) with a token table distilled for a few epochs."""
     model = tmp_path_factory.mktemp("static") / "tiny"
     shutil.copytree(distilled_model[0], model, ignore=shutil.ignore_patterns(QUERY_TOWER_DIR))
-    report = distill(DistillConfig(model=model, pairs=pairs_file, catalog=catalog_file, layers=0, epochs=6,
+    report = train_query_tower(QueryTowerConfig(model=model, pairs=pairs_file, catalog=catalog_file, layers=0, epochs=6,
                                    batch_size=32, holdout=64))
     return model, report
 
 
 def test_static_defaults_differ_from_layers():
-    static, layered = DistillConfig(layers=0).resolved(), DistillConfig(layers=3).resolved()
+    static, layered = QueryTowerConfig(layers=0).resolved(), QueryTowerConfig(layers=3).resolved()
     assert (static.epochs, static.lr, static.spans_per_product) == (2.0, 2e-3, 2)
     assert (layered.epochs, layered.lr, layered.spans_per_product) == (3.0, 1e-4, 4)
-    assert DistillConfig(layers=0, lr=1e-3, epochs=1).resolved().lr == 1e-3
+    assert QueryTowerConfig(layers=0, lr=1e-3, epochs=1).resolved().lr == 1e-3
     with pytest.raises(SearchkitError, match="bad distillation settings"):
-        DistillConfig(layers=-1)
+        QueryTowerConfig(layers=-1)
 
 
 def test_static_tower_is_one_table_that_learned_and_left_unseen_rows_alone(static_model, pairs_file,
@@ -239,11 +240,11 @@ def test_static_tower_is_one_table_that_learned_and_left_unseen_rows_alone(stati
     assert report["agreement_after"]["cosine_mean"] > report["agreement_before"]["cosine_mean"] + 0.02
     start = piece_embeddings(AutoModel.from_pretrained(str(model)), tokenizer).numpy()
     assert not start[tokenizer.all_special_ids].any()  # special rows start at zero (then learn a bias)
-    from searchkit.index import normalise_catalog
+    from searchkit.index.texts import normalise_catalog
 
     normaliser = normalise_catalog(catalog_frame, SentenceTransformerEncoder(model).info.text)[0]
-    texts = distill_texts(pd.read_parquet(pairs_file), catalog_frame, normaliser.query,
-                          DistillConfig(layers=0).resolved())  # as distill made them: brand tokens, stems
+    texts = tower_texts(pd.read_parquet(pairs_file), catalog_frame, normaliser.query,
+                          QueryTowerConfig(layers=0).resolved())  # as distill made them: brand tokens, stems
     seen = {i for ids in tokenizer(texts)["input_ids"] for i in ids}
     unseen = sorted(set(range(tokenizer.vocab_size)) - seen)
     assert unseen and np.allclose(table[unseen], start[unseen], atol=2e-3)  # no gradient, no decay: untouched
@@ -256,9 +257,9 @@ def test_static_tower_is_one_table_that_learned_and_left_unseen_rows_alone(stati
 def test_static_encoder_embeds_as_the_trained_table(static_model, tmp_path):
     from transformers import AutoTokenizer
 
-    from searchkit.distillation import _embed
-    from searchkit.encoder import StaticEncoder, describe_model
-    from searchkit.query_encoder import load_tower, shallow_model
+    from searchkit.models.encoder import StaticEncoder, describe_model
+    from searchkit.models.query_tower import load_tower, shallow_model
+    from searchkit.training.query_tower import _embed
 
     model, _ = static_model
     np.save(tmp_path / "t.npy", token_table(model))
@@ -278,13 +279,13 @@ def test_static_encoder_embeds_as_the_trained_table(static_model, tmp_path):
 
 
 def test_index_keeps_and_uses_the_token_table(static_model, catalog_file, tmp_path, monkeypatch):
-    import searchkit.index
+    import searchkit.index.graphs
 
     model, _ = static_model
-    monkeypatch.setattr(searchkit.index, "QUERY_TOWER_MIN_OVERLAP", 1.01)  # a table has its own, higher bar
-    monkeypatch.setattr(searchkit.index, "QUERY_TABLE_MIN_OVERLAP", 0.0)
+    monkeypatch.setattr(searchkit.index.graphs, "QUERY_TOWER_MIN_OVERLAP", 1.01)  # a table has its own, higher bar
+    monkeypatch.setattr(searchkit.index.graphs, "QUERY_TABLE_MIN_OVERLAP", 0.0)
     manifest = build_index(catalog_file, tmp_path / "idx", model=model)
-    check = manifest.model["query_tower"]
+    check = manifest.model.query_tower
     assert check["min_overlap_required"] == 0.0
     assert check["used_for_queries"] and check["layers"] == 0 and check["file"] == "query-tokens.npy"
     assert "query-tokens.npy" in manifest.files and "query-int8.onnx" not in manifest.files
@@ -303,29 +304,29 @@ def test_index_keeps_and_uses_the_token_table(static_model, catalog_file, tmp_pa
     assert np.allclose(mapped.embed_queries(["fan"]), auto.embed_queries(["fan"]))
     import importlib.util
 
-    from searchkit import store
-    from searchkit.loading import pick_backend
+    from searchkit.index import layout
+    from searchkit.search.loading import pick_backend
 
-    files, stored = store.IndexFiles(tmp_path / "idx"), store.read_manifest(tmp_path / "idx")
+    files, stored = layout.IndexFiles(tmp_path / "idx"), layout.read_manifest(tmp_path / "idx")
     real_find_spec = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec",
                         lambda name, *a: None if name == "onnxruntime" else real_find_spec(name, *a))
-    assert pick_backend("auto", files, stored) == "distilled"  # a table needs no onnxruntime
+    assert pick_backend("auto", files, stored) == "query-tower"  # a table needs no onnxruntime
     monkeypatch.setattr(importlib.util, "find_spec", real_find_spec)
     # a table that disagrees is dropped, and asking for it names the file
-    monkeypatch.setattr(searchkit.index, "QUERY_TOWER_MIN_OVERLAP", 0.0)
-    monkeypatch.setattr(searchkit.index, "QUERY_TABLE_MIN_OVERLAP", 1.01)
+    monkeypatch.setattr(searchkit.index.graphs, "QUERY_TOWER_MIN_OVERLAP", 0.0)
+    monkeypatch.setattr(searchkit.index.graphs, "QUERY_TABLE_MIN_OVERLAP", 1.01)
     manifest = build_index(catalog_file, tmp_path / "idx2", model=model)
-    assert manifest.model["query_tower"]["used_for_queries"] is False and "query-tokens.npy" not in manifest.files
+    assert manifest.model.query_tower["used_for_queries"] is False and "query-tokens.npy" not in manifest.files
     assert not (tmp_path / "idx2" / "query-tokens.npy").exists()
     with pytest.raises(IndexFormatError, match="no usable query-tokens.npy"):
-        Searcher.from_dir(tmp_path / "idx2", backend="distilled")
+        Searcher.from_dir(tmp_path / "idx2", backend="query-tower")
 
 
 def test_resume_continues_the_token_table(static_model, tmp_path, pairs_file, catalog_file):
     model, _ = resumed(static_model, tmp_path, pairs=pairs_file, catalog=catalog_file, layers=0, max_steps=2)
     with pytest.raises(SearchkitError, match="has 0 layers, not 1"):
-        distill(DistillConfig(model=model, pairs=pairs_file, catalog=catalog_file, layers=1, resume=True,
+        train_query_tower(QueryTowerConfig(model=model, pairs=pairs_file, catalog=catalog_file, layers=1, resume=True,
                               max_steps=1, batch_size=8))
 
 
@@ -340,7 +341,7 @@ def test_cli_distills_a_token_table(tmp_path, tiny_model, pairs_file, catalog_fi
 
 def test_titles_only_distils_from_another_shops_catalog(tmp_path, tiny_model, catalog_frame):
     """A catalog with its own column names and no rated queries: the texts are its title spans alone."""
-    assert set(distill_texts(None, catalog_frame, lambda q: q, DistillConfig(spans_per_product=1))) == set(
+    assert set(tower_texts(None, catalog_frame, lambda q: q, QueryTowerConfig(spans_per_product=1))) == set(
         title_spans(catalog_frame, 1, 42))
     theirs = tmp_path / "theirs.parquet"
     catalog_frame.rename(columns={"product_id": "code", "title": "label_text"}).to_parquet(theirs, index=False)

@@ -2,17 +2,11 @@ import pandas as pd
 import pytest
 
 from searchkit import SearchkitError
-from searchkit.catalog import read_pairs
-from searchkit.evaluate import (
-    EvalConfig,
-    evaluate,
-    pair_correlation,
-    pair_cosines,
-    query_metrics,
-    retrieval,
-    select_pairs,
-)
-from searchkit.splits import SplitConfig, query_split, split_pairs
+from searchkit.data.catalog import read_pairs
+from searchkit.data.splits import SplitConfig, query_split, split_pairs
+from searchkit.eval.evaluate import evaluate
+from searchkit.eval.measure import pair_correlation, pair_cosines, query_metrics, retrieval
+from searchkit.eval.selection import EvalConfig, select_pairs
 
 
 def test_split_is_by_query_and_seeded(pairs_file):
@@ -91,7 +85,7 @@ def test_in_memory_model_evaluation_matches_the_index_and_needs_no_faiss(tmp_pat
                                                                         pairs_file, monkeypatch):
     """An index whose catalog torch embedded (the in-memory searcher's way; the default build uses the int8 graph)."""
     from searchkit import IndexConfig, Searcher, build_index
-    from searchkit.evaluate import in_memory_searcher
+    from searchkit.eval.in_memory import in_memory_searcher
 
     config = EvalConfig(split="all")
     build_index(catalog_file, tmp_path / "idx", model=tiny_model, config=IndexConfig(bulk="torch"))
@@ -109,8 +103,8 @@ def test_in_memory_model_evaluation_matches_the_index_and_needs_no_faiss(tmp_pat
 
 
 def test_auto_split_measures_only_queries_the_models_never_learnt_from(tmp_path, pairs_file):
-    from searchkit.catalog import PairFormat
-    from searchkit.evaluate import choose_split, training_files
+    from searchkit.data.catalog import PairFormat
+    from searchkit.eval.selection import choose_split, training_files
 
     pairs = read_pairs(pairs_file)
     learnt = [(pairs_file, PairFormat())]

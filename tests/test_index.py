@@ -5,15 +5,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from searchkit import IndexConfig, IndexFormatError, IndexMismatchError, Searcher, build_index, store
-from searchkit.catalog import read_catalog
-from searchkit.text import KEYWORD_TEXT
+from searchkit import IndexConfig, IndexFormatError, IndexMismatchError, Searcher, build_index
+from searchkit.data.catalog import read_catalog
+from searchkit.data.text import KEYWORD_TEXT
+from searchkit.index import layout
+from searchkit.index.manifest import FORMAT_VERSION, Bm25, Encoding, Manifest
 from tests.fixtures import make_tiny_model
 
 
 def test_manifest_describes_the_build(built_index, catalog_frame, tiny_model):
     manifest = json.loads((built_index / "manifest.json").read_text())
-    assert manifest["format_version"] == store.FORMAT_VERSION
+    assert manifest["format_version"] == FORMAT_VERSION
     assert manifest["rows"] == len(catalog_frame) == manifest["index"]["ntotal"]
     assert manifest["dimension"] == 32 and manifest["index"]["type"] == "flat"
     assert len(manifest["catalog"]["sha256"]) == 64 and len(manifest["model"]["fingerprint"]) == 64
@@ -46,8 +48,8 @@ def test_faiss_matches_exact_numpy_search(searcher, query):
 def test_hnsw_recall_against_exact(tmp_path, catalog_file, tiny_model):
     out = tmp_path / "hnsw"
     manifest = build_index(catalog_file, out, model=tiny_model, config=IndexConfig(index_type="hnsw"))
-    assert manifest.index["type"] == "hnsw" and manifest.index["params"]["m"] == 32
-    assert manifest.index["recall@10_sample"] >= 0.9
+    assert manifest.index.type == "hnsw" and manifest.index.params["m"] == 32
+    assert manifest.index.recall_sample >= 0.9
     searcher = Searcher.from_dir(out)
     _, best = _exact(searcher, "classic garden hose", 10)
     hits = searcher.search("classic garden hose", k=10, mode="dense")
@@ -83,11 +85,38 @@ def test_broken_manifest_refused(index_copy):
         Searcher.from_dir(index_copy)
 
 
+def as_format_1(manifest: dict) -> dict:
+    """The manifest as searchkit wrote format 1: no encoding field (the device line told it), the Ray report under
+    model.encoding."""
+    old = {k: v for k, v in manifest.items() if k != "encoding"}
+    return {**old, "format_version": 1, "model": {**old["model"], "encoding": {"engine": "ray", "workers": 2}}}
+
+
+def test_a_format_1_index_is_migrated_on_load(index_copy):
+    path = index_copy / "manifest.json"
+    current = json.loads(path.read_text())
+    path.write_text(json.dumps(as_format_1(current)))
+    migrated = layout.read_manifest(index_copy)
+    assert migrated.format_version == FORMAT_VERSION and migrated.encoding.value == current["encoding"]
+    assert migrated.model.ray == {"engine": "ray", "workers": 2} and migrated.files == current["files"]
+    searcher = Searcher.from_dir(index_copy)
+    assert searcher.search("toilet seat", k=3)
+    old_line = {**as_format_1(current), "device": "encode: torch cpu, faiss: cpu"}
+    path.write_text(json.dumps(old_line))
+    assert layout.read_manifest(index_copy).encoding == Encoding.TORCH
+
+
+def test_a_manifest_round_trips_through_its_json(built_index):
+    manifest = layout.read_manifest(built_index)
+    again = Manifest.from_dict(json.loads(manifest.to_json()), built_index)
+    assert again == manifest
+
+
 def test_other_format_version_refused(index_copy):
     manifest = json.loads((index_copy / "manifest.json").read_text())
     manifest["format_version"] = 99
     (index_copy / "manifest.json").write_text(json.dumps(manifest))
-    with pytest.raises(IndexFormatError, match="format version 99"):
+    with pytest.raises(IndexFormatError, match="format version 99.*searchkit build-index"):
         Searcher.from_dir(index_copy)
 
 
@@ -118,7 +147,7 @@ def test_interrupted_build_keeps_the_old_index(index_copy, catalog_file, tiny_mo
     def crash(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(store, "write_lexical", crash)
+    monkeypatch.setattr(layout, "write_lexical", crash)
     with pytest.raises(KeyboardInterrupt):
         build_index(catalog_file, index_copy, model=tiny_model)
     assert (index_copy / "manifest.json").read_text() == before
@@ -136,7 +165,7 @@ def test_rebuild_replaces_atomically(index_copy, tmp_path, catalog_frame, tiny_m
 
 @pytest.mark.parametrize(("device", "expected"), [("cpu", 64), ("cuda", 1024), ("cuda:0", 1024)])
 def test_catalog_batch_grows_on_a_gpu(tmp_path, device, expected):
-    from searchkit.index import GPU_BATCH, catalog_encoder
+    from searchkit.index.graphs import GPU_BATCH, catalog_encoder
 
     class Recording:
         info = None
@@ -149,18 +178,18 @@ def test_catalog_batch_grows_on_a_gpu(tmp_path, device, expected):
             return np.zeros((len(texts), 4), dtype=np.float32)
 
     encoder = Recording()
-    bulk, batch, how = catalog_encoder(encoder, store.IndexFiles(tmp_path), IndexConfig(bulk="torch"), False)
+    bulk, batch, encoding, how = catalog_encoder(encoder, layout.IndexFiles(tmp_path), "torch", IndexConfig().batch_size, False)
     vectors = bulk.encode(["a b", "c"], batch_size=batch)
     assert vectors.shape == (2, 4) and encoder.batches == [expected] and how == f"torch {device}"
     assert GPU_BATCH == 1024
 
 
 def test_unchanged_files_are_not_hashed_again_but_edited_ones_are(index_copy, monkeypatch):
-    import searchkit.store
+    import searchkit.index.layout
 
     hashed = []
-    real = searchkit.store.file_sha256
-    monkeypatch.setattr(searchkit.store, "file_sha256", lambda p: hashed.append(p.name) or real(p))
+    real = searchkit.index.layout.file_sha256
+    monkeypatch.setattr(searchkit.index.layout, "file_sha256", lambda p: hashed.append(p.name) or real(p))
     Searcher.from_dir(index_copy)
     assert "index.faiss" in hashed and (index_copy / ".verified.json").is_file()
     hashed.clear()
@@ -196,13 +225,13 @@ def test_mapped_index_searches_like_a_read_one(built_index):
 
 def test_bm25_settings_are_recorded_and_checked(tmp_path, catalog_file, tiny_model, built_index):
     from searchkit import SearchkitError
-    from searchkit.lexical import BM25_B, BM25_K1
+    from searchkit.index.lexical import BM25_B, BM25_K1
 
     assert json.loads((built_index / "manifest.json").read_text())["index"]["bm25"] == {
         "k1": BM25_K1, "b": BM25_B, "text": KEYWORD_TEXT}
     manifest = build_index(catalog_file, tmp_path / "i", model=tiny_model,
                            config=IndexConfig(bm25_k1=1.2, bm25_b=0.75, keyword_text=1))
-    assert manifest.index["bm25"] == {"k1": 1.2, "b": 0.75, "text": 1}
+    assert manifest.index.bm25 == Bm25(k1=1.2, b=0.75, text=1)
     with pytest.raises(SearchkitError, match="BM25"):
         IndexConfig(bm25_b=1.5)
     with pytest.raises(SearchkitError, match="keyword text version"):
@@ -214,7 +243,7 @@ def test_keyword_text_version_is_kept_by_the_index(tmp_path, tiny_model, catalog
     words; an index built with version 1 searches as indexes built before it did."""
     import pandas as pd
 
-    from searchkit.index import staleness
+    from searchkit.index.build import staleness
 
     extra = pd.DataFrame({
         "product_id": ["M1", "M2", "M3", "M4", "M5", "M6", "M7", "M8"],
@@ -261,12 +290,12 @@ def test_the_fine_tuned_model_is_found_in_a_checkout_or_installed_else_a_warning
     (`pip install models/searchkit-homedepot`); with neither, it says so and uses the base model."""
     import sys
 
-    from searchkit import encoder
+    from searchkit.models import encoder
 
     monkeypatch.setattr(encoder, "repo_root", lambda: tmp_path / "site-packages")  # no models/ beside the package
     monkeypatch.setattr(encoder, "base_model_dir", lambda: tmp_path / "base")
     monkeypatch.setattr(encoder, "SHIPPED_PACKAGE", "searchkit_probe_model")
-    with caplog.at_level("WARNING", logger="searchkit.encoder"):
+    with caplog.at_level("WARNING", logger="searchkit.models.encoder"):
         assert encoder.default_model_dir() == tmp_path / "base"
     assert "not installed" in caplog.text and "pip install models/searchkit-homedepot" in caplog.text
 
@@ -300,3 +329,20 @@ def test_the_model_distribution_packages_every_file_of_the_model():
     files = [f for f in tracked if f not in ("pyproject.toml", "__init__.py")]
     missed = [f for f in files if not any(fnmatch.fnmatch(f, p) and f.count("/") == p.count("/") for p in patterns)]
     assert missed == []
+
+
+def test_building_loading_and_searching_leave_process_state_alone(tmp_path, catalog_file, tiny_model):
+    """No environment variable, logging switch or faiss thread count changes behind the caller."""
+    import logging
+    import os
+
+    import faiss
+
+    before = (dict(os.environ), logging.root.manager.disable, list(logging.root.handlers), logging.root.level,
+              faiss.omp_get_max_threads())
+    out = tmp_path / "idx"
+    build_index(catalog_file, out, model=tiny_model, config=IndexConfig(bulk="onnx-int8", index_type="hnsw"))
+    Searcher.from_dir(out).search("toilet seat", k=3, mode="hybrid")
+    after = (dict(os.environ), logging.root.manager.disable, list(logging.root.handlers), logging.root.level,
+             faiss.omp_get_max_threads())
+    assert after == before

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from searchkit import Searcher, build_index
-from searchkit.encoder import BASE_MODEL_NAME, base_model_dir
+from searchkit.models.encoder import BASE_MODEL_NAME, base_model_dir
 
 CATALOG = Path(__file__).resolve().parents[1] / "catalog" / "homedepot-products.parquet"
 PAIRS = Path(__file__).resolve().parents[1] / "catalog" / "homedepot-pairs.parquet"
@@ -35,7 +35,7 @@ def real_index(tmp_path_factory, real_catalog):
 @pytest.mark.parametrize("mode", ["dense", "hybrid"])
 def test_swag_light_kit_in_top3(real_index, mode):
     searcher = Searcher.from_dir(real_index)
-    assert searcher.manifest.model["name"] == BASE_MODEL_NAME
+    assert searcher.manifest.model.name == BASE_MODEL_NAME
     hits = searcher.search("swag light kit", k=3, mode=mode)
     assert any("swag light kit" in h.fields["title"].lower() for h in hits), [h.fields["title"] for h in hits]
 

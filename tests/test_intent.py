@@ -12,11 +12,11 @@ from click.testing import CliRunner
 
 from searchkit import MatchRule, Searcher, build_index
 from searchkit.cli import main
+from searchkit.data.intent import ProductTypes, catalog_types, serves, title_types
+from searchkit.data.spell import SpellCorrector
+from searchkit.data.text import CachedStemmer, words
 from searchkit.errors import CatalogError, QueryError
-from searchkit.intent import ProductTypes, catalog_types, serves, title_types
-from searchkit.retrieval import Fusion
-from searchkit.spell import SpellCorrector
-from searchkit.text import CachedStemmer, words
+from searchkit.search.retrieval import Fusion
 
 
 def test_a_titles_type_is_the_head_of_its_name():
@@ -172,7 +172,7 @@ def test_filters_compare_words_and_facets_show_tidy_values(searcher):
     assert counts["brand"] and all(n > 0 for _, n in counts["brand"])
     import pyarrow as pa
 
-    from searchkit.filters import FilterIndex
+    from searchkit.search.filters import FilterIndex
 
     table = pa.table({"color": ["White", "White", "white", "WHITE ", "Black and White Finials Included White"]})
     index = FilterIndex(table)
@@ -225,7 +225,7 @@ def test_catalog_sets_are_in_the_repository():
     for name in ("product-types.toml", "out-of-catalog.txt", "typos.csv", "real-words.txt", "petshop-products.csv"):
         assert (sets / name).is_file(), name
     with pytest.raises(CatalogError):
-        from searchkit.catalog import ColumnMap
+        from searchkit.data.catalog import ColumnMap
 
         ColumnMap(bad_numbers="sometimes")
 
@@ -240,7 +240,7 @@ def test_the_cli_keeps_the_http_limits(run_cli, built_index):
 
 
 def test_filtered_dense_search_is_exact_by_either_path(searcher, monkeypatch):
-    import searchkit.retrieval as retrieval
+    import searchkit.search.retrieval as retrieval
 
     mask = searcher.filter_index.mask({"color": ["white", "chrome", "black"]})
     vector = searcher.embed(["kohler toilet seat"])

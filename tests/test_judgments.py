@@ -10,12 +10,12 @@ import pytest
 from click.testing import CliRunner
 from fastapi.testclient import TestClient
 
-from searchkit.catalog import read_pairs
 from searchkit.cli import main
+from searchkit.data.catalog import read_pairs
 from searchkit.errors import CatalogError
-from searchkit.judgments import JudgmentConfig, judgments, position_based_model
-from searchkit.metrics import spearman
-from searchkit.serve import create_app
+from searchkit.eval.metrics import spearman
+from searchkit.serve.app import create_app
+from searchkit.training.judgments import JudgmentConfig, judgments, position_based_model
 
 
 def biased_log(seed: int = 0, searches: int = 4000) -> tuple[pd.DataFrame, dict[str, float]]:
@@ -83,7 +83,7 @@ def test_from_a_server_log_to_a_pairs_file_training_reads(index_copy, tmp_path):
 
 
 def test_the_gate_adopts_only_a_model_better_beyond_the_noise():
-    from searchkit.release import gate
+    from searchkit.training.release import gate
 
     rng = np.random.default_rng(0)
     current = rng.random(200)
@@ -122,27 +122,27 @@ def test_learn_runs_the_loop_and_a_dry_run_changes_nothing(index_copy, tmp_path)
 
 
 def test_an_adopted_candidate_is_built_into_the_index(index_copy, tmp_path, monkeypatch):
-    import searchkit.release as release
+    import searchkit.training.release as release
     from searchkit import Searcher
-    from searchkit.training import TrainConfig
+    from searchkit.training.embedder import TrainConfig
     from tests.fixtures import BRANDS, NOUNS
 
     impressions = tmp_path / "impressions.csv"
     rows = [(f"{b} {n}".strip().lower(), f"P{(i * 7 + j) % 240:05d}", j + 1, int(j == i % 3))
             for i, (b, n) in enumerate((b, n) for b in BRANDS[:5] for n in NOUNS) for j in range(5) for _ in range(3)]
     pd.DataFrame(rows, columns=["query", "product_id", "position", "clicked"]).to_csv(impressions, index=False)
-    before = Searcher.from_dir(index_copy).manifest.model["fingerprint"]
+    before = Searcher.from_dir(index_copy).manifest.model.fingerprint
     monkeypatch.setattr(release, "gate", lambda *a: release.Verdict(True, "forced", 1, 0.1, (0.05, 0.15), 0.0,
                                                                       (0.0, 0.0)))
     template = TrainConfig(max_steps=2, batch_size=8, eval_steps=100, save_steps=100, eval_queries=5, eval_corpus=30)
     report = release.learn([impressions], index_copy, template=template)
     assert report["adopted"] and report["verdict"]["reason"] == "forced"
     after = Searcher.from_dir(index_copy)
-    assert after.manifest.model["fingerprint"] != before and after.search("kohler toilet seat", k=3)
+    assert after.manifest.model.fingerprint != before and after.search("kohler toilet seat", k=3)
 
 
 def test_the_cascade_model_reads_products_above_the_first_click_as_examined():
-    from searchkit.judgments import cascade_model
+    from searchkit.training.judgments import cascade_model
 
     log = pd.DataFrame({"query_id": [1, 1, 1, 2, 2, 2], "query": ["fan"] * 6, "product_id": ["A", "B", "C"] * 2,
                         "position": [1, 2, 3] * 2, "clicked": [0, 1, 0, 1, 0, 0]})

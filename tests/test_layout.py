@@ -17,7 +17,7 @@ def module_name(path: Path) -> str:
 
 def imports(source: str, name: str, is_package: bool, modules: set[str]) -> set[str]:
     """Every searchkit module the module `name` imports, wherever the import statement stands: `from . import store`
-    imports searchkit.store, `from .text import words` searchkit.text."""
+    imports searchkit.index.layout, `from .text import words` searchkit.data.text."""
     package = name if is_package else name.rpartition(".")[0]
     found = set()
     for node in ast.walk(ast.parse(source)):
@@ -80,19 +80,121 @@ def test_the_cycle_finder_finds_cycles():
 
 
 def test_imports_inside_functions_and_type_checking_blocks_are_counted():
-    source = ("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from .store import IndexFiles\n"
-              "def f():\n    from . import text\n    from .errors import QueryError\n")
-    modules = {"searchkit.store", "searchkit.text", "searchkit.errors", "searchkit.search"}
-    assert imports(source, "searchkit.search", False, modules) == {"searchkit.store", "searchkit.text",
-                                                                   "searchkit.errors"}
+    source = ("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from ..index.layout import IndexFiles\n"
+              "def f():\n    from ..data import text\n    from ..errors import QueryError\n")
+    modules = {"searchkit.index.layout", "searchkit.data.text", "searchkit.errors", "searchkit.search.searcher"}
+    assert imports(source, "searchkit.search.searcher", False, modules) == {"searchkit.index.layout",
+                                                                            "searchkit.data.text", "searchkit.errors"}
 
 
 def test_no_import_cycles():
     assert cycles(graph()) == []
 
 
-def test_only_store_names_index_files():
-    names = ("manifest.json", "index.faiss", "products.parquet", "query-tokens.npy", "encoder-int8.onnx")
+# Stages, lowest first: a module imports only from its own stage or a lower one. The top-level modules other than
+# the package's face (__init__, __main__) are shared bits every stage may use.
+STAGES = ("data", "models", "index", "search", "backends", "eval", "training", "serve", "cli")
+FACE = {"searchkit", "searchkit.__main__"}
+
+
+def stage(module: str) -> int:
+    parts = module.split(".")
+    if module in FACE:
+        return len(STAGES)
+    return STAGES.index(parts[1]) if len(parts) > 2 or parts[1] in STAGES else -1
+
+
+def test_stages_import_only_downward():
+    upward = sorted(f"{m} -> {t}" for m, targets in graph().items() for t in targets if stage(t) > stage(m))
+    assert upward == []
+
+
+def test_the_stage_rank_reads_folders():
+    assert stage("searchkit.errors") == -1 and stage("searchkit.data.text") == 0
+    assert stage("searchkit.search.searcher") < stage("searchkit.training.embedder") < stage("searchkit.cli")
+
+
+def reachable(start: set[str], edges: dict[str, set[str]]) -> set[str]:
+    seen, todo = set(), list(start)
+    while todo:
+        m = todo.pop()
+        if m not in seen:
+            seen.add(m)
+            todo.extend(edges.get(m, ()))
+    return seen
+
+
+HEAVY = re.compile(r"^\s*(import|from)\s+(torch|transformers|sentence_transformers|datasets|accelerate)\b", re.M)
+
+
+def test_the_query_path_holds_no_training_code_and_no_torch():
+    """Everything the search stage reaches, at any depth and inside functions, is free of the training stage and of
+    torch imports; the torch encoder is reached through models.encoder's backend table, named by string."""
+    edges = graph()
+    query_path = reachable({m for m in edges if m.startswith("searchkit.search.")}, edges)
+    assert not [m for m in query_path if m.startswith(("searchkit.training", "searchkit.eval"))]
+    heavy = [m for m in query_path if HEAVY.search(module_path(m).read_text()) and m not in TORCH_BACKENDS]
+    assert heavy == []
+
+
+# the modules that import torch, each only inside functions of its torch backend or export path
+TORCH_BACKENDS = {"searchkit.models.encoder", "searchkit.models.export", "searchkit.models.query_tower"}
+
+
+def module_path(module: str) -> Path:
+    path = PACKAGE.parent / (module.replace(".", "/") + ".py")
+    return path if path.exists() else PACKAGE.parent / module.replace(".", "/") / "__init__.py"
+
+
+def test_torch_is_imported_only_inside_functions():
+    top_level = []
+    for path in PACKAGE.rglob("*.py"):
+        for node in ast.parse(path.read_text()).body:
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else (
+                [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            if any(n.split(".")[0] in ("torch", "transformers", "sentence_transformers") for n in names):
+                top_level.append(path.name)
+    assert top_level == []
+
+
+def file_names(module) -> set[str]:
+    return {v for k, v in vars(module).items() if k.isupper() and isinstance(v, str) and "." in v}
+
+
+def written_outside(names: set[str], home: str) -> list[str]:
     pattern = re.compile("|".join(re.escape(f'"{n}"') for n in names))
-    offenders = [p.name for p in PACKAGE.rglob("*.py") if p.name != "store.py" and pattern.search(p.read_text())]
+    return sorted(str(p.relative_to(PACKAGE)) for p in PACKAGE.rglob("*.py")
+                  if str(p.relative_to(PACKAGE)) != home and pattern.search(p.read_text()))
+
+
+def test_one_module_names_the_index_files_and_one_the_model_files():
+    from searchkit.index import layout
+    from searchkit.models import files
+
+    assert len(file_names(layout) - file_names(files)) >= 10 and len(file_names(files)) >= 8
+    assert written_outside(file_names(layout) - file_names(files), "index/layout.py") == []
+    assert written_outside(file_names(files), "models/files.py") == []
+
+
+def test_at_most_eight_modules_at_the_top_and_none_over_500_lines():
+    top = sorted(p.name for p in PACKAGE.glob("*.py"))
+    assert len(top) <= 8, top
+    long = [str(p.relative_to(PACKAGE)) for p in PACKAGE.rglob("*.py") if len(p.read_text().splitlines()) > 500]
+    assert long == []
+
+
+# process-wide state a library must leave to its caller; each allowed place is the application's own entry point
+PROCESS_STATE = re.compile(r"os\.environ\[[^]]+\]\s*=|os\.environ\.(setdefault|update|pop)|os\.putenv|logging\.disable"
+                           r"|logging\.basicConfig|\.setLevel\(|omp_set_num_threads|disable_progress_bar")
+ALLOWED_STATE = {"cli/__init__.py", "cli/common.py", "cli/serve_commands.py",  # the command's process
+                 "search/searcher.py"}  # set_search_threads: the explicit, documented process-wide setter
+
+
+def test_library_code_leaves_process_state_to_its_caller():
+    offenders = sorted(f"{p.relative_to(PACKAGE)}:{i}" for p in PACKAGE.rglob("*.py")
+                       if str(p.relative_to(PACKAGE)) not in ALLOWED_STATE
+                       for i, line in enumerate(p.read_text().splitlines(), 1)
+                       if PROCESS_STATE.search(line.split("#")[0]))
     assert offenders == []
+    searcher_source = (PACKAGE / "search" / "searcher.py").read_text()
+    assert searcher_source.count("omp_set_num_threads") == 1  # only inside set_search_threads

@@ -7,8 +7,8 @@ import threading
 import numpy as np
 import pytest
 
-from searchkit import lexical
-from searchkit.lexical import LexicalIndex, Scores
+from searchkit.index import lexical
+from searchkit.index.lexical import LexicalIndex, Scores
 
 WORDS = [f"w{i}" for i in range(60)]
 

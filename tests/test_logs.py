@@ -14,7 +14,7 @@ import urllib.request
 import pytest
 from fastapi.testclient import TestClient
 
-from searchkit.serve import create_app
+from searchkit.serve.app import create_app
 
 
 def lines(folder, kind):

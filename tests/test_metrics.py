@@ -3,7 +3,7 @@ import math
 import numpy as np
 import pytest
 
-from searchkit.metrics import (
+from searchkit.eval.metrics import (
     _ranks,
     bootstrap_spearman,
     dcg,

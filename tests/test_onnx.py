@@ -57,7 +57,7 @@ def test_bulk_onnx_encoding_matches_torch(tmp_path, catalog_file, tiny_model, bu
 def test_int8_graph_embeds_a_text_the_same_in_any_batch(tmp_path, catalog_file, tiny_model, catalog_frame):
     """Per-row activation scales: batch-mates (and their padding) do not move a text's vector, which is what lets an
     update embed only the changed products and still match a rebuild."""
-    from searchkit.encoder import OnnxEncoder
+    from searchkit.models.encoder import OnnxEncoder
 
     build_index(catalog_file, tmp_path / "idx", model=tiny_model, config=IndexConfig(bulk="onnx-int8"))
     searcher = Searcher.from_dir(tmp_path / "idx")
@@ -96,11 +96,11 @@ def test_int8_query_graph_checked_at_build_and_used_when_close(built_index):
 
 
 def test_int8_query_graph_dropped_when_too_far_from_fp32(tmp_path, catalog_file, tiny_model, monkeypatch):
-    import searchkit.index
+    import searchkit.index.graphs
 
-    monkeypatch.setattr(searchkit.index, "QUERY_INT8_MIN_COSINE", 1.01)  # no int8 graph can pass this
+    monkeypatch.setattr(searchkit.index.graphs, "QUERY_INT8_MIN_COSINE", 1.01)  # no int8 graph can pass this
     manifest = build_index(catalog_file, tmp_path / "idx", model=tiny_model)
-    assert manifest.model["query_int8"]["used_for_queries"] is False
+    assert manifest.model.query_int8["used_for_queries"] is False
     assert not (tmp_path / "idx" / "encoder-int8.onnx").exists() and "encoder-int8.onnx" not in manifest.files
     assert Searcher.from_dir(tmp_path / "idx").encoder.path.name == "encoder.onnx"
     with pytest.raises(IndexFormatError, match="no usable encoder-int8.onnx"):
@@ -110,7 +110,7 @@ def test_int8_query_graph_dropped_when_too_far_from_fp32(tmp_path, catalog_file,
 def test_int8_query_embedding_does_not_depend_on_batch_mates(tmp_path, built_index):
     """Dynamic int8 quantisation scales activations over a whole batch: queries are run one at a time so that a
     query embeds (and ranks) the same alone as in a batch."""
-    from searchkit.encoder import OnnxEncoder
+    from searchkit.models.encoder import OnnxEncoder
 
     assert (built_index / "encoder-int8.onnx").is_file()  # the tiny model passes the build's int8 check
     searcher = Searcher.from_dir(built_index, backend="onnx-int8")
@@ -124,12 +124,12 @@ def test_int8_query_embedding_does_not_depend_on_batch_mates(tmp_path, built_ind
 
 
 def test_onnx_encoding_in_chunks_keeps_row_order(built_index, monkeypatch):
-    import searchkit.encoder
+    import searchkit.models.encoder
 
     encoder = Searcher.from_dir(built_index, backend="onnx").encoder
     texts = [f"toilet seat {'white ' * (i % 5)}{i}" for i in range(23)]
     whole = encoder.encode(texts, batch_size=4)
-    monkeypatch.setattr(searchkit.encoder, "TOKENIZE_CHUNK", 5)
+    monkeypatch.setattr(searchkit.models.encoder, "TOKENIZE_CHUNK", 5)
     chunked = encoder.encode(texts, batch_size=4)
     assert chunked.shape == (23, whole.shape[1]) and np.allclose(chunked, whole, atol=1e-5)
     assert np.allclose(encoder.encode(texts[7:8]), whole[7:8], atol=1e-5)
@@ -140,7 +140,7 @@ def test_graphs_are_exported_once_per_model_and_a_cached_build_imports_no_torch(
     import subprocess
     import sys
 
-    from searchkit import index as index_module
+    import searchkit.index.graphs as index_module
 
     cache = tmp_path / "cache"
     config = IndexConfig(bulk="onnx-int8", cache_dir=cache)
@@ -174,3 +174,64 @@ def test_an_unwritable_graph_cache_still_builds(tmp_path, catalog_file, tiny_mod
     manifest = build_index(catalog_file, tmp_path / "idx", model=tiny_model,
                            config=IndexConfig(bulk="onnx-int8", cache_dir=blocked))
     assert "encoder.onnx" in manifest.files and blocked.is_file()
+
+
+BLOCK_TORCH = """
+import importlib.abc, sys
+class Block(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name.split('.')[0] in ('torch', 'transformers', 'sentence_transformers'):
+            raise ImportError('not installed here: ' + name)
+sys.meta_path.insert(0, Block())
+"""
+
+
+def test_a_packaged_model_builds_queries_and_serves_where_torch_cannot_be_imported(tmp_path, catalog_file,
+                                                                                   tiny_model):
+    """The base install's promise: with the model's graph skeleton, an empty graph cache and no torch, transformers
+    or sentence-transformers importable, a build embeds the catalog, a search answers, the server serves."""
+    import shutil
+    import subprocess
+    import sys
+
+    from searchkit.training.package import package_model
+
+    model = tmp_path / "model"
+    shutil.copytree(tiny_model, model)
+    assert package_model(model) == [model]
+    traced = tmp_path / "traced"
+    build_index(catalog_file, traced, model=tiny_model, config=IndexConfig(cache_dir=tmp_path / "cache-a"))
+    script = BLOCK_TORCH + f"""
+from pathlib import Path
+from fastapi.testclient import TestClient
+from searchkit import IndexConfig, Searcher, build_index
+from searchkit.serve.app import create_app
+out = Path({str(tmp_path / 'idx')!r})
+build_index({str(catalog_file)!r}, out, model={str(model)!r}, config=IndexConfig(cache_dir=Path({str(tmp_path / 'cache-b')!r})))
+hits = Searcher.from_dir(out).search('kohler toilet seat', k=3)
+answer = TestClient(create_app(out, watch=False)).get('/search', params={{'q': 'kohler toilet seat', 'k': 3}})
+assert answer.status_code == 200, answer.text
+print([h.product_id for h in hits] == [r['product_id'] for r in answer.json()['results']], 'torch' in sys.modules)
+"""
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["True", "False"]
+    built, reference = json.loads((tmp_path / "idx" / "manifest.json").read_text()), json.loads(
+        (traced / "manifest.json").read_text())
+    for name in ("encoder.onnx", "index.faiss"):  # the very graph a torch export writes, and the same vectors
+        assert built["files"][name]["sha256"] == reference["files"][name]["sha256"]
+
+
+def test_a_skeleton_of_other_weights_is_not_used(tmp_path, tiny_model):
+    import shutil
+
+    from searchkit.models.skeleton import rebuild_graph
+    from searchkit.training.package import package_model
+
+    model = tmp_path / "model"
+    shutil.copytree(tiny_model, model)
+    package_model(model)
+    assert rebuild_graph(model, tmp_path / "a.onnx")
+    record = json.loads((model / "onnx" / "skeleton.json").read_text())
+    (model / "onnx" / "skeleton.json").write_text(json.dumps({**record, "weights_sha256": "0" * 64}))
+    assert not rebuild_graph(model, tmp_path / "b.onnx") and not (tmp_path / "b.onnx").exists()

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from searchkit.backends.opensearch.export import export_opensearch
 from searchkit.cli import main
 from searchkit.errors import IndexFormatError
-from searchkit.opensearch_export import export_opensearch
 
 
 def documents(folder):
@@ -34,8 +34,8 @@ def test_export_writes_a_knn_mapping_and_one_document_per_product(tmp_path, buil
     assert embedding["type"] == "knn_vector" and embedding["dimension"] == searcher.manifest.dimension
     assert embedding["method"]["engine"] == "faiss" and embedding["method"]["space_type"] == "innerproduct"
     similarity = body["settings"]["index"]["similarity"]["default"]
-    assert similarity == {"type": "BM25", "k1": searcher.manifest.index["bm25"]["k1"],
-                          "b": searcher.manifest.index["bm25"]["b"]}
+    assert similarity == {"type": "BM25", "k1": searcher.manifest.index.bm25.k1,
+                          "b": searcher.manifest.index.bm25.b}
     properties = body["mappings"]["properties"]
     assert properties["brand"]["type"] == properties["color"]["type"] == "keyword"
     assert properties["price"]["type"] == "double" and properties["keywords"]["analyzer"] == "whitespace"

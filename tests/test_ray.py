@@ -33,7 +33,7 @@ def test_a_ray_build_gives_the_vectors_and_results_of_a_single_process_build(ray
                          config=IndexConfig(bulk=bulk, batch_size=16))
     manifest = build_index(catalog_file, tmp_path / "ray", model=tiny_model,
                            config=IndexConfig(bulk=bulk, batch_size=16, ray="local", workers=2, reuse=False))
-    encoding = manifest.model["encoding"]
+    encoding = manifest.model.ray
     assert encoding["engine"] == "ray" and encoding["workers"] == 2 and encoding["texts_per_second"] > 0
     assert encoding["texts"] == single.rows and manifest.device.startswith(f"encode: ray, 2 workers ({bulk}")
     a, b = Searcher.from_dir(tmp_path / "single"), Searcher.from_dir(tmp_path / "ray")
@@ -50,7 +50,7 @@ def test_cli_build_index_on_ray(ray_cluster, tmp_path, catalog_file, tiny_model)
     result = CliRunner().invoke(main, ["build-index", str(catalog_file), "--model", str(tiny_model), "--out",
                                        str(tmp_path / "idx"), "--ray", "local", "--workers", "1", "--json"])
     assert result.exit_code == 0, result.output
-    assert json.loads(result.stdout)["model"]["encoding"]["workers"] == 1
+    assert json.loads(result.stdout)["model"]["ray"]["workers"] == 1
     bad = CliRunner().invoke(main, ["build-index", str(catalog_file), "--model", str(tiny_model), "--out",
                                     str(tmp_path / "x"), "--ray", "local", "--workers", "0"])
     assert bad.exit_code != 0 and "--workers" in bad.output
@@ -76,7 +76,7 @@ def test_a_folder_or_glob_of_parquet_shards_is_one_catalog(ray_cluster, tmp_path
     folder = build_index(shards, tmp_path / "ray", model=tiny_model,
                          config=IndexConfig(ray="local", workers=2, reuse=False))
     globbed = build_index(shards / "part-*.parquet", tmp_path / "glob", model=tiny_model)
-    assert folder.rows == globbed.rows == len(catalog_frame) and folder.catalog["sha256"] == globbed.catalog["sha256"]
+    assert folder.rows == globbed.rows == len(catalog_frame) and folder.catalog.sha256 == globbed.catalog.sha256
     a, b = Searcher.from_dir(tmp_path / "single"), Searcher.from_dir(tmp_path / "ray")
     assert a.products["product_id"].tolist() == b.products["product_id"].tolist()
     assert [h.product_id for h in a.search("kohler toilet seat")] == [h.product_id for h in b.search(

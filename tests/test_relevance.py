@@ -7,8 +7,9 @@ import json
 import numpy as np
 import pytest
 
+from searchkit.data.text import TextConfig
 from searchkit.errors import ModelError
-from searchkit.relevance import (
+from searchkit.search.relevance import (
     FEATURES,
     GRADER,
     RelevanceModel,
@@ -20,7 +21,6 @@ from searchkit.relevance import (
     text_key,
     word_features,
 )
-from searchkit.text import TextConfig
 
 PARTS = ("a" * 64, (0.45, 0.5, 2), "b" * 64)
 

@@ -13,11 +13,12 @@ from click.testing import CliRunner
 from searchkit import build_index
 from searchkit.cli import main
 from searchkit.errors import IndexFormatError, IndexMismatchError, ModelError, QueryError, SearchkitError
-from searchkit.evaluate import EvalConfig, evaluate
-from searchkit.rerank import RERANKER_DIR, blend, read_info
-from searchkit.rerank_training import RerankTrainConfig, train_reranker, training_groups
-from searchkit.search import Searcher
-from searchkit.store import IndexFiles, has_reranker, read_manifest
+from searchkit.eval.evaluate import evaluate
+from searchkit.eval.selection import EvalConfig
+from searchkit.index.layout import IndexFiles, has_reranker, read_manifest
+from searchkit.models.cross_encoder import RERANKER_DIR, blend, read_info
+from searchkit.search.searcher import Searcher
+from searchkit.training.reranker import RerankTrainConfig, train_reranker, training_groups
 
 
 def test_blend_weights_the_two_stages():
@@ -43,7 +44,7 @@ def test_trained_reranker_folder(reranker):
 def test_index_keeps_the_reranker_and_rerank_mode_reorders_the_hybrid_top(reranked_index, reranker):
     manifest = read_manifest(reranked_index)
     assert has_reranker(manifest)
-    assert manifest.model["reranker"]["name"] == "tiny-reranker"
+    assert manifest.model.reranker["name"] == "tiny-reranker"
     assert not (IndexFiles(reranked_index).model / RERANKER_DIR).exists()
     searcher = Searcher.from_dir(reranked_index)
     assert searcher.modes == ("dense", "lexical", "hybrid", "rerank")
@@ -75,7 +76,7 @@ def test_index_keeps_the_reranker_and_rerank_mode_reorders_the_hybrid_top(rerank
 
 
 def test_evaluate_measures_rerank_mode_and_the_reranker_pairs(reranked_index, built_index, pairs_file):
-    from searchkit.catalog import read_pairs
+    from searchkit.data.catalog import read_pairs
 
     report = evaluate(Searcher.from_dir(reranked_index), read_pairs(pairs_file), EvalConfig(split="all"))
     assert set(report["retrieval"]) == {"dense", "lexical", "hybrid", "rerank"}
@@ -111,30 +112,30 @@ def test_a_changed_reranker_graph_is_refused(tmp_path, reranked_index):
 
 def test_the_models_own_reranker_is_the_default_and_a_new_one_makes_the_index_stale(tmp_path, catalog_file,
                                                                                     tiny_model, reranker):
-    from searchkit.index import IndexConfig, staleness
+    from searchkit.index.build import IndexConfig, staleness
 
     model = tmp_path / "model"
     shutil.copytree(tiny_model, model)
     shutil.copytree(reranker, model / RERANKER_DIR)
     out = tmp_path / "idx"
     manifest = build_index(catalog_file, out, model=model)
-    assert manifest.model["reranker"]["source"] == str(model / RERANKER_DIR)
+    assert manifest.model.reranker["source"] == str(model / RERANKER_DIR)
     assert staleness(out, catalog_file, model) is None
     info = json.loads((model / RERANKER_DIR / "reranker.json").read_text())
     info["settings"]["depth"] = 10
     (model / RERANKER_DIR / "reranker.json").write_text(json.dumps(info))
     assert "reranker" in staleness(out, catalog_file, model)
     plain = build_index(catalog_file, tmp_path / "plain", model=model, config=IndexConfig(reranker=False))
-    assert "reranker" not in plain.model
+    assert plain.model.reranker is None
     with pytest.raises(SearchkitError, match="without one"):
         build_index(catalog_file, tmp_path / "x", model=model, config=IndexConfig(reranker=False), reranker=reranker)
 
 
 def test_fit_relevance_then_a_rebuilt_index_estimates_graded_relevance(tmp_path, catalog_file, tiny_model, reranker,
                                                                        pairs_file):
-    from searchkit.catalog import read_pairs
-    from searchkit.fit_relevance import RelevanceFitConfig, fit_relevance
-    from searchkit.index import IndexConfig, staleness
+    from searchkit.data.catalog import read_pairs
+    from searchkit.index.build import IndexConfig, staleness
+    from searchkit.training.relevance import RelevanceFitConfig, fit_relevance
 
     model = tmp_path / "model"
     shutil.copytree(tiny_model, model)
@@ -178,7 +179,7 @@ def test_fit_relevance_then_a_rebuilt_index_estimates_graded_relevance(tmp_path,
     assert "cross_validated" in result.output and "rebuild the index" in result.output
     from fastapi.testclient import TestClient
 
-    from searchkit.serve import create_app
+    from searchkit.serve.app import create_app
 
     with TestClient(create_app(out, watch=False)) as client:
         body = client.get("/relevance", params={"q": query, "id": ids[:2]}).json()
@@ -198,28 +199,28 @@ def test_fit_relevance_then_a_rebuilt_index_estimates_graded_relevance(tmp_path,
 
 
 def test_a_grader_adds_its_cosine_to_the_relevance_estimate(tmp_path, catalog_file, tiny_model, reranker, pairs_file):
-    from searchkit.encoder import load_encoder
-    from searchkit.fit_relevance import RelevanceFitConfig, fit_relevance
-    from searchkit.index import staleness
-    from searchkit.relevance import FEATURES, GRADER
-    from searchkit.store import has_grader
+    from searchkit.index.build import staleness
+    from searchkit.index.layout import has_grader
+    from searchkit.models.encoder import load_encoder
+    from searchkit.search.relevance import FEATURES, GRADER
+    from searchkit.training.relevance import RelevanceFitConfig, fit_relevance
 
     model = tmp_path / "model"
     shutil.copytree(tiny_model, model)
     shutil.copytree(reranker, model / RERANKER_DIR)
     out = tmp_path / "idx"
-    before = build_index(catalog_file, out, model=model).model["reranker"]["fingerprint"]
+    before = build_index(catalog_file, out, model=model).model.reranker_fingerprint
     grader = model / RERANKER_DIR / "grader"
     shutil.copytree(tiny_model, grader)
     (grader / "tokenizer.json").rename(tmp_path / "tokenizer.json")
     with pytest.raises(ModelError, match="grader lacks tokenizer.json"):
         build_index(catalog_file, out, model=model)
-    assert read_manifest(out).model["reranker"]["fingerprint"] == before  # the old index is untouched
+    assert read_manifest(out).model.reranker["fingerprint"] == before  # the old index is untouched
     (tmp_path / "tokenizer.json").rename(grader / "tokenizer.json")
     assert "reranker differs" in staleness(out, catalog_file, model)  # the grader is part of the reranker
     manifest = build_index(catalog_file, out, model=model)
-    assert has_grader(manifest) and manifest.model["reranker"]["fingerprint"] != before
-    assert manifest.model["reranker"]["grader"]["dimension"] == 32
+    assert has_grader(manifest) and manifest.model.reranker["fingerprint"] != before
+    assert manifest.model.reranker["grader"]["dimension"] == 32
 
     searcher = Searcher.from_dir(out)
     query, ids = "kohler toilet seat", searcher.products["product_id"].tolist()[:4]
@@ -253,8 +254,8 @@ def test_resume_continues_from_the_checkpoint(tmp_path, built_index, pairs_file,
     config = RerankTrainConfig(index=built_index, pairs=pairs_file, out=tmp_path / "rr", max_steps=4, save_steps=2,
                                negatives=1, eval_queries=4)
     train_reranker(config)
-    assert (tmp_path / "rr" / "checkpoints" / "checkpoint.pt").is_file()
-    with caplog.at_level("INFO", logger="searchkit.rerank_training"):
+    assert [p.name for p in (tmp_path / "rr" / "checkpoints").glob("checkpoint-*")] == ["checkpoint-2"]
+    with caplog.at_level("INFO", logger="searchkit.training.reranker"):
         train_reranker(RerankTrainConfig(**{**config.__dict__, "resume": True}))
     assert "resuming at step 2 of 4" in caplog.text
     with pytest.raises(SearchkitError, match="without --resume"):
@@ -288,7 +289,7 @@ def test_cli_train_reranker_build_and_query(tmp_path, built_index, pairs_file, c
 def test_http_rerank_mode(reranked_index, built_index):
     from fastapi.testclient import TestClient
 
-    from searchkit.serve import create_app
+    from searchkit.serve.app import create_app
 
     with TestClient(create_app(reranked_index, watch=False)) as client:
         assert client.get("/health").json()["modes"] == ["dense", "lexical", "hybrid", "rerank"]

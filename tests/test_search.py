@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from searchkit import IndexConfig, QueryError, Searcher, build_index
-from searchkit.filters import merge_filters, parse_filter
-from searchkit.retrieval import Fusion, rrf
+from searchkit.search.filters import merge_filters, parse_filter
+from searchkit.search.retrieval import Fusion, rrf
 from tests.fixtures import make_catalog
 
 
@@ -161,7 +161,7 @@ def test_product_lookup(searcher, catalog_frame):
 def test_lexical_scores_equal_bm25s():
     import bm25s
 
-    from searchkit.lexical import BM25_B, BM25_K1, LexicalIndex
+    from searchkit.index.lexical import BM25_B, BM25_K1, LexicalIndex
 
     texts = ["kohler toilet seat brand_kohler", "toilet paper holder", "seat cushion seat", "fan"]
     for ours, (k1, b) in ((LexicalIndex.build(texts), (BM25_K1, BM25_B)),
@@ -231,7 +231,7 @@ def test_no_queries_embed_to_an_empty_matrix(searcher):
 
 @pytest.mark.parametrize("mode", ["hybrid", "lexical"])
 def test_overlapped_legs_give_the_sequential_results(searcher, monkeypatch, mode):
-    from searchkit import search
+    from searchkit.search import searcher as search
 
     queries = ["kohler toilet seat", "swag light kit", "white garden hose 50 ft", "unknownword"]
     monkeypatch.setattr(search, "OVERLAP_FROM", 10**12)

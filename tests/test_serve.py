@@ -7,7 +7,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from searchkit import build_index
-from searchkit.serve import create_app
+from searchkit.serve.app import create_app
 
 
 @pytest.fixture()
@@ -138,7 +138,7 @@ def test_reload_swaps_and_a_broken_rebuild_keeps_the_old_index(client, index_cop
 
 
 def test_watcher_reloads_without_dropping_requests(index_copy, catalog_frame, tiny_model, tmp_path, monkeypatch):
-    import searchkit.serve as serve
+    import searchkit.serve.app as serve
 
     monkeypatch.setattr(serve, "WATCH_SECONDS", 0.1)
     app = create_app(index_copy, watch=True)
@@ -163,3 +163,28 @@ def test_watcher_reloads_without_dropping_requests(index_copy, catalog_frame, ti
     app.state.stop_watch.set()
     assert statuses and set(statuses) == {200}
     shutil.rmtree(index_copy, ignore_errors=True)
+
+
+def test_metrics_count_requests_latency_no_match_errors_and_the_index(client, catalog_frame):
+    def value(text: str, line_start: str) -> float:
+        found = [line for line in text.splitlines() if line.startswith(line_start)]
+        assert found, line_start
+        return float(found[0].rsplit(" ", 1)[1])
+
+    before = client.get("/metrics").text
+    client.get("/search", params={"q": "toilet seat"})
+    client.get("/search", params={"q": "toilet seat", "mode": "dense"})
+    client.get("/search", params={"q": "🙂"})  # no word to search: no match
+    client.get("/search", params={"q": "fan", "k": 0})  # refused: 400
+    answer = client.get("/metrics")
+    assert answer.status_code == 200 and answer.headers["content-type"].startswith("text/plain")
+    text = answer.text
+    hybrid = 'searchkit_requests_total{endpoint="/search",mode="hybrid",status="200"}'
+    assert value(text, hybrid) - (value(before, hybrid) if hybrid in before else 0) == 2
+    assert value(text, 'searchkit_requests_total{endpoint="/search",mode="dense",status="200"}') >= 1
+    assert value(text, 'searchkit_request_seconds_count{endpoint="/search",mode="hybrid"}') >= 2
+    assert value(text, 'searchkit_no_match_total{mode="hybrid"}') >= 1
+    assert value(text, 'searchkit_errors_total{endpoint="/search",status="400"}') >= 1
+    assert value(text, "searchkit_index_rows ") == len(catalog_frame)
+    assert value(text, "searchkit_index_version ") == 1 and "searchkit_reloads " in text
+    assert client.get("/metrics", params={"x": 1}).status_code == 400

@@ -1,4 +1,4 @@
-from searchkit.spell import SpellCorrector, _one_edit
+from searchkit.data.spell import SpellCorrector, _one_edit
 
 
 def test_one_edit_kinds():

@@ -9,14 +9,14 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from searchkit.catalog import read_catalog, read_pairs
 from searchkit.cli import main
+from searchkit.data.catalog import read_catalog, read_pairs
+from searchkit.data.splits import split_pairs
+from searchkit.data.text import TextConfig, words
 from searchkit.errors import SearchkitError
-from searchkit.pseudo_queries import product_type, pseudo_queries, title_measure
-from searchkit.splits import split_pairs
-from searchkit.teacher import PLAN_FILE, LabelSettings, label_queries, read_labels, teacher_labels
-from searchkit.text import TextConfig, words
-from searchkit.training import DistilSettings, catalog_normaliser, distil_rows
+from searchkit.training.embedder import DistilSettings, catalog_normaliser, distil_rows
+from searchkit.training.pseudo_queries import product_type, pseudo_queries, title_measure
+from searchkit.training.teacher import PLAN_FILE, LabelSettings, label_queries, read_labels, teacher_labels
 
 
 def test_pseudo_queries_are_seeded_distinct_title_words(catalog_frame):

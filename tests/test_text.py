@@ -1,6 +1,6 @@
 import pytest
 
-from searchkit.text import BrandMatcher, CachedStemmer, Normaliser, TextConfig, detect_brand, slug, words
+from searchkit.data.text import BrandMatcher, CachedStemmer, Normaliser, TextConfig, detect_brand, slug, words
 
 
 def test_words_lowercase_and_keep_decimals():
@@ -79,7 +79,7 @@ def test_keyword_text_is_stemmed_even_when_the_model_reads_whole_words():
 
 
 def test_measures_are_written_one_way():
-    from searchkit.text import measures
+    from searchkit.data.text import measures
 
     def m(text):
         return " ".join(measures(text.split()))
@@ -119,7 +119,7 @@ def test_the_porter_stemmer_loaded_alone_stems_as_nltk_and_imports_no_nltk():
     words_ = sorted({w for t in make_catalog(n=240, seed=7)["title"] for w in t.lower().split()} |
                     {"running", "generously", "relational", "hopefulness", "ceiling", "fans", "caresses", "ponies",
                      "sensational", "wireless", "backsplash", "dimmable"})
-    script = ("import sys; from searchkit.text import _nltk_porter; stem = _nltk_porter(); "
+    script = ("import sys; from searchkit.data.text import _nltk_porter; stem = _nltk_porter(); "
               f"print(' '.join(stem(w) for w in {words_!r})); print('nltk' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr

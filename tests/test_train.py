@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from searchkit import Searcher, SearchkitError, TrainConfig, build_index, train
-from searchkit.encoder import describe_model
-from searchkit.splits import SplitConfig
+from searchkit.data.splits import SplitConfig
+from searchkit.models.encoder import describe_model
 
 
 def quick_config(folder, extra: str = "") -> str:
@@ -27,7 +27,7 @@ def test_few_steps_make_a_loadable_model(tmp_path, tiny_model, catalog_file, pai
     assert info["recipe"]["name"] == recipe and info["max_steps"] == 3
     assert info["text"]["query_brand"] == ("first_word" if recipe == "seed" else "detect")
     assert info["data"]["train_queries"] > 0 and "val_pairs_spearman_cosine" in info["validation"]
-    assert "## Recipe" in (out / "README.md").read_text()
+    assert "## Training" in (out / "README.md").read_text()
     assert any((out / "checkpoints").glob("checkpoint-*"))
     model = describe_model(out, 32)
     assert model.name == out.name and model.text.query_brand == info["text"]["query_brand"]
@@ -53,9 +53,9 @@ def test_unknown_recipe_refused():
 
 
 def test_multitask_trains_both_objectives(tmp_path, tiny_model, catalog_file, pairs_file):
-    from searchkit.catalog import read_catalog, read_pairs
-    from searchkit.text import TextConfig
-    from searchkit.training import RECIPES, catalog_normaliser, training_sets
+    from searchkit.data.catalog import read_catalog, read_pairs
+    from searchkit.data.text import TextConfig
+    from searchkit.training.embedder import RECIPES, catalog_normaliser, training_sets
 
     products = read_catalog(catalog_file)
     pairs = read_pairs(pairs_file)
@@ -77,8 +77,8 @@ def test_whole_word_model_keeps_stemmed_keyword_search(tmp_path, tiny_model, cat
     from click.testing import CliRunner
 
     from searchkit.cli import main
-    from searchkit.index import product_texts
-    from searchkit.lexical import LexicalIndex
+    from searchkit.index.lexical import LexicalIndex
+    from searchkit.index.texts import product_texts
 
     out = tmp_path / "whole"
     result = CliRunner().invoke(main, ["train", str(pairs_file), "--catalog", str(catalog_file), "--out", str(out),
@@ -109,10 +109,10 @@ def test_train_reads_a_shops_pairs_file_and_records_its_format(tmp_path, tiny_mo
     import pandas as pd
     from click.testing import CliRunner
 
-    from searchkit.catalog import PairFormat, read_pairs
     from searchkit.cli import main
-    from searchkit.metrics import RELEVANT
-    from searchkit.splits import split_pairs
+    from searchkit.data.catalog import PairFormat, read_pairs
+    from searchkit.data.splits import split_pairs
+    from searchkit.eval.metrics import RELEVANT
 
     pairs = pd.read_parquet(pairs_file)
     shop = tmp_path / "judgements.csv"
@@ -135,9 +135,9 @@ def test_split_by_pair_trains_on_that_split_and_evaluate_refuses_it(tmp_path, ti
     split's training part, and `searchkit evaluate` refuses the model, whose query splits hold pairs it learnt from."""
     from click.testing import CliRunner
 
-    from searchkit.catalog import read_pairs
     from searchkit.cli import main
-    from searchkit.splits import split_pairs
+    from searchkit.data.catalog import read_pairs
+    from searchkit.data.splits import split_pairs
 
     out = tmp_path / "m"
     result = CliRunner().invoke(main, ["train", str(pairs_file), "--catalog", str(catalog_file), "--out", str(out),

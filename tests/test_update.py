@@ -16,10 +16,11 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from searchkit import IndexConfig, Searcher, build_index, store
+from searchkit import IndexConfig, Searcher, build_index
 from searchkit.cli import main
 from searchkit.errors import CatalogError, IndexMismatchError
-from searchkit.update import rollback, update_index
+from searchkit.index import layout
+from searchkit.index.update import rollback, update_index
 
 QUERIES = ["kohler toilet seat", "garden hose", "ceiling fan white", "shower head", "swag light kit", "deck screws",
            "black lamp", "delta faucet"]
@@ -91,7 +92,7 @@ def test_an_update_matches_a_full_rebuild(tmp_path, catalog_frame, catalog_file,
 def test_filters_facets_http_and_rollback_see_the_update(tmp_path, catalog_frame, catalog_file, tiny_model):
     from fastapi.testclient import TestClient
 
-    from searchkit.serve import create_app
+    from searchkit.serve.app import create_app
 
     index = tmp_path / "idx"
     build_index(catalog_file, index, model=tiny_model)
@@ -108,23 +109,23 @@ def test_filters_facets_http_and_rollback_see_the_update(tmp_path, catalog_frame
     assert client.get("/health").json()["index_version"] == 2
 
     manifest = rollback(index)
-    assert manifest.catalog.get("version", 1) == 1 and manifest.rows == len(catalog_frame)
+    assert manifest.catalog.version == 1 and manifest.rows == len(catalog_frame)
     assert Searcher.from_dir(index).product(gone[0])["product_id"] == gone[0]
-    assert rollback(index).catalog["version"] == 2  # a second rollback undoes the first
+    assert rollback(index).catalog.version == 2  # a second rollback undoes the first
 
 
 def test_build_index_reuses_unchanged_embeddings(tmp_path, catalog_frame, catalog_file, tiny_model):
     index = tmp_path / "idx"
     first = build_index(catalog_file, index, model=tiny_model)
-    assert first.catalog["reused_embeddings"] == 0
+    assert first.catalog.reused_embeddings == 0
     _, _, after, *_ = changes(catalog_frame, tmp_path)
     after_file = tmp_path / "after.parquet"
     after.to_parquet(after_file, index=False)
     second = build_index(after_file, index, model=tiny_model)
-    assert second.catalog["embedded"] == 12 + 5  # retitled and new; price changes and the rest reused
-    assert second.catalog["reused_embeddings"] == len(after) - 17
+    assert second.catalog.embedded == 12 + 5  # retitled and new; price changes and the rest reused
+    assert second.catalog.reused_embeddings == len(after) - 17
     fresh = build_index(after_file, tmp_path / "fresh", model=tiny_model, config=IndexConfig(reuse=False))
-    assert fresh.catalog["embedded"] == len(after)
+    assert fresh.catalog.embedded == len(after)
     a, b = Searcher.from_dir(index), Searcher.from_dir(tmp_path / "fresh")
     for query in QUERIES:
         assert [h.product_id for h in a.search(query, mode="lexical")] == [
@@ -149,22 +150,22 @@ def test_an_int8_update_matches_an_int8_rebuild(tmp_path, catalog_frame, catalog
             h.product_id for h in b.search(query, mode="dense")]
     other = build_index(tmp_path / "after.parquet", tmp_path / "fresh", model=tiny_model,
                         config=IndexConfig(bulk="onnx"))
-    assert other.catalog["reused_embeddings"] == 0 and other.catalog["embedded"] == len(after)
+    assert other.catalog.reused_embeddings == 0 and other.catalog.embedded == len(after)
 
 
 def test_an_hnsw_graph_is_edited_in_place_then_rebuilt_past_its_share(tmp_path, catalog_frame, catalog_file,
                                                                       tiny_model):
     """Deleted and re-embedded products leave the graph, new vectors join it; recall is calibrated again and the
     results match a rebuild's; once edits pass GRAPH_EDIT_SHARE of the rows the next update rebuilds the graph."""
-    from searchkit.update import GRAPH_EDIT_SHARE
+    from searchkit.index.update import GRAPH_EDIT_SHARE
 
     hnsw = IndexConfig(index_type="hnsw", target_recall=0.95)
     build_index(catalog_file, tmp_path / "idx", model=tiny_model, config=hnsw)
     upsert, delete, after, retitled, new, gone = changes(catalog_frame, tmp_path)
     update_index(tmp_path / "idx", upsert=upsert, delete=delete)
-    manifest = store.read_manifest(tmp_path / "idx")
-    assert 0 < manifest.index["edited_share"] <= GRAPH_EDIT_SHARE
-    assert manifest.index["recall@10_sample"] >= 0.95 and manifest.index["ntotal"] == len(after)
+    manifest = layout.read_manifest(tmp_path / "idx")
+    assert 0 < manifest.index.edited_share <= GRAPH_EDIT_SHARE
+    assert manifest.index.recall_sample >= 0.95 and manifest.index.ntotal == len(after)
     after.to_parquet(tmp_path / "after.parquet", index=False)
     build_index(tmp_path / "after.parquet", tmp_path / "fresh", model=tiny_model, config=hnsw)
     a, b = Searcher.from_dir(tmp_path / "idx"), Searcher.from_dir(tmp_path / "fresh")
@@ -178,7 +179,7 @@ def test_an_hnsw_graph_is_edited_in_place_then_rebuilt_past_its_share(tmp_path, 
             h.product_id for h in b.search(title, k=10, mode="dense")]
     upsert, delete, *_ = changes(after, tmp_path, retitle=30, add=0, delete=0, price=0)
     update_index(tmp_path / "idx", upsert=upsert)
-    assert "edited_share" not in store.read_manifest(tmp_path / "idx").index  # past the share: rebuilt
+    assert layout.read_manifest(tmp_path / "idx").index.edited_share is None  # past the share: rebuilt
 
 
 @pytest.mark.parametrize("what, fragment", [
@@ -227,7 +228,7 @@ def test_cli_update_json_and_one_line_errors(tmp_path, catalog_frame, index_copy
 def test_searches_during_an_update_never_fail(tmp_path, catalog_frame, catalog_file, tiny_model):
     from fastapi.testclient import TestClient
 
-    from searchkit.serve import create_app
+    from searchkit.serve.app import create_app
 
     index = tmp_path / "idx"
     build_index(catalog_file, index, model=tiny_model)
@@ -258,7 +259,7 @@ def test_searches_during_an_update_never_fail(tmp_path, catalog_frame, catalog_f
 
 KILL_SCRIPT = """
 import sys
-from searchkit.update import update_index
+from searchkit.index.update import update_index
 update_index(sys.argv[1], upsert=sys.argv[2], delete=sys.argv[3])
 """
 
@@ -278,11 +279,11 @@ def test_kill_9_during_an_update_leaves_the_old_or_the_new_version(tmp_path, cat
         process.send_signal(signal.SIGKILL)
         process.wait()
         searcher = Searcher.from_dir(index)  # loads and verifies every checksum
-        manifest = store.read_manifest(index)
-        assert sizes[len(searcher)] == manifest.catalog.get("version", 1) and manifest.rows == len(searcher)
-        seen.add(manifest.catalog.get("version", 1))
+        manifest = layout.read_manifest(index)
+        assert sizes[len(searcher)] == manifest.catalog.version and manifest.rows == len(searcher)
+        seen.add(manifest.catalog.version)
         assert searcher.search("kohler toilet seat", k=3)
-        if manifest.catalog.get("version", 1) == 2:
+        if manifest.catalog.version == 2:
             rollback(index)
     assert seen  # each kill left a whole version behind
 
@@ -290,6 +291,6 @@ def test_kill_9_during_an_update_leaves_the_old_or_the_new_version(tmp_path, cat
 def test_a_swap_cut_between_its_renames_reads_the_old_version(index_copy):
     """finish() renames the old version aside, then the new one in: between the two, readers find the old one."""
     rows = len(Searcher.from_dir(index_copy))
-    os.replace(index_copy, store.previous_dir(index_copy))
+    os.replace(index_copy, layout.previous_dir(index_copy))
     assert not index_copy.exists()
-    assert len(Searcher.from_dir(index_copy)) == rows and store.read_manifest(index_copy).rows == rows
+    assert len(Searcher.from_dir(index_copy)) == rows and layout.read_manifest(index_copy).rows == rows

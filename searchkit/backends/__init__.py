@@ -1,0 +1,1 @@
+"""Engines past one machine."""

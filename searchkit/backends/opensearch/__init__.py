@@ -1,0 +1,1 @@
+"""OpenSearch: export an index as bulk files, push them, and search the cluster."""

@@ -1,0 +1,1 @@
+"""Metrics, evaluation on a split, efSearch calibration, the search-log report."""

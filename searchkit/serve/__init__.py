@@ -1,0 +1,1 @@
+"""HTTP over the library: the FastAPI app and its page."""
