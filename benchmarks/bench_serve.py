@@ -6,7 +6,10 @@ Starts the server as a subprocess on 127.0.0.1 (a free port), drives it with a b
 (each level sends exactly --requests requests, with a time cap), checks every response (HTTP 200, JSON, k ranked
 results), prints a table and a JSON line, and stops the server. Traffic never leaves the loopback interface.
 Queries are distinct real test-split queries, none repeated across levels, so the server's query-embedding cache
-never answers (a repeated query is faster; see bench_query.py).
+never answers (a repeated query is faster; see bench_query.py). Each level also sends as many `GET /health` requests
+(the same client: what HTTP itself costs) and reports search throughput as a share of it; after the levels it reads
+each server process's resident and proportional memory (Rss, Pss: shared pages split between the workers) and
+scrapes `/metrics`.
 """
 
 from __future__ import annotations
@@ -46,6 +49,36 @@ def wait_ready(base: str, timeout: float = 120.0) -> None:
     raise SystemExit("server did not become ready")
 
 
+def one_health(base: str, _: str, k: int, mode: str) -> tuple[float, str | None]:
+    started = time.perf_counter()
+    try:
+        with urllib.request.urlopen(f"{base}/health", timeout=30) as r:
+            ok = r.status == 200 and json.loads(r.read()).get("status") == "ok"
+    except Exception as exc:
+        return time.perf_counter() - started, f"{type(exc).__name__}: {exc}"
+    return time.perf_counter() - started, None if ok else "bad /health answer"
+
+
+def memory(pid: int) -> list[dict]:
+    """Rss and Pss (MiB) of the server process and of every process it started (its uvicorn workers)."""
+    procs = [pid]
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                procs.append(int(stat.parent.name))
+        except (OSError, ValueError, IndexError):
+            continue
+    out = []
+    for p in procs:
+        try:
+            rows = dict(line.split(":", 1) for line in Path(f"/proc/{p}/smaps_rollup").read_text().splitlines()[1:])
+        except OSError:
+            continue
+        out.append({"pid": p, "rss_mb": round(int(rows["Rss"].split()[0]) / 1024, 1),
+                    "pss_mb": round(int(rows["Pss"].split()[0]) / 1024, 1)})
+    return out
+
+
 def one_request(base: str, query: str, k: int, mode: str) -> tuple[float, str | None]:
     url = f"{base}/search?" + urllib.parse.urlencode({"q": query, "k": k, "mode": mode})
     started = time.perf_counter()
@@ -62,7 +95,8 @@ def one_request(base: str, query: str, k: int, mode: str) -> tuple[float, str | 
     return elapsed, None
 
 
-def run_level(base: str, concurrency: int, queries: list[str], k: int, mode: str, cap_s: float) -> dict:
+def run_level(base: str, concurrency: int, queries: list[str], k: int, mode: str, cap_s: float,
+              call=one_request) -> dict:
     requests = len(queries)
     deadline = time.time() + cap_s
     started = time.perf_counter()
@@ -70,7 +104,7 @@ def run_level(base: str, concurrency: int, queries: list[str], k: int, mode: str
     def task(q):
         if time.time() > deadline:
             return None, "skipped: time cap reached"
-        return one_request(base, q, k, mode)
+        return call(base, q, k, mode)
 
     with ThreadPoolExecutor(max_workers=concurrency) as pool:
         outcomes = list(pool.map(task, queries))
@@ -109,19 +143,35 @@ def main() -> None:
         concurrency = [int(c) for c in args.concurrency.split(",")]
         pool = test_queries(n=args.requests * len(concurrency))  # distinct: no level is served from the cache
         pool = (pool * (args.requests * len(concurrency) // len(pool) + 1))[:args.requests * len(concurrency)]
-        levels = [run_level(base, c, pool[i * args.requests:(i + 1) * args.requests], args.k, args.mode,
-                            args.cap_seconds) for i, c in enumerate(concurrency)]
+        levels = []
+        for i, c in enumerate(concurrency):
+            level = run_level(base, c, pool[i * args.requests:(i + 1) * args.requests], args.k, args.mode,
+                              args.cap_seconds)
+            health = run_level(base, c, pool[:args.requests], args.k, args.mode, args.cap_seconds, one_health)
+            level["health_rps"] = health["throughput_rps"]
+            level["search_share_of_health"] = round(level["throughput_rps"] / max(health["throughput_rps"], 1e-9), 3)
+            levels.append(level)
+        processes = memory(server.pid)
+        with urllib.request.urlopen(f"{base}/metrics", timeout=30) as r:
+            scraped = r.read().decode()
+        counted = sum(float(line.rsplit(" ", 1)[1]) for line in scraped.splitlines()
+                      if line.startswith('searchkit_requests_total{endpoint="/search"'))
     finally:
         server.terminate()
         server.wait(timeout=30)
     report = {"benchmark": "serve", "index": str(args.index), "mode": args.mode, "k": args.k,
               "log": str(args.log) if args.log else None,
               "workers": args.workers, "queries": "distinct test-split queries (see common.test_queries)",
-              "machine": machine(), "command": command(), "levels": levels}
-    print(f"{'conc':>5} {'ok':>6} {'errors':>6} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8}")
+              "machine": machine(), "command": command(), "levels": levels, "processes": processes,
+              "metrics_search_requests_counted": counted}
+    print(f"{'conc':>5} {'ok':>6} {'errors':>6} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'/health req/s':>14} "
+          f"{'share':>6}")
     for lv in levels:
         print(f"{lv['concurrency']:>5} {lv['ok']:>6} {lv['errors']:>6} {lv['throughput_rps']:>8} "
-              f"{lv['p50_ms']:>8} {lv['p99_ms']:>8}")
+              f"{lv['p50_ms']:>8} {lv['p99_ms']:>8} {lv['health_rps']:>14} {lv['search_share_of_health']:>6}")
+    for proc in processes:
+        print(f"process {proc['pid']}: Rss {proc['rss_mb']} MiB, Pss {proc['pss_mb']} MiB")
+    print(f"/metrics counted {counted:.0f} /search requests (this worker's, with --workers > 1)")
     print(json.dumps(report))
     if any(lv["errors"] for lv in levels):
         sys.exit(1)
