@@ -188,3 +188,20 @@ def test_metrics_count_requests_latency_no_match_errors_and_the_index(client, ca
     assert value(text, "searchkit_index_rows ") == len(catalog_frame)
     assert value(text, "searchkit_index_version ") == 1 and "searchkit_reloads " in text
     assert client.get("/metrics", params={"x": 1}).status_code == 400
+
+
+def test_the_servers_workers_map_the_index_rather_than_read_it(index_copy, monkeypatch):
+    """Workers of `serve --workers N` share the vectors and BM25 arrays through the page cache."""
+    import numpy as np
+
+    from searchkit.serve.app import app_from_env
+
+    monkeypatch.setenv("SEARCHKIT_INDEX", str(index_copy))
+    monkeypatch.setenv("SEARCHKIT_NO_ADMIN", "1")
+    app = app_from_env()
+    try:
+        searcher = app.state.holder.searcher
+        assert isinstance(searcher.lexical.data, np.memmap) and isinstance(searcher.lexical.indices, np.memmap)
+        assert searcher.search("toilet seat", k=3)
+    finally:
+        app.state.stop_watch.set()

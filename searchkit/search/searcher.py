@@ -111,9 +111,10 @@ class Searcher:
         "torch" with sentence-transformers; "auto" prefers them in that order (see loading.pick_backend).
         encode_threads: onnxruntime threads per query batch (None: all cores). faiss's own threads are the
         process's to set: see set_search_threads.
-        mmap: map the vectors and BM25 arrays instead of reading them (a large index opens sooner); for
-        one-shot processes like `searchkit query` — a file rewritten in place under a mapping kills the process, so
-        long-lived searchers (the server) read them.
+        mmap: map the vectors, BM25 arrays and token table instead of reading them (a large index opens sooner, and
+        processes serving one index share one copy in the page cache: `searchkit query` and the server's workers).
+        Safe because searchkit never rewrites an index file in place; a file rewritten in place under a mapping by
+        another program would kill the process.
         target_recall: for an approximate index, search with the cheapest efSearch / nprobe whose recall@10 the build
         measured at or above this (its calibration curve, in the manifest) instead of the one the build chose."""
         parts = load_parts(path, LoadOptions(model=model, device=device, verify=verify, backend=backend,

@@ -8,6 +8,7 @@ import logging
 import os
 import threading
 import time
+from functools import partial
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -416,4 +417,6 @@ def app_from_env() -> FastAPI:
         return create_app(index, loader=lambda folder: OpenSearchSearcher.connect(url, name, folder,
                                                                                   connection=connection),
                           log_dir=logs, **admin)
-    return create_app(index, log_dir=logs, **admin)
+    # workers map the vectors, BM25 arrays and token table, so the page cache holds one copy for all of them: safe,
+    # since searchkit never rewrites an index file in place (builds and updates write a new folder and rename it)
+    return create_app(index, loader=partial(Searcher.from_dir, mmap=True), log_dir=logs, **admin)
