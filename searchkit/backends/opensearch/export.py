@@ -3,7 +3,8 @@ pipeline and the documents as `_bulk` NDJSON files, each product with its stored
 
     OUT/index.json                  settings (index.knn, BM25 k1/b as searchkit's, an analyzer for titles) and
                                     mappings: `embedding` a knn_vector of the model's dimension (HNSW on the faiss
-                                    engine, inner product: the vectors are unit length, so scores are cosines),
+                                    engine, inner product over unit vectors: the cluster scores 1 + cosine, which
+                                    searchkit.backends.opensearch.cluster reports as the cosine),
                                     `keywords` searchkit's own keyword text (whitespace analyzer: stems, measures and
                                     brand tokens exactly as searchkit writes them, queries included), `title` for
                                     people, brand / color / other columns as keyword or numeric fields for filters
