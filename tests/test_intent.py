@@ -48,6 +48,10 @@ def test_a_querys_type_is_its_last_typed_word_before_for():
     assert {name[i] for i in types.of_query(words("bbq grill"), stem).wanted} == {"grill"}
     assert {name[i] for i in types.of_query(words("cover for grill"), stem).wanted} == {"cover"}
     assert {name[i] for i in types.of_query(words("chain saw"), stem).wanted} == {"chainsaw"}  # glued
+    sawn = ProductTypes(catalog_types(titles + ["Acme Cordless Chain Saw", "Acme Hand Saw"], ["Acme"] * 10, stem))
+    chain_saw = sawn.of_query(words("chain saw"), stem)  # a chainsaw, or a saw titled "Chain Saw"; never a chain
+    assert {sawn.names[i] for i in chain_saw.wanted} == {"chainsaw", "saw"}
+    assert "chain" not in {sawn.names[i] for i in chain_saw.named}
     assert not types.of_query(words("acme"), stem).typed
     grill = types.of_query(words("grill"), stem)
     # the grills +1, the covers made for grills -ACCESSORY, the chainsaws nothing

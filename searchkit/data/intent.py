@@ -244,7 +244,10 @@ class ProductTypes:
                 continue
             glued_word = tokens[i - 1] + tokens[i] if i > 0 else ""
             if glued_word in self.words and (glued := self._known(stem(glued_word))) is not None:
-                wanted = {glued}
+                # the glued word's type and its last word's ("chain saw": a chainsaw, or a saw titled Chain Saw);
+                # its first half names no type of its own (it asks for no chain)
+                wanted = {glued} | ({last} if (last := self._known(stems[i])) is not None else set())
+                named = named - {self._known(stems[i - 1])}
             elif (found := self._known(stems[i])) is not None:
                 wanted = {found}
                 if self.names[found] in GENERIC and i > 0 and (before := self._known(stems[i - 1])) is not None:
