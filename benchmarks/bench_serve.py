@@ -171,7 +171,7 @@ def main() -> None:
               f"{lv['p50_ms']:>8} {lv['p99_ms']:>8} {lv['health_rps']:>14} {lv['search_share_of_health']:>6}")
     for proc in processes:
         print(f"process {proc['pid']}: Rss {proc['rss_mb']} MiB, Pss {proc['pss_mb']} MiB")
-    print(f"/metrics counted {counted:.0f} /search requests (this worker's, with --workers > 1)")
+    print(f"/metrics counted {counted:.0f} /search requests (every worker's)")
     print(json.dumps(report))
     if any(lv["errors"] for lv in levels):
         sys.exit(1)

@@ -56,9 +56,10 @@ def main() -> None:
     diff = per["b"] - per["a"]
     rng = np.random.default_rng(0)
     means = [diff[rng.integers(0, len(diff), len(diff))].mean() for _ in range(5000)]
-    print(json.dumps({"queries": len(diff), "a": round(float(per["a"].mean()), 4), "b": round(float(per["b"].mean()), 4),
-                      "b_minus_a": round(float(diff.mean()), 4),
-                      "ci95": [round(float(np.percentile(means, 2.5)), 4), round(float(np.percentile(means, 97.5)), 4)]}))
+    low, high = (round(float(np.percentile(means, q)), 4) for q in (2.5, 97.5))
+    print(json.dumps({"queries": len(diff), "a": round(float(per["a"].mean()), 4),
+                      "b": round(float(per["b"].mean()), 4), "b_minus_a": round(float(diff.mean()), 4),
+                      "ci95": [low, high]}))
 
 
 if __name__ == "__main__":

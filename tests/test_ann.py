@@ -103,7 +103,8 @@ def test_quantised_index_end_to_end(tmp_path, catalog_file, tiny_model, built_in
         Searcher.from_dir(out, target_recall=1.01)
     from searchkit.eval.calibrate import recalibrate  # 8-bit codes: exact search over the decoded vectors
 
-    tuned = recalibrate(out, ["kohler toilet seat", "classic garden hose", "ceiling fan"], target_recall=1.0).index.to_dict()
+    queries = ["kohler toilet seat", "classic garden hose", "ceiling fan"]
+    tuned = recalibrate(out, queries, target_recall=1.0).index.to_dict()
     assert tuned["calibration"]["queries"] == 3 and tuned["params"][knob] in {
         int(v) for v in tuned["calibration"]["curve"]}
     assert Searcher.from_dir(out).search_params == {knob: tuned["params"][knob]}

@@ -166,7 +166,8 @@ def test_evaluate_reads_a_shops_pairs_file_and_chooses_its_split(run, built_inde
     refused = CliRunner().invoke(main, ["evaluate", str(shop), "--index", str(built_index)])
     assert refused.exit_code == 1 and "outside the scale 1..3" in refused.output and "--relevance-scale" in refused.output
 
-    monkeypatch.setattr(searchkit.cli.search_commands, "DEFAULT_PAIRS", str(pairs_file))  # as if the models learnt from it
+    # as if the models learnt from it
+    monkeypatch.setattr(searchkit.cli.search_commands, "DEFAULT_PAIRS", str(pairs_file))
     text = run("evaluate", shop, "--index", built_index, "--relevance-scale", "0:2").output
     assert "split test:" in text and "training or validation split (seed 42)" in text
     bad = CliRunner().invoke(main, ["evaluate", str(shop), "--index", str(built_index), "--relevance-scale", "0-2"])

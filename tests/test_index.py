@@ -178,7 +178,8 @@ def test_catalog_batch_grows_on_a_gpu(tmp_path, device, expected):
             return np.zeros((len(texts), 4), dtype=np.float32)
 
     encoder = Recording()
-    bulk, batch, encoding, how = catalog_encoder(encoder, layout.IndexFiles(tmp_path), "torch", IndexConfig().batch_size, False)
+    bulk, batch, encoding, how = catalog_encoder(encoder, layout.IndexFiles(tmp_path), "torch",
+                                                 IndexConfig().batch_size, False)
     vectors = bulk.encode(["a b", "c"], batch_size=batch)
     assert vectors.shape == (2, 4) and encoder.batches == [expected] and how == f"torch {device}"
     assert GPU_BATCH == 1024

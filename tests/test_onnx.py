@@ -207,7 +207,8 @@ from fastapi.testclient import TestClient
 from searchkit import IndexConfig, Searcher, build_index
 from searchkit.serve.app import create_app
 out = Path({str(tmp_path / 'idx')!r})
-build_index({str(catalog_file)!r}, out, model={str(model)!r}, config=IndexConfig(cache_dir=Path({str(tmp_path / 'cache-b')!r})))
+cache = Path({str(tmp_path / 'cache-b')!r})
+build_index({str(catalog_file)!r}, out, model={str(model)!r}, config=IndexConfig(cache_dir=cache))
 hits = Searcher.from_dir(out).search('kohler toilet seat', k=3)
 answer = TestClient(create_app(out, watch=False)).get('/search', params={{'q': 'kohler toilet seat', 'k': 3}})
 assert answer.status_code == 200, answer.text

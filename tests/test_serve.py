@@ -205,3 +205,26 @@ def test_the_servers_workers_map_the_index_rather_than_read_it(index_copy, monke
         assert searcher.search("toilet seat", k=3)
     finally:
         app.state.stop_watch.set()
+
+
+def test_metrics_sum_every_worker_when_the_server_runs_several(index_copy, tmp_path):
+    """With PROMETHEUS_MULTIPROC_DIR (what `serve --workers N` sets), two apps standing in for two workers count
+    into one folder and either one's /metrics shows both."""
+    import subprocess
+    import sys
+
+    script = f"""
+from fastapi.testclient import TestClient
+from searchkit.serve.app import create_app
+a, b = (TestClient(create_app({str(index_copy)!r}, watch=False)) for _ in range(2))
+a.get("/search", params={{"q": "toilet seat"}})
+b.get("/search", params={{"q": "ceiling fan"}})
+b.get("/search", params={{"q": "garden hose"}})
+line = [x for x in a.get("/metrics").text.splitlines()
+        if x.startswith('searchkit_requests_total{{endpoint="/search",mode="hybrid",status="200"}}')]
+print(line[0].rsplit(" ", 1)[1])
+"""
+    env = {**__import__("os").environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, env=env)
+    assert out.returncode == 0, out.stderr
+    assert float(out.stdout.split()[-1]) == 3.0

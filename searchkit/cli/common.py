@@ -15,7 +15,8 @@ DEFAULT_INDEX = "indexes/homedepot"
 DEFAULT_CATALOG = "catalog/homedepot-products.parquet"
 DEFAULT_PAIRS = "catalog/homedepot-pairs.parquet"
 MODE_NAMES = ["dense", "lexical", "hybrid", "rerank"]  # searchkit.search.results.Mode (not imported: startup)
-BACKENDS = ["auto", "query-tower", "onnx-int8", "onnx", "torch"]  # searchkit.search.loading.BACKENDS (not imported: startup)
+# searchkit.search.loading.BACKENDS (not imported: the CLI starts without the query path)
+BACKENDS = ["auto", "query-tower", "onnx-int8", "onnx", "torch"]
 BACKEND_HELP = ("Query encoder: the index's query tower (int8 graph or token table), the whole model's "
                 "int8 or fp32 graph, or sentence-transformers; auto takes the first of those the index's build checks "
                 "kept.")

@@ -60,6 +60,10 @@ def serve_cmd(index_dir, host, port, workers, opensearch_url, name, ca_certs, no
         if no_verify:
             os.environ["SEARCHKIT_OPENSEARCH_NO_VERIFY"] = "1"
         os.environ["SEARCHKIT_OPENSEARCH_NAME"] = name or Path(index_dir).resolve().name
+    if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):  # /metrics sums every worker's counts
+        import tempfile
+
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="searchkit-metrics-")
     click.echo(f"serving {index_dir} on http://{host}:{port}/ ({workers} worker(s))"
                + (f" from OpenSearch {opensearch_url}" if opensearch_url else ""), err=True)
     uvicorn.run("searchkit.serve.app:app_from_env", factory=True, host=host, port=port, workers=workers,

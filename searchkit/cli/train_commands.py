@@ -41,7 +41,8 @@ from .common import (
 @config_option
 @pair_options
 def train_query_tower_cmd(pairs, model, catalog, columns, layers, titles_only, resume, device, config_file, form):
-    """Train the query tower: a shallower encoder (or a token table) that embeds queries as MODEL does, while products keep the whole model.
+    """Train the query tower: a shallower encoder (or a token table) that embeds queries as MODEL does, while
+    products keep the whole model.
 
     Further settings (epochs, batch_size, lr, kl_weight, temperature, max_steps, seed, ...) come from --config FILE."""
     from ..config import load_config

@@ -134,8 +134,8 @@ def porter_alone() -> type:
     if package is None or not package.submodule_search_locations:
         raise ImportError("nltk is not installed")
     source = Path(list(package.submodule_search_locations)[0]) / "stem" / "porter.py"
-    standins: dict[str, Any] = {name: types.ModuleType(name) for name in ("nltk", "nltk.stem", "nltk.stem.api", "nltk.redos",
-                                                          "nltk.termsec")}
+    standins: dict[str, Any] = {name: types.ModuleType(name) for name in (
+        "nltk", "nltk.stem", "nltk.stem.api", "nltk.redos", "nltk.termsec")}
     standins["nltk.stem.api"].StemmerI = type("StemmerI", (), {})
     standins["nltk.termsec"].safe_print = print
     standins["nltk"].redos = standins["nltk.redos"]

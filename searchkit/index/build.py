@@ -144,7 +144,8 @@ def build_index(
                 raise SearchkitError("--ray embeds with the model's ONNX graph, and this model has none")
             graph = staged.onnx_int8 if config.bulk == "onnx-int8" else staged.onnx
             bulk_encoder = RayEncoder(config.ray, config.workers, graph, staged.model, encoder.info)
-            encoding, bulk = Encoding.of_bulk(config.bulk), f"ray, {config.workers} workers ({graph_label(config.bulk)})"
+            encoding = Encoding.of_bulk(config.bulk)
+            bulk = f"ray, {config.workers} workers ({graph_label(config.bulk)})"
         old, old_vectors = (reusable_vectors(target, info.fingerprint, info.text, encoding)
                             if config.reuse else None) or (None, None)
         vectors, sources = embed_changed(products, texts, old, old_vectors, normaliser, bulk_encoder, batch,

@@ -36,8 +36,8 @@ QUERY_TABLE_MIN_OVERLAP = 0.65
 GPU_BATCH = 1024
 
 
-def check_int8(staged: layout.IndexFiles, info, texts: list[str], sample: int = 256, fp32_encoder: Encoder | None = None,
-               int8_encoder: Encoder | None = None) -> dict:
+def check_int8(staged: layout.IndexFiles, info, texts: list[str], sample: int = 256,
+               fp32_encoder: Encoder | None = None, int8_encoder: Encoder | None = None) -> dict:
     """How close int8 query embeddings are to fp32 ones on query-like texts; the int8 graph is kept for queries
     only when the worst cosine is >= QUERY_INT8_MIN_COSINE. The encoders of the two graphs may be passed in (the
     build's own sessions); the int8 graph's per-row scales make batched vectors equal those embedded alone."""

@@ -267,9 +267,9 @@ class OnnxEncoder:
     def __init__(self, onnx_path: str | Path, model_dir: str | Path, info: ModelInfo, threads: int | None = None,
                  one_at_a_time: bool = False, parallel: int = 1):
         """one_at_a_time: run each text alone. An int8 graph with one activation scale per run (indexes built before
-        per-row scales) makes a text's embedding depend on its batch-mates; queries must embed the same however they arrive. parallel: run
-        this many sessions of one thread each on alternate batches (faster than one session of as many threads, docs/design-notes.md; each batch still runs whole, so the vectors are
-        the same)."""
+        per-row scales) makes a text's embedding depend on its batch-mates; queries must embed the same however they
+        arrive. parallel: run this many sessions of one thread each on alternate batches (faster than one session of
+        as many threads, docs/design-notes.md; each batch still runs whole, so the vectors are the same)."""
         model_dir = Path(model_dir)
         self.session, self.tokenizer = onnx_session(onnx_path, model_dir / TOKENIZER_FILE,
                                                     1 if parallel > 1 else threads)

@@ -54,7 +54,8 @@ def per_row_activations(model):
     for node in graph.node:
         for name in node.input:
             consumers.setdefault(name, []).append(node)
-    constants: dict[str, np.ndarray] = {"rows_127": np.array(127.0, np.float32), "rows_tiny": np.array(1e-12, np.float32),
+    constants: dict[str, np.ndarray] = {
+                 "rows_127": np.array(127.0, np.float32), "rows_tiny": np.array(1e-12, np.float32),
                  "rows_one": np.array(1.0, np.float32), "rows_zero_point": np.array(128, np.uint8),
                  "rows_flat": np.array([-1], np.int64), "rows_last": np.array([-1], np.int64),
                  "rows_end": np.array([2 ** 62], np.int64)}

@@ -94,8 +94,8 @@ def tower_info(model_dir: str | Path) -> dict | None:
     if not (folder / QUERY_TOWER_WEIGHTS).is_file():
         raise ModelError(f"{folder}: no {QUERY_TOWER_WEIGHTS}")
     if info.get("parent_fingerprint") != model_fingerprint(model_dir, query_tower=False):
-        raise ModelError(f"{folder} was distilled from other weights than {model_dir}'s; run `searchkit train-query-tower` "
-                         f"again or delete {folder}")
+        raise ModelError(f"{folder} was distilled from other weights than {model_dir}'s; run "
+                         f"`searchkit train-query-tower` again or delete {folder}")
     return info
 
 

@@ -31,7 +31,8 @@ MIN_TENSOR = 1024  # initializers smaller than this many values stay in the skel
 def _weights(folder: Path) -> dict[str, np.ndarray]:
     from safetensors.numpy import load_file
 
-    return {name: np.asarray(value, dtype=np.float32) for name, value in load_file(str(folder / SAFETENSORS_FILE)).items()
+    tensors = load_file(str(folder / SAFETENSORS_FILE))
+    return {name: np.asarray(value, dtype=np.float32) for name, value in tensors.items()
             if np.issubdtype(value.dtype, np.floating)}
 
 
@@ -67,8 +68,9 @@ def write_skeleton(folder: str | Path, graph: str | Path) -> dict[str, Any]:
     order = [init.name for init in model.graph.initializer]
     del model.graph.initializer[:]
     model.graph.initializer.extend(kept)
-    record = {"format": SKELETON_FORMAT, "weights": SAFETENSORS_FILE, "weights_sha256": _sha256(folder / SAFETENSORS_FILE),
-              "graph_sha256": _sha256(graph), "order": order, "tensors": tensors}
+    record = {"format": SKELETON_FORMAT, "weights": SAFETENSORS_FILE,
+              "weights_sha256": _sha256(folder / SAFETENSORS_FILE), "graph_sha256": _sha256(graph), "order": order,
+              "tensors": tensors}
     out = folder / SKELETON_DIR
     out.mkdir(exist_ok=True)
     tmp = out / f".{uuid.uuid4().hex[:8]}"

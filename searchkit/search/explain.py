@@ -40,7 +40,8 @@ def product_terms(normaliser: Normaliser, records: list[dict[str, Any]]) -> list
     return [set(lex.product(r.get("title") or "", r.get("brand"), r.get("color")).split()) for r in records]
 
 
-def relevance_parts(manifest: layout.Manifest, normaliser: Normaliser) -> tuple[str, tuple[float, float, int], str, str]:
+def relevance_parts(manifest: layout.Manifest,
+                    normaliser: Normaliser) -> tuple[str, tuple[float, float, int], str, str]:
     """What a relevance fit depends on: the embedder's fingerprint, BM25's k1, b and keyword text version, the
     reranker's fingerprint, the embedder's text settings (relevance.text_key)."""
     bm25 = manifest.index.bm25

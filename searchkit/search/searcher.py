@@ -8,8 +8,8 @@ embedding similarity of query and product beside it. Queries are embedded by the
 when it has one (see searchkit.models.query_tower).
 
 The Searcher is a front over parts that read alone: loading (searchkit.search.loading), query understanding
-(searchkit.search.understanding), retrieval and fusion (searchkit.search.retrieval), rerank and explain (searchkit.search.explain), and the
-product table (searchkit.data.products).
+(searchkit.search.understanding), retrieval and fusion (searchkit.search.retrieval), rerank and explain
+(searchkit.search.explain), and the product table (searchkit.data.products).
 """
 
 from __future__ import annotations
@@ -127,7 +127,7 @@ class Searcher:
         searcher.load_rules()
         return searcher
 
-    # -- the merchandiser's rules and completions (searchkit.search.rules, searchkit.data.suggest) --------------------------------
+    # -- the merchandiser's rules and completions (searchkit.search.rules, searchkit.data.suggest) ----------------------
 
     def set_rules(self, rules: Rules) -> None:
         """Search with these rules from now on (their synonyms are words the spelling corrector keeps)."""
@@ -284,9 +284,9 @@ class Searcher:
 
     # -- search ----------------------------------------------------------------------------------------------------
 
-    def search_batch(self, queries: list[str], k: int = 10, mode: Mode | str = DEFAULT_MODE, filters: Filters | None = None,
-                     explain: bool = False, *, offset: int = 0, sort: str | None = None, highlight: bool = False,
-                     counted: int = 0) -> list[SearchResults]:
+    def search_batch(self, queries: list[str], k: int = 10, mode: Mode | str = DEFAULT_MODE,
+                     filters: Filters | None = None, explain: bool = False, *, offset: int = 0,
+                     sort: str | None = None, highlight: bool = False, counted: int = 0) -> list[SearchResults]:
         """offset: results to skip (a page); sort: a column to order the relevant results by ("price", "-price"; see
         searchkit.search.arrange); highlight: mark the query's words in each title; counted: also rank this many rows and
         keep them as the results' `rows`, for facet counts over what a shopper can page through."""
@@ -432,8 +432,9 @@ class Searcher:
         return self.search_batch([query], k, mode=mode, filters=filters, explain=explain, offset=offset, sort=sort,
                                  highlight=highlight)[0]
 
-    def search_with_facets(self, query: str, k: int = 10, mode: Mode | str = DEFAULT_MODE, filters: Filters | None = None,
-                           explain: bool = False, depth: int = RELEVANT, columns: tuple[str, ...] = ("brand", "color"),
+    def search_with_facets(self, query: str, k: int = 10, mode: Mode | str = DEFAULT_MODE,
+                           filters: Filters | None = None, explain: bool = False, depth: int = RELEVANT,
+                           columns: tuple[str, ...] = ("brand", "color"),
                            offset: int = 0, sort: str | None = None, highlight: bool = False,
                            ) -> tuple[SearchResults, dict[str, list[tuple[str, int]]]]:
         """The results (as `search`) and facet counts over the `depth` products a shopper pages through, from one
@@ -458,7 +459,7 @@ class Searcher:
     def product(self, product_id: str) -> dict[str, Any]:
         return self.catalog.product(product_id)
 
-    # -- graded relevance (searchkit.search.relevance, searchkit.search.explain) ---------------------------------------------------
+    # -- graded relevance (searchkit.search.relevance, searchkit.search.explain) ---------------------------------------
 
     @cached_property
     def relevance_model(self) -> RelevanceModel:

@@ -35,7 +35,8 @@ WATCH_SECONDS = 2.0
 MAX_EVENTS = 1000  # events one POST /events may carry
 PARAMETERS = {"/search": {"q", "k", "mode", "brand", "color", "filter", "facets", "explain", "offset", "sort",
                           "highlight", "session"}, "/events": set(),
-              "/suggest": {"q", "k"}, "/relevance": {"q", "id"}, "/health": set(), "/reload": set(), "/admin": set(), "/metrics": set(),
+              "/suggest": {"q", "k"}, "/relevance": {"q", "id"}, "/health": set(), "/reload": set(), "/admin": set(),
+              "/metrics": set(),
               "/": {"q", "mode", "brand", "color", "filter", "page", "sort", "debug"}}
 PAGE_K = 20  # results the page shows
 FACET_DEPTH = 100  # facet counts cover this many top matches (Searcher.search_with_facets' depth)

@@ -14,9 +14,9 @@ normalised exactly as queries are. The loss is 1 - cosine to the
 whole model's embedding of the same text, plus (kl_weight > 0) a ranking term: the KL divergence between the whole
 model's and the student's softmax over the catalog's product vectors (temperature 0.05), so that the student ranks
 products as the whole model does, not only points the same way. The 3-layer encoder docs/speed.md measures was made in
-two runs: `searchkit train-query-tower` with `kl_weight = 0` in its config file (3 epochs, lr 1e-4), then `searchkit train-query-tower
---resume` with `epochs = 1`, `lr = 5e-5`; the shipped token table in one: `searchkit train-query-tower --layers 0` (2 epochs,
-lr 2e-3).
+two runs: `searchkit train-query-tower` with `kl_weight = 0` in its config file (3 epochs, lr 1e-4), then
+`searchkit train-query-tower --resume` with `epochs = 1`, `lr = 5e-5`; the shipped token table in one:
+`searchkit train-query-tower --layers 0` (2 epochs, lr 2e-3).
 """
 
 from __future__ import annotations

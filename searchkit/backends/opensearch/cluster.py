@@ -296,7 +296,8 @@ class OpenSearchSearcher:
                                                                      self.parts.normaliser) if highlight else None)
                 for i, h in enumerate(page, start=1)]
 
-    def _search(self, query: str, k: int, mode: Mode | str, filters: Filters | None, explain: bool) -> list[SearchResult]:
+    def _search(self, query: str, k: int, mode: Mode | str, filters: Filters | None,
+                explain: bool) -> list[SearchResult]:
         mode = check_mode(mode)
         if mode not in self.modes:
             raise QueryError(f"mode {mode!r} is not served from OpenSearch; use {', '.join(self.modes)}")
@@ -325,8 +326,8 @@ class OpenSearchSearcher:
                                     if explain else None))
         return out
 
-    def search_with_facets(self, query: str, k: int = 10, mode: Mode | str = DEFAULT_MODE, filters: Filters | None = None,
-                           explain: bool = False, depth: int = FACET_DEPTH,
+    def search_with_facets(self, query: str, k: int = 10, mode: Mode | str = DEFAULT_MODE,
+                           filters: Filters | None = None, explain: bool = False, depth: int = FACET_DEPTH,
                            columns: tuple[str, ...] = ("brand", "color"), offset: int = 0, sort: str | None = None,
                            highlight: bool = False) -> tuple[list[SearchResult], dict[str, list[tuple[str, int]]]]:
         """The page and facet counts over the top `depth` hits, counted as a local index counts them."""
