@@ -92,15 +92,10 @@ def python(script: str, *args: str) -> tuple[str, float]:
 
 
 def quality(ranked: list[list[str]], queries: list[str], pairs) -> dict[str, float]:
-    from searchkit.eval.measure import query_gains, query_relevant
-    from searchkit.eval.metrics import judged_ndcg_at_k, ndcg_at_k, recall_at_k
+    from searchkit.eval.measure import ranked_metrics
 
-    gains, relevant = query_gains(pairs), query_relevant(pairs)
-    return {"ndcg@10": round(float(np.mean([ndcg_at_k(r, gains[q], 10) for q, r in zip(queries, ranked)])), 4),
-            "ndcg@10_judged": round(float(np.mean([judged_ndcg_at_k(r, gains[q], 10)
-                                                   for q, r in zip(queries, ranked)])), 4),
-            "recall@100": round(float(np.nanmean([recall_at_k(r, relevant[q], 100) if relevant[q] else np.nan
-                                                  for q, r in zip(queries, ranked)])), 4)}
+    frame = ranked_metrics(dict(zip(queries, ranked, strict=True)), pairs)
+    return {name: round(float(frame[name].mean()), 4) for name in ("ndcg@10", "ndcg@10_judged", "recall@100")}
 
 
 def main() -> None:

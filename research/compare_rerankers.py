@@ -34,9 +34,8 @@ def main() -> None:
     from searchkit.data.catalog import read_pairs
     from searchkit.data.splits import SplitConfig, split_pairs
     from searchkit.eval.measure import query_gains
-    from searchkit.eval.metrics import ndcg_at_k
-    from searchkit.models.cross_encoder import blend
-    from searchkit.training.reranker import score_candidates
+    from searchkit.eval.metrics import paired_bootstrap
+    from searchkit.training.reranker import rerank_ndcgs, score_candidates
 
     searcher = Searcher.from_dir(args.index)
     val = split_pairs(read_pairs(args.pairs), SplitConfig(seed=42))["val"]
@@ -46,20 +45,10 @@ def main() -> None:
     for name, folder in (("a", args.a), ("b", args.b)):
         model = AutoModelForSequenceClassification.from_pretrained(str(folder), dtype=torch.float32)
         scored = score_candidates(model, AutoTokenizer.from_pretrained(str(folder)), searcher, gains, 30, 64)
-        values = []
-        for query in sorted(scored):
-            ids, fused, logits, _ = scored[query]
-            d = min(30, len(ids))
-            order = np.lexsort((np.arange(d), -blend(logits[:d], fused[:d], 0.8)))
-            values.append(ndcg_at_k([ids[i] for i in order] + ids[d:], gains[query], 10))
-        per[name] = np.array(values)
-    diff = per["b"] - per["a"]
-    rng = np.random.default_rng(0)
-    means = [diff[rng.integers(0, len(diff), len(diff))].mean() for _ in range(5000)]
-    low, high = (round(float(np.percentile(means, q)), 4) for q in (2.5, 97.5))
-    print(json.dumps({"queries": len(diff), "a": round(float(per["a"].mean()), 4),
-                      "b": round(float(per["b"].mean()), 4), "b_minus_a": round(float(diff.mean()), 4),
-                      "ci95": [low, high]}))
+        per[name] = rerank_ndcgs(scored, gains, 30, 0.8)
+    print(json.dumps({"queries": len(per["a"]), "a": round(float(np.mean(per["a"])), 4),
+                      "b": round(float(np.mean(per["b"])), 4),
+                      "b_minus_a": {k: round(v, 4) for k, v in paired_bootstrap(per["a"], per["b"], 5000).items()}}))
 
 
 if __name__ == "__main__":

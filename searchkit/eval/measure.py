@@ -87,22 +87,32 @@ def query_relevant(pairs: pd.DataFrame) -> dict[str, set[str]]:
 
 def query_metrics(searcher: Searcher, pairs: pd.DataFrame, mode: Mode, batch: int = 256) -> pd.DataFrame:
     """One row per query (sorted; the index is the query) of the retrieval metrics over the whole catalog."""
+    queries = sorted(query_gains(pairs))
+    rankings = {}
+    for start in range(0, len(queries), batch):
+        chunk = queries[start:start + batch]
+        for query, hits in zip(chunk, searcher.search_batch(chunk, k=100, mode=mode), strict=True):
+            rankings[query] = [h.product_id for h in hits]
+    return ranked_metrics(rankings, pairs)
+
+
+def ranked_metrics(rankings: dict[str, list[str]], pairs: pd.DataFrame) -> pd.DataFrame:
+    """One row per query of `pairs` (sorted; the index is the query) of the retrieval metrics of its ranked product
+    ids (any engine's: `rankings` maps each query to its top 100, best first)."""
     gains = query_gains(pairs)
     relevant = query_relevant(pairs)
     queries = sorted(gains)
     rows = []
-    for start in range(0, len(queries), batch):
-        chunk = queries[start:start + batch]
-        for query, hits in zip(chunk, searcher.search_batch(chunk, k=100, mode=mode), strict=True):
-            ranked = [h.product_id for h in hits]
-            rows.append({
-                "ndcg@10": ndcg_at_k(ranked, gains[query], 10),
-                "mrr@10": mrr_at_k(ranked, relevant[query], 10),
-                "recall@10": recall_at_k(ranked, relevant[query], 10) if relevant[query] else np.nan,
-                "recall@100": recall_at_k(ranked, relevant[query], 100) if relevant[query] else np.nan,
-                "ndcg@10_judged": judged_ndcg_at_k(ranked, gains[query], 10),
-                "judged@10": judged_at_k(ranked, gains[query], 10),
-            })
+    for query in queries:
+        ranked = rankings[query]
+        rows.append({
+            "ndcg@10": ndcg_at_k(ranked, gains[query], 10),
+            "mrr@10": mrr_at_k(ranked, relevant[query], 10),
+            "recall@10": recall_at_k(ranked, relevant[query], 10) if relevant[query] else np.nan,
+            "recall@100": recall_at_k(ranked, relevant[query], 100) if relevant[query] else np.nan,
+            "ndcg@10_judged": judged_ndcg_at_k(ranked, gains[query], 10),
+            "judged@10": judged_at_k(ranked, gains[query], 10),
+        })
     return pd.DataFrame(rows, index=pd.Index(queries, name="query"))
 
 

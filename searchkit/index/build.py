@@ -36,7 +36,6 @@ from .graphs import build_query_graph, catalog_encoder, check_int8, export_graph
 from .lexical import LexicalIndex
 from .manifest import (
     FORMAT_VERSION,
-    Bm25,
     CatalogSection,
     Encoding,
     IndexSection,
@@ -189,8 +188,8 @@ def build_index(
             dimension=encoder.info.dimension,
             metric="cosine (inner product of unit vectors)",
             model=ModelSection(**model_meta),
-            index=IndexSection(type="", ntotal=0, bm25=Bm25(config.bm25_k1, config.bm25_b, config.keyword_text))
-            .with_facts({**index_meta, "ntotal": int(index.ntotal)}),
+            index=IndexSection.from_dict({**index_meta, "ntotal": int(index.ntotal), "bm25": {
+                "k1": config.bm25_k1, "b": config.bm25_b, "text": config.keyword_text}}),
             catalog=CatalogSection(path=str(catalog_path), sha256=catalog_sha256(catalog_path),
                                    columns=list(products.columns), types=column_types(products),
                                    sources=products.attrs.get("sources", {}), embedded=embedded,

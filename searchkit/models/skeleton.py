@@ -9,7 +9,6 @@ the skeletons of a model, its reranker and the reranker's grader.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -19,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from ..checksums import file_sha256 as _sha256
 from ..errors import ModelError
 from .files import SAFETENSORS_FILE, SKELETON_DIR, SKELETON_GRAPH, SKELETON_MAP
 
@@ -34,14 +34,6 @@ def _weights(folder: Path) -> dict[str, np.ndarray]:
     tensors = load_file(str(folder / SAFETENSORS_FILE))
     return {name: np.asarray(value, dtype=np.float32) for name, value in tensors.items()
             if np.issubdtype(value.dtype, np.floating)}
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def write_skeleton(folder: str | Path, graph: str | Path) -> dict[str, Any]:

@@ -156,15 +156,19 @@ def score_candidates(model, tokenizer, searcher, gains: dict[str, dict[str, floa
     return out
 
 
-def rerank_ndcg(scored: dict, gains: dict[str, dict[str, float]], depth: int, weight: float) -> float:
-    """Mean NDCG@10 when the top `depth` of each query's scored candidates are reordered by blend(weight)."""
-
+def rerank_ndcgs(scored: dict, gains: dict[str, dict[str, float]], depth: int, weight: float) -> list[float]:
+    """Per scored query (in `scored` order), NDCG@10 when its top `depth` candidates are reordered by blend(weight)."""
     values = []
     for query, (ids, fused, logits, _) in scored.items():
         d = min(depth, len(ids))
         order = np.lexsort((np.arange(d), -blend(logits[:d], fused[:d], weight)))
         values.append(ndcg_at_k([ids[i] for i in order] + ids[d:], gains[query], 10))
-    return float(np.mean(values))
+    return values
+
+
+def rerank_ndcg(scored: dict, gains: dict[str, dict[str, float]], depth: int, weight: float) -> float:
+    """Mean NDCG@10 when the top `depth` of each query's scored candidates are reordered by blend(weight)."""
+    return float(np.mean(rerank_ndcgs(scored, gains, depth, weight)))
 
 
 def pair_spearman(scored: dict, gains: dict[str, dict[str, float]]) -> float:
@@ -209,7 +213,8 @@ def _write_card(out: Path, config: RerankTrainConfig, base: Path, counts: dict, 
                ["Held-out (`test`) figures come from `searchkit evaluate` on an index built with this reranker."])
 
 
-def _fit(config: RerankTrainConfig, base: Path, queries: list[str], products: list[str], labels: list[float]) -> Any:
+def _fit(config: RerankTrainConfig, base: Path, queries: list[str], products: list[str],
+         labels: list[float]) -> tuple[Any, int]:
     """The classifier trained by sentence-transformers' CrossEncoderTrainer: binary cross-entropy on the logit
     (bce), or ListNet over each query's group (listwise); AdamW with a linear warm-up over a tenth of the steps and
     linear decay, gradients clipped at 1, checkpoints in OUT/checkpoints (--resume continues from the newest)."""
@@ -254,9 +259,9 @@ def _fit(config: RerankTrainConfig, base: Path, queries: list[str], products: li
         trainer.remove_callback(printer)
     trainer.add_callback(_progress(config.progress))
     trainer.train(resume_from_checkpoint=str(resume) if resume is not None else None)
-    encoder.steps = int(trainer.state.global_step)
-    shutil.rmtree(checkpoints / f"checkpoint-{encoder.steps}", ignore_errors=True)  # a finished run resumes nothing
-    return encoder
+    ran = int(trainer.state.global_step)
+    shutil.rmtree(checkpoints / f"checkpoint-{ran}", ignore_errors=True)  # a finished run resumes nothing
+    return encoder, ran
 
 
 def _progress(show: bool) -> Any:
@@ -326,7 +331,7 @@ def train_reranker(config: RerankTrainConfig) -> Path:
 
     started = time.perf_counter()
     base = Path(config.base_model or Path(config.index) / "model")
-    encoder = _fit(config, base, queries, products, labels)
+    encoder, steps = _fit(config, base, queries, products, labels)
     seconds = time.perf_counter() - started
     model, tokenizer = encoder.model, encoder.tokenizer
     report = validation_report(model, tokenizer, searcher, parts["val"], config)
@@ -336,7 +341,7 @@ def train_reranker(config: RerankTrainConfig) -> Path:
     model.save_pretrained(str(config.out))  # the Hugging Face classifier alone: what the index exports
     tokenizer.save_pretrained(str(config.out))
     counts = {"train_queries": int(train_pairs["query"].nunique()), "examples": len(rows),
-              "steps": encoder.steps, "loss": config.loss}
+              "steps": steps, "loss": config.loss}
     write_info(config.out, config.settings, RERANKER_TEXT, name=config.out.name, base_model=str(base),
                index=str(config.index), data=counts, validation=report, train_seconds=round(seconds, 1))
     _write_card(config.out, config, base, counts, report, seconds)
