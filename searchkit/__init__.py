@@ -42,7 +42,7 @@ __all__ = [
 
 _HOMES = {
     "Searcher": "search.searcher",
-    "set_search_threads": "search.searcher",
+    "set_search_threads": "search.threads",
     "OpenSearchSearcher": "backends.opensearch.cluster",
     "Mode": "search.results",
     "SearchResult": "search.results",
@@ -76,7 +76,8 @@ if TYPE_CHECKING:
     from .index.update import update_index
     from .search.match import MatchRule
     from .search.results import Mode, SearchResult, SearchResults
-    from .search.searcher import Searcher, set_search_threads
+    from .search.searcher import Searcher
+    from .search.threads import set_search_threads
     from .training.embedder import TrainConfig, train
     from .training.query_tower import QueryTowerConfig, train_query_tower
     from .training.reranker import RerankTrainConfig, train_reranker

@@ -100,6 +100,18 @@ def test_match_rule():
     assert rule.no_match(0.3, 0.3, 0.0, 2)  # the best result holds few of its words, and is not close
     assert not rule.no_match(0.6, 1.0, 0.0, 2)
     assert not rule.no_match(0.6, 0.0, 1.0, 1)  # a close embedding match for unknown words ("sofa" for couches)
+    # everyday words the catalog hardly uses ("yoga pants" in a hardware store), the best result holding half of them
+    assert rule.no_match(0.5, 0.5, 0.0, 2, rare_share=0.5)
+    assert not rule.no_match(0.5, 0.5, 0.0, 2, rare_share=0.0)  # the same query in words the catalog sells
+    assert not rule.no_match(0.5, 1.0, 0.0, 2, rare_share=0.5)  # a product holding every word matches
+    assert not rule.no_match(rule.settled, 0.0, 1.0, 2, rare_share=1.0)  # close enough whatever the words
+
+
+def test_rare_everyday_words_are_counted_by_stem():
+    corrector = SpellCorrector({"pizza": 2, "bolt": 30, "bolts": 25, "kohler": 3}, dictionary={"pizza", "bolt", "yoga"},
+                               stem=lambda w: w[:-1] if w.endswith("s") else w)
+    assert corrector.uses("bolts") == 55 and corrector.uses("pizzas") == 2 and corrector.uses("yoga") == 0
+    assert corrector.is_word("yoga") and not corrector.is_word("kohler")  # a brand is the shop's word, not everyday
 
 
 def test_search_says_no_match_and_still_returns_related_products(searcher):
@@ -256,3 +268,27 @@ def test_filtered_dense_search_is_exact_by_either_path(searcher, monkeypatch):
     assert np.allclose(np.sort(scanned[1]), np.sort(gathered[1]), atol=1e-5)  # the same top scores (ties may swap)
     exact = np.sort(searcher.retriever.cosines(vector[0], np.flatnonzero(mask)))[::-1][:20]
     assert np.allclose(np.sort(scanned[1])[::-1], exact, atol=1e-5)
+
+
+def test_everyday_words_the_catalog_hardly_uses_are_no_match(searcher):
+    extra = searcher.corrector.extra
+    searcher.corrector.extra = frozenset({"yoga", "pants"})  # as a merchandiser's synonyms would make them words
+    searcher.match_rule = MatchRule(min_cosine=-1.0, unknown_cosine=-1.0, coverage_cosine=-1.0, rare_cosine=2.0)
+    try:
+        assert searcher.search("yoga pants", k=5).no_match  # words a shopper means, for nothing the shop sells
+        assert not searcher.search("kohler toilet seat", k=5).no_match  # its best result holds every word
+        searcher.match_rule = MatchRule(min_cosine=-1.0, unknown_cosine=-1.0, coverage_cosine=-1.0, rare_cosine=-1.0)
+        assert not searcher.search("yoga pants", k=5).no_match
+    finally:
+        searcher.match_rule = MatchRule()
+        searcher.corrector.extra = extra
+
+
+def test_candidate_cosines_read_in_place_equal_gathered_ones(searcher):
+    retriever = searcher.retriever
+    vector = searcher.embed_queries(["kohler toilet seat"])[0]
+    rows = np.array([5, 0, 17, 5, len(searcher) - 1], dtype=np.int64)  # any order, repeats allowed
+    np.testing.assert_allclose(retriever.cosines(vector, rows), retriever.vectors[rows] @ vector, atol=1e-6)
+    assert len(retriever.cosines(vector, np.zeros(0, dtype=np.int64))) == 0
+    with pytest.raises(IndexError):  # a bad row is refused, never read past the vectors
+        retriever.cosines(vector, np.array([len(searcher)], dtype=np.int64))

@@ -187,7 +187,7 @@ def test_at_most_eight_modules_at_the_top_and_none_over_500_lines():
 PROCESS_STATE = re.compile(r"os\.environ\[[^]]+\]\s*=|os\.environ\.(setdefault|update|pop)|os\.putenv|logging\.disable"
                            r"|logging\.basicConfig|\.setLevel\(|omp_set_num_threads|disable_progress_bar")
 ALLOWED_STATE = {"cli/__init__.py", "cli/common.py", "cli/serve_commands.py",  # the command's process
-                 "search/searcher.py"}  # set_search_threads: the explicit, documented process-wide setter
+                 "search/threads.py"}  # set_search_threads: the explicit, documented process-wide setter
 
 
 def test_library_code_leaves_process_state_to_its_caller():
@@ -196,5 +196,34 @@ def test_library_code_leaves_process_state_to_its_caller():
                        for i, line in enumerate(p.read_text().splitlines(), 1)
                        if PROCESS_STATE.search(line.split("#")[0]))
     assert offenders == []
-    searcher_source = (PACKAGE / "search" / "searcher.py").read_text()
-    assert searcher_source.count("omp_set_num_threads") == 1  # only inside set_search_threads
+    threads_source = (PACKAGE / "search" / "threads.py").read_text()
+    # inside set_search_threads, and where a search applies that choice in its own thread (OpenMP's count is per thread)
+    assert threads_source.count("omp_set_num_threads") == 2
+    assert "omp_set_num_threads" not in (PACKAGE / "search" / "searcher.py").read_text()
+
+
+def test_the_search_threads_chosen_reach_the_threads_that_search(searcher):
+    import threading
+
+    import faiss
+
+    from searchkit.search import threads
+
+    before, main_before = threads._search_threads, faiss.omp_get_max_threads()
+    seen = []
+
+    def answer() -> None:  # as a server's worker thread does, with OpenMP's own count for a new thread
+        faiss.omp_set_num_threads(3)
+        searcher.search("kohler toilet seat", k=3)
+        seen.append(faiss.omp_get_max_threads())
+
+    try:
+        threads.set_search_threads(1)
+        worker = threading.Thread(target=answer)
+        worker.start()
+        worker.join()
+        assert seen == [1]
+    finally:
+        threads._search_threads = before
+        threads._this_thread.threads = before
+        faiss.omp_set_num_threads(main_before)

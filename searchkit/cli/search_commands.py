@@ -59,7 +59,8 @@ def _format_table(hits) -> str:
 def query_cmd(text, k, page, index_dir, mode, filters, sort, facets, highlight, explain, backend, as_json):
     """Search the index for TEXT and print ranked products with cosine scores."""
     from ..search.filters import merge_filters
-    from ..search.searcher import DEFAULT_MODE, Searcher, check_query, set_search_threads
+    from ..search.searcher import DEFAULT_MODE, Searcher, check_query
+    from ..search.threads import set_search_threads
 
     check_query(text)
     wanted = merge_filters(list(filters)) or None
@@ -127,7 +128,8 @@ def evaluate_cmd(pairs, index_dir, split, max_queries, backend, model, catalog, 
     from ..eval.selection import EvalConfig, check_query_split, choose_split, training_files
     from ..index import layout
     from ..models.encoder import read_model_info
-    from ..search.searcher import Searcher, set_search_threads
+    from ..search.searcher import Searcher
+    from ..search.threads import set_search_threads
 
     rated = read_pairs(pairs, form)
     reason = None

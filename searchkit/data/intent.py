@@ -58,7 +58,7 @@ _ASIDE = re.compile(r"\([^()]*\)|\[[^\[\]]*\]")  # "(5000K)", "[2-Pack]": asides
 _PHRASE_END = re.compile(r"\s[-\u2013\u2014|]\s|,\s|\(|\[|;|:\s|\s-(?=[a-z])|\bw/", re.IGNORECASE)
 MIN_PRODUCTS = 2  # a word is a query's type only when at least this many products have it as theirs
 UNTYPED = -1
-TYPE_LEG_LIMIT = 600  # products of the query's type scored by cosine as a third candidate list, at most
+TYPE_LEG_LIMIT = 200  # products of the query's type scored by cosine as a third candidate list, at most (docs/intent.md)
 SHORT, LATE, LONG = 2, 0.3, 0.3
 ACCESSORY = 2.0  # a product made for the type asked for (a grill cover for "bbq grill") loses this share
 NAMED = 0.5  # a product whose type another word of the query names ("angle bracket": an angle) gains this share

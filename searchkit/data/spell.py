@@ -147,6 +147,22 @@ class SpellCorrector:
         """The catalog uses the word, or a word with its stem."""
         return word in self.frequencies or (self._stem is not None and self._stem(word) in self._stems)
 
+    @cached_property
+    def _stem_uses(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for word, uses in self.frequencies.items():
+            key = self._stem(word) if self._stem else word
+            out[key] = out.get(key, 0) + uses
+        return out
+
+    def uses(self, word: str) -> int:
+        """How many products use the word or a word with its stem (one product may count twice: "bolt", "bolts")."""
+        return self._stem_uses.get(self._stem(word) if self._stem else word, 0)
+
+    def is_word(self, word: str) -> bool:
+        """A word a shopper may mean besides the catalog's own: the embedder's vocabulary, synonyms, popular queries."""
+        return word in self.dictionary or word in self.extra
+
     def candidates(self, word: str) -> dict[str, float]:
         """Catalog words one edit from `word` with the edit's likelihood (_edit_prior); for a word of MIN_TWO_EDITS
         letters or more with none, those two edits away, less likely."""

@@ -1,6 +1,8 @@
 """Whether anything in the catalog is a close match for a query, from what the search already has: the best result's
-embedding similarity, how many of the query's words the best result holds, and how many of its words the catalog
-never uses. A "no match" search still returns its results, to be shown as related products, not as matches.
+embedding similarity, how many of the query's words the best result holds, how many of its words the catalog never
+uses, and how many are everyday words the catalog hardly uses ("frozen pizza", "yoga pants" in a hardware store: the
+shopper wants something the shop does not sell). A "no match" search still returns its results, to be shown as
+related products, not as matches.
 
 The thresholds were chosen for the shipped embedder on the validation split of the bundled pairs (real queries)
 beside out-of-catalog queries written for the purpose (docs/intent.md); another embedder's cosines sit elsewhere, so
@@ -10,6 +12,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+# words that say for whom or in what state a product is wanted, never what it is: not counted as rare words
+RARE_IGNORED = frozenset({"for", "and", "the", "with", "men", "mens", "women", "womens", "used", "new"})
+
 
 @dataclass(frozen=True)
 class MatchRule:
@@ -18,14 +23,28 @@ class MatchRule:
     unknown_cosine: float = 0.45  # ... matches only with a best cosine of at least this
     min_coverage: float = 0.34  # a query whose best result holds at most this share of its words ...
     coverage_cosine: float = 0.35  # ... matches only with a best cosine of at least this
+    rare_uses: int = 20  # an everyday word used by at most this many products is one the shop hardly sells ...
+    rare_share: float = 0.34  # ... a query this much made of such words ...
+    rare_coverage: float = 0.5  # ... whose best result holds at most this share of its words ...
+    rare_cosine: float = 0.55  # ... matches only with a best cosine of at least this
 
-    def no_match(self, best_cosine: float, best_coverage: float, unknown_share: float, words: int) -> bool:
+    @property
+    def settled(self) -> float:
+        """A best cosine from which the query matches whatever its words (the word counts need not be taken)."""
+        return max(self.unknown_cosine, self.coverage_cosine, self.rare_cosine)
+
+    def no_match(self, best_cosine: float, best_coverage: float, unknown_share: float, words: int,
+                 rare_share: float = 0.0) -> bool:
         """best_cosine / best_coverage: the highest over the results; unknown_share: the share of the query's words
-        (three letters or more) that the catalog never uses; words: how many words the query has at all."""
+        (three letters or more) that the catalog never uses; words: how many words the query has at all;
+        rare_share: the share of its words (three letters or more) that are everyday words (the embedder's
+        vocabulary, synonyms, popular queries) used by at most `rare_uses` products."""
         if words == 0:
             return True
         if best_cosine < self.min_cosine:
             return True
         if unknown_share >= self.unknown_share and best_cosine < self.unknown_cosine:
+            return True
+        if rare_share >= self.rare_share and best_coverage <= self.rare_coverage and best_cosine < self.rare_cosine:
             return True
         return best_coverage <= self.min_coverage and best_cosine < self.coverage_cosine

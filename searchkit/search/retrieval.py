@@ -20,7 +20,9 @@ from .results import Mode
 
 RRF_K = 60  # reciprocal rank fusion constant (Cormack et al. 2009)
 EXACT_FILTERED = 8192  # a filter keeping at most this many rows is searched exactly; a broader one walks the graph
-GATHER_BELOW = 1024  # a filter keeping at most this many rows gathers their vectors; more: faiss scans with a selector
+# a filter keeping at most this many rows has their cosines read in place (Retriever.cosines); more, on an exact
+# index: faiss scans the flat storage with a selector (docs/speed.md)
+GATHER_BELOW = EXACT_FILTERED
 MAX_FILTERED_EF = 1024  # the most effort a filtered graph walk is given
 TYPE_SHARE = 4  # the type list holds a quarter of a leg's depth (Retriever.typed_rows)
 
@@ -99,9 +101,30 @@ class Retriever:
     def cosines(self, vector: np.ndarray, rows: np.ndarray) -> np.ndarray:
         if len(rows) == 0:
             return np.zeros(0, dtype=np.float32)
-        stored = self.vectors[rows] if self.vectors is not None else self.index.reconstruct_batch(
-            np.ascontiguousarray(rows, dtype=np.int64))
-        return stored @ vector
+        rows = np.ascontiguousarray(rows, dtype=np.int64)
+        stored = self.vectors
+        if stored is None:
+            return self.index.reconstruct_batch(rows) @ vector
+        faiss = self._faiss
+        if (faiss is None or stored.dtype != np.float32 or not stored.flags.c_contiguous or rows.min() < 0
+                or rows.max() >= len(stored)):
+            return stored[rows] @ vector  # (numpy names a bad row; faiss would read past the vectors)
+        # each row read where it lies rather than gathered into a copy first: the cheaper memory traffic of a
+        # search's few hundred scattered rows (docs/speed.md)
+        query = np.ascontiguousarray(vector, dtype=np.float32)
+        out = np.empty(len(rows), dtype=np.float32)
+        faiss.fvec_inner_products_by_idx(faiss.swig_ptr(out), faiss.swig_ptr(query), faiss.swig_ptr(stored),
+                                         faiss.swig_ptr(rows), stored.shape[1], 1, len(rows))
+        return out
+
+    @cached_property
+    def _faiss(self) -> Any:
+        """faiss, for reading rows in place, or None where it is not installed (an in-memory exact index needs none)."""
+        try:
+            import faiss
+        except ImportError:
+            return None
+        return faiss
 
     def dense(self, vectors: np.ndarray, depth: int, mask: np.ndarray | None) -> list[tuple[np.ndarray, np.ndarray]]:
         """Top rows per query vector. With a filter: exact search over the rows it keeps (no post-filter holes)."""

@@ -35,13 +35,14 @@ from .arrange import RELEVANT, Window, arrange
 from .filters import FilterIndex, Filters
 from .highlight import marked
 from .loading import LoadOptions, load_parts
-from .match import MatchRule
+from .match import RARE_IGNORED, MatchRule
 from .plan import Plan
 from .relevance import RelevanceModel
 from .results import DEFAULT_MODE, MODES, Mode, SearchResult, SearchResults, check_mode
 from .retrieval import Fusion, Legs, Ranked, Retriever
 from .rules import NO_RULES, Rules
 from .rules import loads as rules_loads
+from .threads import apply_search_threads
 from .understanding import MAX_K, MAX_QUERY_CHARS, ParsedQuery, check_query, parse, together_in, understand
 
 __all__ = ["Searcher", "SearchResult", "SearchResults", "MatchRule", "Fusion", "MODES", "DEFAULT_MODE",
@@ -54,15 +55,6 @@ QUERY_CACHE_SIZE = 4096
 # (docs/design-notes.md)
 OVERLAP_FROM = 20_000
 MATCH_DEPTH = 10  # "no match" is judged on the first this many results
-
-
-def set_search_threads(threads: int) -> None:
-    """faiss's OpenMP threads for every search in this process: a process-wide setting, so the application makes it
-    (the CLI and the server set one, fastest for single queries and leaving the other cores to concurrent requests;
-    docs/speed.md). A library load never changes it."""
-    import faiss
-
-    faiss.omp_set_num_threads(int(threads))
 
 
 class Searcher:
@@ -301,6 +293,7 @@ class Searcher:
                              "`searchkit build-index --reranker DIR` or use mode 'hybrid'")
         if not queries:
             return []
+        apply_search_threads()
         mask = self.filter_index.mask(self._own_names(filters)) if filters else None
         parsed = [self._parse(q) for q in queries]
         hidden = max((len(r.hide) for p in parsed for r in self.rules.for_query(p.understood)), default=0)
@@ -331,6 +324,7 @@ class Searcher:
         return ThreadPoolExecutor(max_workers=1, thread_name_prefix="searchkit-dense")
 
     def _dense_leg(self, plan: Plan) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
+        apply_search_threads()
         vectors = self._embed([plan.parsed])
         if plan.mode == Mode.LEXICAL:  # the embedding only gives the results' cosines
             return vectors[0], (np.zeros(0, int), np.zeros(0))
@@ -416,14 +410,17 @@ class Searcher:
         rule = self.match_rule
         if not words or best < rule.min_cosine:
             return True
-        if best >= max(rule.unknown_cosine, rule.coverage_cosine):
+        if best >= rule.settled:
             return False
         content = [w for w in words if w.isalpha() and len(w) >= 3]
-        known = self.corrector.known if self.corrector is not None else (lambda w: True)
-        unknown = sum(not known(w) for w in content) / len(content) if content else 0.0
+        corrector = self.corrector
+        unknown = sum(not corrector.known(w) for w in content) / len(content) if content and corrector else 0.0
         coverage = float(self.lexical.coverage(parsed.keywords, head).max()) if (
             self.lexical is not None and len(head)) else 1.0
-        return rule.no_match(best, coverage, unknown, len(words))
+        rare = [w for w in content if w not in RARE_IGNORED]
+        rare_share = sum(corrector.is_word(w) and corrector.uses(w) <= rule.rare_uses for w in rare) / len(rare) if (
+            rare and corrector) else 0.0
+        return rule.no_match(best, coverage, unknown, len(words), rare_share)
 
     def search(self, query: str, k: int = 10, mode: Mode | str = DEFAULT_MODE, filters: Filters | None = None,
                explain: bool = False, offset: int = 0, sort: str | None = None, highlight: bool = False

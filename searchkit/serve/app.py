@@ -24,7 +24,8 @@ from ..eval.report import admin_page, summarize
 from ..index import layout
 from ..search.arrange import MAX_WINDOW, RELEVANT
 from ..search.filters import merge_filters, price_ranges
-from ..search.searcher import DEFAULT_MODE, MAX_K, MAX_QUERY_CHARS, MODES, Searcher, set_search_threads
+from ..search.searcher import DEFAULT_MODE, MAX_K, MAX_QUERY_CHARS, MODES, Searcher
+from ..search.threads import set_search_threads
 from ..version import __version__
 from .metrics import CONTENT_TYPE, Metrics
 
