@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -212,6 +213,8 @@ def python(script: str, *args: str) -> tuple[str, float]:
                           env={"PYTHONPATH": f"{ROOT}:{Path(__file__).resolve().parent}", "HF_HUB_OFFLINE": "1",
                                "HF_HUB_DISABLE_PROGRESS_BARS": "1", "PATH": "/usr/bin:/bin",
                                "HOME": tempfile.gettempdir(), "ANONYMIZED_TELEMETRY": "False",
+                               # searchkit's graph cache, where the index's model parts are (index.shared)
+                               "XDG_CACHE_HOME": os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache"),
                                "TOKENIZERS_PARALLELISM": "false"})
     if done.returncode:
         raise RuntimeError(done.stderr[-2000:])
@@ -278,8 +281,9 @@ def main() -> None:
         catalog.to_parquet(work / "catalog.parquet", index=False)
         (work / "queries.json").write_text(json.dumps(queries))
         started = time.perf_counter()
+        # by reference to the installed model, as each peer loads its model from outside its index
         subprocess.run([str(Path(sys.executable).parent / "searchkit"), "build-index", str(work / "catalog.parquet"),
-                        "--out", str(work / "searchkit")], check=True, capture_output=True)
+                        "--out", str(work / "searchkit"), "--shared-model"], check=True, capture_output=True)
         build = time.perf_counter() - started
         found, _ = python(SEARCHKIT_SEARCH, str(work / "searchkit"), str(work / "queries.json"))
         result = json.loads(found)

@@ -198,7 +198,7 @@ def child_e2e(work: Path, size: int, index: Path, encode: str, index_type: str, 
 
         meta = recalibrate(out, json.loads((work / "queries-val.json").read_text()), target,
                            source="bench_scale val queries").index
-        report["calibrated_on_val_queries"] = {"params": meta["params"], "recall@10": meta["recall@10_sample"]}
+        report["calibrated_on_val_queries"] = {"params": meta.params, "recall@10": meta.recall_sample}
     searcher = Searcher.from_dir(out)
     report["searcher_rss_mb"] = rss_mb()  # this process, after the build's memory was released (as far as it is)
     searcher.cache_size = 0  # every query embedded afresh

@@ -35,10 +35,13 @@ from .common import (
 @click.option("--ray", "ray_address", default=None, metavar="ADDRESS",
               help="Encode on a Ray cluster: 'local' starts one here, else the address ray.init takes.")
 @click.option("--workers", type=click.IntRange(1), default=None, help="With --ray: embedding actors (default 2).")
+@click.option("--shared-model", is_flag=True, default=None,
+              help="Refer to the installed model by its fingerprint instead of copying it into the index (its graphs "
+                   "are kept once, in the graph cache, for every index built this way).")
 @config_option
 @click.option("--json", "as_json", is_flag=True, help="Print the manifest as JSON.")
-def build_index_cmd(catalog, model, out, device, reranker, columns, if_stale, ray_address, workers, config_file,
-                    as_json):
+def build_index_cmd(catalog, model, out, device, reranker, columns, if_stale, ray_address, workers, shared_model,
+                    config_file, as_json):
     """Embed every product of CATALOG (a parquet or CSV file, or a folder or glob of parquet shards) into a FAISS
     index beside a BM25 index.
 
@@ -48,7 +51,7 @@ def build_index_cmd(catalog, model, out, device, reranker, columns, if_stale, ra
     from ..index.build import IndexConfig, build_index, default_out, indexed_catalog, staleness
 
     config = load_config(IndexConfig, config_file, device=device, progress=sys.stderr.isatty() or None,
-                         ray=ray_address, workers=workers)
+                         ray=ray_address, workers=workers, shared_model=shared_model)
     progress_lines(True)
     other = indexed_catalog(out or default_out(catalog))
     if other is not None and Path(other).name != Path(catalog).name:
@@ -62,7 +65,7 @@ def build_index_cmd(catalog, model, out, device, reranker, columns, if_stale, ra
     if if_stale and Path(catalog).exists():
         if not Path(out).exists():
             click.echo(f"building {out} from {catalog}", err=True)
-        elif (reason := staleness(out, catalog, model)) is None:
+        elif (reason := staleness(out, catalog, model, shared=config.shared_model)) is None:
             click.echo(f"{out} is up to date with {catalog}", err=True)
             return
         else:
@@ -80,7 +83,8 @@ def build_index_cmd(catalog, model, out, device, reranker, columns, if_stale, ra
         click.echo(f"indexed {manifest.rows} products from {catalog} into {out} "
                    f"({manifest.index.type}, {manifest.dimension}-d, model {manifest.model.name}, "
                    f"{manifest.build_seconds:.1f} s" + (f"; {reused} embeddings reused, {manifest.rows - reused} "
-                                                        "embedded" if reused else "") + ")")
+                                                        "embedded" if reused else "")
+                   + ("; the model by reference" if manifest.model.by_reference else "") + ")")
 
 
 @click.command("rules", cls=Command)

@@ -126,14 +126,14 @@ def evaluate_cmd(pairs, index_dir, split, max_queries, backend, model, catalog, 
     from ..data.catalog import read_pairs
     from ..eval.evaluate import evaluate
     from ..eval.selection import EvalConfig, check_query_split, choose_split, training_files
-    from ..index import layout
+    from ..index.shared import index_model
     from ..models.encoder import read_model_info
     from ..search.searcher import Searcher
     from ..search.threads import set_search_threads
 
     rated = read_pairs(pairs, form)
     reason = None
-    card = read_model_info(model if model is not None else layout.IndexFiles(index_dir).model)
+    card = read_model_info(model if model is not None else index_model(index_dir))
     check_query_split(card, str(model if model is not None else index_dir))
     seed = int((card.get("split") or {}).get("seed", 42))  # split as the model was trained (the default seed 42)
     if split == "auto":

@@ -44,6 +44,7 @@ from .manifest import (
     library_versions,
 )
 from .reranker import install
+from .shared import move_out, parts_folder
 from .texts import completions, keyword_texts, normalise_catalog, query_like, text_record
 from .vectors import embed_changed, reusable_vectors
 
@@ -69,8 +70,10 @@ def indexed_catalog(out_dir: str | Path) -> str | None:
         return None
 
 
-def staleness(out_dir: str | Path, catalog_path: str | Path, model: str | Path | None = None) -> str | None:
-    """Why the index at out_dir needs a rebuild for this catalog and model, or None when it is current."""
+def staleness(out_dir: str | Path, catalog_path: str | Path, model: str | Path | None = None,
+              shared: bool | None = None) -> str | None:
+    """Why the index at out_dir needs a rebuild for this catalog and model, or None when it is current. shared:
+    whether the build would refer to the model (--shared-model); None: either way."""
     try:
         manifest = layout.read_manifest(out_dir)
         layout.verify_files(layout.IndexFiles(Path(out_dir)), manifest, checksums=False)
@@ -81,6 +84,9 @@ def staleness(out_dir: str | Path, catalog_path: str | Path, model: str | Path |
     if manifest.catalog.version > 1:
         return (f"the index was updated (version {manifest.catalog.version}) since it was built from "
                 f"{catalog_path}, so it no longer matches the file")
+    if shared is not None and shared != manifest.model.by_reference:
+        return ("the index holds a copy of its model, and the build refers to the installed one" if shared else
+                "the index refers to the installed model, and the build copies the model into it")
     model = model or default_model_dir()
     if manifest.model.fingerprint != model_fingerprint(model):
         return "the model differs from the one the index was built with"
@@ -93,7 +99,10 @@ def staleness(out_dir: str | Path, catalog_path: str | Path, model: str | Path |
         return None
     if manifest.model.reranker_fingerprint != fingerprint(own):
         return "the model's reranker differs from the index's"
-    if read_info(own).get("relevance") != read_info(layout.IndexFiles(Path(out_dir)).reranker).get("relevance"):
+    held = layout.IndexFiles(Path(out_dir), parts=parts_folder(manifest) if manifest.model.by_reference else None)
+    if not held.reranker_info.is_file():  # a by-reference index whose parts are made again on load
+        return None
+    if read_info(own).get("relevance") != read_info(held.reranker).get("relevance"):
         return "the model's relevance fit (searchkit fit-relevance) differs from the index's"
     return None
 
@@ -118,6 +127,10 @@ def build_index(
     if reranker is not None:
         read_info(reranker)  # a folder that is not a reranker is refused before encoding
     model_dir = Path(encoder.info.path) if encoder is not None else Path(model or default_model_dir())
+    if config.shared_model and reranker is not None and Path(reranker).resolve() != (
+            (reranker_dir(model_dir) or Path(reranker).parent).resolve()):
+        raise SearchkitError("an index built with --shared-model refers to its model's own reranker; drop --reranker "
+                             "or copy the model into the index (build without --shared-model)")
     device = str(getattr(encoder, "device", "cpu")) if encoder is not None else pick_device(config.device)
     onnx_bulk = config.onnx and config.bulk != "torch" and not device.startswith("cuda")
     if encoder is None and not onnx_bulk:
@@ -180,6 +193,8 @@ def build_index(
                                               b=config.bm25_b),
                            text_record(products, normaliser, stemmer), completions(products))
         layout.carry_rules(layout.live_dir(target), staged)
+        if config.shared_model:
+            model_meta["shared"] = move_out(staged, encoder.info.fingerprint, encoder.info.name, config.cache_dir)
         manifest = Manifest(
             format_version=FORMAT_VERSION,
             searchkit_version=__version__,

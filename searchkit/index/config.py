@@ -32,6 +32,9 @@ class IndexConfig:
     bulk: str = "onnx-int8"
     query_tower: bool = True  # embed queries with the model's query tower when it has one (and it holds)
     reranker: bool = True  # keep a cross-encoder for mode "rerank": the one given, else the model's reranker/ if any
+    # refer to the model instead of copying it into the index: its parts are kept once in the graph cache and found
+    # again on load by the model's fingerprint (searchkit.index.shared)
+    shared_model: bool = False
     cache_dir: Path | None = None  # the graph cache (searchkit.models.graph_cache); None: ~/.cache/searchkit/graphs
     reuse: bool = True  # keep the stored vector of every product whose embedded text the index at out_dir has
     ray: str | None = None  # encode on a Ray cluster: "local" starts one, else its address (searchkit.models.ray)

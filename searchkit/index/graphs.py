@@ -58,23 +58,9 @@ def build_query_graph(staged: layout.IndexFiles, info, texts: list[str], index, 
     cosine, and how many of the index's top 10 for the whole model's embedding it also finds. It is kept for queries
     only when that overlap averages >= QUERY_TOWER_MIN_OVERLAP (QUERY_TABLE_MIN_OVERLAP for a table). tower:
     tower_info()."""
-    import tempfile
-
-    if int(tower["layers"]) == 0:
-        path = staged.query_tokens
-        np.save(path, token_table(staged.model, tower), allow_pickle=False)
-        fast_encoder: Encoder = StaticEncoder(path, staged.model, info)
-    else:
-        path = staged.query_onnx
-
-        def export(target: Path) -> None:
-            with tempfile.TemporaryDirectory(prefix="searchkit-query-") as tmp:
-                folder = assemble(staged.model, Path(tmp) / "model", tower)
-                export_onnx(folder, Path(tmp) / "query.onnx")
-                quantize_graph(Path(tmp) / "query.onnx", target, per_row=True)
-
-        graph_cache.graph(cache, info.fingerprint, QUERY_GRAPH_NAME, export, path)
-        fast_encoder = OnnxEncoder(path, staged.model, info, one_at_a_time=True)  # as at query time
+    path = write_query_tower(staged, info.fingerprint, tower, cache)
+    fast_encoder: Encoder = (StaticEncoder(path, staged.model, info) if int(tower["layers"]) == 0
+                             else OnnxEncoder(path, staged.model, info, one_at_a_time=True))  # as at query time
     queries = query_like(texts, sample, seed=2)
     full = (fp32_encoder or OnnxEncoder(staged.onnx, staged.model, info)).encode(queries)
     fast = fast_encoder.encode(queries)
@@ -90,6 +76,25 @@ def build_query_graph(staged: layout.IndexFiles, info, texts: list[str], index, 
             "texts": len(queries), "cosine_to_full_mean": round(float(cosines.mean()), 4),
             "cosine_to_full_min": round(float(cosines.min()), 4), "top10_overlap_mean": round(float(overlap), 4),
             "min_overlap_required": bar}
+
+
+def write_query_tower(staged: layout.IndexFiles, fingerprint: str, tower: dict, cache: Path | None = None) -> Path:
+    """Write the query tower of the model in staged.model (tower: tower_info()) into `staged`: its token table
+    (layers=0) or its int8 graph (through the graph cache); returns the file written."""
+    import tempfile
+
+    if int(tower["layers"]) == 0:
+        np.save(staged.query_tokens, token_table(staged.model, tower), allow_pickle=False)
+        return staged.query_tokens
+
+    def export(target: Path) -> None:
+        with tempfile.TemporaryDirectory(prefix="searchkit-query-") as tmp:
+            folder = assemble(staged.model, Path(tmp) / "model", tower)
+            export_onnx(folder, Path(tmp) / "query.onnx")
+            quantize_graph(Path(tmp) / "query.onnx", target, per_row=True)
+
+    graph_cache.graph(cache, fingerprint, QUERY_GRAPH_NAME, export, staged.query_onnx)
+    return staged.query_onnx
 
 
 def export_graphs(model_dir: Path, fingerprint: str, staged: layout.IndexFiles, cache: Path | None) -> bool:

@@ -69,11 +69,21 @@ RULES_FILE = "rules.json"
 REQUIRED_FILES = (FAISS_FILE, PRODUCTS_FILE, TEXT_FILE)
 
 
+# what an index holds of its model (MODEL_DIR, the graphs, the reranker): copied into each index, or, for an index built
+# by reference (searchkit.index.shared), kept once per model in a shared folder laid out the same way
+MODEL_PARTS = (MODEL_DIR, ONNX_FILE, ONNX_INT8_FILE, QUERY_ONNX_FILE, QUERY_TOKENS_FILE, RERANKER_DIR)
+
+
 @dataclass(frozen=True)
 class IndexFiles:
-    """Paths inside one index folder."""
+    """Paths inside one index folder; `parts`: the folder holding its model parts, when not the index's own."""
 
     root: Path
+    parts: Path | None = None
+
+    @property
+    def model_root(self) -> Path:
+        return self.parts if self.parts is not None else self.root
 
     @property
     def manifest(self) -> Path:
@@ -93,7 +103,7 @@ class IndexFiles:
 
     @property
     def model(self) -> Path:
-        return self.root / MODEL_DIR
+        return self.model_root / MODEL_DIR
 
     @property
     def lexical(self) -> Path:
@@ -101,23 +111,23 @@ class IndexFiles:
 
     @property
     def onnx(self) -> Path:
-        return self.root / ONNX_FILE
+        return self.model_root / ONNX_FILE
 
     @property
     def onnx_int8(self) -> Path:
-        return self.root / ONNX_INT8_FILE
+        return self.model_root / ONNX_INT8_FILE
 
     @property
     def query_onnx(self) -> Path:
-        return self.root / QUERY_ONNX_FILE
+        return self.model_root / QUERY_ONNX_FILE
 
     @property
     def query_tokens(self) -> Path:
-        return self.root / QUERY_TOKENS_FILE
+        return self.model_root / QUERY_TOKENS_FILE
 
     @property
     def reranker(self) -> Path:
-        return self.root / RERANKER_DIR
+        return self.model_root / RERANKER_DIR
 
     @property
     def reranker_graph(self) -> Path:
@@ -154,13 +164,24 @@ class IndexFiles:
 
 def has_reranker(manifest: Manifest) -> bool:
     """Whether the index was built with a cross-encoder (its three files checksummed in the manifest)."""
-    return all(f"{RERANKER_DIR}/{name}" in manifest.files
-               for name in (RERANKER_GRAPH, RERANKER_TOKENIZER, RERANKER_INFO))
+    return all(manifest.holds(f"{RERANKER_DIR}/{name}") for name in (RERANKER_GRAPH, RERANKER_TOKENIZER, RERANKER_INFO))
 
 
 def has_grader(manifest: Manifest) -> bool:
     """Whether the index's reranker came with a grader (its int8 graph checksummed in the manifest)."""
-    return has_reranker(manifest) and f"{RERANKER_DIR}/{GRADER_GRAPH}" in manifest.files
+    return has_reranker(manifest) and manifest.holds(f"{RERANKER_DIR}/{GRADER_GRAPH}")
+
+
+def is_model_part(name: str) -> bool:
+    """Whether the path `name` inside an index folder is one of its model parts (MODEL_PARTS)."""
+    return Path(name).parts[0] in MODEL_PARTS
+
+
+def model_part_files(files: IndexFiles) -> list[str]:
+    """The model parts' files in `files` (relative names), less the model folder (its fingerprint stands for it)."""
+    return sorted(p.relative_to(files.root).as_posix() for p in files.root.rglob("*")
+                  if p.is_file() and is_model_part(p.relative_to(files.root).as_posix())
+                  and p.relative_to(files.root).parts[0] != MODEL_DIR)
 
 
 def static_query_tower(manifest: Manifest) -> bool:
@@ -280,6 +301,7 @@ def read_manifest(root: str | Path) -> Manifest:
 
 def verify_files(files: IndexFiles, manifest: Manifest, checksums: bool = True) -> None:
     """Every recorded file is present with the recorded size (and checksum): a truncated or edited index is refused.
+    An index built by reference has its model parts checked in their shared folder (files.parts) when one is given.
 
     A file whose size, mtime, ctime and inode are those it had when its checksum last matched (the stamp file) is
     not hashed again: re-hashing a large index would cost every cold query seconds (docs/design-notes.md). Any write to a file
@@ -288,12 +310,34 @@ def verify_files(files: IndexFiles, manifest: Manifest, checksums: bool = True) 
     absent = [name for name in REQUIRED_FILES if name not in manifest.files]
     if absent:
         raise IndexFormatError(f"{files.root}: the manifest lists no {absent}; rebuild the index")
-    stamp = _read_stamp(files) if checksums else {}
+    verify_entries(files.root, manifest.files, checksums)
+    if manifest.model.by_reference and files.parts is None:
+        return
+    if manifest.model.by_reference and files.parts is not None:
+        verify_entries(files.parts, manifest.model.parts, checksums)
+    if not model_present(files):
+        raise IndexFormatError(f"{files.root}: the model folder {MODEL_DIR}/ is missing; rebuild the index")
+
+
+def model_present(files: IndexFiles) -> bool:
+    """Whether files.model is a model folder."""
+    return is_model_folder(files.model)
+
+
+def is_model_folder(folder: Path) -> bool:
+    """Whether `folder` holds a sentence-transformers model."""
+    return (folder / "modules.json").is_file()
+
+
+def verify_entries(root: Path, entries: dict[str, dict[str, Any]], checksums: bool = True) -> None:
+    """The files `entries` names ({name: {"sha256", "bytes"}}) are in `root` as recorded; stamped in root's
+    STAMP_FILE when their checksums match (verify_files)."""
+    stamp = _read_stamp(root) if checksums else {}
     fresh = {}
-    for name, expect in manifest.files.items():
-        path = files.root / name
+    for name, expect in entries.items():
+        path = root / name
         if not path.is_file():
-            raise IndexFormatError(f"{files.root}: {name} is missing; rebuild the index")
+            raise IndexFormatError(f"{root}: {name} is missing; rebuild the index")
         stat = path.stat()
         if stat.st_size != expect.get("bytes"):
             raise IndexFormatError(f"{path}: {stat.st_size} bytes, the manifest says {expect.get('bytes')} (truncated?)")
@@ -303,26 +347,24 @@ def verify_files(files: IndexFiles, manifest: Manifest, checksums: bool = True) 
         if stamp.get(name) != seen and file_sha256(path) != expect.get("sha256"):
             raise IndexFormatError(f"{path}: checksum differs from the manifest (file changed after the build)")
         fresh[name] = seen
-    if not (files.model / "modules.json").is_file():
-        raise IndexFormatError(f"{files.root}: the model folder {MODEL_DIR}/ is missing; rebuild the index")
     if checksums and fresh != stamp:
-        _write_stamp(files, fresh)
+        _write_stamp(root, fresh)
 
 
-def _read_stamp(files: IndexFiles) -> dict[str, Any]:
+def _read_stamp(root: Path) -> dict[str, Any]:
     try:
-        stamp = json.loads(files.stamp.read_text())
+        stamp = json.loads((root / STAMP_FILE).read_text())
         return stamp if isinstance(stamp, dict) else {}
     except (OSError, ValueError):
         return {}
 
 
-def _write_stamp(files: IndexFiles, stamp: dict[str, Any]) -> None:
+def _write_stamp(root: Path, stamp: dict[str, Any]) -> None:
     """Best effort (a read-only index folder is fine), atomic (concurrent loaders never see half a file)."""
-    tmp = files.root / f"{STAMP_FILE}.{uuid.uuid4().hex[:8]}"
+    tmp = root / f"{STAMP_FILE}.{uuid.uuid4().hex[:8]}"
     try:
         tmp.write_text(json.dumps(stamp))
-        os.replace(tmp, files.stamp)
+        os.replace(tmp, root / STAMP_FILE)
     except OSError:
         tmp.unlink(missing_ok=True)
 

@@ -71,6 +71,9 @@ class ModelSection:
     query_tower: dict[str, Any] | None = None  # the query tower's build check (index.graphs.build_query_graph)
     reranker: dict[str, Any] | None = None  # the cross-encoder installed for mode rerank (index.reranker.install)
     ray: dict[str, Any] | None = None  # how a Ray cluster embedded the catalog, when one did
+    # an index that refers to the installed model instead of holding a copy (searchkit.index.shared): the key of its
+    # model parts folder and each part's checksum ({"key": ..., "parts": {name: {"sha256", "bytes"}}})
+    shared: dict[str, Any] | None = None
 
     @property
     def int8_queries(self) -> bool:
@@ -84,6 +87,16 @@ class ModelSection:
     def static_tower(self) -> bool:
         """Whether the query tower is a token table (trained with layers=0), not transformer layers."""
         return (self.query_tower or {}).get("layers") == 0
+
+    @property
+    def by_reference(self) -> bool:
+        """Whether the index refers to the installed model (its model parts live in a shared folder)."""
+        return self.shared is not None
+
+    @property
+    def parts(self) -> dict[str, dict[str, Any]]:
+        """The model parts a by-reference index was built with: name -> {"sha256", "bytes"} ({} for a copy)."""
+        return dict((self.shared or {}).get("parts") or {})
 
     @property
     def reranker_fingerprint(self) -> str | None:
@@ -159,6 +172,10 @@ class Manifest:
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    def holds(self, name: str) -> bool:
+        """Whether the index has the file `name` (a path inside its folder): its own, or a model part it refers to."""
+        return name in self.files or name in self.model.parts
 
     def with_files(self, files: dict[str, dict[str, Any]]) -> Manifest:
         return replace(self, files=files)

@@ -40,6 +40,7 @@ from . import layout
 from .ann import AnnConfig, calibrate, hnsw_edited, make_index, stored_vectors, tuned_facts
 from .lexical import LexicalIndex
 from .manifest import Encoding, Manifest
+from .shared import attach
 from .texts import completions, keyword_texts, product_texts, query_like, text_record
 from .vectors import embed_changed
 
@@ -112,13 +113,13 @@ def bulk_encoder(files: layout.IndexFiles, manifest: Manifest, info: ModelInfo, 
     """The encoder the build embedded the catalog with (its manifest's encoding), so updated products embed as
     their neighbours did; an int8 graph the build dropped from the index is quantised again from its fp32 graph."""
     how = manifest.encoding
-    if how in (Encoding.ONNX_INT8, Encoding.ONNX_INT8_ROWS) and layout.ONNX_FILE in manifest.files:
+    if how in (Encoding.ONNX_INT8, Encoding.ONNX_INT8_ROWS) and manifest.holds(layout.ONNX_FILE):
         graph = files.onnx_int8
         if not graph.is_file():
             graph = work / "bulk-int8.onnx"
             quantize_graph(files.onnx, graph, per_row=how == Encoding.ONNX_INT8_ROWS)
         return OnnxEncoder(graph, files.model, info, parallel=bulk_parallelism())
-    if how == Encoding.ONNX and layout.ONNX_FILE in manifest.files:
+    if how == Encoding.ONNX and manifest.holds(layout.ONNX_FILE):
         return OnnxEncoder(files.onnx, files.model, info, parallel=bulk_parallelism())
     return load_encoder(files.model)
 
@@ -131,7 +132,7 @@ def update_index(index_dir: str | Path, upsert: str | Path | None = None, delete
     started = time.perf_counter()
     target = Path(index_dir)
     manifest = layout.read_manifest(target)
-    files = layout.IndexFiles(layout.live_dir(target))
+    files = attach(layout.IndexFiles(layout.live_dir(target)), manifest, model)
     layout.verify_files(files, manifest)
     if model is not None and model_fingerprint(model) != manifest.model.fingerprint:
         raise IndexMismatchError(f"{target} was built with model {manifest.model.name!r}, not {model}: an "

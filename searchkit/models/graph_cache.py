@@ -19,6 +19,10 @@ from pathlib import Path
 
 log = logging.getLogger(__name__)
 
+# how graphs are made: raised whenever export or quantisation writes other bytes for the same weights, so that a
+# cache filled by an earlier searchkit is not copied into indexes that record each graph's checksum
+RECIPE = 2
+
 NOT_EXPORTABLE = ".none"  # beside a graph's name: its weights cannot be exported (e.g. not mean-pooled)
 
 
@@ -31,7 +35,7 @@ def graph(root: Path | None, fingerprint: str, name: str, make: Callable[[Path],
     """Write the graph `name` of the weights with this fingerprint to `target`: copied from the cache, else made by
     `make(path)` (which returns False when the weights cannot be exported) and kept in the cache. Returns whether
     `target` was written."""
-    folder = (root or default_root()) / fingerprint[:40]
+    folder = (root or default_root()) / f"{fingerprint[:40]}-r{RECIPE}"
     cached = folder / name
     if not cached.is_file() and not (folder / (name + NOT_EXPORTABLE)).is_file():
         try:

@@ -14,6 +14,7 @@ from ..data.text import KEYWORD_TEXTS, BrandMatcher, CachedStemmer, Normaliser, 
 from ..errors import IndexFormatError, IndexMismatchError, QueryError, SearchkitError
 from ..index import layout
 from ..index.ann import apply_params
+from ..index.shared import attach
 from ..models.cross_encoder import Grader, Reranker, read_info
 from ..models.encoder import Encoder, ModelInfo, OnnxEncoder, StaticEncoder, load_encoder, model_fingerprint
 from ..models.files import TOKENIZER_FILE
@@ -58,11 +59,9 @@ def pick_backend(backend: str, files: layout.IndexFiles, manifest: layout.Manife
     allow."""
     if backend not in BACKENDS:
         raise QueryError(f"unknown backend {backend!r}: use {', '.join(BACKENDS)}")
-    has = {"onnx": layout.ONNX_FILE in manifest.files,
-           "onnx-int8": layout.ONNX_INT8_FILE in manifest.files
-           and manifest.model.int8_queries,
-           "query-tower": layout.query_tower_file(manifest) in manifest.files
-           and manifest.model.tower_queries}
+    has = {"onnx": manifest.holds(layout.ONNX_FILE),
+           "onnx-int8": manifest.holds(layout.ONNX_INT8_FILE) and manifest.model.int8_queries,
+           "query-tower": manifest.holds(layout.query_tower_file(manifest)) and manifest.model.tower_queries}
     if backend in has and not has[backend]:
         name = {"onnx": layout.ONNX_FILE, "onnx-int8": layout.ONNX_INT8_FILE,
                 "query-tower": layout.query_tower_file(manifest)}[backend]
@@ -117,9 +116,10 @@ def load_parts(path: str | Path, options: LoadOptions = LoadOptions()) -> Parts:
     """Read and check an index folder. `options.model`, when given, must be the model the index was built with."""
     files = layout.IndexFiles(layout.live_dir(Path(path)))
     manifest = layout.read_manifest(files.root)
+    files = attach(files, manifest, options.model)  # an index built by reference: the installed model's parts
     layout.verify_files(files, manifest, checksums=options.verify)
     expected = manifest.model.fingerprint
-    if options.model is not None and model_fingerprint(options.model) != expected:
+    if options.model is not None and not manifest.model.by_reference and model_fingerprint(options.model) != expected:
         raise IndexMismatchError(
             f"{files.root} was built with model {manifest.model.name!r} (fingerprint {expected[:12]}), "
             f"not with {options.model}; rebuild the index with that model or drop --model"

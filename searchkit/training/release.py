@@ -22,6 +22,7 @@ from ..data.catalog import read_pairs
 from ..data.splits import split_pairs
 from ..errors import SearchkitError
 from ..index import layout
+from ..index.shared import attach
 from ..search.results import Mode
 from .judgments import JudgmentConfig, judgments, read_impressions, write_judgments
 
@@ -95,8 +96,7 @@ def learn(logs: list[str | Path], index_dir: str | Path, work: str | Path | None
     template = template or TrainConfig()
     split = template.split
     root = layout.live_dir(Path(index_dir))
-    layout.read_manifest(root)
-    files = layout.IndexFiles(root)
+    files = attach(layout.IndexFiles(root), layout.read_manifest(root))
     folder = Path(work) if work is not None else Path(tempfile.mkdtemp(prefix="searchkit-learn-"))
     try:
         folder.mkdir(parents=True, exist_ok=True)
