@@ -77,6 +77,11 @@ def run_search(searcher: Searcher, q: str, k: int, mode: str, brand: list[str], 
     return body
 
 
+def json_bytes(body: dict[str, Any]) -> bytes:
+    """A JSON answer as FastAPI's JSONResponse writes one (UTF-8, no NaN)."""
+    return json.dumps(body, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode("utf-8")
+
+
 def card(r: dict[str, Any], debug: bool) -> str:
     """One result as the page's script draws it (index.html's card())."""
     from html import escape
@@ -298,12 +303,13 @@ def create_app(index_dir: str | Path, loader=Searcher.from_dir, watch: bool = Tr
         sort: str = Query("", max_length=200, description="Order the relevant results by a column: price, -price."),
         highlight: bool = False,
         session: str = Query("", max_length=MAX_SESSION, description="An opaque shopper session, logged as given."),
-    ) -> dict[str, Any]:
+    ) -> Response:
         body = run_search(holder.searcher, q, k, mode, brand, color, list(filter), facets, explain, offset, sort,
                           highlight)
         if body.get("no_match"):
             metrics.no_match.labels(mode).inc()
-        return logged(body, session or None)
+        # the answer is plain JSON types already: written directly, without FastAPI's per-field encoder pass
+        return Response(json_bytes(logged(body, session or None)), media_type="application/json")
 
     @app.get("/metrics", include_in_schema=False)
     def get_metrics() -> Response:
