@@ -332,3 +332,19 @@ def test_listwise_training_writes_a_reranker(tmp_path, built_index, pairs_file, 
     info = read_info(out)
     assert info["data"]["loss"] == "listwise" and info["data"]["examples"] % 4 == 0
     assert "listwise softmax cross-entropy" in (out / "README.md").read_text()
+
+
+def test_pairs_scored_side_by_side_score_as_each_alone(reranked_index, catalog_frame):
+    from searchkit.models.cross_encoder import Reranker
+
+    files = IndexFiles(reranked_index)
+    info = read_info(files.reranker)
+    alone = Reranker(files.reranker_graph, files.reranker_tokenizer, info, threads=1, pairs_at_once=1)
+    side = Reranker(files.reranker_graph, files.reranker_tokenizer, info, threads=1, pairs_at_once=3)
+    records = catalog_frame.head(30).to_dict("records")
+    for query in ("red kettle", "stainless steel sink", "drill"):
+        logits = side.scores(query, records)
+        assert logits.shape == (30,) and len(set(logits.round(6))) > 1
+        assert np.array_equal(logits, alone.scores(query, records))
+        assert np.array_equal(side.scores(query, records[:1]), alone.scores(query, records[:1]))
+    assert Reranker(files.reranker_graph, files.reranker_tokenizer, info, threads=None).pairs_at_once == 1

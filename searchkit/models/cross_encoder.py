@@ -17,6 +17,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -181,11 +184,16 @@ class Grader:
         return vectors[1:] @ vectors[0]
 
 
+PAIRS_AT_ONCE = 4  # the most query-product pairs a rerank scores side by side (docs/speed.md)
+
+
 class Reranker:
     """Scores (query, product) pairs with the index's cross-encoder graph: onnxruntime + tokenizers only."""
 
     def __init__(self, graph: str | Path, tokenizer: str | Path, info: dict[str, Any], threads: int | None = None,
-                 grader: Grader | None = None):
+                 grader: Grader | None = None, pairs_at_once: int | None = None):
+        """threads: onnxruntime's threads per pair (None: all cores); pairs_at_once: pairs run side by side, each on
+        one thread (default: one per core, at most PAIRS_AT_ONCE; 1 when a pair already takes every core)."""
         self.settings = RerankerSettings.from_dict(info["settings"])
         self.text = Normaliser(TextConfig.from_dict(info["text"]))
         self.name = info.get("name", Path(graph).parent.name)
@@ -195,18 +203,33 @@ class Reranker:
         self.tokenizer.enable_truncation(self.settings.max_length)
         self.tokenizer.no_padding()
         self.inputs = {i.name for i in self.session.get_inputs()}
+        if pairs_at_once is None:
+            pairs_at_once = 1 if threads is None else max(1, min(os.cpu_count() or 1, PAIRS_AT_ONCE))
+        self.pairs_at_once = pairs_at_once
+        self._pool: ThreadPoolExecutor | None = None
+        self._pool_lock = threading.Lock()
 
     def scores(self, query: str, products: list[dict[str, Any]]) -> np.ndarray:
         """One logit per product record (title, brand, color) for this query, as typed or understood. Each pair runs
         alone: the int8 graph scales activations over its whole input, so in a batch a pair's logit would depend on
-        its batch-mates, and alone costs no more (docs/design-notes.md)."""
+        its batch-mates, and alone costs no more (docs/design-notes.md). Pairs run side by side on pairs_at_once
+        threads (onnxruntime releases the GIL while it runs), each as it would alone: the same logits."""
         q = self.text.query(query)
-        out = np.zeros(len(products), dtype=np.float32)
-        for i, e in enumerate(self.tokenizer.encode_batch([(q, record_text(self.text, p)) for p in products])):
-            feed = {"input_ids": [e.ids], "attention_mask": [e.attention_mask], "token_type_ids": [e.type_ids]}
-            out[i] = self.session.run(["logit"], {k: np.array(v, dtype=np.int64) for k, v in feed.items()
-                                                  if k in self.inputs})[0][0]
-        return out
+        encoded = self.tokenizer.encode_batch([(q, record_text(self.text, p)) for p in products])
+        if self.pairs_at_once > 1 and len(encoded) > 1:
+            return np.array(list(self._threads().map(self._logit, encoded)), dtype=np.float32)
+        return np.array([self._logit(e) for e in encoded], dtype=np.float32)
+
+    def _logit(self, e: Any) -> float:
+        feed = {"input_ids": [e.ids], "attention_mask": [e.attention_mask], "token_type_ids": [e.type_ids]}
+        return float(self.session.run(["logit"], {k: np.array(v, dtype=np.int64) for k, v in feed.items()
+                                                  if k in self.inputs})[0][0])
+
+    def _threads(self) -> ThreadPoolExecutor:
+        with self._pool_lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self.pairs_at_once, thread_name_prefix="searchkit-rerank")
+            return self._pool
 
     def combine(self, logits: np.ndarray, fused: np.ndarray) -> np.ndarray:
         return blend(logits, fused, self.settings.weight)
