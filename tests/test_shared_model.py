@@ -70,6 +70,13 @@ def test_an_index_by_reference_holds_no_model_and_ranks_alike(tmp_path, cache, c
             "heavy = [m for m in ('pandas', 'bm25s', 'scipy', 'torch', 'nltk', 'onnx', 'searchkit.index.graphs') "
             "if m in sys.modules]; assert not heavy, heavy")
     subprocess.run([sys.executable, "-c", code, str(tmp_path / "shared")], check=True)
+    from fastapi.testclient import TestClient
+
+    from searchkit.serve.app import create_app
+
+    with TestClient(create_app(tmp_path / "shared", watch=False)) as client:
+        assert client.get("/health").json()["model"]["by_reference"] is True
+        assert client.get("/search", params={"q": "red kettle", "mode": "rerank"}).json()["results"]
     # a second index of the same model refers to the same parts
     again = build_index(catalog_file, tmp_path / "again", model=model_with_reranker,
                         config=IndexConfig(shared_model=True, reuse=False))

@@ -185,7 +185,8 @@ class IndexHolder:
 def health(holder: IndexHolder) -> dict[str, Any]:
     """The server's state, with no paths of the machine it runs on."""
     manifest = holder.searcher.manifest
-    model = {"name": manifest.model.name, "fingerprint": manifest.model.fingerprint}
+    model = {"name": manifest.model.name, "fingerprint": manifest.model.fingerprint,
+             "by_reference": manifest.model.by_reference}  # the installed model, not a copy in the index
     return {"status": "ok", "index": holder.index_dir.name, "model": model,
             "rows": manifest.rows, "built_at": manifest.built_at, "index_type": manifest.index.type,
             "index_version": manifest.catalog.version,
