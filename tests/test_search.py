@@ -256,3 +256,41 @@ def test_overlapped_legs_give_the_sequential_results(searcher, monkeypatch, mode
     assert searcher._inflight == 0
     monkeypatch.setattr(search, "OVERLAP_FROM", 10**12)
     assert searcher.search("kohler toilet seat")  # the sequential path never calls the worker
+
+
+def test_a_filter_narrower_than_the_walk_is_read_exactly_and_a_broad_one_walks(tmp_path, tiny_model, monkeypatch):
+    """On a graph index a filter's rows are scored exactly while they are fewer than the walk would visit
+    (EXACT_PER_EFFORT per unit of its effort); a broader filter walks the graph, keeping only rows it passes."""
+    from searchkit.search import retrieval
+
+    catalog = make_catalog(n=1200, seed=5)
+    path = tmp_path / "c.parquet"
+    catalog.to_parquet(path, index=False)
+    build_index(path, tmp_path / "idx", model=tiny_model, config=IndexConfig(index_type="hnsw"))
+    retriever = Searcher.from_dir(tmp_path / "idx").retriever
+    walks = []
+
+    def counted(*args, **kwargs):
+        walks.append(kwargs.get("effort", args[4] if len(args) > 4 else None))
+        return selected(*args, **kwargs)
+
+    selected = retrieval._selected
+    monkeypatch.setattr(retrieval, "_selected", counted)
+    monkeypatch.setattr(retrieval, "EXACT_FILTERED", 16)
+    monkeypatch.setattr(retrieval, "EXACT_PER_EFFORT", 1)  # so that a 1,200-row graph has filters of both kinds
+    vectors = np.random.default_rng(0).normal(size=(3, retriever.index.d)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    stored = np.stack([retriever.index.reconstruct(i) for i in range(retriever.index.ntotal)])
+    narrow = np.zeros(retriever.index.ntotal, dtype=bool)
+    ef = max(int(retriever._graph.hnsw.efSearch), 10)
+    narrow[::20] = True  # 60 rows, fewer than the walk's effort (ef / sqrt(0.05))
+    assert 60 <= ef / 0.05 ** 0.5
+    for vector, (rows, scores) in zip(vectors, retriever.dense(vectors, 10, narrow), strict=True):
+        exact = np.flatnonzero(narrow)[np.argsort(-(stored[narrow] @ vector), kind="stable")[:10]]
+        assert rows.tolist() == exact.tolist()
+        assert scores == pytest.approx(np.sort(stored[narrow] @ vector)[::-1][:10], abs=1e-5)
+    assert walks == []
+    broad = np.zeros(retriever.index.ntotal, dtype=bool)
+    broad[::2] = True  # 600 rows, more than its effort (ef / sqrt(0.5))
+    found = retriever.dense(vectors, 10, broad)
+    assert walks == [int(ef / 0.5 ** 0.5)] and all(broad[rows].all() and len(rows) == 10 for rows, _ in found)

@@ -24,6 +24,9 @@ EXACT_FILTERED = 8192  # a filter keeping at most this many rows is searched exa
 # index: faiss scans the flat storage with a selector (docs/speed.md)
 GATHER_BELOW = EXACT_FILTERED
 MAX_FILTERED_EF = 1024  # the most effort a filtered graph walk is given
+# a narrow filter on a large catalog makes the walk search wide (effort / sqrt(share)); its rows are scored exactly
+# instead while they number at most this many per unit of that effort (docs/speed.md)
+EXACT_PER_EFFORT = 32
 TYPE_SHARE = 4  # the type list holds a quarter of a leg's depth (Retriever.typed_rows)
 
 Ranked = list[tuple[int, dict[str, Any]]]  # rows in final order with their signals (scores, and the rules applied)
@@ -133,8 +136,10 @@ class Retriever:
             return [(i[i >= 0], s[i >= 0]) for i, s in zip(ids, scores, strict=True)]
         rows = np.flatnonzero(mask)
         if len(rows) > EXACT_FILTERED and self._graph is not None:
-            return self._graph_filtered(vectors, depth, mask)
-        if len(rows) > GATHER_BELOW and self._flat is not None:
+            effort = self._filtered_effort(depth, len(rows) / len(mask))
+            if len(rows) > EXACT_PER_EFFORT * effort:  # else: fewer rows than the walk would visit, read exactly
+                return _selected(self._graph, vectors, depth, mask, effort)
+        elif len(rows) > GATHER_BELOW and self._flat is not None:
             return self._flat_filtered(vectors, depth, mask)
         out = []
         for vector in vectors:
@@ -173,12 +178,11 @@ class Retriever:
         gathering a few thousand vectors into a new array)."""
         return _selected(self._flat, vectors, depth, mask)
 
-    def _graph_filtered(self, vectors: np.ndarray, depth: int, mask: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
-        """A broad filter's top rows from the graph, walking it as usual and keeping only rows the filter passes
-        (faiss's IDSelectorBitmap): a third of the catalog through exact scores costs far more than the walk."""
-        share = max(float(mask.mean()), 1e-6)  # a narrower filter hides more of each neighbourhood: search wider
-        effort = int(min(MAX_FILTERED_EF, max(int(self._graph.hnsw.efSearch), depth) / share ** 0.5))
-        return _selected(self._graph, vectors, depth, mask, effort)
+    def _filtered_effort(self, depth: int, share: float) -> int:
+        """The effort of a graph walk that keeps only rows a filter passes (faiss's IDSelectorBitmap): a narrower
+        filter hides more of each neighbourhood, so the walk searches wider. A broad filter's rows come from such a
+        walk: a third of the catalog through exact scores costs far more."""
+        return int(min(MAX_FILTERED_EF, max(int(self._graph.hnsw.efSearch), depth) / max(share, 1e-6) ** 0.5))
 
     def rank(self, legs: Legs, k: int, mode: Mode, mask: np.ndarray | None, keywords: str = "",
              intent: QueryType = NO_TYPE) -> Ranked:
