@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import command, machine, percentiles, test_queries  # noqa: E402
+from common import command, machine, percentiles, test_queries, turns  # noqa: E402
 
 
 def warm(index: Path, queries: list[str], modes: list[str], backend: str, target_recall: float | None,
@@ -102,10 +102,12 @@ def warm(index: Path, queries: list[str], modes: list[str], backend: str, target
 
 def paired(plain, variant, queries: list[str]) -> dict:
     """The variant's latency and what it adds to the plain search, timed query by query in turn (on a shared
-    machine the two drift together, so the median of the per-query differences is steadier than two medians)."""
-    plain_ms, variant_ms = [], []
-    for q in queries:
-        for call, times in ((plain, plain_ms), (variant, variant_ms)):
+    machine the two drift together, so the median of the per-query differences is steadier than two medians), the
+    two taking turns at going first (common.turns)."""
+    plain_ms: list[float] = []
+    variant_ms: list[float] = []
+    for i, q in enumerate(queries):
+        for call, times in turns([(plain, plain_ms), (variant, variant_ms)], i):
             t = time.perf_counter()
             call(q)
             times.append((time.perf_counter() - t) * 1000)

@@ -65,3 +65,11 @@ def test_queries(pairs: Path = Path("catalog/homedepot-pairs.parquet"), n: int =
     parts = split_pairs(pq.read_table(pairs).to_pandas(), SplitConfig())
     queries = sorted(set(parts["test"]["query"]))
     return random.Random(seed).sample(queries, min(n, len(queries)))
+
+
+def turns(variants: list, query: int, round_: int = 0) -> list:
+    """The order to run `variants` in for one query: rotated by query and round, so that no variant is always the
+    first to search a query (the first search of a query reads its postings and rows into the CPU's caches, and ran
+    measurably slower than the variants after it)."""
+    shift = (query + round_) % len(variants) if variants else 0
+    return variants[shift:] + variants[:shift]

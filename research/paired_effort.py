@@ -1,5 +1,5 @@
 """What a cheaper step saves a warm search, measured paired: each test-split query is searched with each variant in
-turn, in one process, so the machine's drift falls on all alike. Variants: HNSW efSearch values (--ef 128,64), or
+turn, in one process, so the machine's drift falls on all alike, in an order rotated per query (common.turns). Variants: HNSW efSearch values (--ef 128,64), or
 --cosines: the candidates' cosines gathered into a copy (numpy) against read in place (Retriever.cosines).
 
     python research/paired_effort.py --index indexes/homedepot --ef 128,64 [--mode hybrid] [--queries 300]
@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-from common import command, machine, test_queries  # noqa: E402
+from common import command, machine, test_queries, turns  # noqa: E402
 
 from searchkit import Searcher, set_search_threads  # noqa: E402
 from searchkit.search.retrieval import Retriever  # noqa: E402
@@ -61,10 +61,10 @@ def main() -> None:
         searcher.search(q, k=10, mode=args.mode)
     times: dict[str, list[float]] = {name: [] for name in variants}
     tops: dict[str, list[list[str]]] = {name: [] for name in variants}
-    for _ in range(args.rounds):
-        for q in queries:
-            for name, use in variants.items():
-                use()
+    for round_ in range(args.rounds):
+        for i, q in enumerate(queries):
+            for name in turns(list(variants), i, round_):
+                variants[name]()
                 started = time.perf_counter()
                 hits = searcher.search(q, k=10, mode=args.mode)
                 times[name].append((time.perf_counter() - started) * 1000)

@@ -19,7 +19,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 from bench_intent import load_queries, product_at_10  # noqa: E402
-from common import command, machine, test_queries  # noqa: E402
+from common import command, machine, test_queries, turns  # noqa: E402
 
 from searchkit import Searcher, set_search_threads  # noqa: E402
 from searchkit.data import intent  # noqa: E402
@@ -58,9 +58,9 @@ def main() -> None:
                      "product@10_petshop": round(float(pet), 4)})
     queries = test_queries(n=300)
     times: dict[int, list[float]] = {limit: [] for limit in limits}
-    for _ in range(args.rounds):
-        for q in queries:
-            for limit in limits:
+    for round_ in range(args.rounds):
+        for i, q in enumerate(queries):
+            for limit in turns(list(limits), i, round_):
                 use_limit(limit)
                 started = time.perf_counter()
                 searcher.search(q, k=10)
