@@ -22,6 +22,9 @@ searchkit.index.manifest's).
                         checksummed, replaced atomically by `searchkit rules`, carried by updates and rebuilds
       .verified.json    written on load, not part of the build: each file's stat (size, mtimes, inode) when its
                         checksum last matched the manifest, so later loads of unchanged files skip re-hashing
+
+An index built by reference to its model (`build-index --shared-model`) holds none of the model parts (MODEL_PARTS:
+model/, the graphs, the token table, reranker/); searchkit.index.shared keeps them once per model, laid out as here.
 """
 
 from __future__ import annotations
@@ -311,9 +314,9 @@ def verify_files(files: IndexFiles, manifest: Manifest, checksums: bool = True) 
     if absent:
         raise IndexFormatError(f"{files.root}: the manifest lists no {absent}; rebuild the index")
     verify_entries(files.root, manifest.files, checksums)
-    if manifest.model.by_reference and files.parts is None:
-        return
-    if manifest.model.by_reference and files.parts is not None:
+    if manifest.model.by_reference:
+        if files.parts is None:  # the index's own files only (searchkit.index.shared.attach finds the parts)
+            return
         verify_entries(files.parts, manifest.model.parts, checksums)
     if not model_present(files):
         raise IndexFormatError(f"{files.root}: the model folder {MODEL_DIR}/ is missing; rebuild the index")
