@@ -318,13 +318,8 @@ def verify_files(files: IndexFiles, manifest: Manifest, checksums: bool = True) 
         if files.parts is None:  # the index's own files only (searchkit.index.shared.attach finds the parts)
             return
         verify_entries(files.parts, manifest.model.parts, checksums)
-    if not model_present(files):
+    if not is_model_folder(files.model):
         raise IndexFormatError(f"{files.root}: the model folder {MODEL_DIR}/ is missing; rebuild the index")
-
-
-def model_present(files: IndexFiles) -> bool:
-    """Whether files.model is a model folder."""
-    return is_model_folder(files.model)
 
 
 def is_model_folder(folder: Path) -> bool:

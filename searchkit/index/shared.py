@@ -64,7 +64,7 @@ def _settle_reranker_info(files: layout.IndexFiles, model_name: str) -> None:
 
 
 def _complete(folder: Path, parts: dict[str, dict[str, Any]]) -> bool:
-    return layout.model_present(layout.IndexFiles(folder)) and all(
+    return layout.is_model_folder(layout.IndexFiles(folder).model) and all(
         (folder / name).is_file() and (folder / name).stat().st_size == entry["bytes"] for name, entry in parts.items())
 
 
