@@ -16,6 +16,7 @@ from typing import Any
 from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
+from starlette.datastructures import QueryParams
 
 from ..backends.opensearch.cluster import Connection, OpenSearchSearcher
 from ..data.logs import MAX_SESSION, EventError, SearchLog, popular_queries
@@ -75,6 +76,54 @@ def run_search(searcher: Searcher, q: str, k: int, mode: str, brand: list[str], 
     body["pages_end"] = RELEVANT if sort else MAX_WINDOW  # results a shopper can page through
     body["took_ms"] = round((time.perf_counter() - started) * 1000, 2)
     return body
+
+
+class Measured:
+    """Counts and times every request by endpoint and mode (searchkit.serve.metrics). Plain ASGI rather than
+    `@app.middleware`, whose per-request task and response streaming cost as much as a `/health` answer itself
+    (docs/speed.md)."""
+
+    def __init__(self, app: Any, metrics: Metrics):
+        self.app, self.metrics = app, metrics
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started, status = time.perf_counter(), [500]
+
+        async def sending(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        finally:
+            endpoint = getattr(scope.get("route"), "path", None) or "unknown"
+            mode = QueryParams(scope.get("query_string", b"")).get("mode", DEFAULT_MODE) if endpoint == "/search" else ""
+            self.metrics.observe(endpoint, mode if mode in MODES else "unknown", status[0],
+                                 time.perf_counter() - started)
+
+
+class KnownParameters:
+    """Refuses a request to an endpoint of PARAMETERS that names a parameter the endpoint does not take (a 400 naming
+    it), rather than ignoring it."""
+
+    def __init__(self, app: Any):
+        self.app = app
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        allowed = PARAMETERS.get(scope.get("path", "")) if scope["type"] == "http" else None
+        if allowed is not None:
+            unknown = sorted(set(QueryParams(scope.get("query_string", b""))) - set(allowed))
+            if unknown:
+                refusal = JSONResponse(status_code=400, content={
+                    "detail": f"unknown parameter(s) {', '.join(unknown)} for {scope['path']}; it takes "
+                              f"{', '.join(sorted(allowed)) or 'none'}"})
+                await refusal(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
 
 
 def json_bytes(body: dict[str, Any]) -> bytes:
@@ -225,28 +274,8 @@ def create_app(index_dir: str | Path, loader=Searcher.from_dir, watch: bool = Tr
     async def _bad_parameter(request: Request, exc: RequestValidationError):
         return JSONResponse(status_code=400, content={"detail": one_line(exc)})
 
-    @app.middleware("http")
-    async def _measured(request: Request, call_next):
-        started = time.perf_counter()
-        response = await call_next(request)
-        route = request.scope.get("route")
-        endpoint = getattr(route, "path", None) or "unknown"
-        mode = request.query_params.get("mode", DEFAULT_MODE) if endpoint == "/search" else ""
-        metrics.observe(endpoint, mode if mode in MODES else "unknown", response.status_code,
-                        time.perf_counter() - started)
-        return response
-
-    @app.middleware("http")
-    async def _known_parameters(request: Request, call_next):
-        allowed = PARAMETERS.get(request.url.path)
-        if allowed is None:
-            return await call_next(request)
-        unknown = sorted(set(request.query_params) - set(allowed))
-        if unknown:
-            return JSONResponse(status_code=400, content={
-                "detail": f"unknown parameter(s) {', '.join(unknown)} for {request.url.path}; it takes "
-                          f"{', '.join(sorted(allowed)) or 'none'}"})
-        return await call_next(request)
+    app.add_middleware(KnownParameters)
+    app.add_middleware(Measured, metrics=metrics)  # outermost: refused requests are counted too
 
     def logged(body: dict[str, Any], session: str | None = None) -> dict[str, Any]:
         """A search's answer with its query id, the search written to the log (when the server keeps one)."""
