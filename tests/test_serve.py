@@ -188,6 +188,10 @@ def test_metrics_count_requests_latency_no_match_errors_and_the_index(client, ca
     assert value(text, "searchkit_index_rows ") == len(catalog_frame)
     assert value(text, "searchkit_index_version ") == 1 and "searchkit_reloads " in text
     assert client.get("/metrics", params={"x": 1}).status_code == 400
+    refused = 'searchkit_errors_total{endpoint="/search",status="400"}'
+    counted = value(client.get("/metrics").text, refused)
+    assert client.get("/search", params={"q": "fan", "size": 10}).status_code == 400  # an unknown parameter
+    assert value(client.get("/metrics").text, refused) == counted + 1
 
 
 def test_the_servers_workers_map_the_index_rather_than_read_it(index_copy, monkeypatch):

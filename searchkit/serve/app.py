@@ -100,7 +100,8 @@ class Measured:
         try:
             await self.app(scope, receive, sending)
         finally:
-            endpoint = getattr(scope.get("route"), "path", None) or "unknown"
+            path = scope.get("path", "")  # a request refused before routing is counted under its endpoint, if known
+            endpoint = getattr(scope.get("route"), "path", None) or (path if path in PARAMETERS else "unknown")
             mode = QueryParams(scope.get("query_string", b"")).get("mode", DEFAULT_MODE) if endpoint == "/search" else ""
             self.metrics.observe(endpoint, mode if mode in MODES else "unknown", status[0],
                                  time.perf_counter() - started)
