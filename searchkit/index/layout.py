@@ -182,9 +182,8 @@ def is_model_part(name: str) -> bool:
 
 def model_part_files(files: IndexFiles) -> list[str]:
     """The model parts' files in `files` (relative names), less the model folder (its fingerprint stands for it)."""
-    return sorted(p.relative_to(files.root).as_posix() for p in files.root.rglob("*")
-                  if p.is_file() and is_model_part(p.relative_to(files.root).as_posix())
-                  and p.relative_to(files.root).parts[0] != MODEL_DIR)
+    names = [p.relative_to(files.root) for p in files.root.rglob("*") if p.is_file()]
+    return sorted(n.as_posix() for n in names if is_model_part(n.as_posix()) and n.parts[0] != MODEL_DIR)
 
 
 def static_query_tower(manifest: Manifest) -> bool:

@@ -83,6 +83,14 @@ def _put(made: Path, folder: Path) -> None:
         shutil.rmtree(made, ignore_errors=True)
 
 
+def _making(folder: Path) -> Path:
+    """A fresh temporary sibling of `folder` to make its parts in (renamed into place by _put)."""
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    made = folder.parent / f".{folder.name}.making-{uuid.uuid4().hex[:8]}"
+    made.mkdir()
+    return made
+
+
 def move_out(staged: layout.IndexFiles, fingerprint: str, model_name: str,
              cache: Path | None = None) -> dict[str, Any]:
     """At the end of a by-reference build: move the staged index's model parts to their shared folder (or drop them,
@@ -97,9 +105,7 @@ def move_out(staged: layout.IndexFiles, fingerprint: str, model_name: str,
             shutil.rmtree(path) if path.is_dir() else path.unlink()
         return {"key": key, "parts": parts}
     try:
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        made = folder.parent / f".{key}.making-{uuid.uuid4().hex[:8]}"
-        made.mkdir()
+        made = _making(folder)
     except OSError as exc:
         raise SearchkitError(f"--shared-model keeps the model's parts in {folder.parent}, which cannot be written "
                              f"({exc}); set XDG_CACHE_HOME to a writable folder or build without --shared-model") from exc
@@ -141,9 +147,7 @@ def make_parts(model_dir: Path, manifest: Manifest, root: Path, cache: Path | No
 
     folder = parts_folder(manifest, cache)
     wanted = manifest.model.parts
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    made = layout.IndexFiles(folder.parent / f".{folder.name}.making-{uuid.uuid4().hex[:8]}")
-    made.root.mkdir()
+    made = layout.IndexFiles(_making(folder))
     try:
         layout.copy_model(model_dir, made, leave_out=(layout.RERANKER_DIR,))
         if layout.ONNX_FILE in wanted:

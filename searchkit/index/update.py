@@ -134,7 +134,7 @@ def update_index(index_dir: str | Path, upsert: str | Path | None = None, delete
     manifest = layout.read_manifest(target)
     files = attach(layout.IndexFiles(layout.live_dir(target)), manifest, model)
     layout.verify_files(files, manifest)
-    if model is not None and model_fingerprint(model) != manifest.model.fingerprint:
+    if model is not None and not manifest.model.by_reference and model_fingerprint(model) != manifest.model.fingerprint:
         raise IndexMismatchError(f"{target} was built with model {manifest.model.name!r}, not {model}: an "
                                  "update embeds with the index's own model; rebuild to change models")
     if upsert is None and delete is None:

@@ -18,9 +18,9 @@ from __future__ import annotations
 import json
 import logging
 import os
-import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -206,8 +206,6 @@ class Reranker:
         if pairs_at_once is None:
             pairs_at_once = 1 if threads is None else max(1, min(os.cpu_count() or 1, PAIRS_AT_ONCE))
         self.pairs_at_once = pairs_at_once
-        self._pool: ThreadPoolExecutor | None = None
-        self._pool_lock = threading.Lock()
 
     def scores(self, query: str, products: list[dict[str, Any]]) -> np.ndarray:
         """One logit per product record (title, brand, color) for this query, as typed or understood. Each pair runs
@@ -217,7 +215,7 @@ class Reranker:
         q = self.text.query(query)
         encoded = self.tokenizer.encode_batch([(q, record_text(self.text, p)) for p in products])
         if self.pairs_at_once > 1 and len(encoded) > 1:
-            return np.array(list(self._threads().map(self._logit, encoded)), dtype=np.float32)
+            return np.array(list(self._pool.map(self._logit, encoded)), dtype=np.float32)
         return np.array([self._logit(e) for e in encoded], dtype=np.float32)
 
     def _logit(self, e: Any) -> float:
@@ -225,11 +223,9 @@ class Reranker:
         return float(self.session.run(["logit"], {k: np.array(v, dtype=np.int64) for k, v in feed.items()
                                                   if k in self.inputs})[0][0])
 
-    def _threads(self) -> ThreadPoolExecutor:
-        with self._pool_lock:
-            if self._pool is None:
-                self._pool = ThreadPoolExecutor(self.pairs_at_once, thread_name_prefix="searchkit-rerank")
-            return self._pool
+    @cached_property
+    def _pool(self) -> ThreadPoolExecutor:
+        return ThreadPoolExecutor(self.pairs_at_once, thread_name_prefix="searchkit-rerank")
 
     def combine(self, logits: np.ndarray, fused: np.ndarray) -> np.ndarray:
         return blend(logits, fused, self.settings.weight)
