@@ -232,3 +232,27 @@ print(line[0].rsplit(" ", 1)[1])
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, env=env)
     assert out.returncode == 0, out.stderr
     assert float(out.stdout.split()[-1]) == 3.0
+
+
+def test_a_local_search_is_answered_on_the_event_loop_and_rerank_in_a_thread(index_copy):
+    import asyncio
+
+    from searchkit import Searcher
+
+    seen = []
+
+    class Recording(Searcher):
+        def search(self, *args, **kwargs):
+            try:
+                asyncio.get_running_loop()
+                seen.append((kwargs.get("mode"), "loop"))
+            except RuntimeError:  # no event loop in this thread: a worker thread
+                seen.append((kwargs.get("mode"), "thread"))
+            return super().search(*args, **kwargs)
+
+    with TestClient(create_app(index_copy, loader=Recording.from_dir, watch=False)) as c:
+        seen.clear()  # the warm-up search at load
+        assert c.get("/search", params={"q": "fan"}).status_code == 200
+        c.get("/search", params={"q": "fan", "mode": "rerank"})  # this index has no reranker: refused, in a thread
+        assert c.get("/suggest", params={"q": "fa"}).status_code == 200
+    assert seen == [("hybrid", "loop"), ("rerank", "thread")]

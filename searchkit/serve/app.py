@@ -16,6 +16,7 @@ from typing import Any
 from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import QueryParams
 
 from ..backends.opensearch.cluster import Connection, OpenSearchSearcher
@@ -76,6 +77,14 @@ def run_search(searcher: Searcher, q: str, k: int, mode: str, brand: list[str], 
     body["pages_end"] = RELEVANT if sort else MAX_WINDOW  # results a shopper can page through
     body["took_ms"] = round((time.perf_counter() - started) * 1000, 2)
     return body
+
+
+def on_the_loop(searcher: Any, mode: str) -> bool:
+    """Whether a search is answered on the server's event loop rather than handed to a worker thread. A local index's
+    searches, rerank aside, hold the GIL for nearly all their work, so a thread brings a hand-over and contention for
+    the GIL but no concurrency (docs/speed.md); the cross-encoder of rerank releases the GIL, and a remote engine
+    (OpenSearch) waits on the network: those go to a thread, leaving the loop free for other requests."""
+    return isinstance(searcher, Searcher) and mode != "rerank"
 
 
 class Measured:
@@ -321,7 +330,7 @@ def create_app(index_dir: str | Path, loader=Searcher.from_dir, watch: bool = Tr
         return {"accepted": accepted}
 
     @app.get("/search")
-    def search(
+    async def search(
         q: str = Query(..., min_length=1, max_length=MAX_QUERY_CHARS, description="What the shopper typed."),
         k: int = Query(10, ge=1, le=MAX_K),
         mode: str = Query(DEFAULT_MODE, pattern="^(" + "|".join(MODES) + ")$"),
@@ -335,8 +344,10 @@ def create_app(index_dir: str | Path, loader=Searcher.from_dir, watch: bool = Tr
         highlight: bool = False,
         session: str = Query("", max_length=MAX_SESSION, description="An opaque shopper session, logged as given."),
     ) -> Response:
-        body = run_search(holder.searcher, q, k, mode, brand, color, list(filter), facets, explain, offset, sort,
-                          highlight)
+        searcher = holder.searcher
+        answer = partial(run_search, searcher, q, k, mode, brand, color, list(filter), facets, explain, offset, sort,
+                         highlight)
+        body = answer() if on_the_loop(searcher, mode) else await run_in_threadpool(answer)
         if body.get("no_match"):
             metrics.no_match.labels(mode).inc()
         # the answer is plain JSON types already: written directly, without FastAPI's per-field encoder pass
@@ -349,11 +360,12 @@ def create_app(index_dir: str | Path, loader=Searcher.from_dir, watch: bool = Tr
         return Response(metrics.text(), media_type=CONTENT_TYPE)
 
     @app.get("/suggest")
-    def suggest(q: str = Query(..., max_length=MAX_QUERY_CHARS, description="What the shopper has typed so far."),
+    async def suggest(q: str = Query(..., max_length=MAX_QUERY_CHARS, description="What the shopper has typed so far."),
                 k: int = Query(8, ge=1, le=MAX_K)) -> dict[str, Any]:
         """Completions while typing: the catalog's product types, brands and brand + type (and popular queries)."""
-        started = time.perf_counter()
-        found = holder.searcher.suggest(q, k) if hasattr(holder.searcher, "suggest") else []
+        started, searcher = time.perf_counter(), holder.searcher
+        answer = partial(searcher.suggest, q, k) if hasattr(searcher, "suggest") else list
+        found = answer() if on_the_loop(searcher, "suggest") else await run_in_threadpool(answer)
         return {"query": q, "suggestions": found, "took_ms": round((time.perf_counter() - started) * 1000, 3)}
 
     @app.get("/relevance")

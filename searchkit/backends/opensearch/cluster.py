@@ -17,6 +17,7 @@ import logging
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -338,10 +339,15 @@ class OpenSearchSearcher:
         return (self._page(hits, query, window, highlight),
                 facet_counts(pd.DataFrame([h.fields for h in hits[:depth]]), columns))
 
+    @cached_property
+    def suggester(self) -> Suggester | None:
+        """The completions of the local index folder the export came from, read once (not on every keystroke)."""
+        saved = layout.read_suggest(layout.IndexFiles(self.parts.root)) if self.parts.root is not None else {}
+        return Suggester.from_dict(saved) if saved else None
+
     def suggest(self, prefix: str, k: int = 8) -> list[str]:
         """Completions from the local index folder the export came from."""
-        saved = layout.read_suggest(layout.IndexFiles(self.parts.root)) if self.parts.root is not None else {}
-        return Suggester.from_dict(saved).complete(prefix, k) if saved else []
+        return self.suggester.complete(prefix, k) if self.suggester is not None else []
 
     def product(self, product_id: str) -> dict[str, Any]:
         from opensearchpy.exceptions import NotFoundError
