@@ -18,6 +18,7 @@ from searchkit.index.build import staleness
 from searchkit.index.config import IndexConfig
 from searchkit.index.shared import parts_folder
 from searchkit.index.update import update_index
+from searchkit.models.encoder import model_fingerprint
 
 QUERIES = ["red kettle", "stainless steel sink", "cordless drill 18v", "white paint"]
 
@@ -94,6 +95,21 @@ def test_its_parts_are_made_again_and_a_changed_model_or_part_is_refused(tmp_pat
     assert not parts_folder(built).exists()
     same(results(Searcher.from_dir(tmp_path / "shared"), "rerank"), before)
     assert parts_folder(built).is_dir()
+
+    # a further load does not hash the model again, until its files change (the same size, other bytes)
+    import searchkit.index.shared as shared
+
+    hashed = []
+    monkeypatch.setattr(shared, "model_fingerprint", lambda d: hashed.append(d) or model_fingerprint(d))
+    same(results(Searcher.from_dir(tmp_path / "shared"), "rerank"), before)
+    assert hashed == []
+    config = (model / "config.json").read_text()
+    (model / "config.json").write_text(json.dumps({**json.loads(config), "layer_norm_eps": 1e-6}))
+    with pytest.raises(IndexMismatchError, match="refers to the model"):
+        Searcher.from_dir(tmp_path / "shared")
+    assert model in hashed
+    (model / "config.json").write_text(config)
+    same(results(Searcher.from_dir(tmp_path / "shared"), "rerank"), before)
 
     part = parts_folder(built) / layout.ONNX_FILE
     part.write_bytes(part.read_bytes()[:-1] + b"\0")

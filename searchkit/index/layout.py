@@ -329,7 +329,7 @@ def is_model_folder(folder: Path) -> bool:
 def verify_entries(root: Path, entries: dict[str, dict[str, Any]], checksums: bool = True) -> None:
     """The files `entries` names ({name: {"sha256", "bytes"}}) are in `root` as recorded; stamped in root's
     STAMP_FILE when their checksums match (verify_files)."""
-    stamp = _read_stamp(root) if checksums else {}
+    stamp = read_stamp(root / STAMP_FILE) if checksums else {}
     fresh = {}
     for name, expect in entries.items():
         path = root / name
@@ -345,23 +345,24 @@ def verify_entries(root: Path, entries: dict[str, dict[str, Any]], checksums: bo
             raise IndexFormatError(f"{path}: checksum differs from the manifest (file changed after the build)")
         fresh[name] = seen
     if checksums and fresh != stamp:
-        _write_stamp(root, fresh)
+        write_stamp(root / STAMP_FILE, fresh)
 
 
-def _read_stamp(root: Path) -> dict[str, Any]:
+def read_stamp(path: Path) -> dict[str, Any]:
+    """A stamp of files' stats (write_stamp); empty when missing or unreadable."""
     try:
-        stamp = json.loads((root / STAMP_FILE).read_text())
+        stamp = json.loads(path.read_text())
         return stamp if isinstance(stamp, dict) else {}
     except (OSError, ValueError):
         return {}
 
 
-def _write_stamp(root: Path, stamp: dict[str, Any]) -> None:
-    """Best effort (a read-only index folder is fine), atomic (concurrent loaders never see half a file)."""
-    tmp = root / f"{STAMP_FILE}.{uuid.uuid4().hex[:8]}"
+def write_stamp(path: Path, stamp: dict[str, Any]) -> None:
+    """Best effort (a read-only folder is fine), atomic (concurrent loaders never see half a file)."""
+    tmp = path.parent / f"{path.name}.{uuid.uuid4().hex[:8]}"
     try:
         tmp.write_text(json.dumps(stamp))
-        os.replace(tmp, root / STAMP_FILE)
+        os.replace(tmp, path)
     except OSError:
         tmp.unlink(missing_ok=True)
 

@@ -26,12 +26,15 @@ from ..checksums import file_sha256
 from ..errors import IndexMismatchError, SearchkitError
 from ..models import graph_cache
 from ..models.cross_encoder import reranker_dir
-from ..models.encoder import model_fingerprint, shipped_model_dir
+from ..models.encoder import fingerprint_files, model_fingerprint, shipped_model_dir
 from ..models.query_tower import tower_info
 from . import layout
 from .manifest import Manifest
 
 PARTS_FOLDER = "index-parts"  # under the graph cache's root
+# beside the parts folders: the fingerprint of each model folder a load looked at, with its files' stats, so that a
+# cold load does not hash the installed weights again (as an index's own files are stamped: layout.verify_entries)
+SEEN_MODELS = ".models.json"
 
 
 def parts_root(cache: Path | None = None) -> Path:
@@ -115,13 +118,38 @@ def move_out(staged: layout.IndexFiles, fingerprint: str, model_name: str,
     return {"key": key, "parts": parts}
 
 
-def model_for(manifest: Manifest, root: Path, given: str | Path | None = None) -> Path:
+def _stats(model_dir: Path) -> list[list[Any]]:
+    out: list[list[Any]] = []
+    for path in fingerprint_files(model_dir):
+        stat = path.stat()
+        out.append([str(path.relative_to(model_dir)), stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_ino])
+    return out
+
+
+def _fingerprint(model_dir: Path, cache: Path | None) -> str:
+    """model_dir's fingerprint, not hashed again while its files are as they were when it was last hashed
+    (SEEN_MODELS)."""
+    seen = parts_root(cache) / SEEN_MODELS
+    stats, known = _stats(model_dir), layout.read_stamp(seen)
+    where = str(model_dir.resolve())
+    if isinstance(known.get(where), dict) and known[where].get("stats") == stats:
+        return str(known[where]["fingerprint"])
+    found = model_fingerprint(model_dir)
+    try:
+        seen.parent.mkdir(parents=True, exist_ok=True)
+    except OSError:  # a cache that cannot be written: hashed on every load, as before
+        return found
+    layout.write_stamp(seen, {**known, where: {"stats": stats, "fingerprint": found}})
+    return found
+
+
+def model_for(manifest: Manifest, root: Path, given: str | Path | None = None, cache: Path | None = None) -> Path:
     """The model folder a by-reference index reads: `given`, else the installed model, else the one its build read;
     refused unless it has the index's fingerprint."""
     expected = manifest.model.fingerprint
     rebuild = f"rebuild it with `searchkit build-index CATALOG --out {root} --shared-model`"
     if given is not None:
-        if model_fingerprint(given) != expected:
+        if _fingerprint(Path(given), cache) != expected:
             raise IndexMismatchError(f"{root} was built with model {manifest.model.name!r} (fingerprint "
                                      f"{expected[:12]}), not with {given}; pass that model or {rebuild}")
         return Path(given)
@@ -130,7 +158,7 @@ def model_for(manifest: Manifest, root: Path, given: str | Path | None = None) -
     for candidate in dict.fromkeys(c for c in (shipped_model_dir(), source) if c is not None):
         if not layout.is_model_folder(candidate):
             continue
-        found = model_fingerprint(candidate)
+        found = _fingerprint(candidate, cache)
         if found == expected:
             return candidate
         seen.append(f"{candidate} (fingerprint {found[:12]})")
@@ -179,7 +207,7 @@ def attach(files: layout.IndexFiles, manifest: Manifest, model: str | Path | Non
     installed model's parts (made when missing)."""
     if not manifest.model.by_reference:
         return files
-    model_dir = model_for(manifest, files.root, model)
+    model_dir = model_for(manifest, files.root, model, cache)
     folder = parts_folder(manifest, cache)
     if not _complete(folder, manifest.model.parts):
         make_parts(model_dir, manifest, files.root, cache)

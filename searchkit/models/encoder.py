@@ -103,19 +103,23 @@ def default_model_dir() -> Path:
     return base_model_dir()
 
 
-def model_fingerprint(model_dir: str | Path, query_tower: bool = True) -> str:
-    """sha256 over the weight files and configs that decide the embedding: two folders agree iff they embed alike.
-    query_tower: include a query tower (query_encoder/) when the folder has one."""
+def fingerprint_files(model_dir: str | Path, query_tower: bool = True) -> list[Path]:
+    """The weight files and configs that decide the embedding, in the order model_fingerprint reads them."""
     model_dir = Path(model_dir)
     weights = [model_dir / f for f in _WEIGHT_FILES if (model_dir / f).is_file()]
     if not weights:
         raise ModelError(f"{model_dir}: no model weights ({' or '.join(_WEIGHT_FILES)})")
     tower = model_dir / QUERY_TOWER_DIR
     extra = [tower / QUERY_TOWER_WEIGHTS] if query_tower and (tower / QUERY_TOWER_WEIGHTS).is_file() else []
+    return [path for path in weights + sorted(model_dir.glob("*.json")) + sorted(model_dir.glob("1_Pooling/*.json"))
+            + extra if path.name != MODEL_INFO_FILE]
+
+
+def model_fingerprint(model_dir: str | Path, query_tower: bool = True) -> str:
+    """sha256 over the weight files and configs that decide the embedding: two folders agree iff they embed alike.
+    query_tower: include a query tower (query_encoder/) when the folder has one."""
     digest = hashlib.sha256()
-    for path in weights + sorted(model_dir.glob("*.json")) + sorted(model_dir.glob("1_Pooling/*.json")) + extra:
-        if path.name == MODEL_INFO_FILE:
-            continue
+    for path in fingerprint_files(model_dir, query_tower):
         digest.update(path.name.encode())
         update_with_file(digest, path)
     return digest.hexdigest()
