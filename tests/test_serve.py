@@ -234,25 +234,33 @@ print(line[0].rsplit(" ", 1)[1])
     assert float(out.stdout.split()[-1]) == 3.0
 
 
-def test_a_local_search_is_answered_on_the_event_loop_and_rerank_in_a_thread(index_copy):
+def test_a_local_search_and_the_page_are_answered_on_the_event_loop_and_rerank_in_a_thread(index_copy):
     import asyncio
 
     from searchkit import Searcher
 
     seen = []
 
+    def where(mode):
+        try:
+            asyncio.get_running_loop()
+            seen.append((mode, "loop"))
+        except RuntimeError:  # no event loop in this thread: a worker thread
+            seen.append((mode, "thread"))
+
     class Recording(Searcher):
         def search(self, *args, **kwargs):
-            try:
-                asyncio.get_running_loop()
-                seen.append((kwargs.get("mode"), "loop"))
-            except RuntimeError:  # no event loop in this thread: a worker thread
-                seen.append((kwargs.get("mode"), "thread"))
+            where(kwargs.get("mode"))
             return super().search(*args, **kwargs)
+
+        def search_with_facets(self, *args, **kwargs):  # the page's first paint
+            where(kwargs.get("mode"))
+            return super().search_with_facets(*args, **kwargs)
 
     with TestClient(create_app(index_copy, loader=Recording.from_dir, watch=False)) as c:
         seen.clear()  # the warm-up search at load
         assert c.get("/search", params={"q": "fan"}).status_code == 200
         c.get("/search", params={"q": "fan", "mode": "rerank"})  # this index has no reranker: refused, in a thread
         assert c.get("/suggest", params={"q": "fa"}).status_code == 200
-    assert seen == [("hybrid", "loop"), ("rerank", "thread")]
+        assert "fan" in c.get("/", params={"q": "fan"}).text
+    assert seen == [("hybrid", "loop"), ("rerank", "thread"), ("hybrid", "loop")]

@@ -414,17 +414,21 @@ def create_app(index_dir: str | Path, loader=Searcher.from_dir, watch: bool = Tr
             raise HTTPException(status_code=409, detail=f"reload refused, still serving the old index: {exc}") \
                 from None
 
+    page_template = resources.files("searchkit.serve").joinpath("static/index.html").read_text(encoding="utf-8")
+
     @app.get("/", response_class=HTMLResponse)
-    def page(q: str = "", mode: str = DEFAULT_MODE, brand: list[str] = Query(default=[]),
+    async def page(q: str = "", mode: str = DEFAULT_MODE, brand: list[str] = Query(default=[]),
              color: list[str] = Query(default=[]), filter: list[str] = Query(default=[]), page: int = 1,
              sort: str = "", debug: str = "") -> str:
         """The search page; a link with ?q= comes with its results already in the HTML (first paint)."""
-        template = resources.files("searchkit.serve").joinpath("static/index.html").read_text(encoding="utf-8")
+        template = page_template  # part of the package: read once
         if not q.strip() or mode not in MODES or len(q) > MAX_QUERY_CHARS or page < 1:
             return template
+        searcher = holder.searcher
+        answer = partial(run_search, searcher, q, PAGE_K, mode, brand, color, list(filter), True, debug == "1",
+                         (page - 1) * PAGE_K, sort or None, True)
         try:
-            body = run_search(holder.searcher, q, PAGE_K, mode, brand, color, list(filter), True, debug == "1",
-                              (page - 1) * PAGE_K, sort or None, True)
+            body = answer() if on_the_loop(searcher, mode) else await run_in_threadpool(answer)
         except SearchkitError:
             return template  # the page's script asks /search and shows the reason
         return prerendered(template, logged(body), debug == "1")
