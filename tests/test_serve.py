@@ -257,10 +257,17 @@ def test_a_local_search_and_the_page_are_answered_on_the_event_loop_and_rerank_i
             where(kwargs.get("mode"))
             return super().search_with_facets(*args, **kwargs)
 
+        def product(self, product_id):
+            where("product")
+            return super().product(product_id)
+
     with TestClient(create_app(index_copy, loader=Recording.from_dir, watch=False)) as c:
         seen.clear()  # the warm-up search at load
         assert c.get("/search", params={"q": "fan"}).status_code == 200
         c.get("/search", params={"q": "fan", "mode": "rerank"})  # this index has no reranker: refused, in a thread
         assert c.get("/suggest", params={"q": "fa"}).status_code == 200
         assert "fan" in c.get("/", params={"q": "fan"}).text
-    assert seen == [("hybrid", "loop"), ("rerank", "thread"), ("hybrid", "loop")]
+        first = c.get("/search", params={"q": "fan", "k": 1}).json()["results"][0]["product_id"]
+        assert c.get(f"/products/{first}").json()["product_id"] == first
+    assert seen == [("hybrid", "loop"), ("rerank", "thread"), ("hybrid", "loop"), ("hybrid", "loop"),
+                    ("product", "loop")]

@@ -79,11 +79,12 @@ def run_search(searcher: Searcher, q: str, k: int, mode: str, brand: list[str], 
     return body
 
 
-def on_the_loop(searcher: Any, mode: str) -> bool:
-    """Whether a search is answered on the server's event loop rather than handed to a worker thread. A local index's
-    searches, rerank aside, hold the GIL for nearly all their work, so a thread brings a hand-over and contention for
-    the GIL but no concurrency (docs/speed.md); the cross-encoder of rerank releases the GIL, and a remote engine
-    (OpenSearch) waits on the network: those go to a thread, leaving the loop free for other requests."""
+def on_the_loop(searcher: Any, mode: str | None = None) -> bool:
+    """Whether a search (mode None: other work on the index, such as completions) is answered on the server's event
+    loop rather than handed to a worker thread. A local index's searches, rerank aside, hold the GIL for nearly all
+    their work, so a thread brings a hand-over and contention for the GIL but no concurrency (docs/speed.md); the
+    cross-encoder of rerank releases the GIL, and a remote engine (OpenSearch) waits on the network: those go to a
+    thread, leaving the loop free for other requests."""
     return isinstance(searcher, Searcher) and mode != "rerank"
 
 
@@ -361,11 +362,11 @@ def create_app(index_dir: str | Path, loader=Searcher.from_dir, watch: bool = Tr
 
     @app.get("/suggest")
     async def suggest(q: str = Query(..., max_length=MAX_QUERY_CHARS, description="What the shopper has typed so far."),
-                k: int = Query(8, ge=1, le=MAX_K)) -> dict[str, Any]:
+                      k: int = Query(8, ge=1, le=MAX_K)) -> dict[str, Any]:
         """Completions while typing: the catalog's product types, brands and brand + type (and popular queries)."""
         started, searcher = time.perf_counter(), holder.searcher
         answer = partial(searcher.suggest, q, k) if hasattr(searcher, "suggest") else list
-        found = answer() if on_the_loop(searcher, "suggest") else await run_in_threadpool(answer)
+        found = answer() if on_the_loop(searcher) else await run_in_threadpool(answer)
         return {"query": q, "suggestions": found, "took_ms": round((time.perf_counter() - started) * 1000, 3)}
 
     @app.get("/relevance")
@@ -381,9 +382,11 @@ def create_app(index_dir: str | Path, loader=Searcher.from_dir, watch: bool = Tr
                 "took_ms": round((time.perf_counter() - started) * 1000, 2)}
 
     @app.get("/products/{product_id}")
-    def product(product_id: str) -> dict[str, Any]:
+    async def product(product_id: str) -> dict[str, Any]:
+        searcher = holder.searcher
+        answer = partial(searcher.product, product_id)
         try:
-            return holder.searcher.product(product_id)
+            return answer() if on_the_loop(searcher) else await run_in_threadpool(answer)
         except SearchkitError:
             raise HTTPException(status_code=404, detail=f"no product with id {product_id!r}") from None
 
