@@ -323,8 +323,8 @@ def create_app(index_dir: str | Path, loader=Searcher.from_dir, watch: bool = Tr
             raise HTTPException(status_code=400, detail=f"send 1 to {MAX_EVENTS} events at once")
         searcher = holder.searcher
         known = (lambda p: p in searcher._row_of) if hasattr(searcher, "_row_of") else (lambda p: True)
-        try:
-            accepted = search_log.events(items, known)
+        try:  # in a thread: the events are fsynced, which would hold up the searches answered on the loop
+            accepted = await run_in_threadpool(search_log.events, items, known)
         except EventError as exc:
             code = 503 if not search_log.ok else 400
             raise HTTPException(status_code=code, detail=str(exc)) from None
