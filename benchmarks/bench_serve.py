@@ -5,11 +5,11 @@
 Starts the server as a subprocess on 127.0.0.1 (a free port), drives it with a bounded thread-pool load generator
 (each level sends exactly --requests requests, with a time cap), checks every response (HTTP 200, JSON, k ranked
 results), prints a table and a JSON line, and stops the server. Traffic never leaves the loopback interface.
-Queries are distinct real test-split queries, none repeated across levels, so the server's query-embedding cache
-never answers (a repeated query is faster; see bench_query.py). Each level also sends as many `GET /health` requests
-(the same client: what HTTP itself costs) and reports search throughput as a share of it; after the levels it reads
-each server process's resident and proportional memory (Rss, Pss: shared pages split between the workers) and
-scrapes `/metrics`.
+Queries are distinct real shopper queries (the test split's, then the other splits'), none repeated across levels,
+so the server's query cache never answers (a repeated query is faster; see bench_query.py). Each level also sends as
+many `GET /health` requests (the same client: what HTTP itself costs) and reports search throughput as a share of
+it; after the levels it reads each server process's resident and proportional memory (Rss, Pss: shared pages split
+between the workers) and scrapes `/metrics`.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import command, machine, test_queries  # noqa: E402
+from common import command, machine, shopper_queries  # noqa: E402
 
 
 def free_port() -> int:
@@ -141,8 +141,7 @@ def main() -> None:
         wait_ready(base)
         one_request(base, "warm up", args.k, args.mode)
         concurrency = [int(c) for c in args.concurrency.split(",")]
-        pool = test_queries(n=args.requests * len(concurrency))  # distinct: no level is served from the cache
-        pool = (pool * (args.requests * len(concurrency) // len(pool) + 1))[:args.requests * len(concurrency)]
+        pool = shopper_queries(args.requests * len(concurrency))  # distinct: no search is served from the cache
         levels = []
         for i, c in enumerate(concurrency):
             level = run_level(base, c, pool[i * args.requests:(i + 1) * args.requests], args.k, args.mode,
@@ -161,7 +160,8 @@ def main() -> None:
         server.wait(timeout=30)
     report = {"benchmark": "serve", "index": str(args.index), "mode": args.mode, "k": args.k,
               "log": str(args.log) if args.log else None,
-              "workers": args.workers, "queries": "distinct test-split queries (see common.test_queries)",
+              "workers": args.workers,
+              "queries": "distinct shopper queries, the test split's first (see common.shopper_queries)",
               "machine": machine(), "command": command(), "levels": levels, "processes": processes,
               "metrics_search_requests_counted": counted}
     print(f"{'conc':>5} {'ok':>6} {'errors':>6} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'/health req/s':>14} "

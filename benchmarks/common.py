@@ -67,6 +67,25 @@ def test_queries(pairs: Path = Path("catalog/homedepot-pairs.parquet"), n: int =
     return random.Random(seed).sample(queries, min(n, len(queries)))
 
 
+def shopper_queries(n: int, pairs: Path = Path("catalog/homedepot-pairs.parquet"), seed: int = 0) -> list[str]:
+    """n distinct real shopper queries for a load test: the test split's (test_queries) first, then the validation
+    and training splits' (timing tunes nothing); refused when the file has fewer than n."""
+    import random
+
+    import pyarrow.parquet as pq
+
+    from searchkit.data.splits import SplitConfig, split_pairs
+
+    parts = split_pairs(pq.read_table(pairs).to_pandas(), SplitConfig())
+    out = test_queries(pairs, n, seed)
+    for split in ("val", "train"):
+        rest = sorted(set(parts[split]["query"]) - set(out))
+        out += random.Random(seed).sample(rest, min(n - len(out), len(rest)))
+    if len(out) < n:
+        raise SystemExit(f"{pairs}: {len(out)} distinct queries, fewer than the {n} asked for")
+    return out
+
+
 def turns(variants: list, query: int, round_: int = 0) -> list:
     """The order to run `variants` in for one query: rotated by query and round, so that no variant is always the
     first to search a query (the first search of a query reads its postings and rows into the CPU's caches, and ran
