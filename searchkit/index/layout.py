@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..checksums import file_sha256
+from ..checksums import file_sha256, stat_stamp
 from ..errors import IndexFormatError
 from ..models.files import (
     ENCODER_GRAPH_NAME,
@@ -340,7 +340,7 @@ def verify_entries(root: Path, entries: dict[str, dict[str, Any]], checksums: bo
             raise IndexFormatError(f"{path}: {stat.st_size} bytes, the manifest says {expect.get('bytes')} (truncated?)")
         if not checksums:
             continue
-        seen = {"stat": [stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_ino], "sha256": expect.get("sha256")}
+        seen = {"stat": stat_stamp(stat), "sha256": expect.get("sha256")}
         if stamp.get(name) != seen and file_sha256(path) != expect.get("sha256"):
             raise IndexFormatError(f"{path}: checksum differs from the manifest (file changed after the build)")
         fresh[name] = seen

@@ -22,7 +22,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from ..checksums import file_sha256
+from ..checksums import file_sha256, stat_stamp
 from ..errors import IndexMismatchError, SearchkitError
 from ..models import graph_cache
 from ..models.cross_encoder import reranker_dir
@@ -119,11 +119,7 @@ def move_out(staged: layout.IndexFiles, fingerprint: str, model_name: str,
 
 
 def _stats(model_dir: Path) -> list[list[Any]]:
-    out: list[list[Any]] = []
-    for path in fingerprint_files(model_dir):
-        stat = path.stat()
-        out.append([str(path.relative_to(model_dir)), stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_ino])
-    return out
+    return [[str(path.relative_to(model_dir)), *stat_stamp(path.stat())] for path in fingerprint_files(model_dir)]
 
 
 def _fingerprint(model_dir: Path, cache: Path | None) -> str:
@@ -143,11 +139,15 @@ def _fingerprint(model_dir: Path, cache: Path | None) -> str:
     return found
 
 
+def _rebuild(root: Path) -> str:
+    return f"rebuild it with `searchkit build-index CATALOG --out {root} --shared-model`"
+
+
 def model_for(manifest: Manifest, root: Path, given: str | Path | None = None, cache: Path | None = None) -> Path:
     """The model folder a by-reference index reads: `given`, else the installed model, else the one its build read;
     refused unless it has the index's fingerprint."""
     expected = manifest.model.fingerprint
-    rebuild = f"rebuild it with `searchkit build-index CATALOG --out {root} --shared-model`"
+    rebuild = _rebuild(root)
     if given is not None:
         if _fingerprint(Path(given), cache) != expected:
             raise IndexMismatchError(f"{root} was built with model {manifest.model.name!r} (fingerprint "
@@ -194,7 +194,7 @@ def make_parts(model_dir: Path, manifest: Manifest, root: Path, cache: Path | No
         if differ:
             raise IndexMismatchError(
                 f"{root}: the model parts made from {model_dir} differ from those the index was built with "
-                f"({', '.join(differ[:3])}); rebuild it with `searchkit build-index CATALOG --out {root} --shared-model`")
+                f"({', '.join(differ[:3])}); {_rebuild(root)}")
         _put(made.root, folder)
         return folder
     finally:

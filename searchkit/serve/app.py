@@ -8,6 +8,7 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable
 from functools import partial
 from importlib import resources
 from pathlib import Path
@@ -79,13 +80,15 @@ def run_search(searcher: Searcher, q: str, k: int, mode: str, brand: list[str], 
     return body
 
 
-def on_the_loop(searcher: Any, mode: str | None = None) -> bool:
-    """Whether a search (mode None: other work on the index, such as completions) is answered on the server's event
-    loop rather than handed to a worker thread. A local index's searches, rerank aside, hold the GIL for nearly all
-    their work, so a thread brings a hand-over and contention for the GIL but no concurrency (docs/speed.md); the
-    cross-encoder of rerank releases the GIL, and a remote engine (OpenSearch) waits on the network: those go to a
-    thread, leaving the loop free for other requests."""
-    return isinstance(searcher, Searcher) and mode != "rerank"
+async def answered(searcher: Any, work: Callable[[], Any], mode: str | None = None) -> Any:
+    """work() of a search (mode None: other work on the index, such as completions), run on the server's event loop
+    or handed to a worker thread. A local index's searches, rerank aside, hold the GIL for nearly all their work, so a
+    thread brings a hand-over and contention for the GIL but no concurrency (docs/speed.md); the cross-encoder of
+    rerank releases the GIL, and a remote engine (OpenSearch) waits on the network: those go to a thread, leaving the
+    loop free for other requests."""
+    if isinstance(searcher, Searcher) and mode != "rerank":
+        return work()
+    return await run_in_threadpool(work)
 
 
 class Measured:
@@ -348,7 +351,7 @@ def create_app(index_dir: str | Path, loader=Searcher.from_dir, watch: bool = Tr
         searcher = holder.searcher
         answer = partial(run_search, searcher, q, k, mode, brand, color, list(filter), facets, explain, offset, sort,
                          highlight)
-        body = answer() if on_the_loop(searcher, mode) else await run_in_threadpool(answer)
+        body = await answered(searcher, answer, mode)
         if body.get("no_match"):
             metrics.no_match.labels(mode).inc()
         # the answer is plain JSON types already: written directly, without FastAPI's per-field encoder pass
@@ -366,7 +369,7 @@ def create_app(index_dir: str | Path, loader=Searcher.from_dir, watch: bool = Tr
         """Completions while typing: the catalog's product types, brands and brand + type (and popular queries)."""
         started, searcher = time.perf_counter(), holder.searcher
         answer = partial(searcher.suggest, q, k) if hasattr(searcher, "suggest") else list
-        found = answer() if on_the_loop(searcher) else await run_in_threadpool(answer)
+        found = await answered(searcher, answer)
         return {"query": q, "suggestions": found, "took_ms": round((time.perf_counter() - started) * 1000, 3)}
 
     @app.get("/relevance")
@@ -386,7 +389,7 @@ def create_app(index_dir: str | Path, loader=Searcher.from_dir, watch: bool = Tr
         searcher = holder.searcher
         answer = partial(searcher.product, product_id)
         try:
-            return answer() if on_the_loop(searcher) else await run_in_threadpool(answer)
+            return await answered(searcher, answer)
         except SearchkitError:
             raise HTTPException(status_code=404, detail=f"no product with id {product_id!r}") from None
 
@@ -421,17 +424,17 @@ def create_app(index_dir: str | Path, loader=Searcher.from_dir, watch: bool = Tr
 
     @app.get("/", response_class=HTMLResponse)
     async def page(q: str = "", mode: str = DEFAULT_MODE, brand: list[str] = Query(default=[]),
-             color: list[str] = Query(default=[]), filter: list[str] = Query(default=[]), page: int = 1,
-             sort: str = "", debug: str = "") -> str:
+                   color: list[str] = Query(default=[]), filter: list[str] = Query(default=[]), page: int = 1,
+                   sort: str = "", debug: str = "") -> str:
         """The search page; a link with ?q= comes with its results already in the HTML (first paint)."""
-        template = page_template  # part of the package: read once
+        template = page_template  # part of the package, read once with the app
         if not q.strip() or mode not in MODES or len(q) > MAX_QUERY_CHARS or page < 1:
             return template
         searcher = holder.searcher
         answer = partial(run_search, searcher, q, PAGE_K, mode, brand, color, list(filter), True, debug == "1",
                          (page - 1) * PAGE_K, sort or None, True)
         try:
-            body = answer() if on_the_loop(searcher, mode) else await run_in_threadpool(answer)
+            body = await answered(searcher, answer, mode)
         except SearchkitError:
             return template  # the page's script asks /search and shows the reason
         return prerendered(template, logged(body), debug == "1")
