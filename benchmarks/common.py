@@ -54,32 +54,33 @@ def folder_mb(path: Path) -> float:
     return round(sum(p.stat().st_size for p in Path(path).rglob("*") if p.is_file()) / 2**20, 1)
 
 
+def _split_queries(pairs: Path) -> dict[str, set[str]]:
+    """Each split's distinct queries (split by query, seed 42)."""
+    import pyarrow.parquet as pq
+
+    from searchkit.data.splits import SplitConfig, split_pairs
+
+    return {name: set(part["query"]) for name, part in split_pairs(pq.read_table(pairs).to_pandas(),
+                                                                   SplitConfig()).items()}
+
+
 def test_queries(pairs: Path = Path("catalog/homedepot-pairs.parquet"), n: int = 300, seed: int = 0) -> list[str]:
     """Distinct real shopper queries: a seeded sample of the held-out test split (split by query, seed 42)."""
     import random
 
-    import pyarrow.parquet as pq
-
-    from searchkit.data.splits import SplitConfig, split_pairs
-
-    parts = split_pairs(pq.read_table(pairs).to_pandas(), SplitConfig())
-    queries = sorted(set(parts["test"]["query"]))
+    queries = sorted(_split_queries(pairs)["test"])
     return random.Random(seed).sample(queries, min(n, len(queries)))
 
 
 def shopper_queries(n: int, pairs: Path = Path("catalog/homedepot-pairs.parquet"), seed: int = 0) -> list[str]:
-    """n distinct real shopper queries for a load test: the test split's (test_queries) first, then the validation
-    and training splits' (timing tunes nothing); refused when the file has fewer than n."""
+    """n distinct real shopper queries for a load test: the test split's first (sampled as test_queries does), then
+    the validation and training splits' (timing tunes nothing); refused when the file has fewer than n."""
     import random
 
-    import pyarrow.parquet as pq
-
-    from searchkit.data.splits import SplitConfig, split_pairs
-
-    parts = split_pairs(pq.read_table(pairs).to_pandas(), SplitConfig())
-    out = test_queries(pairs, n, seed)
-    for split in ("val", "train"):
-        rest = sorted(set(parts[split]["query"]) - set(out))
+    splits = _split_queries(pairs)
+    out: list[str] = []
+    for split in ("test", "val", "train"):
+        rest = sorted(splits[split] - set(out))
         out += random.Random(seed).sample(rest, min(n - len(out), len(rest)))
     if len(out) < n:
         raise SystemExit(f"{pairs}: {len(out)} distinct queries, fewer than the {n} asked for")

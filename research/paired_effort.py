@@ -1,6 +1,7 @@
 """What a cheaper step saves a warm search, measured paired: each test-split query is searched with each variant in
-turn, in one process, so the machine's drift falls on all alike, in an order rotated per query (common.turns). Variants: HNSW efSearch values (--ef 128,64), or
---cosines: the candidates' cosines gathered into a copy (numpy) against read in place (Retriever.cosines).
+turn, in one process, so the machine's drift falls on all alike, in an order rotated per query (common.turns).
+Variants: HNSW efSearch values (--ef 128,64), or --cosines: the candidates' cosines gathered into a copy (numpy)
+against read in place (Retriever.cosines).
 
     python research/paired_effort.py --index indexes/homedepot --ef 128,64 [--mode hybrid] [--queries 300]
     python research/paired_effort.py --index indexes/homedepot --cosines
