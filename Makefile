@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 INDEX ?= indexes/homedepot
-CATALOG ?= catalog/homedepot-products.parquet
+CATALOG ?= catalog/homedepot-products.csv.gz
 QUERY ?= swag light kit
 
 .PHONY: install install-dev demo index test bench bench-peers browser clean-index

@@ -21,7 +21,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pyarrow.parquet as pq
 
 from searchkit import Searcher, set_search_threads
 from searchkit.models.encoder import OnnxEncoder, SentenceTransformerEncoder, bulk_parallelism
@@ -44,10 +43,10 @@ def main() -> None:
 
     set_search_threads(1)  # as the CLI and the server run
     searcher = Searcher.from_dir(args.index)
-    table = pq.ParquetFile(args.index / "products.parquet").read()
+    table = searcher.catalog
     rng = np.random.default_rng(0)
     rows = rng.choice(table.num_rows, size=min(args.n, table.num_rows), replace=False)
-    records = [table.slice(int(r), 1).to_pylist()[0] for r in rows]
+    records = table.records([int(r) for r in rows])
     texts = [searcher.normaliser.product(r["title"], r.get("brand"), r.get("color")) for r in records]
     model_dir, graph = args.index / "model", args.index / "encoder.onnx"
     torch_enc = SentenceTransformerEncoder(model_dir, device="cpu")

@@ -46,11 +46,12 @@ QUERY_SAMPLE = 300
 
 def real_parts(index: Path) -> tuple[np.ndarray, object]:
     import faiss
-    import pyarrow.parquet as pq
+
+    from searchkit.index import layout
 
     stored = faiss.read_index(str(index / "index.faiss"))
     vectors = stored.reconstruct_n(0, stored.ntotal).astype(np.float32)
-    return vectors, pq.ParquetFile(index / "products.parquet").read()
+    return vectors, layout.read_products(layout.IndexFiles(index), stored.ntotal)
 
 
 def noise_scale(vectors: np.ndarray, covariance_trace: float, seed: int = 0) -> tuple[float, float]:
@@ -87,7 +88,7 @@ def synthesize(vectors: np.ndarray, table, size: int, work: Path) -> dict:
         noisy = vectors[chunk] + scale * (rng.standard_normal((len(chunk), vectors.shape[1]), np.float32) @ shape)
         out[real + start:real + start + len(chunk)] = noisy / np.linalg.norm(noisy, axis=1, keepdims=True)
     out.flush()
-    columns = {name: table.column(name).to_pylist() for name in ("product_id", "title", "brand", "color")}
+    columns = {name: table.values(name) for name in ("product_id", "title", "brand", "color")}
     rows = np.concatenate([np.arange(min(real, size)), parents])
     variant = rng.integers(0, len(VARIANTS), size=len(parents))
     titles = columns["title"][:min(real, size)] + [f"{columns['title'][p]} {VARIANTS[v]}"

@@ -1,4 +1,5 @@
-"""Build catalog/homedepot-products.parquet and catalog/homedepot-pairs.parquet from ../shared/data/homedepot/.
+"""Build catalog/homedepot-products.parquet and catalog/homedepot-pairs.parquet from ../shared/data/homedepot/, and
+both again as .csv.gz (the same rows; the base install reads them without pyarrow).
 
     python scripts/build_catalog.py [--src ../shared/data/homedepot] [--out catalog]
 
@@ -64,7 +65,11 @@ def build(src: Path, out: Path) -> None:
         raise SystemExit(f"pairs.csv names {len(missing)} products missing from products.csv, e.g. {sorted(missing)[:3]}")
     out.mkdir(parents=True, exist_ok=True)
     catalog.to_parquet(out / "homedepot-products.parquet", index=False, compression="zstd")
+    catalog.to_csv(out / "homedepot-products.csv.gz", index=False,
+                   compression={"method": "gzip", "compresslevel": 9, "mtime": 0})
     rated.to_parquet(out / "homedepot-pairs.parquet", index=False, compression="zstd")
+    rated.to_csv(out / "homedepot-pairs.csv.gz", index=False,
+                 compression={"method": "gzip", "compresslevel": 9, "mtime": 0})
     left = catalog[catalog["brand"] == ""]
     print(f"{len(left)} products without a brand ({len(left) / len(catalog):.1%}); their commonest first words: "
           + ", ".join(f"{w} ({n})" for w, n in left["title"].str.split().str[0].value_counts().head(8).items()))

@@ -1,8 +1,13 @@
+import datetime
+import sys
+
+import numpy as np
 import pandas as pd
 import pytest
 
 from searchkit import CatalogError, ColumnMap, build_index
 from searchkit.data.catalog import PairFormat, parse_labels, read_catalog, read_pairs
+from searchkit.data.products import ProductTable
 from searchkit.eval.metrics import RELEVANT
 
 
@@ -156,3 +161,82 @@ def test_grades_stored_as_float32_keep_their_value(tmp_path):
     rated = read_pairs(write(tmp_path, frame, "p.parquet"))
     assert rated["relevance"].tolist() == [2.33, 1.67] and rated["relevance"].dtype == "float64"
     assert (rated["relevance"] >= RELEVANT).tolist() == [True, False]
+
+
+def test_a_compressed_csv_reads_as_the_csv_and_parquet_without_pyarrow_says_what_to_do(tmp_path, catalog_frame,
+                                                                                        monkeypatch):
+    plain = read_catalog(write(tmp_path, catalog_frame, "shop-products.csv"))
+    packed = tmp_path / "shop-products.csv.gz"
+    catalog_frame.to_csv(packed, index=False)
+    assert read_catalog(packed).equals(plain)
+    from searchkit.index.build import default_out
+    assert default_out(packed).name == "shop"
+    parquet = write(tmp_path, catalog_frame, "c.parquet")
+    monkeypatch.setitem(sys.modules, "pyarrow.parquet", None)  # an install without pyarrow
+    with pytest.raises(CatalogError, match=r"c.parquet: reading parquet needs pyarrow.*searchkit\[parquet\]"):
+        read_catalog(parquet)
+    from searchkit.training.judgments import write_judgments
+    with pytest.raises(CatalogError, match=r"j.parquet: writing parquet needs pyarrow"):
+        write_judgments(pd.DataFrame({"query": ["a"]}), tmp_path / "j.parquet")
+    assert not (tmp_path / "j.parquet").exists()
+
+
+def test_the_product_store_keeps_every_kind_of_column(tmp_path):
+    frame = pd.DataFrame({
+        "product_id": ["a", "b", "c"],
+        "title": ["Kohler seat", "", "naïve ünïcode ☃"],
+        "brand": ["Kohler", None, "Delta"],
+        "price": [19.99, np.nan, 3.0],
+        "stock": np.array([1, 0, 7], dtype=np.int64),
+        "rating": pd.array([4, None, 5], dtype="Int64"),
+        "sale": [True, False, True],
+        "tags": [["a", "b"], None, []],
+        "added": [datetime.date(2026, 1, 2), None, datetime.date(2026, 3, 4)],
+    })
+    table = ProductTable.of(frame)
+    assert [table.kind(c) for c in frame.columns] == ["text", "text", "text", "float", "int", "int", "bool",
+                                                      "json", "json"]
+    expected = [
+        {"product_id": "a", "title": "Kohler seat", "brand": "Kohler", "price": 19.99, "stock": 1, "rating": 4,
+         "sale": True, "tags": ["a", "b"], "added": "2026-01-02"},
+        {"product_id": "b", "title": "", "brand": None, "price": None, "stock": 0, "rating": None, "sale": False,
+         "tags": None, "added": None},
+        {"product_id": "c", "title": "naïve ünïcode ☃", "brand": "Delta", "price": 3.0, "stock": 7, "rating": 5,
+         "sale": True, "tags": [], "added": "2026-03-04"},
+    ]
+    table.save(tmp_path / "p")
+    assert sorted(p.name for p in (tmp_path / "p").iterdir()) == sorted(table.files())
+    for again in (table, ProductTable.load(tmp_path / "p", mmap=False), ProductTable.load(tmp_path / "p")):
+        assert again.records([0, 1, 2]) == expected
+        assert again.product("c") == expected[2] and again.rows_of_ids(["c", "a"]).tolist() == [2, 0]
+        assert again.values("brand") == ["Kohler", None, "Delta"]
+        back = again.to_pandas()
+        assert back["price"].dtype == np.float64 and np.isnan(back["price"].iloc[1])
+        assert back["stock"].tolist() == [1, 0, 7] and back["title"].tolist() == frame["title"].tolist()
+    again = ProductTable.of(ProductTable.load(tmp_path / "p").to_pandas())
+    assert again.kind("added") == "text" and again.values("added") == ["2026-01-02", None, "2026-03-04"]
+    again.columns.pop("added")
+    table.columns.pop("added")
+    table.save(tmp_path / "q")
+    again.save(tmp_path / "r")
+    for name in table.files():  # written, read and written again: the same bytes
+        assert (tmp_path / "q" / name).read_bytes() == (tmp_path / "r" / name).read_bytes()
+
+
+def test_unreadable_products_are_refused_naming_the_folder(tmp_path):
+    from searchkit import IndexFormatError
+
+    ProductTable.of(pd.DataFrame({"product_id": ["a", "b"]})).save(tmp_path / "p")
+    (tmp_path / "p" / "0-offsets.npy").write_bytes(b"not numpy")
+    with pytest.raises(IndexFormatError, match=r"/p: unreadable products"):
+        ProductTable.load(tmp_path / "p")
+
+
+def test_the_bundled_catalog_as_csv_is_the_parquet_catalog():
+    """catalog/homedepot-*.csv.gz (what the base install reads) hold the parquet files' products and pairs, field for
+    field; scripts/build_catalog.py writes both."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1] / "catalog"
+    assert read_catalog(root / "homedepot-products.csv.gz").equals(read_catalog(root / "homedepot-products.parquet"))
+    assert read_pairs(root / "homedepot-pairs.csv.gz").equals(read_pairs(root / "homedepot-pairs.parquet"))

@@ -1,5 +1,6 @@
 import json
 import shutil
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +21,7 @@ def test_manifest_describes_the_build(built_index, catalog_frame, tiny_model):
     assert manifest["dimension"] == 32 and manifest["index"]["type"] == "flat"
     assert len(manifest["catalog"]["sha256"]) == 64 and len(manifest["model"]["fingerprint"]) == 64
     assert manifest["text"]["stem"] is True and "faiss" in manifest["libraries"]
-    assert {"index.faiss", "products.parquet", "text.json"} <= set(manifest["files"])
+    assert {"index.faiss", "products/columns.json", "text.json"} <= set(manifest["files"])
 
 
 def test_round_trip_keeps_products_and_order(searcher, catalog_frame):
@@ -71,7 +72,7 @@ def test_truncated_faiss_file_refused(index_copy):
 
 
 def test_edited_products_refused(index_copy):
-    path = index_copy / "products.parquet"
+    path = index_copy / "products" / "1-data.npy"
     data = bytearray(path.read_bytes())
     data[100] ^= 0xFF
     path.write_bytes(bytes(data))
@@ -104,6 +105,36 @@ def test_a_format_1_index_is_migrated_on_load(index_copy):
     old_line = {**as_format_1(current), "device": "encode: torch cpu, faiss: cpu"}
     path.write_text(json.dumps(old_line))
     assert layout.read_manifest(index_copy).encoding == Encoding.TORCH
+
+
+def as_format_2(index: Path) -> None:
+    """The index as searchkit wrote format 2: its products one parquet file (no pandas metadata), listed in the
+    manifest in place of the products/ folder."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    frame = Searcher.from_dir(index).products
+    path = index / "products.parquet"
+    pq.write_table(pa.Table.from_pandas(frame, preserve_index=False).replace_schema_metadata(None), path)
+    shutil.rmtree(index / "products")
+    manifest = json.loads((index / "manifest.json").read_text())
+    files = {k: v for k, v in manifest["files"].items() if not k.startswith("products/")}
+    files["products.parquet"] = {"sha256": layout.file_sha256(path), "bytes": path.stat().st_size}
+    (index / "manifest.json").write_text(json.dumps({**manifest, "format_version": 2, "files": files}))
+
+
+def test_a_format_2_index_is_read_where_pyarrow_is_and_refused_with_the_rebuild_command_where_not(
+        index_copy, searcher, monkeypatch):
+    as_format_2(index_copy)
+    old = Searcher.from_dir(index_copy)
+    assert old.manifest.format_version == FORMAT_VERSION
+    assert old.products.equals(searcher.products)
+    for query in ("toilet seat", "kohler", "white paint"):
+        a, b = old.search(query, k=5), searcher.search(query, k=5)
+        assert [r.to_dict() for r in a] == [r.to_dict() for r in b]
+    monkeypatch.setitem(sys.modules, "pyarrow.parquet", None)  # an install without pyarrow
+    with pytest.raises(IndexFormatError, match=r"need pyarrow.*searchkit build-index CATALOG --out"):
+        Searcher.from_dir(index_copy)
 
 
 def test_a_manifest_round_trips_through_its_json(built_index):
@@ -196,22 +227,22 @@ def test_unchanged_files_are_not_hashed_again_but_edited_ones_are(index_copy, mo
     hashed.clear()
     Searcher.from_dir(index_copy)
     assert hashed == []  # every file as it was when its checksum matched
-    path = index_copy / "products.parquet"
+    path = index_copy / "products" / "1-data.npy"
     data = bytearray(path.read_bytes())
     data[100] ^= 0xFF  # same size; the write changes mtime/ctime
     path.write_bytes(bytes(data))
     with pytest.raises(IndexFormatError, match="checksum"):
         Searcher.from_dir(index_copy)
-    assert hashed == ["products.parquet"]
+    assert hashed == ["1-data.npy"]
 
 
 def test_a_forged_or_broken_stamp_only_costs_a_re_hash(index_copy):
     Searcher.from_dir(index_copy)
     stamp = json.loads((index_copy / ".verified.json").read_text())
-    stamp["products.parquet"]["sha256"] = "0" * 64
+    stamp["products/1-data.npy"]["sha256"] = "0" * 64
     (index_copy / ".verified.json").write_text(json.dumps(stamp))
     Searcher.from_dir(index_copy)  # the stamp's checksum disagrees with the manifest: hashed again, and it matches
-    assert json.loads((index_copy / ".verified.json").read_text())["products.parquet"]["sha256"] != "0" * 64
+    assert json.loads((index_copy / ".verified.json").read_text())["products/1-data.npy"]["sha256"] != "0" * 64
     (index_copy / ".verified.json").write_text("{not json")
     assert Searcher.from_dir(index_copy).search("toilet seat", k=3)
 
@@ -315,7 +346,8 @@ def test_the_fine_tuned_model_is_found_in_a_checkout_or_installed_else_a_warning
 
 
 def test_the_model_distribution_packages_every_file_of_the_model():
-    """models/searchkit-homedepot/pyproject.toml's package data covers every tracked file of the model folder."""
+    """models/searchkit-homedepot/pyproject.toml's package data covers every tracked file of the model folder but the
+    cross-encoder's and grader's weights and skeletons, which its setup.py ships as their int8 graphs instead."""
     import fnmatch
     import subprocess
     import tomllib
@@ -327,9 +359,14 @@ def test_the_model_distribution_packages_every_file_of_the_model():
     tracked = subprocess.run(["git", "ls-files", "."], cwd=folder, capture_output=True, text=True).stdout.split()
     if not tracked:
         pytest.skip("not a git checkout")
-    files = [f for f in tracked if f not in ("pyproject.toml", "__init__.py")]
+    replaced = [f"{d}/{n}" for d in ("reranker", "reranker/grader")
+                for n in ("model.safetensors", "onnx/skeleton.onnx", "onnx/skeleton.json")]
+    assert set(replaced) <= set(tracked)
+    files = [f for f in tracked if f not in ("pyproject.toml", "setup.py", "__init__.py", *replaced)]
     missed = [f for f in files if not any(fnmatch.fnmatch(f, p) and f.count("/") == p.count("/") for p in patterns)]
     assert missed == []
+    shipped = [f for f in replaced if any(fnmatch.fnmatch(f, p) and f.count("/") == p.count("/") for p in patterns)]
+    assert shipped == []
 
 
 def test_building_loading_and_searching_leave_process_state_alone(tmp_path, catalog_file, tiny_model):

@@ -208,7 +208,7 @@ def test_a_bad_number_is_refused_with_its_row_or_read_as_missing(tmp_path, tiny_
                     "bad_numbers=missing")
     assert built.exit_code == 0, built.output
     assert "price (number)" in built.output and "product_id <- sku (text)" in built.output
-    prices = pd.read_parquet(tmp_path / "idx" / "products.parquet")["price"]
+    prices = Searcher.from_dir(tmp_path / "idx").products["price"]
     assert prices.iloc[0] == 1000.5 and np.isnan(prices.iloc[-1])
 
     upsert = tmp_path / "up.csv"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -125,3 +126,30 @@ def test_concurrent_queries_do_not_share_a_buffer(index, small_defer):
     for t in threads:
         t.join()
     assert not errors
+
+
+def test_a_build_writes_the_same_bytes_in_any_process(tmp_path):
+    """bm25s numbers words in set order, which Python's string hashing varies from process to process; the index
+    renumbers them, so two builds of one catalog write the same files (and score alike)."""
+    import os
+    import subprocess
+    import sys
+
+    script = ("import sys; from pathlib import Path; from searchkit.index.lexical import LexicalIndex; "
+              "from tests.test_lexical import _corpus; out = Path(sys.argv[1]); out.mkdir(); "
+              "LexicalIndex.build(_corpus(400)).save(out)")
+    root = Path(__file__).resolve().parents[1]
+    for seed in ("1", "2"):
+        env = {**os.environ, "PYTHONHASHSEED": seed}
+        subprocess.run([sys.executable, "-c", script, str(tmp_path / seed)], check=True, env=env, cwd=root)
+    names = sorted(p.name for p in (tmp_path / "1").iterdir())
+    assert names and all((tmp_path / "1" / n).read_bytes() == (tmp_path / "2" / n).read_bytes() for n in names)
+    import bm25s
+
+    reference = bm25s.BM25(k1=lexical.BM25_K1, b=lexical.BM25_B, method="lucene")
+    reference.index([t.split() for t in _corpus(400)], show_progress=False)
+    loaded = LexicalIndex.load(tmp_path / "1")
+    for query in _queries(20):
+        known = [w for w in query.split() if w in reference.vocab_dict]
+        want = reference.get_scores(known) if known else np.zeros(loaded.rows)
+        assert np.allclose(loaded.scores(query), want, atol=1e-5)

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from searchkit import build_index
+from searchkit import IndexConfig, build_index
 from searchkit.cli import main
 from searchkit.errors import IndexFormatError, IndexMismatchError, ModelError, QueryError, SearchkitError
 from searchkit.eval.evaluate import evaluate
@@ -348,3 +348,45 @@ def test_pairs_scored_side_by_side_score_as_each_alone(reranked_index, catalog_f
         assert np.array_equal(logits, alone.scores(query, records))
         assert np.array_equal(side.scores(query, records[:1]), alone.scores(query, records[:1]))
     assert Reranker(files.reranker_graph, files.reranker_tokenizer, info, threads=None).pairs_at_once == 1
+
+
+def test_a_distribution_ships_the_cross_encoders_graphs_in_place_of_their_weights(tmp_path, catalog_file, tiny_model,
+                                                                                 reranker):
+    """The model distribution's build (models/searchkit-homedepot/setup.py) makes the cross-encoder's and grader's
+    int8 graphs and leaves their weights out: an index built from it holds the very graphs and fingerprints an index
+    built from the weights does, and reranks alike; a shipped graph of another recipe or other bytes is refused."""
+    from searchkit.models import graph_cache
+    from searchkit.models.cross_encoder import ship_graphs
+
+    model = tmp_path / "model"
+    shutil.copytree(tiny_model, model)
+    shutil.copytree(reranker, model / RERANKER_DIR)
+    shutil.copytree(tiny_model, model / RERANKER_DIR / "grader")
+    reference = build_index(catalog_file, tmp_path / "a", model=model, config=IndexConfig(cache_dir=tmp_path / "c1"))
+    shipped = tmp_path / "shipped"
+    shutil.copytree(model, shipped)
+    left_out = ship_graphs(model, shipped)
+    assert [str(p) for p in left_out if p.name == "model.safetensors"] == ["reranker/model.safetensors",
+                                                                          "reranker/grader/model.safetensors"]
+    for name in left_out:
+        (shipped / name).unlink(missing_ok=True)  # the tiny models have no skeletons
+    built = build_index(catalog_file, tmp_path / "b", model=shipped, config=IndexConfig(cache_dir=tmp_path / "c2"))
+    assert built.model.reranker_fingerprint == reference.model.reranker_fingerprint
+    assert built.model.reranker["grader"]["fingerprint"] == reference.model.reranker["grader"]["fingerprint"]
+    for name in ("reranker/reranker-int8.onnx", "reranker/grader-int8.onnx"):
+        assert built.files[name]["sha256"] == reference.files[name]["sha256"]
+    a, b = Searcher.from_dir(tmp_path / "a"), Searcher.from_dir(tmp_path / "b")
+    for query in ("kohler toilet seat", "white paint"):
+        assert [r.to_dict() for r in a.search(query, k=5, mode="rerank")] == [
+            r.to_dict() for r in b.search(query, k=5, mode="rerank")]
+
+    record = shipped / RERANKER_DIR / "onnx" / "ready.json"
+    good = record.read_text()
+    record.write_text(json.dumps({**json.loads(good), "recipe": graph_cache.RECIPE + 1}))
+    with pytest.raises(ModelError, match="no model.safetensors and no reranker-int8.onnx made by this searchkit"):
+        build_index(catalog_file, tmp_path / "c", model=shipped, config=IndexConfig(cache_dir=tmp_path / "c3"))
+    record.write_text(good)
+    graph = shipped / RERANKER_DIR / "onnx" / "reranker-int8.onnx"
+    graph.write_bytes(graph.read_bytes()[:-10])
+    with pytest.raises(ModelError, match="not the graph its ready.json records"):
+        build_index(catalog_file, tmp_path / "d", model=shipped, config=IndexConfig(cache_dir=tmp_path / "c4"))

@@ -12,8 +12,10 @@ import click
 from ..errors import SearchkitError
 
 DEFAULT_INDEX = "indexes/homedepot"
-DEFAULT_CATALOG = "catalog/homedepot-products.parquet"
-DEFAULT_PAIRS = "catalog/homedepot-pairs.parquet"
+# the bundled data as CSV, which every install reads (parquet needs pyarrow: searchkit[parquet]); the same rows as
+# the .parquet files training reads (tests/test_catalog.py)
+DEFAULT_CATALOG = "catalog/homedepot-products.csv.gz"
+DEFAULT_PAIRS = "catalog/homedepot-pairs.csv.gz"
 MODE_NAMES = ["dense", "lexical", "hybrid", "rerank"]  # searchkit.search.results.Mode (not imported: startup)
 # searchkit.search.loading.BACKENDS (not imported: the CLI starts without the query path)
 BACKENDS = ["auto", "query-tower", "onnx-int8", "onnx", "torch"]

@@ -148,6 +148,41 @@ def catalog_sha256(path: str | Path) -> str:
     return digest.hexdigest()
 
 
+COMPRESSED = (".gz", ".bz2", ".xz", ".zst", ".zip")  # compressions pandas reads a CSV through, by extension
+
+
+def file_type(path: str | Path) -> str:
+    """A table file's type by its extension, under any compression: "x.csv.gz" -> ".csv"."""
+    suffixes = [s.lower() for s in Path(path).suffixes]
+    if len(suffixes) > 1 and suffixes[-1] in COMPRESSED:
+        return suffixes[-2]
+    return suffixes[-1] if suffixes else ""
+
+
+def file_stem(path: str | Path) -> str:
+    """A table file's name less its type and compression: "shop-products.csv.gz" -> "shop-products"."""
+    name = Path(path).name
+    for end in (file_type(path) + c for c in ("",) + COMPRESSED):
+        if end and name.lower().endswith(end) and len(name) > len(end):
+            return name[: -len(end)]
+    return Path(path).stem
+
+
+def require_parquet(path: Path, doing: str = "reading") -> None:
+    """Parquet goes through pyarrow, which the base install leaves out (170 MB): without it, one line saying what
+    to do."""
+    try:
+        import pyarrow.parquet  # noqa: F401
+    except ImportError:
+        raise CatalogError(f"{path}: {doing} parquet needs pyarrow, which this install lacks: pip install "
+                           "'searchkit[parquet]', or use CSV (.csv or .csv.gz)") from None
+
+
+def _read_parquet(path: Path) -> pd.DataFrame:
+    require_parquet(path)
+    return pd.read_parquet(path, engine="pyarrow")
+
+
 def read_table(path: str | Path) -> pd.DataFrame:
     """A parquet or CSV file (or a folder or glob of parquet shards, read in name order) as a frame of strings (ids
     stay '00123', not 123), or a CatalogError saying why not."""
@@ -157,14 +192,15 @@ def read_table(path: str | Path) -> pd.DataFrame:
     path = Path(path)
     if not path.is_file():
         raise CatalogError(f"{path}: no such file")
-    suffix = path.suffix.lower()
+    suffix = file_type(path)
     try:
         if suffix in (".parquet", ".pq"):
-            frame = pd.read_parquet(path)
+            frame = _read_parquet(path)
         elif suffix in (".csv", ".tsv", ".txt"):
             frame = pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",", dtype=str, keep_default_na=False)
         else:
-            raise CatalogError(f"{path}: unknown file type {suffix!r}; use .parquet or .csv")
+            raise CatalogError(f"{path}: unknown file type {suffix!r}; use .parquet or .csv (.csv.gz and other "
+                               "compressed CSV too)")
     except CatalogError:
         raise
     except Exception as exc:  # pyarrow / pandas raise many types for a bad file

@@ -1,14 +1,31 @@
-"""The indexed products as a pyarrow table: single records read fast, ids mapped to rows, pandas only on demand."""
+"""The indexed products as a column store of numpy arrays: single records read fast, ids mapped to rows, memory-mapped
+by every server worker alike, and pandas only on demand. Neither reading nor writing needs pyarrow.
+
+On disk (a folder the index layout names): `columns.json` (the row count, each column's name and kind) and, per
+column number i, `i-values.npy` (numbers and flags), or `i-offsets.npy` and `i-data.npy` (text: the UTF-8 bytes of
+every value end to end and where each starts), plus `i-nulls.npy` where a column has missing values.
+
+Kinds: "text" (str), "float", "int", "bool", and "json" for any other value (lists, dates, mixed columns: each kept as
+its JSON text and read back as what JSON makes of it, so dates come back as ISO text).
+"""
 
 from __future__ import annotations
 
+import datetime
+import json
 import math
+from dataclasses import dataclass
 from functools import cached_property
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..errors import QueryError
+from ..errors import IndexFormatError, QueryError
+
+COLUMNS_FILE = "columns.json"
+KINDS = ("text", "float", "int", "bool", "json")
+NUMERIC = ("float", "int")
 
 
 def plain(value: Any) -> Any:
@@ -20,43 +37,183 @@ def plain(value: Any) -> Any:
     return value
 
 
-def as_table(products: Any) -> Any:
-    """A pyarrow Table of the products, from a Table or a pandas DataFrame."""
-    import pyarrow as pa
+def _missing(value: Any) -> bool:
+    if value is None:
+        return True
+    if isinstance(value, (float, np.floating)) and math.isnan(value):
+        return True
+    try:
+        import pandas as pd
 
-    if isinstance(products, pa.Table):
-        return products
-    return pa.Table.from_pandas(products.reset_index(drop=True), preserve_index=False)
+        return value is pd.NA or value is pd.NaT
+    except ImportError:  # pragma: no cover - pandas is a base dependency
+        return False
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, (datetime.date, datetime.datetime, datetime.time)):
+        return value.isoformat()
+    return str(value)
+
+
+@dataclass(frozen=True)
+class Column:
+    """One stored column: `values` (numbers or flags) or `offsets` + `data` (text), and `nulls` where any are missing."""
+
+    kind: str
+    values: np.ndarray | None = None
+    offsets: np.ndarray | None = None
+    data: np.ndarray | None = None
+    nulls: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1 if self.offsets is not None else len(self.values)  # type: ignore[arg-type]
+
+    def get(self, row: int) -> Any:
+        if self.nulls is not None and self.nulls[row]:
+            return None
+        if self.offsets is not None:
+            assert self.data is not None
+            text = bytes(self.data[self.offsets[row]:self.offsets[row + 1]]).decode("utf-8")
+            return json.loads(text) if self.kind == "json" else text
+        assert self.values is not None
+        return plain(self.values[row])
+
+    def to_list(self) -> list[Any]:
+        if self.offsets is None:
+            assert self.values is not None
+            out = [plain(v) for v in self.values.tolist()]
+        else:
+            assert self.data is not None
+            blob, ends = bytes(self.data), self.offsets.tolist()
+            out = [blob[a:b].decode("utf-8") for a, b in zip(ends[:-1], ends[1:])]
+        if self.nulls is not None:
+            out = [None if null else v for v, null in zip(out, self.nulls.tolist())]
+        if self.kind == "json":
+            out = [None if v is None else json.loads(v) for v in out]
+        return out
+
+    def numbers(self) -> np.ndarray:
+        """A numeric column as float64, missing values as NaN."""
+        assert self.values is not None and self.kind in NUMERIC
+        numbers = self.values.astype(np.float64)
+        if self.nulls is not None:
+            numbers[self.nulls] = np.nan
+        return numbers
+
+
+def _text_column(kind: str, texts: list[str | None]) -> Column:
+    encoded = [b"" if t is None else t.encode("utf-8") for t in texts]
+    offsets = np.zeros(len(encoded) + 1, dtype=np.int64)
+    np.cumsum([len(e) for e in encoded], out=offsets[1:])
+    data = np.frombuffer(b"".join(encoded), dtype=np.uint8).copy()
+    nulls = np.array([t is None for t in texts], dtype=bool)
+    return Column(kind, offsets=offsets, data=data, nulls=nulls if nulls.any() else None)
+
+
+def column_of(values: Any) -> Column:
+    """A pandas Series (or any sequence) as a stored column, its kind read from its dtype and values."""
+    import pandas as pd
+
+    series = values if isinstance(values, pd.Series) else pd.Series(list(values), dtype=object)
+    nulls = series.isna().to_numpy(dtype=bool)
+    some_null = nulls if nulls.any() else None
+    dtype = series.dtype
+    if pd.api.types.is_bool_dtype(dtype):
+        return Column("bool", values=series.fillna(False).to_numpy(dtype=bool), nulls=some_null)
+    if pd.api.types.is_integer_dtype(dtype):
+        return Column("int", values=series.fillna(0).to_numpy(dtype=np.int64), nulls=some_null)
+    if pd.api.types.is_float_dtype(dtype):
+        return Column("float", values=series.to_numpy(dtype=np.float64, na_value=np.nan))
+    objects = series.astype(object).tolist()
+    present = [v for v, null in zip(objects, nulls.tolist()) if not null]
+    if all(isinstance(v, str) for v in present):
+        return _text_column("text", [None if null else v for v, null in zip(objects, nulls.tolist())])
+    if present and all(isinstance(v, (bool, np.bool_)) for v in present):
+        return Column("bool", values=np.array([bool(v) if not null else False for v, null
+                                               in zip(objects, nulls.tolist())]), nulls=some_null)
+    return _text_column("json", [None if null else json.dumps(v, default=_jsonable, ensure_ascii=False)
+                                 for v, null in zip(objects, nulls.tolist())])
 
 
 class ProductTable:
-    def __init__(self, products: Any):
-        self.table = as_table(products)
+    """The catalog as indexed: named columns of equal length, one of them `product_id`."""
+
+    def __init__(self, columns: dict[str, Column]):
+        lengths = {len(c) for c in columns.values()}
+        if len(lengths) > 1:
+            raise IndexFormatError(f"product columns of different lengths {sorted(lengths)}")
+        self.columns = columns
+        self.num_rows = lengths.pop() if lengths else 0
+
+    @classmethod
+    def of(cls, products: Any) -> ProductTable:
+        """A ProductTable as it is, or one made from a pandas DataFrame (or anything with to_pandas())."""
+        if isinstance(products, ProductTable):
+            return products
+        if hasattr(products, "to_pandas") and not hasattr(products, "iloc"):
+            products = products.to_pandas()
+        frame = products.reset_index(drop=True)
+        return cls({str(name): column_of(frame[name]) for name in frame.columns})
+
+    @classmethod
+    def read_parquet(cls, path: Path) -> ProductTable | None:
+        """A parquet file's products (index format 2) through pyarrow; None where pyarrow is not installed."""
+        try:
+            import pyarrow.parquet as pq
+        except ImportError:
+            return None
+        try:
+            return cls.of(pq.ParquetFile(path).read())
+        except Exception as exc:  # pyarrow raises many types for a bad file
+            raise IndexFormatError(f"{path}: unreadable ({type(exc).__name__}: {exc})") from exc
+
+    @property
+    def column_names(self) -> list[str]:
+        return list(self.columns)
 
     def __len__(self) -> int:
-        return self.table.num_rows
+        return self.num_rows
+
+    def kind(self, name: str) -> str:
+        return self.columns[name].kind
+
+    def values(self, name: str) -> list[Any]:
+        """A column as plain Python values (missing: None)."""
+        return self.columns[name].to_list()
+
+    def to_pandas(self) -> Any:
+        """The catalog as a pandas DataFrame: text as str, numbers as float or int, missing as NaN or None."""
+        import pandas as pd
+
+        data: dict[str, Any] = {}
+        for name, column in self.columns.items():
+            if column.kind == "float":
+                data[name] = pd.Series(np.array(column.values, dtype=np.float64), dtype="float64")
+            elif column.kind in ("int", "bool"):
+                values = pd.Series(np.array(column.values), dtype="Int64" if column.kind == "int" else "boolean")
+                data[name] = values.mask(column.nulls) if column.nulls is not None else values.astype(
+                    np.int64 if column.kind == "int" else bool)
+            else:
+                data[name] = pd.Series(column.to_list(), dtype=object)
+        return pd.DataFrame(data, index=pd.RangeIndex(self.num_rows))
 
     @cached_property
     def frame(self) -> Any:
-        """The catalog as a pandas DataFrame (built on first use: filters, facets, evaluation)."""
-        return self.table.to_pandas()
+        """The catalog as a pandas DataFrame (built on first use: evaluation, exports)."""
+        return self.to_pandas()
 
     @cached_property
     def row_of(self) -> dict[str, int]:
-        return {str(pid): i for i, pid in enumerate(self.table.column("product_id").to_pylist())}
-
-    @cached_property
-    def _columns(self) -> list[tuple[str, Any]]:
-        """(name, contiguous arrow array) per product column, for reading single rows."""
-        table = self.table.combine_chunks()
-        return [(name, table.column(name).chunk(0) if table.column(name).num_chunks == 1
-                 else table.column(name).combine_chunks()) for name in table.column_names]
+        return {str(pid): i for i, pid in enumerate(self.values("product_id"))}
 
     def records(self, rows: list[int]) -> list[dict[str, Any]]:
-        # scalar reads from whole-column arrays, faster than a one-row slice per row, and not Table.take, which loads
-        # pyarrow.compute and so pandas on a cold start (docs/design-notes.md)
-        columns = self._columns
-        return [{name: array[int(r)].as_py() for name, array in columns} for r in rows]
+        columns = list(self.columns.items())
+        return [{name: column.get(int(r)) for name, column in columns} for r in rows]
 
     def rows_of_ids(self, product_ids: list[str]) -> np.ndarray:
         missing = [p for p in product_ids if str(p) not in self.row_of]
@@ -68,4 +225,44 @@ class ProductTable:
         row = self.row_of.get(str(product_id))
         if row is None:
             raise QueryError(f"unknown product id {product_id!r}")
-        return {k: plain(v) for k, v in self.records([row])[0].items()}
+        return self.records([row])[0]
+
+    def save(self, folder: Path) -> None:
+        """Into the empty or new folder `folder` (the caller stages and swaps it)."""
+        folder.mkdir(parents=True, exist_ok=True)
+        spec = []
+        for i, (name, column) in enumerate(self.columns.items()):
+            spec.append({"name": name, "kind": column.kind})
+            for part in ("values", "offsets", "data", "nulls"):
+                array = getattr(column, part)
+                if array is not None:
+                    np.save(folder / f"{i}-{part}.npy", np.ascontiguousarray(array), allow_pickle=False)
+        (folder / COLUMNS_FILE).write_text(json.dumps({"rows": self.num_rows, "columns": spec}, ensure_ascii=False))
+
+    @classmethod
+    def load(cls, folder: Path, mmap: bool = True) -> ProductTable:
+        """From `folder`, its arrays memory-mapped (read-only, shared between processes) unless mmap=False."""
+        try:
+            spec = json.loads((folder / COLUMNS_FILE).read_text())
+            columns = {}
+            for i, entry in enumerate(spec["columns"]):
+                if entry["kind"] not in KINDS:
+                    raise ValueError(f"column {entry['name']!r} of unknown kind {entry['kind']!r}")
+                parts = {part: np.load(folder / f"{i}-{part}.npy", mmap_mode="r" if mmap else None,
+                                       allow_pickle=False)
+                         for part in ("values", "offsets", "data", "nulls") if (folder / f"{i}-{part}.npy").is_file()}
+                columns[str(entry["name"])] = Column(entry["kind"], **parts)
+            table = cls(columns)
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise IndexFormatError(f"{folder}: unreadable products ({type(exc).__name__}: {exc})") from exc
+        if table.num_rows != int(spec["rows"]):
+            raise IndexFormatError(f"{folder}: {table.num_rows} rows in the columns, {spec['rows']} in {COLUMNS_FILE}")
+        return table
+
+    def files(self) -> list[str]:
+        """The names save() writes, for the manifest's checksums."""
+        names = [COLUMNS_FILE]
+        for i, column in enumerate(self.columns.values()):
+            names += [f"{i}-{part}.npy" for part in ("values", "offsets", "data", "nulls")
+                      if getattr(column, part) is not None]
+        return names

@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from ..data.catalog import ColumnMap, catalog_sha256, column_types, read_catalog
+from ..data.catalog import ColumnMap, catalog_sha256, column_types, file_stem, read_catalog
 from ..data.text import KEYWORD_TEXT
 from ..errors import IndexFormatError, SearchkitError
 from ..models.cross_encoder import fingerprint, read_info, reranker_dir
@@ -55,7 +55,7 @@ log = logging.getLogger(__name__)
 def default_out(catalog_path: str | Path) -> Path:
     """Where `build-index CATALOG` writes without --out: indexes/<the catalog's name>, less a -products suffix
     (catalog/homedepot-products.parquet -> indexes/homedepot)."""
-    stem = Path(catalog_path).stem
+    stem = file_stem(catalog_path)
     for suffix in ("-products", "_products", ".products", "-catalog", "_catalog"):
         if stem.lower().endswith(suffix) and len(stem) > len(suffix):
             stem = stem[: -len(suffix)]

@@ -4,8 +4,9 @@ searchkit.index.manifest's).
 
     indexes/<name>/
       manifest.json     what was built, from what, with what (format version, model, counts, checksums, versions)
-      index.faiss       the CPU copy of the faiss index (row i = products.parquet row i)
-      products.parquet  the catalog as indexed
+      index.faiss       the CPU copy of the faiss index (row i = product row i)
+      products/         the catalog as indexed, memory-mapped numpy columns (searchkit.data.products; format 2 had
+                        products.parquet, still read where pyarrow is installed)
       text.json         the text pipeline: settings, the catalog's brands, and the stems of the catalog's words
       lexical/          the BM25 keyword index over the stemmed normalised text (numpy arrays + vocabulary)
       encoder.onnx      the same model as one ONNX graph (when exportable): fast query embedding without torch
@@ -39,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from ..checksums import file_sha256, stat_stamp
+from ..data.products import ProductTable
 from ..errors import IndexFormatError
 from ..models.files import (
     ENCODER_GRAPH_NAME,
@@ -49,13 +51,14 @@ from ..models.files import (
     RERANKER_INFO,
     TOKENIZER_FILE,
 )
-from .manifest import Manifest
+from .manifest import REBUILD, Manifest
 
 log = logging.getLogger(__name__)
 
 MANIFEST = "manifest.json"
 FAISS_FILE = "index.faiss"
-PRODUCTS_FILE = "products.parquet"
+PRODUCTS_DIR = "products"
+PRODUCTS_PARQUET = "products.parquet"  # format 2's products (read where pyarrow is installed)
 TEXT_FILE = "text.json"
 MODEL_DIR = "model"
 STAMP_FILE = ".verified.json"
@@ -69,7 +72,7 @@ RERANKER_TOKENIZER = TOKENIZER_FILE
 GRADER_GRAPH = GRADER_GRAPH_NAME
 SUGGEST_FILE = "suggest.json"
 RULES_FILE = "rules.json"
-REQUIRED_FILES = (FAISS_FILE, PRODUCTS_FILE, TEXT_FILE)
+REQUIRED_FILES = (FAISS_FILE, TEXT_FILE)
 
 
 # what an index holds of its model (MODEL_DIR, the graphs, the reranker): copied into each index, or, for an index built
@@ -98,7 +101,7 @@ class IndexFiles:
 
     @property
     def products(self) -> Path:
-        return self.root / PRODUCTS_FILE
+        return self.root / PRODUCTS_DIR
 
     @property
     def text(self) -> Path:
@@ -205,12 +208,7 @@ def staging_dir(target: Path) -> IndexFiles:
 
 
 def write_products(files: IndexFiles, products: Any) -> None:
-    """A plain parquet table without pandas metadata, so reading it back does not need pandas."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    table = pa.Table.from_pandas(products.reset_index(drop=True), preserve_index=False)
-    pq.write_table(table.replace_schema_metadata(None), files.products)
+    ProductTable.of(products).save(files.products)
 
 
 def write_text(files: IndexFiles, text: dict[str, Any]) -> None:
@@ -310,6 +308,8 @@ def verify_files(files: IndexFiles, manifest: Manifest, checksums: bool = True) 
     changes its ctime, so an edited file is always re-hashed; only corruption that bypasses the file system
     (bit rot) would go unnoticed until the stamp is gone."""
     absent = [name for name in REQUIRED_FILES if name not in manifest.files]
+    if PRODUCTS_PARQUET not in manifest.files and not any(n.startswith(f"{PRODUCTS_DIR}/") for n in manifest.files):
+        absent.append(PRODUCTS_DIR)
     if absent:
         raise IndexFormatError(f"{files.root}: the manifest lists no {absent}; rebuild the index")
     verify_entries(files.root, manifest.files, checksums)
@@ -374,14 +374,15 @@ def read_text(files: IndexFiles) -> dict[str, Any]:
         raise IndexFormatError(f"{files.text}: unreadable ({exc})") from exc
 
 
-def read_products(files: IndexFiles, rows: int) -> Any:
-    """The indexed products as a pyarrow Table (pandas stays out of the query path)."""
-    import pyarrow.parquet as pq
-
-    try:
-        products = pq.ParquetFile(files.products).read()  # read_table would import pandas
-    except Exception as exc:
-        raise IndexFormatError(f"{files.products}: unreadable ({type(exc).__name__}: {exc})") from exc
+def read_products(files: IndexFiles, rows: int, mmap: bool = False) -> ProductTable:
+    """The indexed products (memory-mapped with mmap); a format-2 index's parquet read through pyarrow."""
+    if files.products.is_dir():
+        products = ProductTable.load(files.products, mmap=mmap)
+    elif (legacy := ProductTable.read_parquet(files.root / PRODUCTS_PARQUET)) is not None:
+        products = legacy
+    else:
+        raise IndexFormatError(f"{files.root / PRODUCTS_PARQUET}: products stored as parquet (index format 2) need "
+                               "pyarrow; install searchkit[parquet] or " + REBUILD.format(root=files.root))
     if products.num_rows != rows or "product_id" not in products.column_names:
         raise IndexFormatError(f"{files.products}: {products.num_rows} rows, the manifest says {rows}")
     return products

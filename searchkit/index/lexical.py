@@ -100,8 +100,19 @@ class LexicalIndex:
         model = bm25s.BM25(k1=k1, b=b, method="lucene")
         model.index([t.split() for t in texts], show_progress=False)
         scores = model.scores
-        return cls(np.asarray(scores["data"]), np.asarray(scores["indices"]), np.asarray(scores["indptr"]),
-                   dict(model.vocab_dict), int(scores["num_docs"]))
+        data, indices, indptr = (np.asarray(scores[n]) for n in ("data", "indices", "indptr"))
+        # bm25s numbers the words in set order, which differs from process to process: renumbered in sorted order,
+        # a build writes the same bytes every time (the scores were the same either way)
+        columns = len(indptr) - 1  # bm25s also numbers "" last, without a column
+        words = sorted(w for w, i in model.vocab_dict.items() if i < columns)
+        old = np.array([model.vocab_dict[w] for w in words], dtype=np.int64)
+        sizes = indptr[old + 1] - indptr[old]
+        order = np.concatenate([np.arange(indptr[c], indptr[c + 1]) for c in old]) if len(old) else np.zeros(0, int)
+        new_indptr = np.zeros(len(words) + 1, dtype=indptr.dtype)
+        np.cumsum(sizes, out=new_indptr[1:])
+        extra = sorted(w for w, i in model.vocab_dict.items() if i >= columns)
+        return cls(data[order], indices[order], new_indptr, {w: i for i, w in enumerate(words + extra)},
+                   int(scores["num_docs"]))
 
     def save(self, folder: Path) -> None:
         np.save(folder / _DATA, self.data)

@@ -21,8 +21,8 @@ from ..data.text import TextConfig
 from ..errors import IndexFormatError
 from .lexical import BM25_B, BM25_K1
 
-FORMAT_VERSION = 2
-MIGRATED_FROM = (1,)  # older formats this searchkit reads by migrating them in memory
+FORMAT_VERSION = 3  # 3: products as numpy columns (products/), not products.parquet
+MIGRATED_FROM = (1, 2)  # older formats this searchkit reads by migrating them in memory
 REBUILD = "rebuild it with `searchkit build-index CATALOG --out {root}`"
 
 
@@ -214,7 +214,10 @@ def _known(cls: type, data: dict[str, Any]) -> dict[str, Any]:
 
 
 def migrate(data: dict[str, Any]) -> dict[str, Any]:
-    """A format-1 manifest as format 2: its files and checksums stay valid, only the manifest's form changes."""
+    """A format-1 or 2 manifest as format 3: its files and checksums stay valid, only the manifest's form changes
+    (format 2's products.parquet is read where pyarrow is installed: searchkit.index.layout.read_products)."""
+    if data.get("format_version") == 2:
+        return {**data, "format_version": FORMAT_VERSION}
     device = str(data.get("device", ""))
     if "int8" in device:
         encoding = Encoding.ONNX_INT8_ROWS if "per-row scales" in device else Encoding.ONNX_INT8

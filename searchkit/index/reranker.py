@@ -34,7 +34,8 @@ def install(source: Path, staged: IndexFiles, cache: Path | None = None) -> dict
     if grader is not None:
         check_grader(grader)  # refused before any export
     key = fingerprint(source)
-    graph_cache.graph(cache, key, RERANKER_GRAPH_NAME, lambda path: export_reranker(source, path),
+    graph_cache.graph(cache, key, RERANKER_GRAPH_NAME,
+                      graph_cache.ready_or(source, RERANKER_GRAPH_NAME, lambda path: export_reranker(source, path)),
                       staged.reranker_graph)
     shutil.copyfile(source / TOKENIZER_FILE, staged.reranker_tokenizer)
     record = {"name": meta.get("name") or source.name, "source": str(source), "fingerprint": key,

@@ -46,8 +46,8 @@ from .vectors import embed_changed
 
 log = logging.getLogger(__name__)
 
-REBUILT = (layout.FAISS_FILE, layout.PRODUCTS_FILE, layout.TEXT_FILE, layout.LEXICAL_DIR, layout.MANIFEST,
-           layout.STAMP_FILE, layout.SUGGEST_FILE)
+REBUILT = (layout.FAISS_FILE, layout.PRODUCTS_DIR, layout.PRODUCTS_PARQUET, layout.TEXT_FILE, layout.LEXICAL_DIR,
+           layout.MANIFEST, layout.STAMP_FILE, layout.SUGGEST_FILE)
 
 
 @dataclass(frozen=True)

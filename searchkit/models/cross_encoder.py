@@ -31,15 +31,19 @@ from ..data.text import Normaliser, TextConfig
 from ..errors import ModelError
 from . import graph_cache
 from .encoder import ModelInfo, OnnxEncoder, model_fingerprint, onnx_session, read_model_info
-from .export import export_onnx, quantize_graph
+from .export import export_onnx, export_reranker, quantize_graph
 from .files import (
     CONFIG_FILE,
     GRADER_DIR,
     GRADER_GRAPH_NAME,
     RERANKER_DIR,
+    RERANKER_GRAPH_NAME,
     RERANKER_INFO,
     SAFETENSORS_FILE,
     SBERT_CONFIG_FILE,
+    SKELETON_DIR,
+    SKELETON_GRAPH,
+    SKELETON_MAP,
     TOKENIZER_FILE,
 )
 
@@ -122,6 +126,9 @@ def fingerprint(folder: str | Path) -> str:
     import hashlib
 
     folder = Path(folder)
+    shipped = graph_cache.shipped_fingerprint(folder)  # a distribution's folder shipping its graph, not its weights
+    if shipped is not None:
+        return shipped
     digest = hashlib.sha256()
     for name in WEIGHT_FILES:
         if not (folder / name).is_file():
@@ -131,8 +138,13 @@ def fingerprint(folder: str | Path) -> str:
     digest.update(json.dumps(read_info(folder)["settings"], sort_keys=True).encode())
     grader = grader_dir(folder)
     if grader is not None:
-        digest.update(f"{GRADER_DIR}:{model_fingerprint(grader, query_tower=False)}".encode())
+        digest.update(f"{GRADER_DIR}:{grader_fingerprint(grader)}".encode())
     return digest.hexdigest()
+
+
+def grader_fingerprint(folder: Path) -> str:
+    """The grader's weights' fingerprint, or the one its distribution ships for them (graph_cache.ship)."""
+    return graph_cache.shipped_fingerprint(folder) or model_fingerprint(folder, query_tower=False)
 
 
 def check_grader(source: Path) -> None:
@@ -141,30 +153,55 @@ def check_grader(source: Path) -> None:
         raise ModelError(f"{source}: the grader lacks {', '.join(missing)}")
 
 
+def export_grader(source: Path, path: Path) -> bool:
+    """The grader's int8 graph made from its weights; False when it is not a mean-pooled encoder."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        if not export_onnx(source, Path(tmp) / "grader.onnx"):
+            return False
+        quantize_graph(Path(tmp) / "grader.onnx", path)
+    return True
+
+
 def install_grader(source: Path, graph: Path, folder: Path, cache: Path | None = None) -> dict[str, Any]:
     """The grader as an int8 ONNX graph plus what encoding with it needs; returns its name, fingerprint, dimension
     and text pipeline (the index's reranker.json keeps them)."""
     import shutil
-    import tempfile
 
     check_grader(source)
-
-    def export(path: Path) -> bool:
-        with tempfile.TemporaryDirectory() as tmp:
-            if not export_onnx(source, Path(tmp) / "grader.onnx"):
-                return False
-            quantize_graph(Path(tmp) / "grader.onnx", path)
-        return True
-
-    if not graph_cache.graph(cache, model_fingerprint(source, query_tower=False), GRADER_GRAPH_NAME, export, graph):
+    if not graph_cache.graph(cache, grader_fingerprint(source), GRADER_GRAPH_NAME,
+                             graph_cache.ready_or(source, GRADER_GRAPH_NAME, lambda path: export_grader(source, path)),
+                             graph):
         raise ModelError(f"{source}: the grader is not a mean-pooled sentence-transformers model")
     folder.mkdir()
     for name in GRADER_FILES:
         shutil.copyfile(source / name, folder / name)
     meta = read_model_info(source)
-    return {"name": meta.get("name") or source.name, "fingerprint": model_fingerprint(source, query_tower=False),
+    return {"name": meta.get("name") or source.name, "fingerprint": grader_fingerprint(source),
             "dimension": int(json.loads((source / CONFIG_FILE).read_text())["hidden_size"]),
             "text": meta.get("text") or TextConfig().to_dict()}
+
+
+def ship_graphs(model_dir: Path, out: Path) -> list[Path]:
+    """For a model distribution being built (`out`: its copy of the model folder `model_dir`): the int8 graphs of
+    the cross-encoder and its grader, made here and written into `out` with their records (graph_cache.ship), so
+    that the distribution can leave their weights out. Returns the files it may leave out (the weights and the
+    skeletons made for them), relative to `model_dir`."""
+    reranker = reranker_dir(model_dir)
+    if reranker is None:
+        return []
+    shipped = [reranker]
+    graph_cache.ship(reranker, out / RERANKER_DIR, RERANKER_GRAPH_NAME, fingerprint(reranker),
+                     lambda path: export_reranker(reranker, path))
+    grader = grader_dir(reranker)
+    if grader is not None:
+        check_grader(grader)
+        graph_cache.ship(grader, out / RERANKER_DIR / GRADER_DIR, GRADER_GRAPH_NAME, grader_fingerprint(grader),
+                         lambda path: export_grader(grader, path))
+        shipped.append(grader)
+    return [(folder / name).relative_to(model_dir) for folder in shipped
+            for name in (SAFETENSORS_FILE, f"{SKELETON_DIR}/{SKELETON_GRAPH}", f"{SKELETON_DIR}/{SKELETON_MAP}")]
 
 
 class Grader:

@@ -24,3 +24,6 @@ GRADER_GRAPH_NAME = "grader-int8.onnx"
 SKELETON_DIR = "onnx"
 SKELETON_GRAPH = "skeleton.onnx"
 SKELETON_MAP = "skeleton.json"
+# a graph shipped made in a model distribution that leaves out the weights it came from (the cross-encoder's and the
+# grader's int8 graphs; searchkit.models.graph_cache.ship): SKELETON_DIR/<the graph's name>, described by this record
+READY_RECORD = "ready.json"

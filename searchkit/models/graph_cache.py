@@ -9,6 +9,7 @@ file. Deleting the folder is always safe. Where it cannot be written, graphs are
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
@@ -16,6 +17,10 @@ import tempfile
 import uuid
 from collections.abc import Callable
 from pathlib import Path
+
+from ..checksums import file_sha256
+from ..errors import ModelError
+from .files import READY_RECORD, SAFETENSORS_FILE, SKELETON_DIR
 
 log = logging.getLogger(__name__)
 
@@ -64,3 +69,61 @@ def _make(folder: Path, name: str, make: Callable[[Path], bool | None]) -> None:
         log.info("cached %s in %s", name, folder)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+# A model distribution may ship a graph made, in place of the weights it was made from (the cross-encoder and grader
+# of the base install: 23 MB int8 graphs instead of 45 MB of fp16 weights each). Its record names the graph, its
+# sha256, the recipe it was made by and the fingerprint of the weights, which stands for the absent weights.
+
+
+def ready_record(folder: Path) -> dict | None:
+    """The record of the graph a model folder ships made (SKELETON_DIR/READY_RECORD), or None."""
+    path = Path(folder) / SKELETON_DIR / READY_RECORD
+    if not path.is_file():
+        return None
+    try:
+        record = json.loads(path.read_text())
+        return {"graph": str(record["graph"]), "sha256": str(record["sha256"]), "recipe": int(record["recipe"]),
+                "fingerprint": str(record["fingerprint"])}
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ModelError(f"{path}: unreadable ({exc})") from exc
+
+
+def shipped_fingerprint(folder: Path) -> str | None:
+    """The fingerprint a folder without its weights ships for them; None for a folder that has its weights."""
+    if (Path(folder) / SAFETENSORS_FILE).is_file():
+        return None
+    record = ready_record(folder)
+    return record["fingerprint"] if record is not None else None
+
+
+def copy_ready(folder: Path, name: str, target: Path) -> bool:
+    """Copy the graph `name` a model folder ships made to `target`: True when it has it, made by this searchkit's
+    recipe and intact; False when the folder has its weights instead (the caller makes the graph from them)."""
+    record = ready_record(folder)
+    if record is None or record["graph"] != name or record["recipe"] != RECIPE:
+        if (Path(folder) / SAFETENSORS_FILE).is_file():
+            return False
+        raise ModelError(f"{folder}: no {SAFETENSORS_FILE} and no {name} made by this searchkit (recipe {RECIPE}); "
+                         "install the model distribution that goes with this searchkit")
+    graph = Path(folder) / SKELETON_DIR / name
+    if not graph.is_file() or file_sha256(graph) != record["sha256"]:
+        raise ModelError(f"{graph}: missing or not the graph its {READY_RECORD} records; reinstall the model")
+    shutil.copyfile(graph, target)
+    return True
+
+
+def ready_or(folder: Path, name: str, make: Callable[[Path], bool | None]) -> Callable[[Path], bool | None]:
+    """A graph maker for graph(): the graph `name` the folder ships made (copy_ready), else `make`'s."""
+    return lambda path: True if copy_ready(folder, name, path) else make(path)
+
+
+def ship(folder: Path, out: Path, name: str, fingerprint: str, make: Callable[[Path], bool | None]) -> None:
+    """Write the graph `name` of the weights in `folder` (made by `make`) into `out`/SKELETON_DIR with its record:
+    `out` is the folder's copy in a distribution being built, which then leaves the weights out."""
+    target = Path(out) / SKELETON_DIR
+    target.mkdir(parents=True, exist_ok=True)
+    if make(target / name) is False:
+        raise ModelError(f"{folder}: its {name} cannot be made")
+    record = {"graph": name, "sha256": file_sha256(target / name), "recipe": RECIPE, "fingerprint": fingerprint}
+    (target / READY_RECORD).write_text(json.dumps(record, indent=1, sort_keys=True))

@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from ..data.products import NUMERIC, ProductTable, column_of
 from ..data.text import slug, words
 from ..errors import QueryError
 
@@ -131,29 +132,32 @@ def display(value: str) -> str:
 
 
 def read_column(values: Any) -> Column:
-    """A pyarrow (or pandas) column into a Column."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    array = values.combine_chunks() if isinstance(values, pa.ChunkedArray) else pa.array(values)
-    if (pa.types.is_integer(array.type) or pa.types.is_floating(array.type)) and not pa.types.is_boolean(array.type):
-        return Column(numbers=array.cast(pa.float64()).to_numpy(zero_copy_only=False))
-    encoded = pc.dictionary_encode(array.cast(pa.string()))
-    raw = encoded.dictionary.to_pylist()
-    indices = encoded.indices.to_numpy(zero_copy_only=False)
-    indices = np.where(encoded.indices.is_null().to_numpy(zero_copy_only=False), -1, indices).astype(np.int64)
+    """A stored product column (searchkit.data.products.Column), or a list of values, into a Column."""
+    stored = values if hasattr(values, "kind") and hasattr(values, "to_list") else column_of(values)
+    if stored.kind in NUMERIC:
+        return Column(numbers=stored.numbers())
+    texts = stored.to_list()
+    if stored.kind == "bool":
+        texts = [None if v is None else str(v).lower() for v in texts]
+    elif stored.kind == "json":
+        texts = [None if v is None else str(v) for v in texts]
     key_of: dict[str, int] = {}
-    remap = np.full(len(raw) + 1, -1, dtype=np.int32)
-    for i, value in enumerate(raw):
-        key = slug(value) if value is not None else ""
-        if key:
-            remap[i] = key_of.setdefault(key, len(key_of))
-    codes = remap[indices]
+    code_of_text: dict[str, int] = {}  # each distinct text's code (-1: no words), read once per text
+    seen: Counter[str] = Counter()
+    codes = np.full(len(texts), -1, dtype=np.int32)
+    for row, value in enumerate(texts):
+        if value is None:
+            continue
+        code = code_of_text.get(value)
+        if code is None:
+            key = slug(value)
+            code = code_of_text[value] = key_of.setdefault(key, len(key_of)) if key else -1
+        codes[row] = code
+        seen[value] += 1
     spellings: list[Counter[str]] = [Counter() for _ in key_of]
-    counts = np.bincount(indices[indices >= 0], minlength=len(raw))
-    for i, value in enumerate(raw):
-        if remap[i] >= 0:
-            spellings[remap[i]][display(value)] += int(counts[i])
+    for value, count in seen.items():
+        if code_of_text[value] >= 0:
+            spellings[code_of_text[value]][display(value)] += count
     shown = tuple(c.most_common(1)[0][0] for c in spellings)
     return Column(codes=codes, keys=tuple(key_of), shown=shown, code_of=key_of)
 
@@ -162,21 +166,21 @@ class FilterIndex:
     """The catalog's columns as filters and facets read them, each read on first use and kept (thread-safe)."""
 
     def __init__(self, table: Any):
-        self.table = table  # a pyarrow Table
+        self.table = ProductTable.of(table)
         self._columns: dict[str, Column] = {}
         self._lock = threading.Lock()
 
     @property
     def names(self) -> list[str]:
-        return list(self.table.column_names)
+        return self.table.column_names
 
     def column(self, name: str) -> Column:
         found = self._columns.get(name)
         if found is None:
-            if name not in self.table.column_names:
+            if name not in self.table.columns:
                 raise QueryError(f"unknown filter column {name!r}; the catalog has {sorted(self.table.column_names)}")
             with self._lock:
-                found = self._columns.get(name) or read_column(self.table.column(name))
+                found = self._columns.get(name) or read_column(self.table.columns[name])
                 self._columns[name] = found
         return found
 

@@ -141,7 +141,7 @@ def load_parts(path: str | Path, options: LoadOptions = LoadOptions()) -> Parts:
             f"{files.faiss}: {index.ntotal} vectors of dimension {index.d}, the manifest says "
             f"{manifest.rows} x {manifest.dimension}"
         )
-    products = layout.read_products(files, manifest.rows)
+    products = layout.read_products(files, manifest.rows, mmap=options.mmap)
     lexical = layout.read_lexical(files, manifest.rows, mmap=options.mmap)
     encoder = _query_encoder(files, manifest, backend, config, options)
     keyword_text = manifest.index.bm25.text

@@ -38,6 +38,7 @@ from typing import Any
 
 import numpy as np
 
+from ..data.products import NUMERIC
 from ..data.text import slug, words
 from ..errors import SearchkitError
 
@@ -274,8 +275,6 @@ def matches(column_values: Callable[[str, np.ndarray], np.ndarray], rows: np.nda
 def install(index_dir: str | Path, path: str | Path | None) -> Rules:
     """Validate a rules file against the index at `index_dir` and install it there atomically (path None: remove
     the index's rules). A running server picks the change up (searchkit.serve.app). Returns what is now in force."""
-    import pyarrow as pa
-
     from ..index import layout
 
     root = layout.live_dir(Path(index_dir))
@@ -285,9 +284,8 @@ def install(index_dir: str | Path, path: str | Path | None) -> Rules:
         return NO_RULES
     table = layout.read_products(layout.IndexFiles(root), manifest.rows)
     columns = set(table.column_names) - {"product_id"}
-    numeric = {c for c in columns if pa.types.is_integer(table.schema.field(c).type)
-               or pa.types.is_floating(table.schema.field(c).type)}
-    ids = set(table.column("product_id").to_pylist())
+    numeric = {c for c in columns if table.kind(c) in NUMERIC}
+    ids = set(table.values("product_id"))
     sources = {source: field for field, source in manifest.catalog.sources.items()}
     data = read_rules_file(path)
     rules = parse_rules(_own_names(data, sources), columns, numeric, lambda p: str(p) in ids)

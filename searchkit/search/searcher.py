@@ -64,14 +64,14 @@ class Searcher:
                  normaliser: Normaliser, lexical: Any = None, corrector: SpellCorrector | None = None,
                  fusion: Fusion = Fusion(), reranker: Any = None, types: ProductTypes | None = None):
         """reranker: a searchkit.models.cross_encoder.Reranker, or a callable making one on first use (mode "rerank" only)."""
-        self.catalog = ProductTable(products)
+        self.catalog = ProductTable.of(products)
         if index.ntotal != len(self.catalog):
             raise IndexFormatError(f"the faiss index holds {index.ntotal} vectors for {len(self.catalog)} products")
         if index.d != encoder.info.dimension:
             raise IndexMismatchError(
                 f"the index has dimension {index.d}, the model {encoder.info.name} embeds in {encoder.info.dimension}"
             )
-        self.table = self.catalog.table
+        self.table = self.catalog  # the products as stored (searchkit.data.products.ProductTable)
         self.encoder = encoder
         self.manifest = manifest
         self.normaliser = normaliser
@@ -145,10 +145,10 @@ class Searcher:
         saved = layout.read_suggest(layout.IndexFiles(self.root)) if self.root is not None else {}
         if saved:
             return Suggester.from_dict(saved)
-        table = self.table
+        table = self.catalog
 
         def column(name: str) -> list[Any] | None:
-            return table.column(name).to_pylist() if name in table.column_names else None
+            return table.values(name) if name in table.columns else None
 
         return for_catalog(column("title") or [], column("brand") or [None] * len(self), column("category"))
 

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..data.catalog import read_table
+from ..data.catalog import read_table, require_parquet
 from ..data.logs import read_records
 from ..errors import CatalogError
 
@@ -162,6 +162,8 @@ def write_judgments(pairs: pd.DataFrame, out: str | Path) -> Path:
     out = Path(out)
     if out.suffix.lower() not in (".csv", ".parquet", ".pq"):
         raise CatalogError(f"{out}: write judgments to a .csv or .parquet file")
+    if out.suffix.lower() != ".csv":
+        require_parquet(out, "writing")
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.parent / f".{out.name}.{uuid.uuid4().hex[:8]}"
     try:

@@ -96,12 +96,14 @@ def learn(logs: list[str | Path], index_dir: str | Path, work: str | Path | None
     template = template or TrainConfig()
     split = template.split
     root = layout.live_dir(Path(index_dir))
-    files = attach(layout.IndexFiles(root), layout.read_manifest(root))
+    manifest = layout.read_manifest(root)
+    files = attach(layout.IndexFiles(root), manifest)
     folder = Path(work) if work is not None else Path(tempfile.mkdtemp(prefix="searchkit-learn-"))
     try:
         folder.mkdir(parents=True, exist_ok=True)
         catalog = folder / "catalog.parquet"
-        shutil.copy2(files.products, catalog)  # the catalog as indexed: the build reads it after the swap too
+        # the catalog as indexed: the build reads it after the swap too
+        layout.read_products(files, manifest.rows).to_pandas().to_parquet(catalog, index=False)
         judged = write_judgments(judgments(read_impressions(list(logs), names),
                                            JudgmentConfig(min_impressions=min_impressions)), folder / "judgments.csv")
         held_out = split_pairs(read_pairs(judged), split)["test"]
