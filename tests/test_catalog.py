@@ -240,3 +240,22 @@ def test_the_bundled_catalog_as_csv_is_the_parquet_catalog():
     root = Path(__file__).resolve().parents[1] / "catalog"
     assert read_catalog(root / "homedepot-products.csv.gz").equals(read_catalog(root / "homedepot-products.parquet"))
     assert read_pairs(root / "homedepot-pairs.csv.gz").equals(read_pairs(root / "homedepot-pairs.parquet"))
+
+
+def test_a_column_of_few_values_is_stored_once_per_value_and_reads_the_same(tmp_path):
+    from searchkit.search.filters import read_column
+
+    brands = ["Kohler", "Delta", None, "Kohler", "kohler", "Delta", "Moen", "Kohler"]
+    frame = pd.DataFrame({"product_id": [f"p{i}" for i in range(8)], "brand": brands})
+    table = ProductTable.of(frame)
+    assert table.columns["brand"].codes is not None and table.columns["product_id"].codes is None
+    table.save(tmp_path / "p")
+    assert "1-codes.npy" in table.files() and (tmp_path / "p" / "1-codes.npy").is_file()
+    for again in (table, ProductTable.load(tmp_path / "p", mmap=False), ProductTable.load(tmp_path / "p")):
+        assert again.values("brand") == brands
+        assert [r["brand"] for r in again.records(list(range(8)))] == brands
+        assert again.to_pandas()["brand"].tolist() == brands
+        column = read_column(again.columns["brand"])  # as a filter reads it: words compared, missing as -1
+        assert column.codes.tolist() == [0, 1, -1, 0, 0, 1, 2, 0] and column.shown == ("Kohler", "Delta", "Moen")
+    plain = read_column(list(brands))  # the same from plain values
+    assert plain.codes.tolist() == column.codes.tolist() and plain.shown == column.shown

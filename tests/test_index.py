@@ -384,3 +384,22 @@ def test_building_loading_and_searching_leave_process_state_alone(tmp_path, cata
     after = (dict(os.environ), logging.root.manager.disable, list(logging.root.handlers), logging.root.level,
              faiss.omp_get_max_threads())
     assert after == before
+
+
+def test_updating_a_format_2_index_writes_format_3(index_copy, tmp_path, searcher):
+    """An update reads the old products.parquet (pyarrow installed) and writes the products as columns; the old file
+    does not ride along."""
+    import pandas as pd
+
+    from searchkit.index.update import update_index
+
+    as_format_2(index_copy)
+    upsert = tmp_path / "up.csv"
+    pd.DataFrame({"product_id": ["NEW1"], "title": ["kohler toilet seat in white"]}).to_csv(upsert, index=False)
+    update_index(index_copy, upsert=upsert)
+    manifest = json.loads((index_copy / "manifest.json").read_text())
+    assert manifest["format_version"] == FORMAT_VERSION and "products.parquet" not in manifest["files"]
+    assert not (index_copy / "products.parquet").exists() and (index_copy / "products" / "columns.json").is_file()
+    updated = Searcher.from_dir(index_copy)
+    assert len(updated) == len(searcher) + 1 and updated.product("NEW1")["title"] == "kohler toilet seat in white"
+    assert updated.products.iloc[:-1].reset_index(drop=True).equals(searcher.products)

@@ -3,7 +3,8 @@ by every server worker alike, and pandas only on demand. Neither reading nor wri
 
 On disk (a folder the index layout names): `columns.json` (the row count, each column's name and kind) and, per
 column number i, `i-values.npy` (numbers and flags), or `i-offsets.npy` and `i-data.npy` (text: the UTF-8 bytes of
-every value end to end and where each starts), plus `i-nulls.npy` where a column has missing values.
+every value end to end and where each starts; for a column of few distinct values, each distinct value once and
+`i-codes.npy` each row's), plus `i-nulls.npy` where a column has missing values.
 
 Kinds: "text" (str), "float", "int", "bool", and "json" for any other value (lists, dates, mixed columns: each kept as
 its JSON text and read back as what JSON makes of it, so dates come back as ISO text).
@@ -25,6 +26,7 @@ from ..errors import IndexFormatError, QueryError
 
 COLUMNS_FILE = "columns.json"
 KINDS = ("text", "float", "int", "bool", "json")
+PARTS = ("values", "offsets", "data", "nulls", "codes")  # a column's arrays, each a file i-<part>.npy
 NUMERIC = ("float", "int")
 
 
@@ -62,35 +64,65 @@ def _jsonable(value: Any) -> Any:
 
 @dataclass(frozen=True)
 class Column:
-    """One stored column: `values` (numbers or flags) or `offsets` + `data` (text), and `nulls` where any are missing."""
+    """One stored column: `values` (numbers or flags) or `offsets` + `data` (text), and `nulls` where any are missing.
+    A text column of few distinct values (brands, colours) is stored as a dictionary: `offsets` + `data` hold each
+    distinct value once and `codes` each row's, so that a filter reads it without a pass over every row."""
 
     kind: str
     values: np.ndarray | None = None
     offsets: np.ndarray | None = None
-    data: np.ndarray | None = None
+    data: bytes | memoryview | None = None  # bytes, or a view of the memory-mapped file: sliced fast, one value a read
     nulls: np.ndarray | None = None
+    codes: np.ndarray | None = None
 
     def __len__(self) -> int:
+        if self.codes is not None:
+            return len(self.codes)
         return len(self.offsets) - 1 if self.offsets is not None else len(self.values)  # type: ignore[arg-type]
+
+    def _text(self, i: int) -> str:
+        assert self.data is not None and self.offsets is not None
+        return str(self.data[self.offsets[i]:self.offsets[i + 1]], "utf-8")
+
+    @cached_property
+    def dictionary(self) -> list[str]:
+        """A dictionary column's distinct values, decoded once."""
+        assert self.codes is not None
+        return self._texts()
+
+    def _texts(self) -> list[str]:
+        assert self.data is not None and self.offsets is not None
+        blob, ends = bytes(self.data), self.offsets.tolist()
+        return [blob[a:b].decode("utf-8") for a, b in zip(ends[:-1], ends[1:])]
 
     def get(self, row: int) -> Any:
         if self.nulls is not None and self.nulls[row]:
             return None
         if self.offsets is not None:
-            assert self.data is not None
-            text = bytes(self.data[self.offsets[row]:self.offsets[row + 1]]).decode("utf-8")
+            text = self.dictionary[self.codes[row]] if self.codes is not None else self._text(row)
             return json.loads(text) if self.kind == "json" else text
         assert self.values is not None
         return plain(self.values[row])
+
+    def factorized(self) -> tuple[list[Any], np.ndarray]:
+        """The column's distinct values (None for missing) in order of first appearance, and each row's number in
+        that list: what a filter reads a column as."""
+        if self.codes is not None and self.kind == "text":
+            numbers = np.asarray(self.codes, dtype=np.int64)
+            if self.nulls is None:
+                return list(self.dictionary), numbers
+            return list(self.dictionary) + [None], np.where(self.nulls, len(self.dictionary), numbers)
+        return factorize(self.to_list())
 
     def to_list(self) -> list[Any]:
         if self.offsets is None:
             assert self.values is not None
             out = [plain(v) for v in self.values.tolist()]
+        elif self.codes is not None:
+            dictionary = self.dictionary
+            out = [dictionary[c] for c in self.codes.tolist()]
         else:
-            assert self.data is not None
-            blob, ends = bytes(self.data), self.offsets.tolist()
-            out = [blob[a:b].decode("utf-8") for a, b in zip(ends[:-1], ends[1:])]
+            out = self._texts()
         if self.nulls is not None:
             out = [None if null else v for v, null in zip(out, self.nulls.tolist())]
         if self.kind == "json":
@@ -106,13 +138,27 @@ class Column:
         return numbers
 
 
+def factorize(values: list[Any]) -> tuple[list[Any], np.ndarray]:
+    """The distinct values (hashable) in order of first appearance, and each value's number in that list."""
+    first: dict[Any, int] = {}
+    numbers = np.fromiter((first.setdefault(v, len(first)) for v in values), dtype=np.int64, count=len(values))
+    return list(first), numbers
+
+
+DICTIONARY_SHARE = 0.5  # a text column with at most this share of distinct values is stored as a dictionary
+
+
 def _text_column(kind: str, texts: list[str | None]) -> Column:
-    encoded = [b"" if t is None else t.encode("utf-8") for t in texts]
+    nulls = np.array([t is None for t in texts], dtype=bool)
+    first: dict[str, int] = {}
+    codes = [first.setdefault(t, len(first)) if t is not None else 0 for t in texts]
+    dictionary = len(first) <= DICTIONARY_SHARE * len(texts)
+    encoded = [t.encode("utf-8") for t in first] if dictionary else [b"" if t is None else t.encode("utf-8")
+                                                                      for t in texts]
     offsets = np.zeros(len(encoded) + 1, dtype=np.int64)
     np.cumsum([len(e) for e in encoded], out=offsets[1:])
-    data = np.frombuffer(b"".join(encoded), dtype=np.uint8).copy()
-    nulls = np.array([t is None for t in texts], dtype=bool)
-    return Column(kind, offsets=offsets, data=data, nulls=nulls if nulls.any() else None)
+    return Column(kind, offsets=offsets, data=b"".join(encoded), nulls=nulls if nulls.any() else None,
+                  codes=np.array(codes, dtype=np.int32) if dictionary else None)
 
 
 def column_of(values: Any) -> Column:
@@ -233,8 +279,10 @@ class ProductTable:
         spec = []
         for i, (name, column) in enumerate(self.columns.items()):
             spec.append({"name": name, "kind": column.kind})
-            for part in ("values", "offsets", "data", "nulls"):
+            for part in PARTS:
                 array = getattr(column, part)
+                if part == "data" and array is not None:
+                    array = np.frombuffer(array, dtype=np.uint8)
                 if array is not None:
                     np.save(folder / f"{i}-{part}.npy", np.ascontiguousarray(array), allow_pickle=False)
         (folder / COLUMNS_FILE).write_text(json.dumps({"rows": self.num_rows, "columns": spec}, ensure_ascii=False))
@@ -248,9 +296,11 @@ class ProductTable:
             for i, entry in enumerate(spec["columns"]):
                 if entry["kind"] not in KINDS:
                     raise ValueError(f"column {entry['name']!r} of unknown kind {entry['kind']!r}")
-                parts = {part: np.load(folder / f"{i}-{part}.npy", mmap_mode="r" if mmap else None,
-                                       allow_pickle=False)
-                         for part in ("values", "offsets", "data", "nulls") if (folder / f"{i}-{part}.npy").is_file()}
+                parts: dict[str, Any] = {
+                    part: np.load(folder / f"{i}-{part}.npy", mmap_mode="r" if mmap else None, allow_pickle=False)
+                    for part in PARTS if (folder / f"{i}-{part}.npy").is_file()}
+                if "data" in parts:  # text: bytes, or a view of the mapped file (numpy slices cost 5x more)
+                    parts["data"] = memoryview(parts["data"]) if mmap else parts["data"].tobytes()
                 columns[str(entry["name"])] = Column(entry["kind"], **parts)
             table = cls(columns)
         except (OSError, ValueError, KeyError, TypeError) as exc:
@@ -263,6 +313,5 @@ class ProductTable:
         """The names save() writes, for the manifest's checksums."""
         names = [COLUMNS_FILE]
         for i, column in enumerate(self.columns.values()):
-            names += [f"{i}-{part}.npy" for part in ("values", "offsets", "data", "nulls")
-                      if getattr(column, part) is not None]
+            names += [f"{i}-{part}.npy" for part in PARTS if getattr(column, part) is not None]
         return names

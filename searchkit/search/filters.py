@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from ..data.products import NUMERIC, ProductTable, column_of
+from ..data.products import NUMERIC, ProductTable, column_of, factorize
 from ..data.text import slug, words
 from ..errors import QueryError
 
@@ -136,28 +136,23 @@ def read_column(values: Any) -> Column:
     stored = values if hasattr(values, "kind") and hasattr(values, "to_list") else column_of(values)
     if stored.kind in NUMERIC:
         return Column(numbers=stored.numbers())
-    texts = stored.to_list()
-    if stored.kind == "bool":
-        texts = [None if v is None else str(v).lower() for v in texts]
-    elif stored.kind == "json":
-        texts = [None if v is None else str(v) for v in texts]
+    if stored.kind == "text":
+        first, numbers = stored.factorized()
+    else:  # flags and other values compare as their text
+        first, numbers = factorize([None if v is None else str(v).lower() if stored.kind == "bool" else str(v)
+                                    for v in stored.to_list()])
+    counts = np.bincount(numbers, minlength=len(first))
     key_of: dict[str, int] = {}
-    code_of_text: dict[str, int] = {}  # each distinct text's code (-1: no words), read once per text
-    seen: Counter[str] = Counter()
-    codes = np.full(len(texts), -1, dtype=np.int32)
-    for row, value in enumerate(texts):
-        if value is None:
-            continue
-        code = code_of_text.get(value)
-        if code is None:
-            key = slug(value)
-            code = code_of_text[value] = key_of.setdefault(key, len(key_of)) if key else -1
-        codes[row] = code
-        seen[value] += 1
+    remap = np.full(len(first), -1, dtype=np.int32)  # a distinct value's code (-1: missing or no words)
+    for i, value in enumerate(first):
+        key = slug(value) if value is not None else ""
+        if key:
+            remap[i] = key_of.setdefault(key, len(key_of))
+    codes = remap[numbers]
     spellings: list[Counter[str]] = [Counter() for _ in key_of]
-    for value, count in seen.items():
-        if code_of_text[value] >= 0:
-            spellings[code_of_text[value]][display(value)] += count
+    for i, value in enumerate(first):
+        if remap[i] >= 0:
+            spellings[remap[i]][display(str(value))] += int(counts[i])
     shown = tuple(c.most_common(1)[0][0] for c in spellings)
     return Column(codes=codes, keys=tuple(key_of), shown=shown, code_of=key_of)
 

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from ..data.intent import ProductTypes
-from ..data.products import ProductTable, plain
+from ..data.products import ProductTable
 from ..data.spell import Correction, SpellCorrector, Together
 from ..data.suggest import Suggester, for_catalog
 from ..data.text import Normaliser
@@ -346,9 +346,11 @@ class Searcher:
         with self.lexical.scored(plan.parsed.keywords) as bm25:  # its buffer is reused once the results are built
             return self._scored_results(plan, Legs(vector, dense, bm25))
 
-    def _ranked(self, plan: Plan, legs: Legs) -> Ranked:
+    def _ranked(self, plan: Plan, legs: Legs, rules: Rules) -> Ranked:
         parsed, k = plan.parsed, plan.depth
         if plan.mode != Mode.RERANK:
+            if rules.empty and plan.window.sort is None:  # nothing rearranges the ranking: the page and the no-match
+                k = min(k, max(plan.window.depth(), MATCH_DEPTH))  # check read its head only
             return self.retriever.rank(legs, k, plan.mode, plan.mask, parsed.keywords, parsed.intent)
         reranker = self.reranker
         hybrid = self.retriever.rank(legs, max(k, reranker.settings.depth), Mode.HYBRID, plan.mask, parsed.keywords,
@@ -360,11 +362,12 @@ class Searcher:
         parsed, window, mode, explain, bm25 = plan.parsed, plan.window, plan.mode, plan.explain, legs.bm25
         if not parsed.understood:  # no word at all (emoji, punctuation): nothing to search for
             return SearchResults([], no_match=True)
-        applied = self.rules.for_query(parsed.understood)
+        rules = self.rules
+        applied = rules.for_query(parsed.understood)
         types = self.types
         asked_for = (lambda rows: types.match(rows, parsed.intent) > 0) if (
             types is not None and parsed.intent.typed) else None
-        ranked = arrange(self._ranked(plan, legs), self.rules, applied, self.filter_index, self._row_of, plan.mask,
+        ranked = arrange(self._ranked(plan, legs, rules), rules, applied, self.filter_index, self._row_of, plan.mask,
                          window, asked_for)
         every = np.array([r for r, _ in ranked], dtype=np.int64)
         ranked = ranked[window.offset:window.offset + window.k]
@@ -386,7 +389,7 @@ class Searcher:
                     why["relevance"] = graded[rank - window.offset - 1]
                 if signals.get("rules"):
                     why["rules"] = signals["rules"]
-            fields = {key: plain(v) for key, v in record.items() if key != "product_id"}
+            fields = {key: v for key, v in record.items() if key != "product_id"}  # plain values already
             mark = marked(str(fields.get("title") or ""), parsed.keywords, self.normaliser) if plan.highlight else None
             out.append(SearchResult(str(record["product_id"]), signals["score"], rank, float(cosine), fields, why,
                                     tuple(signals.get("rules", ())), mark))
