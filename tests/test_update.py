@@ -294,3 +294,32 @@ def test_a_swap_cut_between_its_renames_reads_the_old_version(index_copy):
     os.replace(index_copy, layout.previous_dir(index_copy))
     assert not index_copy.exists()
     assert len(Searcher.from_dir(index_copy)) == rows and layout.read_manifest(index_copy).rows == rows
+
+
+def test_flags_lists_and_dates_keep_their_form_through_an_update(tmp_path, catalog_frame, tiny_model):
+    """A catalog's true/false, list and date columns read after an update as after a build: flags stay flags (and a
+    CSV's "True" is no number), lists stay lists, dates stay ISO text."""
+    import datetime
+
+    shop = catalog_frame.head(40).copy()
+    shop["in_stock"] = [i % 3 > 0 for i in range(40)]
+    shop["sizes"] = [["S", "M"] if i % 2 else [] for i in range(40)]
+    shop["added"] = [datetime.datetime(2026, 1 + i % 12, 1, 12) for i in range(40)]
+    path = tmp_path / "shop.parquet"
+    shop.to_parquet(path, index=False)
+    index = tmp_path / "idx"
+    build_index(path, index, model=tiny_model)
+    fresh = shop.head(2).copy()
+    fresh["product_id"] = ["NEW1", str(shop["product_id"].iloc[1])]
+    fresh.to_parquet(tmp_path / "up.parquet", index=False)
+    update_index(index, upsert=tmp_path / "up.parquet")
+    searcher = Searcher.from_dir(index)
+    for pid, row in (("NEW1", 0), (str(shop["product_id"].iloc[5]), 5)):
+        record = searcher.product(pid)
+        assert record["in_stock"] is bool(shop["in_stock"].iloc[row]) and record["sizes"] == shop["sizes"].iloc[row]
+        assert record["added"] == shop["added"].iloc[row].isoformat()
+    assert searcher.search("toilet", k=3, filters={"in_stock": "true"})
+    pd.DataFrame({"product_id": ["NEW2"], "title": ["kohler toilet seat"], "in_stock": ["False"]}).to_csv(
+        tmp_path / "up.csv", index=False)
+    update_index(index, upsert=tmp_path / "up.csv")  # refused as "numeric" before
+    assert Searcher.from_dir(index).product("NEW2")["in_stock"] in ("False", False)

@@ -16,7 +16,7 @@ import os
 import shutil
 import time
 from dataclasses import asdict, dataclass, replace
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -79,11 +79,18 @@ def _merged(old: pd.DataFrame, upsert: pd.DataFrame, deleted: set[str]) -> pd.Da
     for column in merged.columns:
         if column in PRODUCT_COLUMNS:
             merged[column] = merged[column].fillna("").astype(str)
-        else:  # numbers stay numbers (as a build reads them), anything else is text
+        else:  # flags stay flags, numbers stay numbers (as a build reads them), anything else is text
             values = merged[column]
+            present = values[values.notna()]
+            if len(present) and present.map(lambda v: isinstance(v, (bool, np.bool_))).all():
+                merged[column] = values.astype("boolean")
+                continue
+            if present.map(lambda v: isinstance(v, (list, tuple, dict, np.ndarray))).any():
+                continue  # lists and records stay as they are (the products keep them as JSON)
             numeric = pd.to_numeric(values, errors="coerce")
             merged[column] = numeric if numeric.notna().eq(values.notna()).all() else as_numbers(
-                values.map(lambda v: "" if v is None or (isinstance(v, float) and np.isnan(v)) else str(v)))
+                values.map(lambda v: "" if v is None or (isinstance(v, float) and np.isnan(v)) else
+                           v.isoformat() if isinstance(v, date) else str(v)))
     return merged
 
 
@@ -92,7 +99,8 @@ def _check_numbers(old: pd.DataFrame, upsert: pd.DataFrame, upsert_path: Path | 
     row and column (or, with bad="missing", read as missing)."""
     upsert = upsert.copy()
     for column in upsert.columns:
-        if column in PRODUCT_COLUMNS or column not in old.columns or not pd.api.types.is_numeric_dtype(old[column]):
+        if column in PRODUCT_COLUMNS or column not in old.columns or not pd.api.types.is_numeric_dtype(old[column]) or (
+                pd.api.types.is_bool_dtype(old[column])):
             continue
         upsert[column] = numbers_of(upsert[column], f"{upsert_path}: column {column!r}", "is numeric in the index",
                                     bad)
