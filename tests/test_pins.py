@@ -67,3 +67,17 @@ def test_the_quantiser_writes_the_nodes_the_per_row_rewrite_reads(tmp_path):
     quantize_graph(tmp_path / "fp32.onnx", tmp_path / "int8.onnx", per_row=True)  # raises on an unknown pattern
     ops = [n.op_type for n in onnx.load(str(tmp_path / "int8.onnx")).graph.node]
     assert "MatMulIntegerToFloat" in ops and "DynamicQuantizeLinear" not in ops
+
+
+def test_the_model_distribution_makes_its_graphs_with_the_libraries_searchkit_pins():
+    """models/searchkit-homedepot/setup.py makes the cross-encoder's and grader's int8 graphs while its wheel is built:
+    its build requirements pin onnx and onnxruntime as searchkit does, so the shipped graphs are made as a build
+    would make them."""
+    import tomllib
+
+    project = tomllib.loads((ROOT / "models" / "searchkit-homedepot" / "pyproject.toml").read_text())
+    build = {Requirement(line).name: Requirement(line) for line in project["build-system"]["requires"]}
+    for name in ("onnx", "onnxruntime", "numpy", "safetensors"):
+        assert name in build, name
+    for name in ("onnx", "onnxruntime"):
+        assert build[name].specifier == base_requirements()[name].specifier, name
