@@ -83,6 +83,13 @@ def test_a_link_opens_with_its_results(page, server):
     assert page.input_value("#q") == "garden hose" and page.input_value("#mode") == "lexical"
     assert set(page.locator(".result .brand").all_inner_texts()) == {"delta"}
     assert all("garden hose" in t.lower() for t in titles(page))
+    page.goto(server + "/?q=garden+hose&brand=DELTA")  # spelt otherwise than the catalog: still one chip, chosen
+    page.wait_for_selector(".result")
+    chips = page.locator("#brand-chips .chip").all_inner_texts()
+    assert [c for c in chips if c.lower().startswith("delta")] == page.locator(
+        "#brand-chips .chip.active").all_inner_texts() and len(page.locator("#brand-chips .chip.active").all()) == 1
+    page.click("#brand-chips .chip.active")  # and choosing it again drops the filter
+    page.wait_for_function("() => !location.search.includes('brand=')")
 
 
 def test_a_misspelled_query_says_what_was_searched(page, server):
