@@ -98,12 +98,13 @@ def shipped_fingerprint(folder: Path) -> str | None:
 
 
 def copy_ready(folder: Path, name: str, target: Path) -> bool:
-    """Copy the graph `name` a model folder ships made to `target`: True when it has it, made by this searchkit's
-    recipe and intact; False when the folder has its weights instead (the caller makes the graph from them)."""
+    """Copy the graph `name` a model folder ships made, in place of its weights, to `target`: True when it has it,
+    made by this searchkit's recipe and intact; False when the folder has its weights (the caller makes the graph
+    from them, as their fingerprint says)."""
+    if (Path(folder) / SAFETENSORS_FILE).is_file():
+        return False
     record = ready_record(folder)
     if record is None or record["graph"] != name or record["recipe"] != RECIPE:
-        if (Path(folder) / SAFETENSORS_FILE).is_file():
-            return False
         raise ModelError(f"{folder}: no {SAFETENSORS_FILE} and no {name} made by this searchkit (recipe {RECIPE}); "
                          "install the model distribution that goes with this searchkit")
     graph = Path(folder) / SKELETON_DIR / name
