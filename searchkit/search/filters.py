@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from ..data.products import NUMERIC, ProductTable, column_of, factorize
+from ..data.products import Column as StoredColumn
 from ..data.text import slug, words
 from ..errors import QueryError
 
@@ -133,7 +134,7 @@ def display(value: str) -> str:
 
 def read_column(values: Any) -> Column:
     """A stored product column (searchkit.data.products.Column), or a list of values, into a Column."""
-    stored = values if hasattr(values, "kind") and hasattr(values, "to_list") else column_of(values)
+    stored = values if isinstance(values, StoredColumn) else column_of(values)
     if stored.kind in NUMERIC:
         return Column(numbers=stored.numbers())
     if stored.kind == "text":

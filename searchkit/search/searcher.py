@@ -71,7 +71,6 @@ class Searcher:
             raise IndexMismatchError(
                 f"the index has dimension {index.d}, the model {encoder.info.name} embeds in {encoder.info.dimension}"
             )
-        self.table = self.catalog  # the products as stored (searchkit.data.products.ProductTable)
         self.encoder = encoder
         self.manifest = manifest
         self.normaliser = normaliser
@@ -189,6 +188,11 @@ class Searcher:
     @fusion.setter
     def fusion(self, fusion: Fusion) -> None:
         self.retriever.fusion = fusion
+
+    @property
+    def table(self) -> ProductTable:
+        """The products as stored (searchkit.data.products)."""
+        return self.catalog
 
     @property
     def products(self) -> Any:
