@@ -2,13 +2,14 @@
 
     python benchmarks/bench_query.py --index indexes/homedepot [--queries 300] [--cold-runs 3] [--backend auto]
         [--modes dense,lexical,hybrid[,rerank]] [--filters "brand=kohler;color=white;price=10..50"] [--sort price]
-        [--token-table MODEL]
+        [--token-table MODEL] [--mmap]
 
 Warm queries are distinct real shopper queries (a seeded sample of the test split of the bundled pairs), each
 searched once, so nothing is served from a cache. Prints a table and one JSON line (machine and command included).
 --token-table MODEL embeds queries with MODEL's static query encoder (`searchkit train-query-tower --layers 0`) instead of
 the index's own, for an index built before the model had one (MODEL must hold the weights the index was built with;
-warm figures only). With mode rerank in --modes, "rerank+explain" times the same searches with explain=True, which
+warm figures only). --mmap loads the index as `searchkit query` and the server's workers do, its arrays mapped
+rather than read in. With mode rerank in --modes, "rerank+explain" times the same searches with explain=True, which
 adds the relevance estimate of each result when the index has a fit (its grader encodes the query and each of the
 10 products: the cost of judging results).
 """
@@ -29,19 +30,20 @@ from common import command, machine, percentiles, test_queries, turns  # noqa: E
 
 
 def warm(index: Path, queries: list[str], modes: list[str], backend: str, target_recall: float | None,
-         token_table: Path | None = None, filters: tuple[str, ...] = (), sort: str | None = None) -> dict:
+         token_table: Path | None = None, filters: tuple[str, ...] = (), sort: str | None = None,
+         mmap: bool = False) -> dict:
     from searchkit import Searcher, set_search_threads
 
     started = time.perf_counter()
     set_search_threads(1)  # as the CLI and the server run
-    searcher = Searcher.from_dir(index, backend=backend, target_recall=target_recall)
+    searcher = Searcher.from_dir(index, backend=backend, target_recall=target_recall, mmap=mmap)
     load_s = time.perf_counter() - started
     if token_table:
         searcher.encoder = swapped_encoder(searcher, token_table)
     out = {"load_seconds": round(load_s, 2), "rows": len(searcher), "queries": len(queries),
            "query_encoder": searcher.encoder.path.name if hasattr(searcher.encoder, "path") else "torch",
            "index": searcher.manifest.index.type, "params": searcher.manifest.index.params,
-           "searched_with": searcher.search_params, "target_recall": target_recall}
+           "searched_with": searcher.search_params, "target_recall": target_recall, "mapped": mmap}
     def timed(call, items) -> dict:
         times = []
         for item in items:
@@ -156,6 +158,8 @@ def main() -> None:
     parser.add_argument("--sort", default=None, help="Also time sorted searches by this column (e.g. price).")
     parser.add_argument("--token-table", type=Path, default=None,
                         help="Embed queries with this model folder's static query encoder (see the docstring).")
+    parser.add_argument("--mmap", action="store_true",
+                        help="Map the index's arrays, as `searchkit query` and the server's workers load it.")
     args = parser.parse_args()
     if args.token_table and args.cold_runs:
         parser.error("--token-table measures warm searches only: add --cold-runs 0")
@@ -163,7 +167,7 @@ def main() -> None:
         "benchmark": "query", "index": str(args.index), "machine": machine(), "command": command(),
         "warm": warm(args.index, test_queries(args.pairs, args.queries), args.modes.split(","), args.backend,
                      args.target_recall, args.token_table, tuple(f for f in args.filters.split(";") if f),
-                     args.sort),
+                     args.sort, args.mmap),
         "cold_cli": cold(args.index, args.cold_runs) if args.cold_runs > 0 else None,
     }
     w = report["warm"]

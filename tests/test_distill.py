@@ -8,6 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from searchkit import IndexConfig, IndexFormatError, Searcher, build_index
+from searchkit.arrays import is_mapped
 from searchkit.cli import main
 from searchkit.cli.common import BACKENDS as CLI_BACKENDS
 from searchkit.data.splits import split_pairs
@@ -287,6 +288,7 @@ def test_index_keeps_and_uses_the_token_table(static_model, catalog_file, tmp_pa
     manifest = build_index(catalog_file, tmp_path / "idx", model=model)
     check = manifest.model.query_tower
     assert check["min_overlap_required"] == 0.0
+    assert check["top10_overlap_mean"] <= check["top10_near_overlap_mean"] <= 1  # the table's check counts near-ties
     assert check["used_for_queries"] and check["layers"] == 0 and check["file"] == "query-tokens.npy"
     assert "query-tokens.npy" in manifest.files and "query-int8.onnx" not in manifest.files
     auto = Searcher.from_dir(tmp_path / "idx")
@@ -300,7 +302,7 @@ def test_index_keeps_and_uses_the_token_table(static_model, catalog_file, tmp_pa
     hits = auto.search("kohler toilet seat", k=5)
     assert len(hits) == 5 and all(a.score >= b.score for a, b in zip(hits, hits[1:]))
     mapped = Searcher.from_dir(tmp_path / "idx", mmap=True)
-    assert isinstance(mapped.encoder.table, np.memmap)
+    assert is_mapped(mapped.encoder.table) and type(mapped.encoder.table) is np.ndarray
     assert np.allclose(mapped.embed_queries(["fan"]), auto.embed_queries(["fan"]))
     import importlib.util
 
@@ -357,3 +359,18 @@ def test_titles_only_distils_from_another_shops_catalog(tmp_path, tiny_model, ca
     assert info["layers"] == 0 and info["config"]["pairs"] is None
     assert info["config"]["columns"]["product_id"] == "code" and info["config"]["columns"]["title"] == "label_text"
     assert info["texts"] <= len(catalog_frame) * 2  # 2 title spans per product, no queries (PAIRS does not exist)
+
+
+def test_a_near_copy_of_the_whole_models_result_counts_as_found():
+    """The token table's build check: of two near-copies ("... 2-pack", "... 3-pack") either counts as found, a product
+    the whole model ranks well below its own top k does not."""
+    from searchkit.index.graphs import NEAR_TIE, near_overlap
+
+    query = np.array([[1.0, 0.0]])
+    angles = np.array([0.10, 0.20, 0.20 + NEAR_TIE / 4, 0.90])  # rows 1 and 2: near-copies, row 3: far
+    vectors = np.stack([np.cos(angles), np.sin(angles)], axis=1)
+    truth = np.array([[0, 1]])  # the whole model's top 2
+    assert near_overlap(vectors, query, truth, np.array([[0, 2]])) == 1.0  # the copy it did not pick: found
+    assert near_overlap(vectors, query, truth, np.array([[0, 3]])) == 0.5
+    assert near_overlap(vectors, query, truth, np.array([[0, -1]])) == 0.5  # fewer found than asked for
+    assert near_overlap(vectors, query, truth, np.array([[2, 1]]), tie=0.0) == 0.5  # no tolerance: the copy is missed

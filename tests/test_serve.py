@@ -7,6 +7,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from searchkit import build_index
+from searchkit.arrays import is_mapped
 from searchkit.serve.app import create_app
 
 
@@ -196,8 +197,6 @@ def test_metrics_count_requests_latency_no_match_errors_and_the_index(client, ca
 
 def test_the_servers_workers_map_the_index_rather_than_read_it(index_copy, monkeypatch):
     """Workers of `serve --workers N` share the vectors and BM25 arrays through the page cache."""
-    import numpy as np
-
     from searchkit.serve.app import app_from_env
 
     monkeypatch.setenv("SEARCHKIT_INDEX", str(index_copy))
@@ -205,7 +204,7 @@ def test_the_servers_workers_map_the_index_rather_than_read_it(index_copy, monke
     app = app_from_env()
     try:
         searcher = app.state.holder.searcher
-        assert isinstance(searcher.lexical.data, np.memmap) and isinstance(searcher.lexical.indices, np.memmap)
+        assert is_mapped(searcher.lexical.data) and is_mapped(searcher.lexical.indices)
         assert searcher.search("toilet seat", k=3)
     finally:
         app.state.stop_watch.set()

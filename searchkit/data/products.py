@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from ..arrays import load_npy
 from ..errors import IndexFormatError, QueryError
 
 COLUMNS_FILE = "columns.json"
@@ -284,7 +285,7 @@ class ProductTable:
                 if entry["kind"] not in KINDS:
                     raise ValueError(f"column {entry['name']!r} of unknown kind {entry['kind']!r}")
                 parts: dict[str, Any] = {
-                    part: np.load(folder / f"{i}-{part}.npy", mmap_mode="r" if mmap else None, allow_pickle=False)
+                    part: load_npy(folder / f"{i}-{part}.npy", mmap)
                     for part in PARTS if (folder / f"{i}-{part}.npy").is_file()}
                 if "data" in parts:  # text: bytes, or a view of the mapped file: both slice faster than numpy arrays
                     parts["data"] = memoryview(parts["data"]) if mmap else parts["data"].tobytes()

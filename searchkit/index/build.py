@@ -184,7 +184,7 @@ def build_index(
         if exported and tower:
             model_meta["query_tower"] = build_query_graph(
                 staged, encoder.info, texts, index, tower, cache=config.cache_dir,
-                fp32_encoder=encoder if isinstance(encoder, OnnxEncoder) else None)
+                fp32_encoder=encoder if isinstance(encoder, OnnxEncoder) else None, vectors=vectors)
         if rerank_source is not None:
             progress_log.info("adding the cross-encoder %s", rerank_source)
             model_meta["reranker"] = install(rerank_source, staged, config.cache_dir)

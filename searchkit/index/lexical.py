@@ -11,10 +11,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 
+from ..arrays import load_npy
 from ..errors import IndexFormatError
 
 log = logging.getLogger(__name__)
@@ -126,9 +126,8 @@ class LexicalIndex:
         """mmap: map the two big arrays (read on use) instead of reading them; for short-lived processes only."""
         names = _NAMES if (folder / _PARAMS).is_file() else _BM25S_NAMES  # also read bm25s's own file names
         data, indices, indptr, vocab, params = (folder / n for n in names)
-        mode: Literal["r"] | None = "r" if mmap else None
         try:
-            return cls(np.load(data, mmap_mode=mode), np.load(indices, mmap_mode=mode), np.load(indptr),
+            return cls(load_npy(data, mmap), load_npy(indices, mmap), load_npy(indptr),
                        json.loads(vocab.read_text()),
                        int(json.loads(params.read_text())["num_docs"]))
         except (OSError, ValueError, KeyError) as exc:

@@ -16,6 +16,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from ..arrays import load_npy
 from ..checksums import update_with_file
 from ..data.text import TextConfig
 from ..errors import ModelError
@@ -351,7 +352,7 @@ class StaticEncoder:
 
         model_dir = Path(model_dir)
         try:
-            self.table = np.load(str(table_path), mmap_mode="r" if mmap else None, allow_pickle=False)
+            self.table = load_npy(table_path, mmap)
             self.tokenizer = Tokenizer.from_file(str(model_dir / TOKENIZER_FILE))
         except Exception as exc:
             raise ModelError(f"{table_path}: cannot load ({type(exc).__name__}: {exc})") from exc
