@@ -87,15 +87,16 @@ _words: dict[str, list[str]] = {}
 
 def _rare(searcher: Searcher, query: str, rule: MatchRule) -> float:
     """The rare-word share for another `rare_uses` (the recorded one was taken with the default)."""
-    from searchkit.search.match import RARE_IGNORED
+    from searchkit.search.match import RARE_IGNORED, content_words
 
     if query not in _words:
         understood = searcher._parse(query).understood.split()
-        _words[query] = [w for w in understood if w.isalpha() and len(w) >= 3 and w not in RARE_IGNORED]
+        _words[query] = [w for w in content_words(understood) if w not in RARE_IGNORED]
     words, corrector = _words[query], searcher.corrector
     if not words:
         return 0.0
-    return sum(corrector.is_word(w) and corrector.uses(w) <= rule.rare_uses for w in words) / len(words)
+    limit = rule.rare_limit(len(searcher))
+    return sum(corrector.is_word(w) and corrector.uses(w) <= limit for w in words) / len(words)
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ import datetime as dt
 import json
 import time
 
+import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
@@ -265,3 +266,28 @@ def test_suggestions(searcher, shop, tmp_path):
     with TestClient(create_app(index, watch=False)) as client:
         body = client.get("/suggest", params={"q": "gizmo"}).json()
         assert "gizmotron widget" in body["suggestions"] and body["took_ms"] >= 0
+
+
+def test_a_sort_keeps_to_the_type_asked_for_else_to_the_products_holding_the_most_of_the_query():
+    from searchkit.search.arrange import kept_for_sort
+
+    relevant = [(r, {"score": 1.0 - r / 10}) for r in range(6)]
+    share = np.array([0.5, 1.0, 0.0, 1.0, 0.5, 1.0])
+    assert [r for r, _ in kept_for_sort(relevant, 1, None, lambda rows: share[rows])] == [0, 1, 3, 5]  # pin stays
+    assert [r for r, _ in kept_for_sort(relevant, 0, lambda rows: rows == 4, lambda rows: share[rows])] == [4]
+    assert kept_for_sort(relevant, 0, None, lambda rows: np.zeros(len(rows))) == relevant  # no word held: all kept
+
+
+def test_a_sorted_search_holds_the_query_and_says_no_match_as_the_unsorted_one(searcher):
+    query = "white"
+    assert not searcher._parse(query).intent.typed
+    cheap = searcher.search(query, k=10, sort="price")
+    rows = np.array([searcher._row_of[h.product_id] for h in cheap], dtype=np.int64)
+    keywords = searcher._parse(query).keywords
+    best = searcher.lexical.coverage(keywords, np.array([searcher._row_of[h.product_id]
+                                                         for h in searcher.search(query, k=100)])).max()
+    assert best > 0 and (searcher.lexical.coverage(keywords, rows) == best).all()
+    prices = [h.fields["price"] for h in cheap]
+    assert prices == sorted(prices)
+    for q in ("white", "kohler toilet seat", "zzqx"):
+        assert searcher.search(q, k=10, sort="price").no_match == searcher.search(q, k=10).no_match

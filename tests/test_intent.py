@@ -16,6 +16,7 @@ from searchkit.data.intent import ProductTypes, catalog_types, serves, title_typ
 from searchkit.data.spell import SpellCorrector
 from searchkit.data.text import CachedStemmer, words
 from searchkit.errors import CatalogError, QueryError
+from searchkit.search.match import content_words
 from searchkit.search.retrieval import Fusion
 
 
@@ -105,6 +106,23 @@ def test_match_rule():
     assert not rule.no_match(0.5, 0.5, 0.0, 2, rare_share=0.0)  # the same query in words the catalog sells
     assert not rule.no_match(0.5, 1.0, 0.0, 2, rare_share=0.5)  # a product holding every word matches
     assert not rule.no_match(rule.settled, 0.0, 1.0, 2, rare_share=1.0)  # close enough whatever the words
+    # "hardly uses": 20 products in a large catalog; in a small shop a word a hundredth of its products use is a line
+    # it sells (a charger among 127 electronics), not an everyday word it hardly sells
+    assert rule.rare_limit(54_667) == 20 and rule.rare_limit(558) == 5 and rule.rare_limit(127) == 1
+    assert rule.rare_limit(0) == 1
+
+
+def test_two_letter_words_count_unless_they_are_function_words():
+    assert content_words(["tv", "stand", "in", "x", "2", "pc", "of", "4k"]) == ["tv", "stand", "pc"]
+
+
+def test_a_two_letter_word_the_catalog_never_uses_is_unknown(searcher):
+    searcher.match_rule = MatchRule(min_cosine=-1.0, unknown_cosine=2.0, coverage_cosine=-1.0, rare_cosine=-1.0)
+    try:
+        assert searcher.search("zq toilet", k=5).no_match  # "tv" in a shop that sells none: half its words unknown
+        assert not searcher.search("toilet in", k=5).no_match  # a function word is not a word the shop lacks
+    finally:
+        searcher.match_rule = MatchRule()
 
 
 def test_rare_everyday_words_are_counted_by_stem():
@@ -238,7 +256,8 @@ def test_catalog_sets_are_in_the_repository():
     from pathlib import Path
 
     sets = Path(__file__).resolve().parents[1] / "benchmarks" / "sets"
-    for name in ("product-types.toml", "out-of-catalog.txt", "typos.csv", "real-words.txt", "petshop-products.csv"):
+    for name in ("product-types.toml", "out-of-catalog.txt", "typos.csv", "real-words.txt", "petshop-products.csv",
+                 "petshop-sells.txt", "electronics-products.csv", "electronics-sells.txt", "electronics-outside.txt"):
         assert (sets / name).is_file(), name
     with pytest.raises(CatalogError):
         from searchkit.data.catalog import ColumnMap

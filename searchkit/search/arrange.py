@@ -2,9 +2,10 @@
 
 A search ranks by relevance first, always. Rules then hide, boost, bury, blend signals into, demote and pin; a sort
 (`price`, `-price`) reorders only the RELEVANT best of that arrangement, and of those, when the query asks for a
-product type (searchkit.data.intent) and some are of it, only those — a price sort never brings up a product the relevance
-ranking did not put among its top RELEVANT; and a page is cut from what remains: page 2 of k = 10 is exactly ranks
-11-20 of k = 20."""
+product type (searchkit.data.intent) and some are of it, only those, else those holding as many of the query's words
+as any of them does (in a small shop the RELEVANT best are most of the catalog) — a price sort never brings up a
+product the relevance ranking did not put among its top RELEVANT; and a page is cut from what remains: page 2 of
+k = 10 is exactly ranks 11-20 of k = 20."""
 
 from __future__ import annotations
 
@@ -55,11 +56,13 @@ class Window:
 
 
 def arrange(ranked: Ranked, rules: Rules, applied: list[Rule], columns: Any, row_of: dict[str, int],
-            mask: np.ndarray | None, window: Window, asked_for: Any = None) -> Ranked:
+            mask: np.ndarray | None, window: Window, asked_for: Any = None, covered: Any = None) -> Ranked:
     """The ranked rows after the rules that apply and the sort, each row's signals with "score" what ranks it now
     (non-increasing, pins included) and "rules" what touched it. columns: a FilterIndex over the catalog;
     asked_for: rows -> whether each is of the product type the query asks for (a sort keeps to those, when the
-    relevant results hold any: "dog bed" by price is beds, not the cheapest toys that mention dogs)."""
+    relevant results hold any: "dog bed" by price is beds, not the cheapest toys that mention dogs); covered: rows ->
+    the share of the query's words each holds (a sort of a query asking for no type keeps to the rows holding the
+    most: "headphones" by price is headphones, not the cheapest of a small shop's 100 most relevant products)."""
     if window.column is not None and window.column not in columns.names:
         raise QueryError(f"cannot sort by {window.column!r}; the catalog has {sorted(columns.names)}")
     if rules.empty and not applied and window.sort is None:
@@ -105,14 +108,23 @@ def arrange(ranked: Ranked, rules: Rules, applied: list[Rule], columns: Any, row
     out += [(int(r), {**s, "score": float(v)}) for (_, s), r, v in zip(kept, rows, scores, strict=True)
             if int(r) not in pinned_set]
     if window.column is not None:
-        relevant = out[:RELEVANT]
-        if asked_for is not None:
-            typed = asked_for(np.array([r for r, _ in relevant[len(pinned):]], dtype=np.int64))
-            if typed.any():
-                relevant = relevant[:len(pinned)] + [x for x, t in zip(relevant[len(pinned):], typed, strict=True)
-                                                     if t]
-        out = sorted_by(relevant, columns, window.column, window.descending, len(pinned))
+        out = sorted_by(kept_for_sort(out[:RELEVANT], len(pinned), asked_for, covered), columns, window.column,
+                        window.descending, len(pinned))
     return [(r, {**s, "rules": touched[r]} if r in touched else s) for r, s in out]
+
+
+def kept_for_sort(relevant: Ranked, pinned: int, asked_for: Any, covered: Any) -> Ranked:
+    """Of the RELEVANT best (the first `pinned` always kept), those a sort reorders: the ones of the product type
+    asked for when any are, else those holding the largest share of the query's words when any holds one."""
+    rows = np.array([r for r, _ in relevant[pinned:]], dtype=np.int64)
+    keep = None
+    if asked_for is not None and len(rows) and (typed := asked_for(rows)).any():
+        keep = typed
+    elif covered is not None and len(rows) and (share := covered(rows)).max() > 0:
+        keep = share >= share.max() - 1e-6
+    if keep is None:
+        return relevant
+    return relevant[:pinned] + [x for x, k in zip(relevant[pinned:], keep, strict=True) if k]
 
 
 def sorted_by(ranked: Ranked, columns: Any, name: str, descending: bool, pinned: int) -> Ranked:

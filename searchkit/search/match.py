@@ -11,9 +11,31 @@ a Searcher takes its own MatchRule."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 # words that say for whom or in what state a product is wanted, never what it is: not counted as rare words
 RARE_IGNORED = frozenset({"for", "and", "the", "with", "men", "mens", "women", "womens", "used", "new"})
+# two-letter words that never name a product; other two-letter words ("tv", "pc") count like longer ones
+SHORT_FUNCTION_WORDS = frozenset({"a", "an", "as", "at", "be", "by", "do", "if", "in", "is", "it", "my", "no", "of",
+                                  "on", "or", "so", "to", "up", "us", "we"})
+
+
+def content_words(words: list[str]) -> list[str]:
+    """The query's words that say what is wanted: alphabetic, two letters or more, not a two-letter function word
+    (numbers and measures are left to the cosine)."""
+    return [w for w in words if w.isalpha() and (len(w) >= 3 or (len(w) == 2 and w not in SHORT_FUNCTION_WORDS))]
+
+
+def word_shares(words: list[str], corrector: Any, limit: int) -> tuple[float, float]:
+    """Of the query's content words: the share the catalog never uses, and the share (RARE_IGNORED aside) that are
+    everyday words at most `limit` products use (corrector: the catalog's searchkit.data.spell.SpellCorrector; None:
+    neither is counted)."""
+    content = content_words(words)
+    if corrector is None or not content:
+        return 0.0, 0.0
+    rare = [w for w in content if w not in RARE_IGNORED]
+    return (sum(not corrector.known(w) for w in content) / len(content),
+            sum(corrector.is_word(w) and corrector.uses(w) <= limit for w in rare) / len(rare) if rare else 0.0)
 
 
 @dataclass(frozen=True)
@@ -24,9 +46,15 @@ class MatchRule:
     min_coverage: float = 0.34  # a query whose best result holds at most this share of its words ...
     coverage_cosine: float = 0.35  # ... matches only with a best cosine of at least this
     rare_uses: int = 20  # an everyday word used by at most this many products is one the shop hardly sells ...
+    rare_catalog_share: float = 0.01  # ... unless that is this share of the catalog or more: a line a small shop sells
     rare_share: float = 0.34  # ... a query this much made of such words ...
     rare_coverage: float = 0.5  # ... whose best result holds at most this share of its words ...
     rare_cosine: float = 0.55  # ... matches only with a best cosine of at least this
+
+    def rare_limit(self, products: int) -> int:
+        """The most products an everyday word may be used by and still be one the shop hardly sells: rare_uses, or in
+        a catalog so small that this is a sizeable share of it, rare_catalog_share of its products (at least 1)."""
+        return min(self.rare_uses, max(1, int(self.rare_catalog_share * products)))
 
     @property
     def settled(self) -> float:
@@ -35,10 +63,10 @@ class MatchRule:
 
     def no_match(self, best_cosine: float, best_coverage: float, unknown_share: float, words: int,
                  rare_share: float = 0.0) -> bool:
-        """best_cosine / best_coverage: the highest over the results; unknown_share: the share of the query's words
-        (three letters or more) that the catalog never uses; words: how many words the query has at all;
-        rare_share: the share of its words (three letters or more) that are everyday words (the embedder's
-        vocabulary, synonyms, popular queries) used by at most `rare_uses` products."""
+        """best_cosine / best_coverage: the highest over the results; unknown_share: the share of the query's content
+        words (content_words) that the catalog never uses; words: how many words the query has at all;
+        rare_share: the share of its content words that are everyday words (the embedder's vocabulary, synonyms,
+        popular queries) used by at most rare_limit(the catalog's size) products."""
         if words == 0:
             return True
         if best_cosine < self.min_cosine:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from dataclasses import replace
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -35,7 +36,7 @@ from .arrange import RELEVANT, Window, arrange
 from .filters import FilterIndex, Filters
 from .highlight import marked
 from .loading import LoadOptions, load_parts
-from .match import RARE_IGNORED, MatchRule
+from .match import MatchRule, word_shares
 from .plan import Plan
 from .relevance import RelevanceModel
 from .results import DEFAULT_MODE, MODES, Mode, SearchResult, SearchResults, check_mode
@@ -371,8 +372,10 @@ class Searcher:
         types = self.types
         asked_for = (lambda rows: types.match(rows, parsed.intent) > 0) if (
             types is not None and parsed.intent.typed) else None
-        ranked = arrange(self._ranked(plan, legs, rules), rules, applied, self.filter_index, self._row_of, plan.mask,
-                         window, asked_for)
+        covered = (lambda rows: self.lexical.coverage(parsed.keywords, rows)) if self.lexical is not None else None
+        relevance = self._ranked(plan, legs, rules)
+        ranked = arrange(relevance, rules, applied, self.filter_index, self._row_of, plan.mask, window, asked_for,
+                         covered)
         every = np.array([r for r, _ in ranked], dtype=np.int64)
         ranked = ranked[window.offset:window.offset + window.k]
         rows = every[window.offset:window.offset + window.k]
@@ -397,9 +400,11 @@ class Searcher:
             mark = marked(str(fields.get("title") or ""), parsed.keywords, self.normaliser) if plan.highlight else None
             out.append(SearchResult(str(record["product_id"]), signals["score"], rank, float(cosine), fields, why,
                                     tuple(signals.get("rules", ())), mark))
-        head = every[:MATCH_DEPTH]  # the first page's cosines are those of the head already, when it holds it
-        near = cosines[:len(head)] if window.offset == 0 and len(rows) >= len(head) else self.retriever.cosines(
-            legs.vector, head)
+        head = every[:MATCH_DEPTH] if window.sort is None else np.array(  # a sort is no judge of a match
+            [r for r, _ in arrange(relevance, rules, applied, self.filter_index, self._row_of, plan.mask,
+                                   replace(window, sort=None))[:MATCH_DEPTH]], dtype=np.int64)
+        near = cosines[:len(head)] if window.sort is None and window.offset == 0 and len(rows) >= len(head) else (
+            self.retriever.cosines(legs.vector, head))  # the first page's cosines are the head's, when it holds it
         results = SearchResults(out, no_match=self._no_match(parsed, head, near),
                                 searched_as=parsed.understood,
                                 corrections=[[c.original, c.corrected] for c in parsed.corrections],
@@ -419,14 +424,9 @@ class Searcher:
             return True
         if best >= rule.settled:
             return False
-        content = [w for w in words if w.isalpha() and len(w) >= 3]
-        corrector = self.corrector
-        unknown = sum(not corrector.known(w) for w in content) / len(content) if content and corrector else 0.0
+        unknown, rare_share = word_shares(words, self.corrector, rule.rare_limit(len(self)))
         coverage = float(self.lexical.coverage(parsed.keywords, head).max()) if (
             self.lexical is not None and len(head)) else 1.0
-        rare = [w for w in content if w not in RARE_IGNORED]
-        rare_share = sum(corrector.is_word(w) and corrector.uses(w) <= rule.rare_uses for w in rare) / len(rare) if (
-            rare and corrector) else 0.0
         return rule.no_match(best, coverage, unknown, len(words), rare_share)
 
     def search(self, query: str, k: int = 10, mode: Mode | str = DEFAULT_MODE, filters: Filters | None = None,
