@@ -115,6 +115,28 @@ def test_a_shops_own_column_names_are_found(tmp_path):
         read_pairs(pairs, PairFormat(query="q", product_id="item", relevance="stars"))
 
 
+def test_a_price_under_another_name_is_read_as_the_price(tmp_path):
+    """The search page, its price chips and sort=price read "price": a shop's price_usd is read as that, a filter by
+    either name finds it (the sources say which file column it was)."""
+    usd = write(tmp_path, pd.DataFrame({"sku": ["1", "2"], "name": ["a", "b"], "price_usd": ["$1,299.00", "12.5"]}),
+                "usd.csv")
+    frame = read_catalog(usd)
+    assert frame["price"].tolist() == [1299.0, 12.5] and "price_usd" not in frame.columns
+    assert frame.attrs["sources"]["price"] == "price_usd"
+    both = write(tmp_path, pd.DataFrame({"sku": ["1"], "name": ["a"], "list_price": ["9"], "sale_price": ["7"]}),
+                 "both.csv")
+    frame = read_catalog(both)  # which one a shopper pays is the shop's to say: both kept as they are
+    assert "price" not in frame.columns and frame["sale_price"].tolist() == [7.0] and "price" not in frame.attrs[
+        "sources"]
+    assert read_catalog(both, ColumnMap(price="sale_price"))["price"].tolist() == [7.0]
+    with pytest.raises(CatalogError, match=r"no column 'cost' to read as the price"):
+        read_catalog(both, ColumnMap(price="cost"))
+    own = write(tmp_path, pd.DataFrame({"sku": ["1"], "name": ["a"], "price": ["3"], "price_usd": ["4"]}), "own.csv")
+    assert read_catalog(own)[["price", "price_usd"]].values.tolist() == [[3.0, 4.0]]  # its own price stays the price
+    with pytest.raises(CatalogError, match=r"has a 'price' column already"):
+        read_catalog(own, ColumnMap(price="price_usd"))
+
+
 def test_two_candidate_columns_are_refused_by_name(tmp_path):
     path = write(tmp_path, pd.DataFrame({"sku": ["1"], "item_id": ["2"], "title": ["a"]}))
     with pytest.raises(CatalogError, match=r"columns \['sku', 'item_id'\] could each be the 'product_id'; .*"

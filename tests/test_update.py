@@ -323,3 +323,23 @@ def test_flags_lists_and_dates_keep_their_form_through_an_update(tmp_path, catal
         tmp_path / "up.csv", index=False)
     update_index(index, upsert=tmp_path / "up.csv")  # refused as "numeric" before
     assert Searcher.from_dir(index).product("NEW2")["in_stock"] in ("False", False)
+
+
+def test_an_update_reads_the_price_as_the_build_read_it(tmp_path, catalog_frame, tiny_model):
+    """A price_usd column is the index's "price" when the build read it so, and stays "price_usd" in an index that
+    kept it under its own name (one built before price aliases were read): an upsert lands in the same column."""
+    from searchkit import ColumnMap
+
+    shop = catalog_frame.head(40).rename(columns={"price": "price_usd"})
+    shop.to_csv(tmp_path / "shop.csv", index=False)
+    changed = shop.head(1).assign(price_usd=1234.5)
+    changed.to_csv(tmp_path / "up.csv", index=False)
+    first = shop["product_id"].iloc[0]
+    for name, columns in (("price", ColumnMap()), ("price_usd", ColumnMap(price=None))):
+        index = tmp_path / name
+        build_index(tmp_path / "shop.csv", index, model=tiny_model, columns=columns)
+        update_index(index, upsert=tmp_path / "up.csv")
+        products = Searcher.from_dir(index).products
+        assert name in products.columns and ({"price", "price_usd"} - {name}).isdisjoint(products.columns)
+        prices = dict(zip(products["product_id"], products[name], strict=True))
+        assert prices[first] == 1234.5 and len(prices) == 40

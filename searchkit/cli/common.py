@@ -37,7 +37,8 @@ def assignments(text: str, option: str, keys: dict[str, str]) -> dict[str, str]:
 
 
 COLUMN_FIELDS = {"id": "product_id", "product_id": "product_id", "title": "title", "brand": "brand",
-                 "color": "color", "colour": "color", "description": "description", "bad_numbers": "bad_numbers"}
+                 "color": "color", "colour": "color", "description": "description", "price": "price",
+                 "bad_numbers": "bad_numbers"}
 PAIR_FIELDS = {"query": "query", "id": "product_id", "product_id": "product_id", "relevance": "relevance"}
 
 
@@ -52,7 +53,7 @@ def columns_option(command):
 
     return click.option("--columns", default=None, metavar="FIELD=COLUMN,...",
                         help="The catalog's column names where they differ from product_id, title, brand, color, "
-                             "description (and the usual aliases), e.g. id=sku,title=name,color=colour; "
+                             "description, price (and the usual aliases), e.g. id=sku,title=name,color=colour; "
                              "bad_numbers=missing reads a numeric column's unreadable values as missing instead of "
                              "refusing the file.")(with_columns)
 

@@ -26,6 +26,10 @@ PRODUCT_ALIASES = {
     "color": ("product_color", "colour", "product_colour"),
     "description": ("product_description",),
 }
+# a price under another name, read as "price" (which the search page, its price chips and `sort=price` read); two of
+# them in one file ("list_price", "sale_price") are both kept under their own names unless --columns price=NAME picks
+PRICE_ALIASES = ("sale_price", "unit_price", "list_price", "retail_price", "current_price", "price_usd", "price_eur",
+                 "price_gbp")
 PAIR_ALIASES = {
     "query": ("search_term", "search_query", "query_text", "keyword"),
     "product_id": ("product_uid", "sku", "item_id", "asin"),
@@ -47,6 +51,8 @@ class ColumnMap:
     brand: str = "brand"
     color: str = "color"
     description: str = "description"
+    # optional: the products' price, under this name or one of PRICE_ALIASES (None: no column is read as the price)
+    price: str | None = "price"
     # a value a numeric column cannot read ("abc" among prices): "refuse" the file, naming the row, or store it as
     # "missing" (`--columns bad_numbers=missing`)
     bad_numbers: str = "refuse"
@@ -236,8 +242,10 @@ def read_catalog(path: str | Path, columns: ColumnMap = ColumnMap()) -> pd.DataF
         source = sources[canonical]
         out[canonical] = _text_column(frame, source).to_numpy() if source is not None else ""
     extra = [c for c in frame.columns if c not in set(sources.values())]
+    price = _price_column(path, frame, columns.price, set(extra))
     for column in extra:  # other catalog columns ride along (for display and filters), numbers as numbers
-        out[column] = as_numbers(frame[column], f"{path}: column {column!r}", columns.bad_numbers).to_numpy()
+        name = "price" if column == price else column
+        out[name] = as_numbers(frame[column], f"{path}: column {column!r}", columns.bad_numbers).to_numpy()
     if len(out) == 0:
         raise CatalogError(f"{path}: the catalog has no rows")
     ids, titles = out["product_id"], out["title"]
@@ -249,8 +257,27 @@ def read_catalog(path: str | Path, columns: ColumnMap = ColumnMap()) -> pd.DataF
         raise _first_bad(path, out, ids.duplicated(), f"a duplicate {sources['product_id']!r} (e.g. {examples})")
     if (titles == "").any():
         raise _first_bad(path, out, titles == "", f"an empty {sources['title']!r}")
-    out.attrs["sources"] = {c: s for c, s in sources.items() if s is not None}  # field -> the file's column
+    out.attrs["sources"] = {c: s for c, s in {**sources, "price": price}.items() if s is not None}  # field -> column
     return out
+
+
+def _price_column(path: Path, frame: pd.DataFrame, given: str | None, extra: set[str]) -> str | None:
+    """The column to read as "price" when the file calls it otherwise: the one `--columns price=NAME` gives, else the
+    one PRICE_ALIASES column present; None when the file has "price" itself, or no alias, or several, or given is
+    None."""
+    if given is None:
+        return None
+    if given != "price":
+        if given not in extra:
+            raise CatalogError(f"{path}: no column {given!r} to read as the price (--columns price={given}); found "
+                               f"{list(frame.columns)}")
+        if "price" in frame.columns:
+            raise CatalogError(f"{path}: has a 'price' column already; --columns price={given} would hide it")
+        return given
+    if "price" in frame.columns:
+        return None
+    found = [a for a in PRICE_ALIASES if a in extra]
+    return found[0] if len(found) == 1 else None
 
 
 def as_numbers(column: pd.Series, where: str = "a column", bad: str = "refuse") -> pd.Series:

@@ -132,6 +132,17 @@ def bulk_encoder(files: layout.IndexFiles, manifest: Manifest, info: ModelInfo, 
     return load_encoder(files.model)
 
 
+def _price_as_built(columns: ColumnMap, catalog: Any) -> ColumnMap:
+    """The upsert's price read as the build read the catalog's: from the file column the build read as "price", or,
+    for an index that kept a price alias under its own name (built before aliases were read as the price), from
+    none; a price column named on the command line wins."""
+    if columns.price != "price":
+        return columns
+    if (source := catalog.sources.get("price")) is not None:
+        return replace(columns, price=source)
+    return columns if "price" in catalog.columns else replace(columns, price=None)
+
+
 def update_index(index_dir: str | Path, upsert: str | Path | None = None, delete: str | Path | None = None,
                  columns: ColumnMap = ColumnMap(), model: str | Path | None = None) -> UpdateReport:
     """Upsert the products of `upsert` (a catalog file read as build-index reads one) and delete the ids of `delete`
@@ -147,7 +158,8 @@ def update_index(index_dir: str | Path, upsert: str | Path | None = None, delete
                                  "update embeds with the index's own model; rebuild to change models")
     if upsert is None and delete is None:
         raise CatalogError("nothing to update: give an upsert file, a delete file or both")
-    incoming = read_catalog(upsert, columns) if upsert is not None else pd.DataFrame(columns=["product_id"])
+    incoming = read_catalog(upsert, _price_as_built(columns, manifest.catalog)) if upsert is not None else (
+        pd.DataFrame(columns=["product_id"]))
     deleted = read_ids(delete, columns) if delete is not None else []
     old = layout.read_products(files, manifest.rows).to_pandas()
     index_ids = set(old["product_id"].astype(str))
