@@ -9,9 +9,12 @@ catalog far smaller than Home Depot's, where every word is used by a handful of 
 from __future__ import annotations
 
 import argparse
-import csv
 import random
+import sys
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from make_petshop import write_products  # noqa: E402
 
 BRANDS = ["Northwind", "Acme Audio", "Brightline", "Kestrel", "Orbit"]
 COLOURS = ["Black", "White", "Silver", "Blue", "Red", ""]
@@ -44,13 +47,7 @@ def products(seed: int = 3) -> list[dict[str, str]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("benchmarks/sets/electronics-products.csv"))
-    args = parser.parse_args()
-    rows = products()
-    with open(args.out, "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    print(f"wrote {len(rows)} products to {args.out}")
+    write_products(products(), parser.parse_args().out)
 
 
 if __name__ == "__main__":

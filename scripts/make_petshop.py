@@ -108,16 +108,19 @@ def rows(seed: int = 7) -> list[dict]:
     return out
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/sets/petshop-products.csv"))
-    args = parser.parse_args()
-    products = rows()
-    with args.out.open("w", newline="") as f:
+def write_products(products: list[dict], out: Path) -> None:
+    """The products as a CSV file, a header of their fields first (also scripts/make_electronics.py)."""
+    with out.open("w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(products[0]))
         writer.writeheader()
         writer.writerows(products)
-    print(f"wrote {len(products)} products to {args.out}")
+    print(f"wrote {len(products)} products to {out}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/sets/petshop-products.csv"))
+    write_products(rows(), parser.parse_args().out)
 
 
 if __name__ == "__main__":
