@@ -114,6 +114,7 @@ def test_match_rule():
 
 def test_two_letter_words_count_unless_they_are_function_words():
     assert content_words(["tv", "stand", "in", "x", "2", "pc", "of", "4k"]) == ["tv", "stand", "pc"]
+    assert content_words(["headphones", "under", "100"]) == ["headphones"]  # how much, not what
 
 
 def test_a_two_letter_word_the_catalog_never_uses_is_unknown(searcher):

@@ -18,12 +18,16 @@ RARE_IGNORED = frozenset({"for", "and", "the", "with", "men", "mens", "women", "
 # two-letter words that never name a product; other two-letter words ("tv", "pc") count like longer ones
 SHORT_FUNCTION_WORDS = frozenset({"a", "an", "as", "at", "be", "by", "do", "if", "in", "is", "it", "my", "no", "of",
                                   "on", "or", "so", "to", "up", "us", "we"})
+# words that say how much or how good, never what: "headphones under 100" asks for headphones
+QUALIFIERS = frozenset({"under", "below", "over", "above", "cheap", "cheaper", "cheapest", "best", "good", "top",
+                        "rated"})
 
 
 def content_words(words: list[str]) -> list[str]:
-    """The query's words that say what is wanted: alphabetic, two letters or more, not a two-letter function word
-    (numbers and measures are left to the cosine)."""
-    return [w for w in words if w.isalpha() and (len(w) >= 3 or (len(w) == 2 and w not in SHORT_FUNCTION_WORDS))]
+    """The query's words that say what is wanted: alphabetic, two letters or more, not a two-letter function word nor
+    a qualifier (numbers and measures are left to the cosine)."""
+    return [w for w in words if w.isalpha() and w not in QUALIFIERS and (
+        len(w) >= 3 or (len(w) == 2 and w not in SHORT_FUNCTION_WORDS))]
 
 
 def word_shares(words: list[str], corrector: Any, limit: int) -> tuple[float, float]:
