@@ -44,6 +44,24 @@ def test_query_table_modes_filters_facets_explain(run, built_index):
     assert "matched" in result.output and result.output.count("brand: kohler") == 1
 
 
+def test_a_sorted_query_shows_the_column_it_is_sorted_by(run, built_index):
+    result = run("query", "fan", "--index", built_index, "--sort", "-price", "-k", "5")
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[0].split()[:6] == ["rank", "score", "cosine", "id", "brand", "price"]
+    start = lines[0].index("price") - 6  # the column's cells end where its name does
+    prices = [float(line[start:start + 11]) for line in lines[1:6]]
+    assert prices == sorted(prices, reverse=True)
+
+
+def test_a_sort_takes_the_files_own_column_names():
+    from searchkit.search.arrange import renamed
+
+    names = {"price_usd": "price", "manufacturer": "brand"}
+    assert renamed("-price_usd", names) == "-price" and renamed("manufacturer", names) == "brand"
+    assert renamed("price", names) == "price" and renamed(None, names) is None and renamed("-", names) == "-"
+
+
 def test_query_says_how_it_understood_a_misspelled_query(run, built_index):
     result = run("query", "wirless door knbo", "--index", built_index, "-k", "2")
     assert result.exit_code == 0, result.output

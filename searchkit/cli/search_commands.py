@@ -19,10 +19,14 @@ from .common import (
 )
 
 
-def _format_table(hits) -> str:
+def _format_table(hits, sort: str | None = None) -> str:
+    """The results as a table; with the column a sort ordered them by, else their price, when they have it."""
     from html import unescape
 
-    lines = [f"{'rank':>4}  {'score':>7}  {'cosine':>6}  {'id':<10}  {'brand':<20}  title"]
+    column = next((c for c in ((sort or "").lstrip("-"), "price") if c and any(
+        h.fields.get(c) is not None for h in hits)), None)
+    lines = [f"{'rank':>4}  {'score':>7}  {'cosine':>6}  {'id':<10}  {'brand':<20}  "
+             + (f"{column[:10]:>10}  " if column else "") + "title"]
     for hit in hits:
         brand = str(hit.fields.get("brand") or "")[:20]
         title = str(hit.fields.get("title") or "")[:80]
@@ -30,7 +34,11 @@ def _format_table(hits) -> str:
             title = unescape(hit.highlight.replace("<mark>", "[").replace("</mark>", "]"))[:90]
         if hit.rules:
             title += f"  ({'; '.join(hit.rules)})"
-        lines.append(f"{hit.rank:>4}  {hit.score:7.3f}  {hit.cosine:6.3f}  {hit.product_id:<10}  {brand:<20}  {title}")
+        value = hit.fields.get(column) if column else None
+        cell = "" if value is None or value != value else (  # NaN: missing
+            f"{value:.2f}" if isinstance(value, float) else str(value)[:10])
+        lines.append(f"{hit.rank:>4}  {hit.score:7.3f}  {hit.cosine:6.3f}  {hit.product_id:<10}  {brand:<20}  "
+                     + (f"{cell:>10}  " if column else "") + title)
     return "\n".join(lines)
 
 
@@ -87,7 +95,7 @@ def query_cmd(text, k, page, index_dir, mode, filters, sort, facets, highlight, 
     if hits.no_match:
         click.echo(f"no products match {text!r}" + ("; related products:" if hits else ""))
     if hits:
-        click.echo(_format_table(hits))
+        click.echo(_format_table(hits, sort))
     elif not hits.no_match:
         click.echo(f"no results on page {page}")
     if explain:

@@ -55,6 +55,15 @@ class Window:
         return max(self.offset + self.k + hidden, self.counted, RELEVANT if self.sort else 0)
 
 
+def renamed(sort: str | None, names: dict[str, str]) -> str | None:
+    """A sort by a column as the shop's file names it ("-price_usd", names: {file's name: index's name}) in the
+    index's name ("-price"); anything else as it is (Window refuses what is not a sort)."""
+    if not isinstance(sort, str) or not sort.lstrip("-").strip():
+        return sort
+    column = sort.lstrip("-").strip()
+    return "-" * (len(sort) - len(sort.lstrip("-"))) + names.get(column, column)
+
+
 def arrange(ranked: Ranked, rules: Rules, applied: list[Rule], columns: Any, row_of: dict[str, int],
             mask: np.ndarray | None, window: Window, asked_for: Any = None, covered: Any = None) -> Ranked:
     """The ranked rows after the rules that apply and the sort, each row's signals with "score" what ranks it now

@@ -32,7 +32,7 @@ from ..errors import IndexFormatError, IndexMismatchError, ModelError, QueryErro
 from ..index import layout
 from ..models.encoder import Encoder
 from . import explain as second
-from .arrange import RELEVANT, Window, arrange
+from .arrange import RELEVANT, Window, arrange, renamed
 from .filters import FilterIndex, Filters
 from .highlight import marked
 from .loading import LoadOptions, load_parts
@@ -289,7 +289,7 @@ class Searcher:
         keep them as the results' `rows`, for facet counts over what a shopper can page through."""
         if isinstance(k, bool) or not isinstance(k, int) or k < 1:
             raise QueryError(f"k must be a positive integer, not {k!r}")
-        window = Window(min(k, len(self)), offset, sort, min(counted, len(self)))
+        window = Window(min(k, len(self)), offset, renamed(sort, self.column_names), min(counted, len(self)))
         mode = check_mode(mode)
         if mode != Mode.DENSE and self.lexical is None:
             raise QueryError(f"mode {mode!r} needs a keyword index, and this searcher has none; use mode 'dense'")
