@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from searchkit import Searcher
 from searchkit.backends.opensearch.cluster import Connection, OpenSearchSearcher, client_for, push_opensearch
 from searchkit.backends.opensearch.export import export_opensearch
 from searchkit.cli import main
@@ -137,6 +138,10 @@ def test_opensearch_pages_sorts_highlights_and_refuses_rules_it_cannot_apply(clu
     assert [h.product_id for h in page2] == [h.product_id for h in twenty[10:]] and page2[0].rank == 11
     prices = [h.fields["price"] for h in remote.search("ceiling fan", k=10, sort="price")]
     assert prices == sorted(prices)
+    local = Searcher.from_dir(index_copy)  # a sort keeps to what the local engine keeps: here, products saying "white"
+    cheap = remote.search("white", k=10, sort="price")
+    rows = np.array([local._row_of[h.product_id] for h in cheap], dtype=np.int64)
+    assert len(rows) and (local.lexical.coverage(local._parse("white").keywords, rows) == 1.0).all()
     assert "<mark>" in remote.search("ceiling fan", k=1, highlight=True)[0].highlight
     assert remote.search("ceiling fan", k=10, filters={"price": (10, 50)})  # the range spellings reach the cluster
     rules = tmp_path / "rules.toml"

@@ -23,11 +23,12 @@ from typing import Any
 
 import numpy as np
 
+from ...data.products import ProductTable
 from ...data.spell import Correction
 from ...data.suggest import Suggester
 from ...errors import QueryError, SearchkitError
 from ...index import layout
-from ...search.arrange import RELEVANT, Window, order_of
+from ...search.arrange import RELEVANT, Window, kept_for_sort, order_of, renamed
 from ...search.filters import Filters, conditions, facet_counts
 from ...search.highlight import marked
 from ...search.loading import LoadOptions, load_parts
@@ -280,7 +281,7 @@ class OpenSearchSearcher:
         """As Searcher.search: a page from `offset`, sorted over the RELEVANT best by a field, titles highlighted;
         the cluster returns the first offset + k (or RELEVANT) hits and the rest is done here, as the local engine
         does it."""
-        window = Window(k, offset, sort)
+        window = Window(k, offset, renamed(sort, self._own_names))
         return self._page(self._search(query, window.depth(), mode, filters, explain), query, window, highlight)
 
     def _page(self, hits: list[SearchResult], query: str, window: Window, highlight: bool) -> list[SearchResult]:
@@ -289,7 +290,7 @@ class OpenSearchSearcher:
             present = [h for h in hits if window.column in h.fields]
             if hits and not present:
                 raise QueryError(f"cannot sort by {window.column!r}; the documents have no such field")
-            hits = sort_hits(hits, window.column, window.descending)
+            hits = sort_hits(self._kept_for_sort(hits[:RELEVANT], query), window.column, window.descending)
         page = hits[window.offset:window.offset + window.k]
         keywords = parse(query, self.parts.normaliser, self.parts.corrector if self.spell_correct else None,
                          rules=self.rules).keywords if highlight else ""
@@ -334,10 +335,34 @@ class OpenSearchSearcher:
         """The page and facet counts over the top `depth` hits, counted as a local index counts them."""
         import pandas as pd
 
-        window = Window(k, offset, sort)
+        window = Window(k, offset, renamed(sort, self._own_names))
         hits = self._search(query, max(depth, window.depth()), mode, filters, explain)  # one request for both
         return (self._page(hits, query, window, highlight),
                 facet_counts(pd.DataFrame([h.fields for h in hits[:depth]]), columns))
+
+    @cached_property
+    def _own_names(self) -> dict[str, str]:
+        """The catalog file's own names of the columns the build renamed, as a sort may name them."""
+        return {source: field for field, source in self.manifest.catalog.sources.items() if source != field}
+
+    @cached_property
+    def _row_of(self) -> dict[str, int]:
+        """Each product's row in the local index folder, whose product types and keyword index a sort reads."""
+        return ProductTable.of(self.parts.products).row_of
+
+    def _kept_for_sort(self, hits: list[SearchResult], query: str) -> list[SearchResult]:
+        """Of the best hits, those a sort reorders, kept as the local engine keeps them (arrange.kept_for_sort: of the
+        type asked for, else holding the most of the query's words); all of them when the local folder lacks one."""
+        rows = np.array([self._row_of.get(h.product_id, -1) for h in hits], dtype=np.int64)
+        if not len(rows) or (rows < 0).any():
+            return hits
+        parsed = parse(query, self.parts.normaliser, self.parts.corrector if self.spell_correct else None,
+                       self.parts.types, rules=self.rules)
+        types, lexical = self.parts.types, self.parts.lexical
+        asked_for = (lambda r: types.match(r, parsed.intent) > 0) if types is not None and parsed.intent.typed else None
+        covered = (lambda r: lexical.coverage(parsed.keywords, r)) if lexical is not None else None
+        kept = {row for row, _ in kept_for_sort([(int(r), {}) for r in rows], 0, asked_for, covered)}
+        return [h for h, r in zip(hits, rows, strict=True) if int(r) in kept]
 
     @cached_property
     def suggester(self) -> Suggester | None:
