@@ -52,3 +52,17 @@ def test_neighbouring_words_joined_when_the_catalog_writes_them_as_one():
     assert spell.joined(["tile", "back", "splash", "1", "2"]) == ["backsplash"]
     assert spell.joined(["back", "flow"]) == []  # "backflow" is used by too few products
     assert spell.joined(["back"]) == [] and spell.joined([]) == []
+
+
+def test_two_words_are_written_as_one_when_the_shop_writes_them_so_and_lacks_one_of_them():
+    """A small shop that sells "earbuds" and never says "buds": "ear buds" is searched as earbuds; "back splash",
+    both of whose words the shop uses, stays two words (its keywords also look for "backsplash")."""
+    spell = SpellCorrector({"earbuds": 8, "ear": 5, "headphones": 5, "phones": 4, "case": 9, "backsplash": 6,
+                            "back": 20, "splash": 3})
+    assert spell.parted(["ear", "buds"])[0] == ["earbuds"]
+    words, fixes = spell.correct(["head", "phones", "case"], compounds=True)
+    assert words == ["headphones", "case"] and [(f.original, f.corrected) for f in fixes] == [
+        ("head phones", "headphones")]
+    assert spell.correct(["back", "splash"], compounds=True)[0] == ["back", "splash"]
+    assert spell.correct(["ear", "buds"])[0] == ["ear", "buds"]  # compounds off: as typed
+    assert spell.parted(["ear", "buds", "case"])[0] == ["earbuds", "case"]  # a joined word is not joined again

@@ -244,11 +244,28 @@ class SpellCorrector:
         return [a + b for a, b in pairwise(tokens)
                 if a.isalpha() and b.isalpha() and self.frequencies.get(a + b, 0) >= MIN_USES]
 
+    def parted(self, tokens: list[str]) -> tuple[list[str], list[Correction]]:
+        """Two neighbouring words that make a catalog word when one of them is not the catalog's ("ear buds" ->
+        earbuds, "head phones" -> headphones, where the shop never says "buds" or "head"), written as that word."""
+        out: list[str] = []
+        fixes: list[Correction] = []
+        for token in tokens:
+            last = out[-1] if out and not (fixes and fixes[-1].corrected == out[-1]) else None
+            if last is not None and last.isalpha() and token.isalpha() and self.frequencies.get(
+                    last + token, 0) >= MIN_USES and not (self.known(last) and self.known(token)):
+                fixes.append(Correction(f"{last} {token}", last + token))
+                out[-1] = last + token
+            else:
+                out.append(token)
+        return out, fixes
+
     def correct(self, tokens: list[str], compounds: bool = False, together: Together | None = None
                 ) -> tuple[list[str], list[Correction]]:
-        """Tokens with the words a shopper could not mean replaced (and, with `compounds`, glued words split), and
-        what was changed. together: how many products hold a word with the others (ranks candidates by context)."""
-        out, fixes = [], []
+        """Tokens with the words a shopper could not mean replaced (and, with `compounds`, glued words split and
+        parted ones joined), and what was changed. together: how many products hold a word with the others (ranks
+        candidates by context)."""
+        tokens, fixes = self.parted(tokens) if compounds else (tokens, [])
+        out = []
         for i, token in enumerate(tokens):
             context = tokens[:i] + tokens[i + 1:]
             fixed = self.suggest(token, context, together)
