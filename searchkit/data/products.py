@@ -298,7 +298,8 @@ class ProductTable:
         return table
 
     def files(self) -> list[str]:
-        """The names save() writes, for the manifest's checksums."""
+        """The names save() writes: columns.json and each column's arrays (the index's manifest lists what its folder
+        holds)."""
         names = [COLUMNS_FILE]
         for i, column in enumerate(self.columns.values()):
             names += [f"{i}-{part}.npy" for part in PARTS if getattr(column, part) is not None]

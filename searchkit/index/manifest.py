@@ -61,6 +61,12 @@ class CatalogSection:
     updated_at: str | None = None
     last_update: dict[str, Any] | None = None
 
+    @property
+    def own_names(self) -> dict[str, str]:
+        """The catalog file's own name of each column the build renamed, to the index's name ({"colour": "color",
+        "price_usd": "price"}): filters, sorts and rules take either."""
+        return {source: name for name, source in self.sources.items() if source != name}
+
 
 @dataclass(frozen=True)
 class ModelSection:

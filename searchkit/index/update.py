@@ -39,7 +39,7 @@ from ..models.export import quantize_graph
 from . import layout
 from .ann import AnnConfig, calibrate, hnsw_edited, make_index, stored_vectors, tuned_facts
 from .lexical import LexicalIndex
-from .manifest import Encoding, Manifest
+from .manifest import CatalogSection, Encoding, Manifest
 from .shared import attach
 from .texts import completions, keyword_texts, product_texts, query_like, text_record
 from .vectors import embed_changed
@@ -132,7 +132,7 @@ def bulk_encoder(files: layout.IndexFiles, manifest: Manifest, info: ModelInfo, 
     return load_encoder(files.model)
 
 
-def _price_as_built(columns: ColumnMap, catalog: Any) -> ColumnMap:
+def _price_as_built(columns: ColumnMap, catalog: CatalogSection) -> ColumnMap:
     """The upsert's price read as the build read the catalog's: from the file column the build read as "price", or,
     for an index that kept a price alias under its own name (built before aliases were read as the price), from
     none; a price column named on the command line wins."""

@@ -286,7 +286,7 @@ def install(index_dir: str | Path, path: str | Path | None) -> Rules:
     columns = set(table.column_names) - {"product_id"}
     numeric = {c for c in columns if table.kind(c) in NUMERIC}
     ids = set(table.values("product_id"))
-    sources = {source: field for field, source in manifest.catalog.sources.items()}
+    sources = manifest.catalog.own_names
     data = read_rules_file(path)
     rules = parse_rules(_own_names(data, sources), columns, numeric, lambda p: str(p) in ids)
     layout.write_rules_text(root, dumps(rules))

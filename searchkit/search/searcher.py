@@ -213,8 +213,7 @@ class Searcher:
     def column_names(self) -> dict[str, str]:
         """The catalog file's own names of the columns searchkit renamed (e.g. {"colour": "color", "sku":
         "product_id"}), so filters and facets take the names the shop's file used."""
-        sources = self.manifest.catalog.sources
-        return {source: field for field, source in sources.items() if source != field}
+        return self.manifest.catalog.own_names
 
     def _own_names(self, filters: Filters) -> Filters:
         return {self.column_names.get(name, name): value for name, value in filters.items()}

@@ -35,7 +35,7 @@ from ...search.loading import LoadOptions, load_parts
 from ...search.results import DEFAULT_MODE, Mode, SearchResult, check_mode
 from ...search.rules import NO_RULES, Rules
 from ...search.rules import loads as rules_loads
-from ...search.understanding import parse, understand
+from ...search.understanding import ParsedQuery, parse, understand
 from .names import UNSLUGGED, index_name
 
 log = logging.getLogger(__name__)
@@ -259,8 +259,7 @@ class OpenSearchSearcher:
         clause as 0 there (neural-search's HybridCollectorManager), so `size` is at least the local engine's fusion
         depth and the page is cut here; the k-NN clause carries the calibrated efSearch, which faiss reads from
         the query's method_parameters."""
-        parsed = parse(query, self.parts.normaliser, self.parts.corrector if self.spell_correct else None,
-                       rules=self.rules)
+        parsed = self._parse(query)
         vector = self.parts.encoder.encode([parsed.normalised])[0]
         where = filter_clauses(filters, self.manifest.catalog.types)
         size = max(k, self.depth) if mode == Mode.HYBRID else k
@@ -281,19 +280,24 @@ class OpenSearchSearcher:
         """As Searcher.search: a page from `offset`, sorted over the RELEVANT best by a field, titles highlighted;
         the cluster returns the first offset + k (or RELEVANT) hits and the rest is done here, as the local engine
         does it."""
-        window = Window(k, offset, renamed(sort, self._own_names))
+        window = Window(k, offset, renamed(sort, self.manifest.catalog.own_names))
         return self._page(self._search(query, window.depth(), mode, filters, explain), query, window, highlight)
+
+    def _parse(self, query: str) -> ParsedQuery:
+        return parse(query, self.parts.normaliser, self.parts.corrector if self.spell_correct else None,
+                     self.parts.types, rules=self.rules)
 
     def _page(self, hits: list[SearchResult], query: str, window: Window, highlight: bool) -> list[SearchResult]:
         """The window of the cluster's hits, sorted and highlighted here as the local engine does it."""
+        parsed = None  # the query as understood, parsed once for the sort and the highlights
         if window.column is not None:
             present = [h for h in hits if window.column in h.fields]
             if hits and not present:
                 raise QueryError(f"cannot sort by {window.column!r}; the documents have no such field")
-            hits = sort_hits(self._kept_for_sort(hits[:RELEVANT], query), window.column, window.descending)
+            parsed = self._parse(query)
+            hits = sort_hits(self._kept_for_sort(hits[:RELEVANT], parsed), window.column, window.descending)
         page = hits[window.offset:window.offset + window.k]
-        keywords = parse(query, self.parts.normaliser, self.parts.corrector if self.spell_correct else None,
-                         rules=self.rules).keywords if highlight else ""
+        keywords = (parsed or self._parse(query)).keywords if highlight else ""
         return [replace(h, rank=window.offset + i, highlight=marked(str(h.fields.get("title") or ""), keywords,
                                                                      self.parts.normaliser) if highlight else None)
                 for i, h in enumerate(page, start=1)]
@@ -335,29 +339,22 @@ class OpenSearchSearcher:
         """The page and facet counts over the top `depth` hits, counted as a local index counts them."""
         import pandas as pd
 
-        window = Window(k, offset, renamed(sort, self._own_names))
+        window = Window(k, offset, renamed(sort, self.manifest.catalog.own_names))
         hits = self._search(query, max(depth, window.depth()), mode, filters, explain)  # one request for both
         return (self._page(hits, query, window, highlight),
                 facet_counts(pd.DataFrame([h.fields for h in hits[:depth]]), columns))
-
-    @cached_property
-    def _own_names(self) -> dict[str, str]:
-        """The catalog file's own names of the columns the build renamed, as a sort may name them."""
-        return {source: field for field, source in self.manifest.catalog.sources.items() if source != field}
 
     @cached_property
     def _row_of(self) -> dict[str, int]:
         """Each product's row in the local index folder, whose product types and keyword index a sort reads."""
         return ProductTable.of(self.parts.products).row_of
 
-    def _kept_for_sort(self, hits: list[SearchResult], query: str) -> list[SearchResult]:
+    def _kept_for_sort(self, hits: list[SearchResult], parsed: ParsedQuery) -> list[SearchResult]:
         """Of the best hits, those a sort reorders, kept as the local engine keeps them (arrange.kept_for_sort: of the
         type asked for, else holding the most of the query's words); all of them when the local folder lacks one."""
         rows = np.array([self._row_of.get(h.product_id, -1) for h in hits], dtype=np.int64)
         if not len(rows) or (rows < 0).any():
             return hits
-        parsed = parse(query, self.parts.normaliser, self.parts.corrector if self.spell_correct else None,
-                       self.parts.types, rules=self.rules)
         types, lexical = self.parts.types, self.parts.lexical
         asked_for = (lambda r: types.match(r, parsed.intent) > 0) if types is not None and parsed.intent.typed else None
         covered = (lambda r: lexical.coverage(parsed.keywords, r)) if lexical is not None else None
