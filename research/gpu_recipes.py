@@ -87,14 +87,17 @@ DISTILS = {
 }
 DISTIL_LABELS = {"train_queries": None, "pseudo_queries": 8000, "candidates": 50}
 
-# name -> (start from, epochs, unrated negatives per query, drawn from the hybrid top, batch size, lr); the shipped
-# cross-encoder: from the embedder, 1 epoch, 4 negatives from the top 50, batch 32, lr 3e-5 (49 min on the CPU). More
-# negatives hurt on the CPU (16 from the top 30, one more epoch: validation 0.4178 vs 0.4210, pair Spearman 0.39 vs
-# 0.47; unrated is not irrelevant), so these try more epochs and fewer negatives
+# name -> (start from, epochs, unrated negatives per query, drawn from the hybrid top, batch size, lr, layers kept
+# (0: all)); the shipped cross-encoder: from the embedder, 1 epoch, 4 negatives from the top 50, batch 32, lr 3e-5 (49
+# min on the CPU). More negatives hurt on the CPU (16 from the top 30, one more epoch: validation 0.4178 vs 0.4210,
+# pair Spearman 0.39 vs 0.47; unrated is not irrelevant), so these try more epochs and fewer negatives. The 2-layer
+# ones are for rerank within 25 ms on two cores: one epoch of them on the CPU kept none of the gain (docs/speed.md)
 RERANKERS = {
-    "ce-n4-d50-e3": ("embedder", 3, 4, 50, 64, 3e-5),
-    "ce-n2-d50-e3": ("embedder", 3, 2, 50, 64, 3e-5),
-    "ce-n4-d50-e2": ("embedder", 2, 4, 50, 64, 3e-5),
+    "ce-n4-d50-e3": ("embedder", 3, 4, 50, 64, 3e-5, 0),
+    "ce-n2-d50-e3": ("embedder", 3, 2, 50, 64, 3e-5, 0),
+    "ce-n4-d50-e2": ("embedder", 2, 4, 50, 64, 3e-5, 0),
+    "ce-l2-n4-d50-e6": ("reranker", 6, 4, 50, 64, 1e-4, 2),
+    "ce-l2-n4-d50-e12": ("embedder", 12, 4, 50, 64, 1e-4, 2),
 }
 
 
@@ -211,7 +214,7 @@ def reranker_stage(args, report: dict, step, deadline: float, catalog: Path, pai
 
     step("rerank_shipped", shipped)
     step_seconds, chosen = 0.05, None  # seconds per step of 64 pairs: a guess until the first candidate measures it
-    for name, (start, epochs, negatives, depth, batch, lr) in RERANKERS.items():
+    for name, (start, epochs, negatives, depth, batch, lr, layers) in RERANKERS.items():
         if args.only is not None and name not in args.only:
             continue
         examples = 45_037 + 8_378 * negatives  # the training split's rated pairs + negatives (fewer when scarce)
@@ -223,14 +226,15 @@ def reranker_stage(args, report: dict, step, deadline: float, catalog: Path, pai
             continue
         config = RerankTrainConfig(index=index, pairs=pairs_path, out=args.work / name, epochs=epochs,
                                    base_model=SHIPPED / "reranker" if start == "reranker" else SHIPPED,
-                                   batch_size=batch, lr=lr, negatives=negatives, mine_depth=depth, device=args.device,
+                                   batch_size=batch, lr=lr, negatives=negatives, mine_depth=depth, layers=layers,
+                                   device=args.device,
                                    max_steps=steps if args.quick else -1, save_steps=10**6, eval_queries=queries)
 
         def run(config=config, start=start):
             t = time.perf_counter()
             train_reranker(config)
             info = json.loads((config.out / "reranker.json").read_text())
-            return {"start": start, "epochs": config.epochs, "negatives": config.negatives,
+            return {"start": start, "layers": layers or "all", "epochs": config.epochs, "negatives": config.negatives,
                     "mine_depth": config.mine_depth, "batch": config.batch_size, "lr": config.lr,
                     "steps": info["data"]["steps"], "examples": info["data"]["examples"],
                     "seconds": round(time.perf_counter() - t, 1), "val": info["validation"]}

@@ -58,6 +58,7 @@ def test_index_keeps_the_reranker_and_rerank_mode_reorders_the_hybrid_top(rerank
     expected = [hybrid[i].product_id for i in np.lexsort((np.arange(len(hybrid)), -final))]
     assert [h.product_id for h in reranked] == expected
     assert expected != [h.product_id for h in hybrid]  # this reranker does move products
+    searcher.reranker.forget()
     assert searcher.reranker.scores(query, [searcher.product(hybrid[3].product_id)])[0] == pytest.approx(
         logits[3], abs=1e-6)  # a pair scores the same alone as among the candidates
     assert [h.explain["cross_encoder"] for h in reranked] == pytest.approx(
@@ -268,10 +269,15 @@ def test_cli_train_reranker_build_and_query(tmp_path, built_index, pairs_file, c
     quick = tmp_path / "rr.toml"
     quick.write_text("max_steps = 3\nnegatives = 1\nmine_depth = 7\n")
     result = runner.invoke(main, ["train-reranker", str(pairs_file), "--index", str(built_index), "--out", str(out),
-                                  "--config", str(quick)])
+                                  "--config", str(quick), "--layers", "3"])
+    assert result.exit_code != 0 and "has 2 transformer layers; cannot keep 3" in result.output
+    result = runner.invoke(main, ["train-reranker", str(pairs_file), "--index", str(built_index), "--out", str(out),
+                                  "--config", str(quick), "--layers", "1"])
     assert result.exit_code == 0, result.output
     assert "validation NDCG@10" in result.output and f"--reranker {out}" in result.output
     assert "1 unrated products per query from its hybrid top 7" in (out / "README.md").read_text()
+    assert json.loads((out / "config.json").read_text())["num_hidden_layers"] == 1  # a shallower cross-encoder
+    assert read_info(out)["data"]["layers"] == 1
     index = tmp_path / "idx"
     result = runner.invoke(main, ["build-index", str(catalog_file), "--model", str(tiny_model), "--out", str(index),
                                   "--reranker", str(out)])
@@ -341,6 +347,7 @@ def test_pairs_scored_side_by_side_score_as_each_alone(reranked_index, catalog_f
     info = read_info(files.reranker)
     alone = Reranker(files.reranker_graph, files.reranker_tokenizer, info, threads=1, pairs_at_once=1)
     side = Reranker(files.reranker_graph, files.reranker_tokenizer, info, threads=1, pairs_at_once=3)
+    alone.cache_size = side.cache_size = 0  # every pair read by the graph
     records = catalog_frame.head(30).to_dict("records")
     for query in ("red kettle", "stainless steel sink", "drill"):
         logits = side.scores(query, records)
@@ -390,3 +397,30 @@ def test_a_distribution_ships_the_cross_encoders_graphs_in_place_of_their_weight
     graph.write_bytes(graph.read_bytes()[:-10])
     with pytest.raises(ModelError, match="not the graph its ready.json records"):
         build_index(catalog_file, tmp_path / "d", model=shipped, config=IndexConfig(cache_dir=tmp_path / "c4"))
+
+
+def test_a_pair_read_once_is_remembered_with_the_same_logit(reranked_index, catalog_frame):
+    from searchkit.models.cross_encoder import Reranker
+
+    files = IndexFiles(reranked_index)
+    reranker = Reranker(files.reranker_graph, files.reranker_tokenizer, read_info(files.reranker), threads=1,
+                        pairs_at_once=2)
+    reads = []
+    run = reranker.session.run
+    reranker.session = type("Counted", (), {"run": lambda self, *a: reads.append(1) or run(*a)})()
+    records = catalog_frame.head(12).to_dict("records")
+    first = reranker.scores("red kettle", records)
+    assert len(reads) == 12
+    again = reranker.scores("red kettle", records[4:] + records[:4])  # the same pairs in another order
+    assert len(reads) == 12 and np.array_equal(again, np.concatenate([first[4:], first[:4]]))
+    reranker.scores("stainless sink", records[:3])  # another query: other pairs
+    assert len(reads) == 15
+    reranker.cache_size = 10  # the least recently used pairs go first
+    reranker.scores("drill", records[:1])
+    assert len(reranker._cache) == 10 and len(reads) == 16
+    reranker.scores("red kettle", records[:1])  # read again last time: still remembered
+    assert len(reads) == 16
+    reranker.scores("red kettle", records[4:5])  # read before it, and dropped: read again, to the same logit
+    assert len(reads) == 17 and reranker._cache[next(reversed(reranker._cache))] == first[4]
+    reranker.forget()
+    assert np.array_equal(reranker.scores("red kettle", records), first) and len(reads) == 29

@@ -109,18 +109,20 @@ def train_cmd(pairs, catalog, out, recipe, base_model, device, resume, config_fi
               help="BERT folder to start from (default: the index's embedder).")
 @click.option("--device", default=None, help="cpu, cuda (default: cuda when present).")
 @click.option("--resume", is_flag=True, help="Continue from OUT/checkpoints.")
+@click.option("--layers", type=click.IntRange(min=1), default=None,
+              help="Keep the base model's first N transformer layers: a shallower, faster cross-encoder.")
 @config_option
 @pair_options
-def train_reranker_cmd(pairs, index_dir, out, base_model, device, resume, config_file, form):
+def train_reranker_cmd(pairs, index_dir, out, base_model, device, resume, layers, config_file, form):
     """Train the cross-encoder of mode rerank on rated PAIRS (the training split) and the index's candidates.
 
-    Further settings (epochs, batch_size, lr, negatives, mine_depth, loss, group_size, max_steps, save_steps, seed,
-    settings) come from --config FILE."""
+    Further settings (epochs, batch_size, lr, negatives, mine_depth, loss, group_size, layers, max_steps, save_steps,
+    seed, settings) come from --config FILE."""
     from ..config import load_config
     from ..training.reranker import RerankTrainConfig, train_reranker
 
     config = load_config(RerankTrainConfig, config_file, index=index_dir, pairs=pairs, out=out, base_model=base_model,
-                         device=device, resume=resume or None,
+                         device=device, resume=resume or None, layers=layers,
                          pair_format=given(form),
                          progress=sys.stderr.isatty() or None)
     path = train_reranker(config)

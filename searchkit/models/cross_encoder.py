@@ -18,6 +18,8 @@ from __future__ import annotations
 import json
 import logging
 import os
+import threading
+from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from functools import cached_property
@@ -53,6 +55,10 @@ GRADER_FILES = (TOKENIZER_FILE, SBERT_CONFIG_FILE)  # what the index keeps of it
 # what the cross-encoder reads: whole words (its BERT pretraining saw whole words), brand and colour tokens on
 # products, no brand token on queries (the query's own words carry the brand)
 RERANKER_TEXT = TextConfig(stem=False, query_brand="none")
+# (query, product text) logits remembered: a head query searched again in mode rerank, or a product it read shown
+# again on another page, is not read a second time; each pair is scored alone, so a remembered logit is the one the
+# graph would give again
+PAIR_CACHE_SIZE = 16_384
 
 
 @dataclass(frozen=True)
@@ -243,17 +249,41 @@ class Reranker:
         if pairs_at_once is None:
             pairs_at_once = 1 if threads is None else max(1, min(os.cpu_count() or 1, PAIRS_AT_ONCE))
         self.pairs_at_once = pairs_at_once
+        self.cache_size = PAIR_CACHE_SIZE  # remembered pairs (0: none)
+        self._cache: OrderedDict[tuple[str, str], float] = OrderedDict()
+        self._cache_lock = threading.Lock()
 
     def scores(self, query: str, products: list[dict[str, Any]]) -> np.ndarray:
         """One logit per product record (title, brand, color) for this query, as typed or understood. Each pair runs
         alone: the int8 graph scales activations over its whole input, so in a batch a pair's logit would depend on
         its batch-mates, and alone costs no more (docs/design-notes.md). Pairs run side by side on pairs_at_once
-        threads (onnxruntime releases the GIL while it runs), each as it would alone: the same logits."""
+        threads (onnxruntime releases the GIL while it runs), each as it would alone: the same logits, whether
+        read now or remembered from an earlier search (the last `cache_size` pairs)."""
         q = self.text.query(query)
-        encoded = self.tokenizer.encode_batch([(q, record_text(self.text, p)) for p in products])
+        pairs = [(q, record_text(self.text, p)) for p in products]
+        with self._cache_lock:
+            known = [self._cache.get(pair) for pair in pairs]
+        unread = [i for i, logit in enumerate(known) if logit is None]
+        encoded = self.tokenizer.encode_batch([pairs[i] for i in unread]) if unread else []
         if self.pairs_at_once > 1 and len(encoded) > 1:
-            return np.array(list(self._pool.map(self._logit, encoded)), dtype=np.float32)
-        return np.array([self._logit(e) for e in encoded], dtype=np.float32)
+            fresh = list(self._pool.map(self._logit, encoded))
+        else:
+            fresh = [self._logit(e) for e in encoded]
+        out = np.array([0.0 if logit is None else logit for logit in known], dtype=np.float32)
+        out[unread] = fresh
+        if self.cache_size > 0:
+            with self._cache_lock:
+                for pair, logit in zip(pairs, out.tolist(), strict=True):
+                    self._cache[pair] = logit
+                    self._cache.move_to_end(pair)
+                while len(self._cache) > self.cache_size:
+                    self._cache.popitem(last=False)
+        return out
+
+    def forget(self) -> None:
+        """Drop the remembered logits (a benchmark timing what reading the pairs costs)."""
+        with self._cache_lock:
+            self._cache.clear()
 
     def _logit(self, e: Any) -> float:
         feed = {"input_ids": [e.ids], "attention_mask": [e.attention_mask], "token_type_ids": [e.type_ids]}

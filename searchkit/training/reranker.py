@@ -58,6 +58,8 @@ class RerankTrainConfig:
     loss: str = "bce"  # "bce" (pointwise) or "listwise" (softmax over each query's group)
     group_size: int = 8  # products per query group (loss listwise; batch_size must be a multiple)
     mine_depth: int = 50  # drawn from the query's hybrid top this many
+    layers: int = 0  # keep the base model's first this many transformer layers (0: all); each costs about a sixth of
+    # a 6-layer cross-encoder's time (docs/speed.md)
     settings: RerankerSettings = field(default_factory=RerankerSettings)
     max_steps: int = -1
     save_steps: int = 500
@@ -70,9 +72,11 @@ class RerankTrainConfig:
     progress: bool = False  # a progress bar on stderr (the CLI sets it when stderr is a terminal)
 
     def __post_init__(self) -> None:
-        if self.epochs <= 0 or self.batch_size < 1 or self.lr <= 0 or self.negatives < 0 or self.mine_depth < 1:
+        if (self.epochs <= 0 or self.batch_size < 1 or self.lr <= 0 or self.negatives < 0 or self.mine_depth < 1
+                or self.layers < 0):
             raise SearchkitError(f"bad reranker training settings: epochs {self.epochs}, batch {self.batch_size}, "
-                                 f"lr {self.lr}, negatives {self.negatives}, mine depth {self.mine_depth}")
+                                 f"lr {self.lr}, negatives {self.negatives}, mine depth {self.mine_depth}, "
+                                 f"layers {self.layers}")
         if self.loss not in LOSSES:
             raise SearchkitError(f"unknown reranker loss {self.loss!r}: one of {', '.join(LOSSES)}")
         if self.loss == "listwise" and (self.group_size < 2 or self.batch_size % self.group_size):
@@ -213,6 +217,15 @@ def _write_card(out: Path, config: RerankTrainConfig, base: Path, counts: dict, 
                ["Held-out (`test`) figures come from `searchkit evaluate` on an index built with this reranker."])
 
 
+def keep_layers(model: Any, layers: int, base: Path) -> None:
+    """Cut a BERT classifier to its first `layers` transformer layers (it keeps its embeddings and head)."""
+    stack = model.base_model.encoder.layer
+    if layers > len(stack):
+        raise SearchkitError(f"{base} has {len(stack)} transformer layers; cannot keep {layers}")
+    model.base_model.encoder.layer = stack[:layers]
+    model.config.num_hidden_layers = layers
+
+
 def _fit(config: RerankTrainConfig, base: Path, queries: list[str], products: list[str],
          labels: list[float]) -> tuple[Any, int]:
     """The classifier trained by sentence-transformers' CrossEncoderTrainer: binary cross-entropy on the logit
@@ -228,6 +241,8 @@ def _fit(config: RerankTrainConfig, base: Path, queries: list[str], products: li
     device = pick_device(config.device)
     encoder = CrossEncoder(str(base), num_labels=1, max_length=config.settings.max_length, device=device,
                            local_files_only=True, model_kwargs={"dtype": torch.float32})
+    if config.layers:
+        keep_layers(encoder.model, config.layers, base)
     if config.loss == "listwise":  # rows come in whole groups of group_size, one query each
         size = config.group_size
         data = Dataset.from_dict({"query": queries[::size],
@@ -341,7 +356,7 @@ def train_reranker(config: RerankTrainConfig) -> Path:
     model.save_pretrained(str(config.out))  # the Hugging Face classifier alone: what the index exports
     tokenizer.save_pretrained(str(config.out))
     counts = {"train_queries": int(train_pairs["query"].nunique()), "examples": len(rows),
-              "steps": steps, "loss": config.loss}
+              "steps": steps, "loss": config.loss, "layers": int(model.config.num_hidden_layers)}
     write_info(config.out, config.settings, RERANKER_TEXT, name=config.out.name, base_model=str(base),
                index=str(config.index), data=counts, validation=report, train_seconds=round(seconds, 1))
     _write_card(config.out, config, base, counts, report, seconds)
