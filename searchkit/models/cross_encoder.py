@@ -20,6 +20,7 @@ import logging
 import os
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from functools import cached_property
@@ -250,6 +251,7 @@ class Reranker:
             pairs_at_once = 1 if threads is None else max(1, min(os.cpu_count() or 1, PAIRS_AT_ONCE))
         self.pairs_at_once = pairs_at_once
         self.cache_size = PAIR_CACHE_SIZE  # remembered pairs (0: none)
+        self.on_pairs: Callable[[int, int], None] | None = None  # told (pairs read, pairs remembered) per call
         self._cache: OrderedDict[tuple[str, str], float] = OrderedDict()
         self._cache_lock = threading.Lock()
 
@@ -278,6 +280,8 @@ class Reranker:
                     self._cache.move_to_end(pair)
                 while len(self._cache) > self.cache_size:
                     self._cache.popitem(last=False)
+        if self.on_pairs is not None:
+            self.on_pairs(len(unread), len(pairs) - len(unread))
         return out
 
     def forget(self) -> None:

@@ -80,6 +80,12 @@ def run_search(searcher: Searcher, q: str, k: int, mode: str, brand: list[str], 
     return body
 
 
+def counted(metrics: Metrics, searcher: Any, work: Callable[[], Any]) -> Any:
+    """work(), with the searcher's cross-encoder counting its pairs in `metrics`."""
+    metrics.count_pairs(searcher)
+    return work()
+
+
 async def answered(searcher: Any, work: Callable[[], Any], mode: str | None = None) -> Any:
     """work() of a search (mode None: other work on the index, such as completions), run on the server's event loop
     or handed to a worker thread. A local index's searches, rerank aside, hold the GIL for nearly all their work, so a
@@ -351,6 +357,8 @@ def create_app(index_dir: str | Path, loader=Searcher.from_dir, watch: bool = Tr
         searcher = holder.searcher
         answer = partial(run_search, searcher, q, k, mode, brand, color, list(filter), facets, explain, offset, sort,
                          highlight)
+        if mode == "rerank":  # its cross-encoder loads on first use, in the worker thread
+            answer = partial(counted, metrics, searcher, answer)
         body = await answered(searcher, answer, mode)
         if body.get("no_match"):
             metrics.no_match.labels(mode).inc()

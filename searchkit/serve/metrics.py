@@ -1,5 +1,6 @@
 """The server's counters in Prometheus' text format (`GET /metrics`): requests and their latency by endpoint and mode,
-searches that matched nothing, errors, the index's version and rows, and reloads. One process (`create_app`, `serve`
+searches that matched nothing, errors, the cross-encoder's pairs read and remembered, the index's version and rows,
+and reloads. One process (`create_app`, `serve`
 with one worker): one registry per app, never the process-wide default, so two apps in one process count apart. Several
 workers (`serve --workers N`): the CLI names a folder in PROMETHEUS_MULTIPROC_DIR before the workers start, each worker
 writes its values there, and whichever worker answers `/metrics` sums them all (prometheus_client's multiprocess mode),
@@ -38,6 +39,9 @@ class Metrics:
                              registry=registry, multiprocess_mode="max")
         self.rows = Gauge("searchkit_index_rows", "Products in the served index", registry=registry,
                           multiprocess_mode="max")
+        self.rerank_pairs = Counter("searchkit_rerank_pairs", "Query-product pairs mode rerank scored: read by the "
+                                    "cross-encoder, or remembered from an earlier search", ("source",),
+                                    registry=registry)
         self.reloads = Gauge("searchkit_reloads", "Index and rules reloads since the server started (the most of "
                              "any worker)", registry=registry, multiprocess_mode="max")
 
@@ -46,6 +50,16 @@ class Metrics:
         self.latency.labels(endpoint, mode).observe(seconds)
         if status >= 400:
             self.errors.labels(endpoint, str(status)).inc()
+
+    def count_pairs(self, searcher: Any) -> None:
+        """Have the searcher's cross-encoder (when it has one) report the pairs it reads and remembers."""
+        reranker = getattr(searcher, "reranker", None)
+        if reranker is not None and getattr(reranker, "on_pairs", False) is None:
+            reranker.on_pairs = self.pairs
+
+    def pairs(self, read: int, remembered: int) -> None:
+        self.rerank_pairs.labels("read").inc(read)
+        self.rerank_pairs.labels("remembered").inc(remembered)
 
     def text(self) -> bytes:
         manifest = self.holder.searcher.manifest

@@ -58,8 +58,8 @@ class RerankTrainConfig:
     loss: str = "bce"  # "bce" (pointwise) or "listwise" (softmax over each query's group)
     group_size: int = 8  # products per query group (loss listwise; batch_size must be a multiple)
     mine_depth: int = 50  # drawn from the query's hybrid top this many
-    layers: int = 0  # keep the base model's first this many transformer layers (0: all); each costs about a sixth of
-    # a 6-layer cross-encoder's time (docs/speed.md)
+    layers: int = 0  # keep the base model's first this many transformer layers (0: all): a shallower cross-encoder
+    # reranks faster (docs/speed.md)
     settings: RerankerSettings = field(default_factory=RerankerSettings)
     max_steps: int = -1
     save_steps: int = 500
