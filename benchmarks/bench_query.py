@@ -31,19 +31,21 @@ from common import command, machine, percentiles, test_queries, turns  # noqa: E
 
 def warm(index: Path, queries: list[str], modes: list[str], backend: str, target_recall: float | None,
          token_table: Path | None = None, filters: tuple[str, ...] = (), sort: str | None = None,
-         mmap: bool = False) -> dict:
+         mmap: bool = False, rerank_depth: int | None = None) -> dict:
     from searchkit import Searcher, set_search_threads
 
     started = time.perf_counter()
     set_search_threads(1)  # as the CLI and the server run
-    searcher = Searcher.from_dir(index, backend=backend, target_recall=target_recall, mmap=mmap)
+    searcher = Searcher.from_dir(index, backend=backend, target_recall=target_recall, mmap=mmap,
+                                 rerank_depth=rerank_depth)
     load_s = time.perf_counter() - started
     if token_table:
         searcher.encoder = swapped_encoder(searcher, token_table)
     out = {"load_seconds": round(load_s, 2), "rows": len(searcher), "queries": len(queries),
            "query_encoder": searcher.encoder.path.name if hasattr(searcher.encoder, "path") else "torch",
            "index": searcher.manifest.index.type, "params": searcher.manifest.index.params,
-           "searched_with": searcher.search_params, "target_recall": target_recall, "mapped": mmap}
+           "searched_with": searcher.search_params, "target_recall": target_recall, "mapped": mmap,
+           "rerank_depth": searcher.reranker.settings.depth if "rerank" in modes else None}
     def timed(call, items) -> dict:
         times = []
         for item in items:
@@ -169,6 +171,8 @@ def main() -> None:
                         help="Embed queries with this model folder's static query encoder (see the docstring).")
     parser.add_argument("--mmap", action="store_true",
                         help="Map the index's arrays, as `searchkit query` and the server's workers load it.")
+    parser.add_argument("--rerank-depth", type=int, default=None,
+                        help="Mode rerank reads this many hybrid candidates (default: the cross-encoder's own).")
     args = parser.parse_args()
     if args.token_table and args.cold_runs:
         parser.error("--token-table measures warm searches only: add --cold-runs 0")
@@ -176,7 +180,7 @@ def main() -> None:
         "benchmark": "query", "index": str(args.index), "machine": machine(), "command": command(),
         "warm": warm(args.index, test_queries(args.pairs, args.queries), args.modes.split(","), args.backend,
                      args.target_recall, args.token_table, tuple(f for f in args.filters.split(";") if f),
-                     args.sort, args.mmap),
+                     args.sort, args.mmap, args.rerank_depth),
         "cold_cli": cold(args.index, args.cold_runs) if args.cold_runs > 0 else None,
     }
     w = report["warm"]

@@ -430,3 +430,26 @@ def test_a_pair_read_once_is_remembered_with_the_same_logit(reranked_index, cata
     assert len(reads) == 17 and reranker._cache[next(reversed(reranker._cache))] == first[4]
     reranker.forget()
     assert np.array_equal(reranker.scores("red kettle", records), first) and len(reads) == 29
+
+
+def test_a_smaller_rerank_depth_reorders_only_that_many_candidates(reranked_index, monkeypatch):
+    from fastapi.testclient import TestClient
+
+    from searchkit.serve.app import app_from_env
+
+    query = "kohler toilet seat"
+    shallow = Searcher.from_dir(reranked_index, rerank_depth=5)
+    assert shallow.reranker.settings.depth == 5 and Searcher.from_dir(reranked_index).reranker.settings.depth == 30
+    hybrid = [h.product_id for h in shallow.search(query, k=10, mode="hybrid")]
+    reranked = [h.product_id for h in shallow.search(query, k=10, mode="rerank")]
+    assert sorted(reranked[:5]) == sorted(hybrid[:5]) and reranked[5:] == hybrid[5:]
+    with pytest.raises(SearchkitError, match="rerank depth must be at least 1, not 0"):
+        Searcher.from_dir(reranked_index, rerank_depth=0)
+    result = CliRunner().invoke(main, ["serve", "--index", str(reranked_index), "--opensearch", "http://localhost:1",
+                                       "--rerank-depth", "3"])
+    assert result.exit_code != 0 and "--rerank-depth applies to a local index" in result.output
+    monkeypatch.setenv("SEARCHKIT_INDEX", str(reranked_index))
+    monkeypatch.setenv("SEARCHKIT_RERANK_DEPTH", "4")  # as `searchkit serve --rerank-depth 4` passes it on
+    with TestClient(app_from_env()) as client:
+        client.get("/search", params={"q": query, "mode": "rerank"})
+        assert 'searchkit_rerank_pairs_total{source="read"} 4.0' in client.get("/metrics").text

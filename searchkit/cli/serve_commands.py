@@ -35,7 +35,11 @@ from .common import (
               help="Keep a search log here: every search and every shopper event (POST /events), append-only "
                    "daily files.")
 @click.option("--no-admin", is_flag=True, help="Serve without the admin endpoints (/admin, /reload).")
-def serve_cmd(index_dir, host, port, workers, opensearch_url, name, ca_certs, no_verify, log_dir, no_admin):
+@click.option("--rerank-depth", type=click.IntRange(1), default=None, metavar="N",
+              help="In mode rerank, the cross-encoder reads the top N hybrid candidates (default: its own, 30): "
+              "fewer answer sooner.")
+def serve_cmd(index_dir, host, port, workers, opensearch_url, name, ca_certs, no_verify, log_dir, no_admin,
+              rerank_depth):
     """Serve the HTTP JSON API (/search, /products/ID, /health, /reload, /docs) and the search page at /."""
     import os
 
@@ -44,6 +48,8 @@ def serve_cmd(index_dir, host, port, workers, opensearch_url, name, ca_certs, no
     from ..index import layout
 
     layout.read_manifest(index_dir)  # fail fast, with the reason, before starting workers
+    if rerank_depth is not None and opensearch_url:
+        raise click.UsageError("--rerank-depth applies to a local index, not to --opensearch")
     loopback = host in ("127.0.0.1", "localhost", "::1") or host.startswith("127.")
     if not loopback and not no_admin and not os.environ.get("SEARCHKIT_ADMIN_KEY"):
         raise click.UsageError(f"serving on {host} (not loopback) with the admin endpoints open: set "
@@ -53,6 +59,8 @@ def serve_cmd(index_dir, host, port, workers, opensearch_url, name, ca_certs, no
         os.environ["SEARCHKIT_NO_ADMIN"] = "1"
     if log_dir is not None:
         os.environ["SEARCHKIT_LOG"] = str(log_dir)
+    if rerank_depth is not None:
+        os.environ["SEARCHKIT_RERANK_DEPTH"] = str(rerank_depth)
     if opensearch_url:
         os.environ["SEARCHKIT_OPENSEARCH_URL"] = opensearch_url
         if ca_certs:

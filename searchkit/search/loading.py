@@ -33,6 +33,7 @@ class LoadOptions:
     encode_threads: int | None = 1
     mmap: bool = False
     target_recall: float | None = None
+    rerank_depth: int | None = None  # hybrid candidates mode rerank reads (None: the reranker's own depth)
 
 
 @dataclass(frozen=True)
@@ -87,12 +88,16 @@ def _query_encoder(files: layout.IndexFiles, manifest: layout.Manifest, backend:
 
 
 def _reranker_factory(files: layout.IndexFiles, manifest: layout.Manifest, normaliser: Normaliser,
-                      threads: int | None) -> Any:
+                      threads: int | None, depth: int | None = None) -> Any:
     if not layout.has_reranker(manifest):
         return None
+    if depth is not None and depth < 1:  # checked now, where the caller asked for it, not on the first rerank search
+        raise SearchkitError(f"the rerank depth must be at least 1, not {depth}")
 
     def reranker() -> Reranker:  # loaded on the first "rerank" search: other modes never pay for its graph
         info = read_info(files.reranker)
+        if depth is not None:
+            info = {**info, "settings": {**info["settings"], "depth": depth}}
         grader = Grader(files.grader_graph, files.grader, info["grader"], normaliser,
                         threads=threads) if layout.has_grader(manifest) else None
         return Reranker(files.reranker_graph, files.reranker_tokenizer, info, threads=threads, grader=grader)
@@ -153,5 +158,5 @@ def load_parts(path: str | Path, options: LoadOptions = LoadOptions()) -> Parts:
     corrector = SpellCorrector(text.get("vocab", {}), dictionary=lambda: model_words(files.model),
                                stem=normaliser.stemmer)
     return Parts(index, products, encoder, manifest, normaliser, lexical, corrector,
-                 _reranker_factory(files, manifest, normaliser, options.encode_threads), knob,
+                 _reranker_factory(files, manifest, normaliser, options.encode_threads, options.rerank_depth), knob,
                  ProductTypes(text.get("types") or {}), files.root)

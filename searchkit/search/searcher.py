@@ -96,7 +96,7 @@ class Searcher:
     def from_dir(cls, path: str | Path, model: str | Path | None = None, device: str | None = None,
                  verify: bool = True, backend: str = "auto",
                  encode_threads: int | None = 1, mmap: bool = False,
-                 target_recall: float | None = None) -> Searcher:
+                 target_recall: float | None = None, rerank_depth: int | None = None) -> Searcher:
         """Load and validate an index folder. `model`, when given, must be the model the index was built with.
 
         backend: "query-tower" / "onnx-int8" / "onnx" embed queries with onnxruntime or a token table (no torch import),
@@ -108,10 +108,11 @@ class Searcher:
         Safe because searchkit never rewrites an index file in place; a file rewritten in place under a mapping by
         another program would kill the process.
         target_recall: for an approximate index, search with the cheapest efSearch / nprobe whose recall@10 the build
-        measured at or above this (its calibration curve, in the manifest) instead of the one the build chose."""
+        measured at or above this (its calibration curve, in the manifest) instead of the one the build chose.
+        rerank_depth: the hybrid candidates mode rerank reads (None: its cross-encoder's own; fewer answer sooner)."""
         parts = load_parts(path, LoadOptions(model=model, device=device, verify=verify, backend=backend,
                                              encode_threads=encode_threads, mmap=mmap,
-                                             target_recall=target_recall))
+                                             target_recall=target_recall, rerank_depth=rerank_depth))
         searcher = cls(parts.index, parts.products, parts.encoder, parts.manifest, parts.normaliser, parts.lexical,
                        parts.corrector, reranker=parts.reranker, types=parts.types)
         searcher.search_params = parts.search_params

@@ -472,7 +472,7 @@ def app_from_env() -> FastAPI:
     """Factory for `uvicorn --factory` / multi-worker serving: the index comes from SEARCHKIT_INDEX, and from the
     OpenSearch cluster SEARCHKIT_OPENSEARCH_URL (index SEARCHKIT_OPENSEARCH_NAME) when `serve --opensearch` set it;
     SEARCHKIT_LOG names the search log's folder (`serve --log`), SEARCHKIT_ADMIN_KEY the admin endpoints' key and
-    SEARCHKIT_NO_ADMIN=1 turns them off."""
+    SEARCHKIT_NO_ADMIN=1 turns them off; SEARCHKIT_RERANK_DEPTH sets the candidates mode rerank reads."""
     set_search_threads(1)  # the server's process: one faiss thread per request, the other cores for other requests
     index = os.environ.get("SEARCHKIT_INDEX", "indexes/homedepot")
     url = os.environ.get("SEARCHKIT_OPENSEARCH_URL")
@@ -488,4 +488,6 @@ def app_from_env() -> FastAPI:
                           log_dir=logs, **admin)
     # workers map the vectors, BM25 arrays and token table, so the page cache holds one copy for all of them: safe,
     # since searchkit never rewrites an index file in place (builds and updates write a new folder and rename it)
-    return create_app(index, loader=partial(Searcher.from_dir, mmap=True), log_dir=logs, **admin)
+    depth = os.environ.get("SEARCHKIT_RERANK_DEPTH")
+    return create_app(index, loader=partial(Searcher.from_dir, mmap=True, rerank_depth=int(depth) if depth else None),
+                      log_dir=logs, **admin)
