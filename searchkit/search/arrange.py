@@ -122,6 +122,16 @@ def arrange(ranked: Ranked, rules: Rules, applied: list[Rule], columns: Any, row
     return [(r, {**s, "rules": touched[r]} if r in touched else s) for r, s in out]
 
 
+def sort_judges(parsed: Any, types: Any, lexical: Any) -> tuple[Any, Any]:
+    """kept_for_sort's asked_for and covered for a parsed query (searchkit.search.understanding.ParsedQuery): rows ->
+    whether each is of the product type the query asks for (None when it asks for none, or without product types),
+    and rows -> the share of its words each holds (None without a keyword index)."""
+    asked_for = (lambda rows: types.match(rows, parsed.intent) > 0) if (
+        types is not None and parsed.intent.typed) else None
+    covered = (lambda rows: lexical.coverage(parsed.keywords, rows)) if lexical is not None else None
+    return asked_for, covered
+
+
 def kept_for_sort(relevant: Ranked, pinned: int, asked_for: Any, covered: Any) -> Ranked:
     """Of the RELEVANT best (the first `pinned` always kept), those a sort reorders: the ones of the product type
     asked for when any are, else those holding the largest share of the query's words when any holds one."""

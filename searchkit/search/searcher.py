@@ -32,7 +32,7 @@ from ..errors import IndexFormatError, IndexMismatchError, ModelError, QueryErro
 from ..index import layout
 from ..models.encoder import Encoder
 from . import explain as second
-from .arrange import RELEVANT, Window, arrange, renamed
+from .arrange import RELEVANT, Window, arrange, renamed, sort_judges
 from .filters import FilterIndex, Filters
 from .highlight import marked
 from .loading import LoadOptions, load_parts
@@ -369,10 +369,7 @@ class Searcher:
             return SearchResults([], no_match=True)
         rules = self.rules
         applied = rules.for_query(parsed.understood)
-        types = self.types
-        asked_for = (lambda rows: types.match(rows, parsed.intent) > 0) if (
-            types is not None and parsed.intent.typed) else None
-        covered = (lambda rows: self.lexical.coverage(parsed.keywords, rows)) if self.lexical is not None else None
+        asked_for, covered = sort_judges(parsed, self.types, self.lexical)
         relevance = self._ranked(plan, legs, rules)
         ranked = arrange(relevance, rules, applied, self.filter_index, self._row_of, plan.mask, window, asked_for,
                          covered)

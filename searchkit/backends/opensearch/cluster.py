@@ -28,7 +28,7 @@ from ...data.spell import Correction
 from ...data.suggest import Suggester
 from ...errors import QueryError, SearchkitError
 from ...index import layout
-from ...search.arrange import RELEVANT, Window, kept_for_sort, order_of, renamed
+from ...search.arrange import RELEVANT, Window, kept_for_sort, order_of, renamed, sort_judges
 from ...search.filters import Filters, conditions, facet_counts
 from ...search.highlight import marked
 from ...search.loading import LoadOptions, load_parts
@@ -355,9 +355,7 @@ class OpenSearchSearcher:
         rows = np.array([self._row_of.get(h.product_id, -1) for h in hits], dtype=np.int64)
         if not len(rows) or (rows < 0).any():
             return hits
-        types, lexical = self.parts.types, self.parts.lexical
-        asked_for = (lambda r: types.match(r, parsed.intent) > 0) if types is not None and parsed.intent.typed else None
-        covered = (lambda r: lexical.coverage(parsed.keywords, r)) if lexical is not None else None
+        asked_for, covered = sort_judges(parsed, self.parts.types, self.parts.lexical)
         kept = {row for row, _ in kept_for_sort([(int(r), {}) for r in rows], 0, asked_for, covered)}
         return [h for h, r in zip(hits, rows, strict=True) if int(r) in kept]
 
