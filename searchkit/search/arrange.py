@@ -64,18 +64,13 @@ def renamed(sort: str | None, names: dict[str, str]) -> str | None:
     return "-" * (len(sort) - len(sort.lstrip("-"))) + names.get(column, column)
 
 
-def arrange(ranked: Ranked, rules: Rules, applied: list[Rule], columns: Any, row_of: dict[str, int],
-            mask: np.ndarray | None, window: Window, asked_for: Any = None, covered: Any = None) -> Ranked:
-    """The ranked rows after the rules that apply and the sort, each row's signals with "score" what ranks it now
-    (non-increasing, pins included) and "rules" what touched it. columns: a FilterIndex over the catalog;
-    asked_for: rows -> whether each is of the product type the query asks for (a sort keeps to those, when the
-    relevant results hold any: "dog bed" by price is beds, not the cheapest toys that mention dogs); covered: rows ->
-    the share of the query's words each holds (a sort of a query asking for no type keeps to the rows holding the
-    most: "headphones" by price is headphones, not the cheapest of a small shop's 100 most relevant products)."""
-    if window.column is not None and window.column not in columns.names:
-        raise QueryError(f"cannot sort by {window.column!r}; the catalog has {sorted(columns.names)}")
-    if rules.empty and not applied and window.sort is None:
-        return ranked
+def by_rules(ranked: Ranked, rules: Rules, applied: list[Rule], columns: Any, row_of: dict[str, int],
+             mask: np.ndarray | None) -> tuple[Ranked, int]:
+    """The ranked rows after the rules that apply, each row's signals with "score" what ranks it now (non-increasing,
+    pins included) and "rules" what touched it, and how many lead as pinned. columns: a FilterIndex over the
+    catalog."""
+    if rules.empty and not applied:
+        return ranked, 0
     touched: dict[int, list[str]] = {}
     hidden = {row_of[p] for rule in applied for p in rule.hide if p in row_of}
     kept = [(r, s) for r, s in ranked if r not in hidden]
@@ -116,10 +111,25 @@ def arrange(ranked: Ranked, rules: Rules, applied: list[Rule], columns: Any, row
     pinned_set = set(pinned)
     out += [(int(r), {**s, "score": float(v)}) for (_, s), r, v in zip(kept, rows, scores, strict=True)
             if int(r) not in pinned_set]
-    if window.column is not None:
-        out = sorted_by(kept_for_sort(out[:RELEVANT], len(pinned), asked_for, covered), columns, window.column,
-                        window.descending, len(pinned))
-    return [(r, {**s, "rules": touched[r]} if r in touched else s) for r, s in out]
+    return [(r, {**s, "rules": touched[r]} if r in touched else s) for r, s in out], len(pinned)
+
+
+def sorted_relevant(arranged: Ranked, pinned: int, columns: Any, window: Window, asked_for: Any = None,
+                    covered: Any = None) -> Ranked:
+    """The arranged rows (by_rules; the first `pinned` pinned) as the window's sort orders them: the RELEVANT best,
+    kept_for_sort, sorted by its column (sorted_by), each keeping its "score"; as they are when the window has no
+    sort. asked_for: rows -> whether each is of the product type the query asks for (a sort keeps to those, when the
+    relevant results hold any: "dog bed" by price is beds, not the cheapest toys that mention dogs); covered: rows ->
+    the share of the query's words each holds (a sort of a query asking for no type keeps to the rows holding the
+    most: "headphones" by price is headphones, not the cheapest of a small shop's 100 most relevant products)."""
+    if window.column is None:
+        return arranged
+    if window.column not in columns.names:
+        raise QueryError(f"cannot sort by {window.column!r}; the catalog has {sorted(columns.names)}")
+    return sorted_by(kept_for_sort(arranged[:RELEVANT], pinned, asked_for, covered), columns, window.column,
+                     window.descending, pinned)
+
+
 
 
 def sort_judges(parsed: Any, types: Any, lexical: Any) -> tuple[Any, Any]:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from dataclasses import replace
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -32,7 +31,7 @@ from ..errors import IndexFormatError, IndexMismatchError, ModelError, QueryErro
 from ..index import layout
 from ..models.encoder import Encoder
 from . import explain as second
-from .arrange import RELEVANT, Window, arrange, renamed, sort_judges
+from .arrange import RELEVANT, Window, by_rules, renamed, sort_judges, sorted_relevant
 from .filters import FilterIndex, Filters
 from .highlight import marked
 from .loading import LoadOptions, load_parts
@@ -370,9 +369,9 @@ class Searcher:
         rules = self.rules
         applied = rules.for_query(parsed.understood)
         asked_for, covered = sort_judges(parsed, self.types, self.lexical)
-        relevance = self._ranked(plan, legs, rules)
-        ranked = arrange(relevance, rules, applied, self.filter_index, self._row_of, plan.mask, window, asked_for,
-                         covered)
+        arranged, pinned = by_rules(self._ranked(plan, legs, rules), rules, applied, self.filter_index, self._row_of,
+                                    plan.mask)
+        ranked = sorted_relevant(arranged, pinned, self.filter_index, window, asked_for, covered)
         every = np.array([r for r, _ in ranked], dtype=np.int64)
         ranked = ranked[window.offset:window.offset + window.k]
         rows = every[window.offset:window.offset + window.k]
@@ -397,9 +396,7 @@ class Searcher:
             mark = marked(str(fields.get("title") or ""), parsed.keywords, self.normaliser) if plan.highlight else None
             out.append(SearchResult(str(record["product_id"]), signals["score"], rank, float(cosine), fields, why,
                                     tuple(signals.get("rules", ())), mark))
-        head = every[:MATCH_DEPTH] if window.sort is None else np.array(  # a sort is no judge of a match
-            [r for r, _ in arrange(relevance, rules, applied, self.filter_index, self._row_of, plan.mask,
-                                   replace(window, sort=None))[:MATCH_DEPTH]], dtype=np.int64)
+        head = np.array([r for r, _ in arranged[:MATCH_DEPTH]], dtype=np.int64)  # relevance, not a sort, judges a match
         near = cosines[:len(head)] if window.sort is None and window.offset == 0 and len(rows) >= len(head) else (
             self.retriever.cosines(legs.vector, head))  # the first page's cosines are the head's, when it holds it
         results = SearchResults(out, no_match=self._no_match(parsed, head, near),
