@@ -239,10 +239,13 @@ class SpellCorrector:
                 best = (uses, head, tail)
         return (best[1], best[2]) if best else None
 
+    def makes(self, a: str, b: str) -> bool:
+        """Whether two words written together are a word of the catalog's (both alphabetic, used MIN_USES times)."""
+        return a.isalpha() and b.isalpha() and self.frequencies.get(a + b, 0) >= MIN_USES
+
     def joined(self, tokens: list[str]) -> list[str]:
         """Catalog words that two neighbouring query words make together ("back", "splash" -> "backsplash")."""
-        return [a + b for a, b in pairwise(tokens)
-                if a.isalpha() and b.isalpha() and self.frequencies.get(a + b, 0) >= MIN_USES]
+        return [a + b for a, b in pairwise(tokens) if self.makes(a, b)]
 
     def parted(self, tokens: list[str]) -> tuple[list[str], list[Correction]]:
         """Two neighbouring words that make a catalog word when one of them is not the catalog's ("ear buds" ->
@@ -251,8 +254,7 @@ class SpellCorrector:
         fixes: list[Correction] = []
         for token in tokens:
             last = out[-1] if out and not (fixes and fixes[-1].corrected == out[-1]) else None
-            if last is not None and last.isalpha() and token.isalpha() and self.frequencies.get(
-                    last + token, 0) >= MIN_USES and not (self.known(last) and self.known(token)):
+            if last is not None and self.makes(last, token) and not (self.known(last) and self.known(token)):
                 fixes.append(Correction(f"{last} {token}", last + token))
                 out[-1] = last + token
             else:
