@@ -20,6 +20,7 @@ import json
 import pickle
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -65,8 +66,10 @@ def labelled(searcher: Searcher, queries: list[str], cache: Path) -> dict[str, t
     return out
 
 
-def train(keep: list[int], data: dict[str, tuple], args: argparse.Namespace, minutes: float | None) -> tuple:
-    """The student: the shipped cross-encoder's layers `keep`, trained on `data`'s teacher logits."""
+def train(keep: list[int], data: dict[str, tuple], args: argparse.Namespace, minutes: float | None,
+          query_text: Callable[[str], str]) -> tuple:
+    """The student (and its tokenizer): the shipped cross-encoder's layers `keep`, trained on `data`'s teacher
+    logits; query_text: a query as understood -> as the cross-encoder reads it."""
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
@@ -95,7 +98,7 @@ def train(keep: list[int], data: dict[str, tuple], args: argparse.Namespace, min
             for i in order[b * per_step:(b + 1) * per_step]:
                 understood, _, _, texts, logits = data[queries[i]]
                 chosen = rng.choice(len(texts), size=args.ways, replace=False)
-                q = teacher_query(understood)
+                q = query_text(understood)
                 left += [q] * args.ways
                 right += [texts[j] for j in chosen]
                 target.append(logits[chosen])
@@ -120,15 +123,8 @@ def train(keep: list[int], data: dict[str, tuple], args: argparse.Namespace, min
                 print(f"step {step}/{steps} kl {np.mean(losses[-50:]):.4f} "
                       f"{time.perf_counter() - started:.0f} s", flush=True)
     model.eval()
-    return model, {"steps": step, "seconds": round(time.perf_counter() - started, 1),
+    return model, tokenizer, {"steps": step, "seconds": round(time.perf_counter() - started, 1),
                    "kl_last_50": round(float(np.mean(losses[-50:])), 4) if losses else None}
-
-
-_QUERY = {}
-
-
-def teacher_query(understood: str) -> str:
-    return _QUERY["normaliser"].query(understood)
 
 
 def scored(reranker: Reranker, searcher: Searcher, data: dict[str, tuple]) -> tuple[dict[str, np.ndarray], list]:
@@ -177,7 +173,7 @@ def main() -> None:
     set_search_threads(1)
     args.out.mkdir(parents=True, exist_ok=True)
     searcher = Searcher.from_dir(args.index, mmap=True)
-    _QUERY["normaliser"] = searcher.reranker.text
+    query_text = searcher.reranker.text.query
     pairs = read_pairs(args.pairs)
     train_queries = sorted(set(select_pairs(pairs, EvalConfig(split="train"))["query"]))
     data = labelled(searcher, train_queries, args.out / "train-labels.pkl")
@@ -187,12 +183,12 @@ def main() -> None:
         held = dict(sorted(data.items())[-500:])
         rest = dict(sorted(data.items())[:-500])
         for keep in choices:
-            model, report = train(keep, rest, args, args.pilot)
+            model, tokenizer, report = train(keep, rest, args, args.pilot, query_text)
             kls, rhos = [], []
             with torch.inference_mode():
                 for understood, _, _, texts, logits in held.values():
-                    enc = AutoTok.get()(
-                        [teacher_query(understood)] * len(texts), texts, truncation="longest_first", max_length=64,
+                    enc = tokenizer(
+                        [query_text(understood)] * len(texts), texts, truncation="longest_first", max_length=64,
                         padding=True, return_tensors="pt")
                     raw = model(**enc).logits.view(-1)
                     s = torch.log_softmax(raw / args.temperature, -1)
@@ -203,7 +199,7 @@ def main() -> None:
                               "held_spearman": round(float(np.mean(rhos)), 4)}), flush=True)
         return
     keep = choices[0]
-    model, report = train(keep, data, args, None)
+    model, _, report = train(keep, data, args, None, query_text)
     folder = cut(len(keep), args.out / f"student-{'-'.join(map(str, keep))}", model)
     student = load(folder)
     teacher = searcher.reranker
@@ -225,18 +221,6 @@ def main() -> None:
     print(json.dumps({"machine": machine(), "command": command(), "keep": keep, "training": report,
                       "student_weight_chosen_on_val": best,
                       "test_at_that_weight": rows["test"]["student"][best], "rows": rows}))
-
-
-class AutoTok:
-    _tok = None
-
-    @classmethod
-    def get(cls):
-        if cls._tok is None:
-            from transformers import AutoTokenizer
-
-            cls._tok = AutoTokenizer.from_pretrained(SHIPPED)
-        return cls._tok
 
 
 if __name__ == "__main__":
