@@ -1,12 +1,17 @@
 """Load benchmark for `searchkit serve` on loopback: throughput and p50/p99 latency at several concurrency levels.
 
     python benchmarks/bench_serve.py --index indexes/homedepot [--requests 200] [--concurrency 1,4,16] [--log DIR]
+        [--traffic distinct|head] [--answer-cache N]
 
 Starts the server as a subprocess on 127.0.0.1 (a free port), drives it with a bounded thread-pool load generator
 (each level sends exactly --requests requests, with a time cap), checks every response (HTTP 200, JSON, k ranked
 results), prints a table and a JSON line, and stops the server. Traffic never leaves the loopback interface.
-Queries are distinct real shopper queries (the test split's, then the other splits'), none repeated across levels,
-so the server's query cache never answers (a repeated query is faster; see bench_query.py). Each level also sends as
+With `--traffic distinct` (the default) queries are distinct real shopper queries (the test split's, then the other
+splits'), none repeated across levels, so nothing the server remembers answers them. With `--traffic head` each level
+draws its requests from HEAD_POOL such queries with a Zipf popularity (weight 1/rank^HEAD_EXPONENT, the popularity
+bench_clicks.py simulates shoppers with), so head queries repeat as they do in a shop's traffic and the server's
+remembered answers (`serve`'s SEARCHKIT_ANSWER_CACHE, set by --answer-cache) answer some; the share they answered is
+read from `/metrics` per level. Each level also sends as
 many `GET /health` requests (the same client: what HTTP itself costs) and reports search throughput as a share of
 it; after the levels it reads each server process's resident and proportional memory (Rss, Pss: shared pages split
 between the workers) and scrapes `/metrics`.
@@ -16,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -29,6 +35,30 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import command, machine, shopper_queries  # noqa: E402
+
+HEAD_POOL = 5000  # distinct queries --traffic head draws from
+HEAD_EXPONENT = 0.8  # their popularity: 1 / rank ** HEAD_EXPONENT
+
+
+def head_traffic(requests: int, levels: int, seed: int = 0) -> list[list[str]]:
+    """Each level's queries, drawn with a Zipf popularity over HEAD_POOL distinct shopper queries (seeded)."""
+    pool = shopper_queries(HEAD_POOL)
+    popularity = 1.0 / np.arange(1, len(pool) + 1) ** HEAD_EXPONENT
+    rng = np.random.default_rng(seed)
+    return [[pool[i] for i in rng.choice(len(pool), size=requests, p=popularity / popularity.sum())]
+            for _ in range(levels)]
+
+
+def answers_counted(base: str) -> dict[str, float]:
+    """/search answers searched and remembered so far, summed over the server's workers."""
+    with urllib.request.urlopen(f"{base}/metrics", timeout=30) as r:
+        scraped = r.read().decode()
+    counts = {"searched": 0.0, "remembered": 0.0}
+    for line in scraped.splitlines():
+        for source in counts:
+            if line.startswith(f'searchkit_search_answers_total{{source="{source}"}}'):
+                counts[source] += float(line.rsplit(" ", 1)[1])
+    return counts
 
 
 def free_port() -> int:
@@ -130,22 +160,33 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--cap-seconds", type=float, default=120.0, help="Time cap per concurrency level.")
     parser.add_argument("--log", type=Path, default=None, help="Serve with a search log in this folder (serve --log).")
+    parser.add_argument("--traffic", choices=("distinct", "head"), default="distinct",
+                        help="distinct queries, or head-heavy traffic (Zipf popularity) that repeats them")
+    parser.add_argument("--answer-cache", type=int, default=None, metavar="N",
+                        help="/search answers each worker remembers (SEARCHKIT_ANSWER_CACHE; default: serve's own)")
     args = parser.parse_args()
 
     port = free_port()
     base = f"http://127.0.0.1:{port}"
+    env = {**os.environ, **({"SEARCHKIT_ANSWER_CACHE": str(args.answer_cache)} if args.answer_cache is not None
+                            else {})}
     server = subprocess.Popen([sys.executable, "-m", "searchkit", "serve", "--index", str(args.index),
                                "--port", str(port), "--workers", str(args.workers),
-                               *(["--log", str(args.log)] if args.log else [])])
+                               *(["--log", str(args.log)] if args.log else [])], env=env)
     try:
         wait_ready(base)
         one_request(base, "warm up", args.k, args.mode)
         concurrency = [int(c) for c in args.concurrency.split(",")]
-        pool = shopper_queries(args.requests * len(concurrency))  # distinct: no search is served from the cache
+        pool = shopper_queries(args.requests * len(concurrency))  # distinct: nothing remembered answers them
+        traffic = ([pool[i * args.requests:(i + 1) * args.requests] for i in range(len(concurrency))]
+                   if args.traffic == "distinct" else head_traffic(args.requests, len(concurrency)))
         levels = []
         for i, c in enumerate(concurrency):
-            level = run_level(base, c, pool[i * args.requests:(i + 1) * args.requests], args.k, args.mode,
-                              args.cap_seconds)
+            before = answers_counted(base)
+            level = run_level(base, c, traffic[i], args.k, args.mode, args.cap_seconds)
+            after = answers_counted(base)
+            answered = sum(after.values()) - sum(before.values())
+            level["remembered_share"] = round((after["remembered"] - before["remembered"]) / max(answered, 1), 3)
             health = run_level(base, c, pool[:args.requests], args.k, args.mode, args.cap_seconds, one_health)
             level["health_rps"] = health["throughput_rps"]
             level["search_share_of_health"] = round(level["throughput_rps"] / max(health["throughput_rps"], 1e-9), 3)
@@ -161,14 +202,18 @@ def main() -> None:
     report = {"benchmark": "serve", "index": str(args.index), "mode": args.mode, "k": args.k,
               "log": str(args.log) if args.log else None,
               "workers": args.workers,
-              "queries": "distinct shopper queries, the test split's first (see common.shopper_queries)",
+              "traffic": args.traffic, "answer_cache": args.answer_cache,
+              "queries": ("distinct shopper queries, the test split's first (see common.shopper_queries)"
+                          if args.traffic == "distinct" else
+                          f"{HEAD_POOL} distinct shopper queries drawn with weight 1/rank^{HEAD_EXPONENT}"),
               "machine": machine(), "command": command(), "levels": levels, "processes": processes,
               "metrics_search_requests_counted": counted}
     print(f"{'conc':>5} {'ok':>6} {'errors':>6} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'/health req/s':>14} "
-          f"{'share':>6}")
+          f"{'share':>6} {'remembered':>10}")
     for lv in levels:
         print(f"{lv['concurrency']:>5} {lv['ok']:>6} {lv['errors']:>6} {lv['throughput_rps']:>8} "
-              f"{lv['p50_ms']:>8} {lv['p99_ms']:>8} {lv['health_rps']:>14} {lv['search_share_of_health']:>6}")
+              f"{lv['p50_ms']:>8} {lv['p99_ms']:>8} {lv['health_rps']:>14} {lv['search_share_of_health']:>6} "
+              f"{lv['remembered_share']:>10}")
     for proc in processes:
         print(f"process {proc['pid']}: Rss {proc['rss_mb']} MiB, Pss {proc['pss_mb']} MiB")
     print(f"/metrics counted {counted:.0f} /search requests (every worker's)")

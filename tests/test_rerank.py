@@ -302,11 +302,14 @@ def test_http_rerank_mode(reranked_index, built_index):
         body = client.get("/search", params={"q": "kohler toilet seat", "k": 5, "mode": "rerank"}).json()
         assert body["mode"] == "rerank" and [r["rank"] for r in body["results"]] == [1, 2, 3, 4, 5]
         again = client.get("/search", params={"q": "kohler toilet seat", "k": 5, "mode": "rerank"}).json()
-        assert again["results"] == body["results"]  # its pairs remembered: the same scores, the same order
+        assert again["results"] == body["results"]  # the whole answer remembered: no pair read again
+        head = client.get("/search", params={"q": "kohler toilet seat", "k": 3, "mode": "rerank"}).json()
+        assert head["results"] == body["results"][:3]  # another answer, its pairs remembered: the same scores
         client.get("/search", params={"q": "kohler toilet seat", "k": 5, "mode": "hybrid"})
         metrics = client.get("/metrics").text
         assert 'searchkit_rerank_pairs_total{source="read"} 30.0' in metrics
         assert 'searchkit_rerank_pairs_total{source="remembered"} 30.0' in metrics
+        assert 'searchkit_search_answers_total{source="remembered"} 1.0' in metrics
     with TestClient(create_app(built_index, watch=False)) as client:
         assert "rerank" not in client.get("/health").json()["modes"]
         res = client.get("/search", params={"q": "kohler toilet seat", "mode": "rerank"})

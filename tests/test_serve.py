@@ -270,3 +270,73 @@ def test_a_local_search_and_the_page_are_answered_on_the_event_loop_and_rerank_i
         assert c.get(f"/products/{first}").json()["product_id"] == first
     assert seen == [("hybrid", "loop"), ("rerank", "thread"), ("hybrid", "loop"), ("hybrid", "loop"),
                     ("product", "loop")]
+
+
+def test_an_identical_search_is_answered_from_memory_until_the_index_or_its_rules_change(index_copy):
+    from searchkit import Searcher
+    from searchkit.search.rules import Rules
+
+    searched = []
+
+    class Counting(Searcher):
+        def search(self, query, *args, **kwargs):
+            searched.append(query)
+            return super().search(query, *args, **kwargs)
+
+    def remembered(c) -> float:
+        line = [x for x in c.get("/metrics").text.splitlines()
+                if x.startswith('searchkit_search_answers_total{source="remembered"}')]
+        return float(line[0].rsplit(" ", 1)[1]) if line else 0.0
+
+    with TestClient(create_app(index_copy, loader=Counting.from_dir, watch=False)) as c:
+        searched.clear()  # the warm-up search at load
+        first = c.get("/search", params={"q": "kohler toilet seat", "k": 5})
+        again = c.get("/search", params={"q": "kohler toilet seat", "k": 5})
+        assert searched == ["kohler toilet seat"] and remembered(c) == 1
+        one, two = first.json(), again.json()
+        assert list(one) == list(two) and list(one)[-1] == "took_ms"  # the same fields, in the same order
+        assert {**one, "took_ms": 0} == {**two, "took_ms": 0}
+        assert json.loads(first.content) == one and again.headers["content-type"] == "application/json"
+        c.get("/search", params={"q": "kohler toilet seat", "k": 5, "offset": 5})  # another page: another answer
+        c.get("/search", params={"q": "kohler toilet seat", "k": 5, "mode": "dense"})
+        assert len(searched) == 3 and remembered(c) == 1
+        c.app.state.holder.searcher.set_rules(Rules())  # new rules: searched again
+        c.get("/search", params={"q": "kohler toilet seat", "k": 5})
+        assert len(searched) == 4
+        c.post("/reload")  # a new searcher: nothing remembered
+        searched.clear()
+        c.get("/search", params={"q": "kohler toilet seat", "k": 5})
+        assert searched == ["kohler toilet seat"] and remembered(c) == 1
+    with TestClient(create_app(index_copy, loader=Counting.from_dir, watch=False, answer_cache=0)) as c:
+        searched.clear()
+        for _ in range(2):
+            c.get("/search", params={"q": "kohler toilet seat", "k": 5})
+        assert len(searched) == 2 and remembered(c) == 0
+
+
+def test_the_answers_kept_are_bounded_and_none_made_under_rules_since_changed():
+    from searchkit.serve.answers import Answer, Answers
+
+    class Engine:
+        rules = object()
+
+    body = {"query": "fan", "no_match": False, "searched_as": "fan", "corrections": [], "did_you_mean": None,
+            "mode": "hybrid", "k": 1, "offset": 0, "sort": None, "filters": {"brand": ["ünï"]},
+            "results": [{"rank": 1, "product_id": "P1", "title": "Fan ünï"}], "pages_end": 1000, "took_ms": 1.5}
+    answer = Answer.of(body)
+    assert json.loads(answer.json(0.25, "qid")) == {**body, "took_ms": 0.25, "query_id": "qid"}
+    assert answer.json(0.25, "qid") == json.dumps({**body, "took_ms": 0.25, "query_id": "qid"}, ensure_ascii=False,
+                                                  separators=(",", ":")).encode()
+    engine, answers = Engine(), Answers(size=2)
+    for key in ("a", "b", "c"):
+        answers.keep(engine, engine.rules, (key,), answer)
+    assert len(answers) == 2 and answers.get(engine, ("a",)) is None and answers.get(engine, ("c",)) is answer
+    before = engine.rules
+    engine.rules = object()  # changed while a search ran under the old ones
+    answers.keep(engine, before, ("d",), answer)
+    assert answers.get(engine, ("d",)) is None and len(answers) == 0
+    assert answers.get(Engine(), ("c",)) is None  # another searcher
+    small = Answers(size=100, max_bytes=2 * len(answer.head))
+    for key in ("a", "b", "c", "b"):
+        small.keep(engine, engine.rules, (key,), answer)
+    assert len(small) == 2 and small.bytes == 2 * len(answer.head) and small.get(engine, ("a",)) is None

@@ -30,6 +30,7 @@ from ..search.filters import merge_filters, price_ranges
 from ..search.searcher import DEFAULT_MODE, MAX_K, MAX_QUERY_CHARS, MODES, Searcher
 from ..search.threads import set_search_threads
 from ..version import __version__
+from .answers import ANSWER_CACHE_SIZE, Answer, Answers
 from .metrics import CONTENT_TYPE, Metrics
 
 log = logging.getLogger(__name__)
@@ -144,11 +145,6 @@ class KnownParameters:
                 await refusal(scope, receive, send)
                 return
         await self.app(scope, receive, send)
-
-
-def json_bytes(body: dict[str, Any]) -> bytes:
-    """A JSON answer as FastAPI's JSONResponse writes one (UTF-8, no NaN)."""
-    return json.dumps(body, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode("utf-8")
 
 
 def card(r: dict[str, Any], debug: bool) -> str:
@@ -270,10 +266,11 @@ def _watch(holder: IndexHolder, stop: threading.Event) -> None:
 
 
 def create_app(index_dir: str | Path, loader=Searcher.from_dir, watch: bool = True,
-               log_dir: str | Path | None = None, admin_key: str | None = None, admin: bool = True) -> FastAPI:
+               log_dir: str | Path | None = None, admin_key: str | None = None, admin: bool = True,
+               answer_cache: int = ANSWER_CACHE_SIZE) -> FastAPI:
     """The app over one index; log_dir: keep the search log there (searchkit.data.logs); admin_key: what the admin
     endpoints (/admin, /reload) require as `Authorization: Bearer KEY` (None: open, for a loopback server); admin
-    False: no admin endpoints at all."""
+    False: no admin endpoints at all; answer_cache: /search answers remembered (searchkit.serve.answers; 0: none)."""
     holder = IndexHolder(Path(index_dir), loader, Path(log_dir) if log_dir is not None else None)
     search_log = SearchLog(log_dir) if log_dir is not None else None
     app = FastAPI(title="searchkit", version=__version__,
@@ -281,6 +278,7 @@ def create_app(index_dir: str | Path, loader=Searcher.from_dir, watch: bool = Tr
     app.state.holder = holder
     app.state.search_log = search_log
     metrics = app.state.metrics = Metrics(holder)
+    answers = app.state.answers = Answers(answer_cache)
     stop = threading.Event()
     if watch:
         threading.Thread(target=_watch, args=(holder, stop), daemon=True, name="searchkit-index-watch").start()
@@ -297,14 +295,12 @@ def create_app(index_dir: str | Path, loader=Searcher.from_dir, watch: bool = Tr
     app.add_middleware(KnownParameters)
     app.add_middleware(Measured, metrics=metrics)  # outermost: refused requests are counted too
 
-    def logged(body: dict[str, Any], session: str | None = None) -> dict[str, Any]:
-        """A search's answer with its query id, the search written to the log (when the server keeps one)."""
-        if search_log is not None:
-            body["query_id"] = search_log.search(body["query"], body["searched_as"], body["mode"], body["filters"],
-                                                 body["sort"], body["offset"], body["k"],
-                                                 [r["product_id"] for r in body["results"]], session,
-                                                 bool(body["no_match"]))
-        return body
+    def query_id(answer: Answer, session: str | None = None) -> str | None:
+        """The search written to the log, and its id (None: the server keeps no log)."""
+        if search_log is None:
+            return None
+        return search_log.search(answer.query, answer.searched_as, answer.mode, answer.filters, answer.sort,
+                                 answer.offset, answer.k, list(answer.product_ids), session, answer.no_match)
 
     def state() -> dict[str, Any]:
         return {**health(holder), **({"log": search_log.status()} if search_log is not None else {})}
@@ -354,16 +350,23 @@ def create_app(index_dir: str | Path, loader=Searcher.from_dir, watch: bool = Tr
         highlight: bool = False,
         session: str = Query("", max_length=MAX_SESSION, description="An opaque shopper session, logged as given."),
     ) -> Response:
-        searcher = holder.searcher
-        answer = partial(run_search, searcher, q, k, mode, brand, color, list(filter), facets, explain, offset, sort,
-                         highlight)
-        if mode == "rerank":  # its cross-encoder loads on first use, in the worker thread
-            answer = partial(counted, metrics, searcher, answer)
-        body = await answered(searcher, answer, mode)
-        if body.get("no_match"):
+        started, searcher = time.perf_counter(), holder.searcher
+        key = (q, k, mode, tuple(brand), tuple(color), tuple(filter), facets, explain, offset, sort, highlight)
+        local, rules = isinstance(searcher, Searcher), getattr(searcher, "rules", None)  # a cluster's: never kept
+        answer = answers.get(searcher, key) if local else None
+        metrics.answers.labels("searched" if answer is None else "remembered").inc()
+        if answer is None:
+            work = partial(run_search, searcher, q, k, mode, brand, color, list(filter), facets, explain, offset,
+                           sort, highlight)
+            if mode == "rerank":  # its cross-encoder loads on first use, in the worker thread
+                work = partial(counted, metrics, searcher, work)
+            answer = Answer.of(await answered(searcher, work, mode))
+            if local:
+                answers.keep(searcher, rules, key, answer)
+        if answer.no_match:
             metrics.no_match.labels(mode).inc()
-        # the answer is plain JSON types already: written directly, without FastAPI's per-field encoder pass
-        return Response(json_bytes(logged(body, session or None)), media_type="application/json")
+        took = round((time.perf_counter() - started) * 1000, 2)
+        return Response(answer.json(took, query_id(answer, session or None)), media_type="application/json")
 
     @app.get("/metrics", include_in_schema=False)
     def get_metrics() -> Response:
@@ -445,7 +448,8 @@ def create_app(index_dir: str | Path, loader=Searcher.from_dir, watch: bool = Tr
             body = await answered(searcher, answer, mode)
         except SearchkitError:
             return template  # the page's script asks /search and shows the reason
-        return prerendered(template, logged(body), debug == "1")
+        body["query_id"] = query_id(Answer.of(body))
+        return prerendered(template, body, debug == "1")
 
     return app
 
@@ -472,22 +476,24 @@ def app_from_env() -> FastAPI:
     """Factory for `uvicorn --factory` / multi-worker serving: the index comes from SEARCHKIT_INDEX, and from the
     OpenSearch cluster SEARCHKIT_OPENSEARCH_URL (index SEARCHKIT_OPENSEARCH_NAME) when `serve --opensearch` set it;
     SEARCHKIT_LOG names the search log's folder (`serve --log`), SEARCHKIT_ADMIN_KEY the admin endpoints' key and
-    SEARCHKIT_NO_ADMIN=1 turns them off; SEARCHKIT_RERANK_DEPTH sets the candidates mode rerank reads."""
+    SEARCHKIT_NO_ADMIN=1 turns them off; SEARCHKIT_RERANK_DEPTH sets the candidates mode rerank reads and
+    SEARCHKIT_ANSWER_CACHE the /search answers each worker remembers."""
     set_search_threads(1)  # the server's process: one faiss thread per request, the other cores for other requests
     index = os.environ.get("SEARCHKIT_INDEX", "indexes/homedepot")
     url = os.environ.get("SEARCHKIT_OPENSEARCH_URL")
     logs = os.environ.get("SEARCHKIT_LOG") or None
-    admin: dict[str, Any] = {"admin_key": os.environ.get("SEARCHKIT_ADMIN_KEY") or None,
-                             "admin": os.environ.get("SEARCHKIT_NO_ADMIN") != "1"}
+    options: dict[str, Any] = {"admin_key": os.environ.get("SEARCHKIT_ADMIN_KEY") or None,
+                             "admin": os.environ.get("SEARCHKIT_NO_ADMIN") != "1",
+                             "answer_cache": int(os.environ.get("SEARCHKIT_ANSWER_CACHE") or ANSWER_CACHE_SIZE)}
     if url:
         name = os.environ.get("SEARCHKIT_OPENSEARCH_NAME") or Path(index).resolve().name
         connection = Connection(ca_certs=os.environ.get("SEARCHKIT_OPENSEARCH_CA_CERTS") or None,
                                 verify=os.environ.get("SEARCHKIT_OPENSEARCH_NO_VERIFY") != "1")
         return create_app(index, loader=lambda folder: OpenSearchSearcher.connect(url, name, folder,
                                                                                   connection=connection),
-                          log_dir=logs, **admin)
+                          log_dir=logs, **options)
     # workers map the vectors, BM25 arrays and token table, so the page cache holds one copy for all of them: safe,
     # since searchkit never rewrites an index file in place (builds and updates write a new folder and rename it)
     depth = os.environ.get("SEARCHKIT_RERANK_DEPTH")
     return create_app(index, loader=partial(Searcher.from_dir, mmap=True, rerank_depth=int(depth) if depth else None),
-                      log_dir=logs, **admin)
+                      log_dir=logs, **options)

@@ -1,6 +1,6 @@
 """The server's counters in Prometheus' text format (`GET /metrics`): requests and their latency by endpoint and mode,
-searches that matched nothing, errors, the cross-encoder's pairs read and remembered, the index's version and rows,
-and reloads. One process (`create_app`, `serve` with one worker): one registry per app, never the process-wide
+searches that matched nothing, errors, searches answered from memory, the cross-encoder's pairs read and
+remembered, the index's version and rows, and reloads. One process (`create_app`, `serve` with one worker): one registry per app, never the process-wide
 default, so two apps in one process count apart. Several workers (`serve --workers N`): the CLI names a folder in
 PROMETHEUS_MULTIPROC_DIR before the workers start, each worker writes its values there, and whichever worker answers
 `/metrics` sums them all (prometheus_client's multiprocess mode), so a scrape sees the whole server."""
@@ -41,6 +41,8 @@ class Metrics:
         self.rerank_pairs = Counter("searchkit_rerank_pairs", "Query-product pairs mode rerank scored: read by the "
                                     "cross-encoder, or remembered from an earlier search", ("source",),
                                     registry=registry)
+        self.answers = Counter("searchkit_search_answers", "/search answers: searched, or remembered from an earlier "
+                               "identical request (searchkit.serve.answers)", ("source",), registry=registry)
         self.reloads = Gauge("searchkit_reloads", "Index and rules reloads since the server started (the most of "
                              "any worker)", registry=registry, multiprocess_mode="max")
 

@@ -1,0 +1,102 @@
+"""The /search answers a server worker remembers: a head query asked again, by the same or another shopper, is
+answered from memory instead of searched again, until the index or its rules change.
+
+An answer is kept as the JSON bytes it was sent as, less its `took_ms` and `query_id` (each request's own), plus what
+the search log and the no-match counter read of it. Only a local index's answers are kept: the searcher is a
+function of its index folder and rules, so a reload (a new searcher) or new rules (a new rules object) drop them all;
+an OpenSearch cluster changes under the server, and its answers are never kept.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any
+
+# answers one worker keeps (about 2.4 KiB each at k = 10; docs/design-notes.md), and the most bytes they may take (an
+# answer of k = 100 with facets and explanations is up to ~60 KiB)
+ANSWER_CACHE_SIZE = 2048
+ANSWER_CACHE_BYTES = 16 << 20
+OWN_FIELDS = ("took_ms", "query_id")  # what every request answers for itself
+
+
+@dataclass(frozen=True)
+class Answer:
+    """One /search answer, as sent less its own fields, and what the log and the counters read of it."""
+
+    head: bytes  # the JSON object without OWN_FIELDS and without its closing brace
+    query: str
+    searched_as: str
+    mode: str
+    filters: dict[str, Any]
+    sort: str | None
+    offset: int
+    k: int
+    product_ids: tuple[str, ...]
+    no_match: bool
+
+    @classmethod
+    def of(cls, body: dict[str, Any]) -> Answer:
+        """The answer run_search made (plain JSON types), as kept and sent."""
+        kept = {key: value for key, value in body.items() if key not in OWN_FIELDS}
+        # as FastAPI's JSONResponse writes a dict: UTF-8, no NaN, no spaces
+        head = json.dumps(kept, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode("utf-8")
+        return cls(head[:-1], body["query"], body["searched_as"], body["mode"], body["filters"], body["sort"],
+                   body["offset"], body["k"], tuple(r["product_id"] for r in body["results"]), bool(body["no_match"]))
+
+    def json(self, took_ms: float, query_id: str | None = None) -> bytes:
+        """The bytes sent: the kept answer with this request's time and query id last, as FastAPI would write the
+        whole dict."""
+        own = b',"took_ms":' + json.dumps(took_ms).encode()
+        if query_id is not None:
+            own += b',"query_id":' + json.dumps(query_id, ensure_ascii=False).encode("utf-8")
+        return self.head + own + b"}"
+
+
+class Answers:
+    """The last `size` answers of one searcher under one set of rules, at most `max_bytes` of them (least recently
+    asked dropped first)."""
+
+    def __init__(self, size: int = ANSWER_CACHE_SIZE, max_bytes: int = ANSWER_CACHE_BYTES):
+        self.size, self.max_bytes = size, max_bytes
+        self.bytes = 0  # what the kept answers' JSON takes
+        self._kept: OrderedDict[tuple, Answer] = OrderedDict()
+        self._lock = threading.Lock()
+        self._searcher: Any = None
+        self._rules: Any = None
+
+    def get(self, searcher: Any, key: tuple) -> Answer | None:
+        with self._lock:
+            self._follow(searcher)
+            answer = self._kept.get(key)
+            if answer is not None:
+                self._kept.move_to_end(key)
+            return answer
+
+    def keep(self, searcher: Any, rules: Any, key: tuple, answer: Answer) -> None:
+        """Keep an answer `searcher` made under `rules` (its rules when the search began), unless they have changed
+        since."""
+        if self.size <= 0 or len(answer.head) > self.max_bytes:
+            return
+        with self._lock:
+            self._follow(searcher)
+            if rules is not self._rules:
+                return
+            earlier = self._kept.pop(key, None)
+            self.bytes += len(answer.head) - (len(earlier.head) if earlier is not None else 0)
+            self._kept[key] = answer
+            while len(self._kept) > self.size or self.bytes > self.max_bytes:
+                self.bytes -= len(self._kept.popitem(last=False)[1].head)
+
+    def __len__(self) -> int:
+        return len(self._kept)
+
+    def _follow(self, searcher: Any) -> None:
+        """Drop every answer when the searcher or its rules are not those the answers were made by."""
+        rules = getattr(searcher, "rules", None)
+        if searcher is not self._searcher or rules is not self._rules:
+            self._kept.clear()
+            self.bytes = 0
+            self._searcher, self._rules = searcher, rules
