@@ -248,6 +248,32 @@ def test_highlights_mark_stems_corrections_and_synonyms(searcher):
     assert searcher.search("fan", k=1)[0].highlight is None  # only when asked
 
 
+def test_slipped_completions_come_in_one_order_and_only_slips_that_can_complete_are_tried():
+    import random
+
+    from searchkit.data.suggest import Suggester
+
+    tied = Suggester.from_counts({"dual fuel range": 3, "dual wire nut": 2, "dual wall nut": 2, "dual kit nuts": 2})
+    # ties (the same products, the same length) in lexical order, whatever order the slips are tried in
+    assert tied._best(["dual w", "dual f", "dual k"], 3) == tied._best(["dual k", "dual f", "dual w"], 3) == [
+        ("dual fuel range", 3.0), ("dual kit nuts", 2.0), ("dual wall nut", 2.0)]
+    assert tied.complete("dual wbll") == ["dual wall nut"] and tied.complete("dxal") == []
+    assert tied._reach("dual wx") == 6 and tied._reach("zz") == 0 and tied._reach("dual kit") == 8 and tied._reach("dual kit nuts!") == 13
+
+    class EverySlip(Suggester):  # the slips at every letter, as tried before the reach
+        def _reach(self, prefix: str) -> int:
+            return len(prefix)
+
+    texts = {f"{a} {b}": float(i % 4) for i, (a, b) in enumerate(
+        (a, b) for a in ("ceiling", "celing", "kohler", "led", "lead") for b in ("fan", "fans", "seat", "light"))}
+    quick, every = Suggester.from_counts(texts), EverySlip.from_counts(texts)
+    rng = random.Random(0)
+    typed = [t[:n] for t in texts for n in range(1, len(t) + 1)]
+    typed += [t[:i] + rng.choice("aeiouxz ") + t[i + 1:] for t in typed for i in [rng.randrange(len(t))]]
+    assert sum(bool(quick.complete(t)) and not quick._best([t], 1) for t in typed) > 20  # slips found some
+    assert all(quick.complete(t, k) == every.complete(t, k) for t in typed for k in (1, 3, 8))
+
+
 def test_suggestions(searcher, shop, tmp_path):
     assert "ceiling fan" in searcher.suggest("ceil")
     assert "ceiling fan" in searcher.suggest("celing f")  # one slip past the first letters

@@ -91,7 +91,9 @@ class Suggester:
             start, end = self._range(prefix)
             for i in range(start, end):
                 seen[self.texts[i]] = self.weights[i]
-        return heapq.nlargest(k, seen.items(), key=lambda tw: (tw[1], -len(tw[0])))
+        # most products first, then the shorter, then in lexical order: the same order whatever order the slips
+        # (a set) were tried in
+        return heapq.nsmallest(k, seen.items(), key=lambda tw: (-tw[1], len(tw[0]), tw[0]))
 
     def complete(self, typed: str, k: int = 8) -> list[str]:
         """Up to k completions of `typed`, most products first; with none, those of its one-slip variants."""
@@ -100,15 +102,25 @@ class Suggester:
             return []
         found = self._best([prefix], k)
         if not found and len(prefix) > KEEP:
-            found = self._best(slips(prefix), k)
+            found = self._best(slips(prefix, self._reach(prefix)), k)
         return [text for text, _ in found]
 
+    def _reach(self, prefix: str) -> int:
+        """The length of the longest start of `prefix` that some completion starts with (they only grow shorter
+        as the start grows longer, so a binary search finds it)."""
+        low, high = 0, len(prefix)  # prefix[:low] starts a completion (or is empty); prefix[:high + 1] none
+        while low < high:
+            middle = (low + high + 1) // 2
+            start, end = self._range(prefix[:middle])
+            low, high = (middle, high) if start < end else (low, middle - 1)
+        return low
 
-def slips(prefix: str) -> set[str]:
+
+def slips(prefix: str, reach: int | None = None) -> set[str]:
     """The prefix with one letter past the first KEEP dropped (not the last), added, swapped with the next, or
-    changed."""
+    changed; reach: only slips at or before this letter (a slip further on keeps a start that no completion has)."""
     out = set()
-    for i in range(KEEP, len(prefix) + 1):
+    for i in range(KEEP, min(len(prefix), len(prefix) if reach is None else reach) + 1):
         if i < len(prefix) - 1:  # dropping the last letter would only widen the prefix
             out.add(prefix[:i] + prefix[i + 1:])
         if i < len(prefix):
