@@ -340,3 +340,18 @@ def test_the_answers_kept_are_bounded_and_none_made_under_rules_since_changed():
     for key in ("a", "b", "c", "b"):
         small.keep(engine, engine.rules, (key,), answer)
     assert len(small) == 2 and small.bytes == 2 * len(answer.head) and small.get(engine, ("a",)) is None
+
+
+def test_a_bad_answer_cache_setting_is_refused_in_one_line_before_the_server_starts(index_copy, monkeypatch):
+    from click.testing import CliRunner
+
+    from searchkit.cli import main
+    from searchkit.errors import SearchkitError
+    from searchkit.serve.answers import ANSWER_CACHE_SIZE, cache_size
+
+    assert cache_size(None) == cache_size(" ") == ANSWER_CACHE_SIZE and cache_size("0") == 0
+    with pytest.raises(SearchkitError, match="SEARCHKIT_ANSWER_CACHE must be a whole number"):
+        cache_size("-3")
+    monkeypatch.setenv("SEARCHKIT_ANSWER_CACHE", "lots")
+    out = CliRunner().invoke(main, ["serve", "--index", str(index_copy), "--port", "1"])
+    assert out.exit_code == 1 and "SEARCHKIT_ANSWER_CACHE must be a whole number" in out.output and "'lots'" in out.output

@@ -46,8 +46,10 @@ def serve_cmd(index_dir, host, port, workers, opensearch_url, name, ca_certs, no
     import uvicorn
 
     from ..index import layout
+    from ..serve.answers import SETTING, cache_size
 
     layout.read_manifest(index_dir)  # fail fast, with the reason, before starting workers
+    cache_size(os.environ.get(SETTING))  # a bad one named here, not in each worker's traceback
     if rerank_depth is not None and opensearch_url:
         raise click.UsageError("--rerank-depth applies to a local index, not to --opensearch")
     loopback = host in ("127.0.0.1", "localhost", "::1") or host.startswith("127.")

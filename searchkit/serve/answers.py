@@ -15,11 +15,27 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
+from ..errors import SearchkitError
+
 # answers one worker keeps (about 2.4 KiB each at k = 10; docs/design-notes.md), and the most bytes they may take (an
 # answer of k = 100 with facets and explanations is up to ~60 KiB)
 ANSWER_CACHE_SIZE = 2048
 ANSWER_CACHE_BYTES = 16 << 20
 OWN_FIELDS = ("took_ms", "query_id")  # what every request answers for itself
+SETTING = "SEARCHKIT_ANSWER_CACHE"  # the environment variable that sets how many (serve's workers read it)
+
+
+def cache_size(value: str | None) -> int:
+    """The answers to remember, as SETTING gives them (unset or empty: ANSWER_CACHE_SIZE)."""
+    if value is None or not value.strip():
+        return ANSWER_CACHE_SIZE
+    try:
+        size = int(value)
+    except ValueError:
+        size = -1
+    if size < 0:
+        raise SearchkitError(f"{SETTING} must be a whole number of answers, 0 or more (0: none), not {value!r}")
+    return size
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,7 @@ from ..search.filters import merge_filters, price_ranges
 from ..search.searcher import DEFAULT_MODE, MAX_K, MAX_QUERY_CHARS, MODES, Searcher
 from ..search.threads import set_search_threads
 from ..version import __version__
-from .answers import ANSWER_CACHE_SIZE, Answer, Answers
+from .answers import ANSWER_CACHE_SIZE, SETTING, Answer, Answers, cache_size
 from .metrics import CONTENT_TYPE, Metrics
 
 log = logging.getLogger(__name__)
@@ -483,8 +483,8 @@ def app_from_env() -> FastAPI:
     url = os.environ.get("SEARCHKIT_OPENSEARCH_URL")
     logs = os.environ.get("SEARCHKIT_LOG") or None
     options: dict[str, Any] = {"admin_key": os.environ.get("SEARCHKIT_ADMIN_KEY") or None,
-                             "admin": os.environ.get("SEARCHKIT_NO_ADMIN") != "1",
-                             "answer_cache": int(os.environ.get("SEARCHKIT_ANSWER_CACHE") or ANSWER_CACHE_SIZE)}
+                               "admin": os.environ.get("SEARCHKIT_NO_ADMIN") != "1",
+                               "answer_cache": cache_size(os.environ.get(SETTING))}
     if url:
         name = os.environ.get("SEARCHKIT_OPENSEARCH_NAME") or Path(index).resolve().name
         connection = Connection(ca_certs=os.environ.get("SEARCHKIT_OPENSEARCH_CA_CERTS") or None,
