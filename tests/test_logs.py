@@ -46,6 +46,12 @@ def test_searches_and_events_are_logged(logged):
     assert [e["type"] for e in events] == ["click", "add_to_cart", "purchase"]
     assert all(e["position"] == 8 and e["product_id"] == third for e in events)  # rank 8: offset 5 + third
     assert client.get("/health").json()["log"] == {"writing": True, "reason": None}
+    again = client.get("/search", params={"q": "kohler toilet seat", "k": 5, "offset": 5, "session": "s-2"}).json()
+    assert again["results"] == body["results"] and again["query_id"] != body["query_id"]  # remembered, logged anew
+    second = lines(folder, "searches")[-1]
+    assert second["query_id"] == again["query_id"] and second["session"] == "s-2" and second["shown"] == search["shown"]
+    assert client.post("/events", json={"query_id": again["query_id"], "product_id": third,
+                                        "type": "click"}).status_code == 202
 
 
 @pytest.mark.parametrize("event, message", [
