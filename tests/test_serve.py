@@ -314,7 +314,10 @@ def test_an_identical_search_is_answered_from_memory_until_the_index_or_its_rule
         assert len(searched) == 2 and remembered(c) == 0
 
 
-def test_the_answers_kept_are_bounded_and_none_made_under_rules_since_changed():
+def test_the_answers_kept_are_bounded_and_none_made_under_rules_or_a_day_since_changed(monkeypatch):
+    import datetime as dt
+
+    import searchkit.serve.answers as answers_module
     from searchkit.serve.answers import Answer, Answers
 
     class Engine:
@@ -329,16 +332,21 @@ def test_the_answers_kept_are_bounded_and_none_made_under_rules_since_changed():
                                                   separators=(",", ":")).encode()
     engine, answers = Engine(), Answers(size=2)
     for key in ("a", "b", "c"):
-        answers.keep(engine, engine.rules, (key,), answer)
+        answers.keep(engine, Answers.moment(engine), (key,), answer)
     assert len(answers) == 2 and answers.get(engine, ("a",)) is None and answers.get(engine, ("c",)) is answer
-    before = engine.rules
+    before = Answers.moment(engine)
     engine.rules = object()  # changed while a search ran under the old ones
     answers.keep(engine, before, ("d",), answer)
     assert answers.get(engine, ("d",)) is None and len(answers) == 0
     assert answers.get(Engine(), ("c",)) is None  # another searcher
+    answers.keep(engine, Answers.moment(engine), ("e",), answer)
+    monkeypatch.setattr(answers_module, "today", lambda: dt.date(2100, 1, 1))  # midnight: a rule's window may open
+    assert answers.get(engine, ("e",)) is None and len(answers) == 0
+    answers.keep(engine, (engine.rules, dt.date(2099, 12, 31)), ("f",), answer)  # begun the day before
+    assert answers.get(engine, ("f",)) is None
     small = Answers(size=100, max_bytes=2 * len(answer.head))
     for key in ("a", "b", "c", "b"):
-        small.keep(engine, engine.rules, (key,), answer)
+        small.keep(engine, Answers.moment(engine), (key,), answer)
     assert len(small) == 2 and small.bytes == 2 * len(answer.head) and small.get(engine, ("a",)) is None
 
 

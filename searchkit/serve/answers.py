@@ -1,14 +1,16 @@
 """The /search answers a server worker remembers: a head query asked again, by the same or another shopper, is
-answered from memory instead of searched again, until the index or its rules change.
+answered from memory instead of searched again, until the index or its rules change, or the day does (a rule's
+window opens or closes with the UTC date).
 
 An answer is kept as the JSON bytes it was sent as, less its `took_ms` and `query_id` (each request's own), plus what
 the search log and the no-match counter read of it. Only a local index's answers are kept: the searcher is a
-function of its index folder and rules, so a reload (a new searcher) or new rules (a new rules object) drop them all;
-an OpenSearch cluster changes under the server, and its answers are never kept.
+function of its index folder, its rules and the date, so a reload (a new searcher), new rules (a new rules object) or
+a new UTC day drop them all; an OpenSearch cluster changes under the server, and its answers are never kept.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import threading
 from collections import OrderedDict
@@ -23,6 +25,11 @@ ANSWER_CACHE_SIZE = 2048
 ANSWER_CACHE_BYTES = 16 << 20
 OWN_FIELDS = ("took_ms", "query_id")  # what every request answers for itself
 SETTING = "SEARCHKIT_ANSWER_CACHE"  # the environment variable that sets how many (serve's workers read it)
+
+
+def today() -> dt.date:
+    """The date rules are applied on (searchkit.search.rules: Rules.for_query)."""
+    return dt.datetime.now(dt.timezone.utc).date()
 
 
 def cache_size(value: str | None) -> int:
@@ -72,8 +79,8 @@ class Answer:
 
 
 class Answers:
-    """The last `size` answers of one searcher under one set of rules, at most `max_bytes` of them (least recently
-    asked dropped first)."""
+    """The last `size` answers of one searcher under one set of rules on one day, at most `max_bytes` of them (least
+    recently asked dropped first)."""
 
     def __init__(self, size: int = ANSWER_CACHE_SIZE, max_bytes: int = ANSWER_CACHE_BYTES):
         self.size, self.max_bytes = size, max_bytes
@@ -81,7 +88,7 @@ class Answers:
         self._kept: OrderedDict[tuple, Answer] = OrderedDict()
         self._lock = threading.Lock()
         self._searcher: Any = None
-        self._rules: Any = None
+        self._made: tuple = ()  # the searcher's rules and the day the kept answers were made under
 
     def get(self, searcher: Any, key: tuple) -> Answer | None:
         with self._lock:
@@ -91,14 +98,18 @@ class Answers:
                 self._kept.move_to_end(key)
             return answer
 
-    def keep(self, searcher: Any, rules: Any, key: tuple, answer: Answer) -> None:
-        """Keep an answer `searcher` made under `rules` (its rules when the search began), unless they have changed
-        since."""
+    @staticmethod
+    def moment(searcher: Any) -> tuple:
+        """What an answer of `searcher` is made under, besides the searcher: its rules and the day."""
+        return getattr(searcher, "rules", None), today()
+
+    def keep(self, searcher: Any, made: tuple, key: tuple, answer: Answer) -> None:
+        """Keep an answer `searcher` made at `made` (its moment when the search began), unless that has passed."""
         if self.size <= 0 or len(answer.head) > self.max_bytes:
             return
         with self._lock:
             self._follow(searcher)
-            if rules is not self._rules:
+            if made[0] is not self._made[0] or made[1] != self._made[1]:
                 return
             earlier = self._kept.pop(key, None)
             self.bytes += len(answer.head) - (len(earlier.head) if earlier is not None else 0)
@@ -110,9 +121,9 @@ class Answers:
         return len(self._kept)
 
     def _follow(self, searcher: Any) -> None:
-        """Drop every answer when the searcher or its rules are not those the answers were made by."""
-        rules = getattr(searcher, "rules", None)
-        if searcher is not self._searcher or rules is not self._rules:
+        """Drop every answer when the searcher, its rules or the day are not those the answers were made under."""
+        made = self.moment(searcher)
+        if searcher is not self._searcher or not self._made or made[0] is not self._made[0] or made[1] != self._made[1]:
             self._kept.clear()
             self.bytes = 0
-            self._searcher, self._rules = searcher, rules
+            self._searcher, self._made = searcher, made

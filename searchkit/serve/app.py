@@ -352,7 +352,7 @@ def create_app(index_dir: str | Path, loader=Searcher.from_dir, watch: bool = Tr
     ) -> Response:
         started, searcher = time.perf_counter(), holder.searcher
         key = (q, k, mode, tuple(brand), tuple(color), tuple(filter), facets, explain, offset, sort, highlight)
-        local, rules = isinstance(searcher, Searcher), getattr(searcher, "rules", None)  # a cluster's: never kept
+        local, made = isinstance(searcher, Searcher), Answers.moment(searcher)  # a cluster's: never kept
         answer = answers.get(searcher, key) if local else None
         metrics.answers.labels("searched" if answer is None else "remembered").inc()
         if answer is None:
@@ -362,7 +362,7 @@ def create_app(index_dir: str | Path, loader=Searcher.from_dir, watch: bool = Tr
                 work = partial(counted, metrics, searcher, work)
             answer = Answer.of(await answered(searcher, work, mode))
             if local:
-                answers.keep(searcher, rules, key, answer)
+                answers.keep(searcher, made, key, answer)
         if answer.no_match:
             metrics.no_match.labels(mode).inc()
         took = round((time.perf_counter() - started) * 1000, 2)
