@@ -316,6 +316,7 @@ def test_an_identical_search_is_answered_from_memory_until_the_index_or_its_rule
 
 def test_the_answers_kept_are_bounded_and_none_made_under_rules_or_a_day_since_changed(monkeypatch):
     import datetime as dt
+    import weakref
 
     import searchkit.serve.answers as answers_module
     from searchkit.serve.answers import Answer, Answers
@@ -339,6 +340,11 @@ def test_the_answers_kept_are_bounded_and_none_made_under_rules_or_a_day_since_c
     answers.keep(engine, before, ("d",), answer)
     assert answers.get(engine, ("d",)) is None and len(answers) == 0
     assert answers.get(Engine(), ("c",)) is None  # another searcher
+    gone = weakref.ref(engine := Engine())
+    answers.get(engine, ("c",))
+    del engine
+    assert gone() is None  # the answers do not keep a searcher (its mapped index) alive
+    engine = Engine()
     answers.keep(engine, Answers.moment(engine), ("e",), answer)
     monkeypatch.setattr(answers_module, "today", lambda: dt.date(2100, 1, 1))  # midnight: a rule's window may open
     assert answers.get(engine, ("e",)) is None and len(answers) == 0

@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import threading
+import weakref
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
@@ -87,7 +88,7 @@ class Answers:
         self.bytes = 0  # what the kept answers' JSON takes
         self._kept: OrderedDict[tuple, Answer] = OrderedDict()
         self._lock = threading.Lock()
-        self._searcher: Any = None
+        self._searcher: Any = lambda: None  # a weak reference: a reloaded index is not held in memory by its answers
         self._made: tuple = ()  # the searcher's rules and the day the kept answers were made under
 
     def get(self, searcher: Any, key: tuple) -> Answer | None:
@@ -123,7 +124,7 @@ class Answers:
     def _follow(self, searcher: Any) -> None:
         """Drop every answer when the searcher, its rules or the day are not those the answers were made under."""
         made = self.moment(searcher)
-        if searcher is not self._searcher or not self._made or made[0] is not self._made[0] or made[1] != self._made[1]:
+        if self._searcher() is not searcher or not self._made or made[0] is not self._made[0] or made[1] != self._made[1]:
             self._kept.clear()
             self.bytes = 0
-            self._searcher, self._made = searcher, made
+            self._searcher, self._made = weakref.ref(searcher), made
