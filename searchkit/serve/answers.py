@@ -47,10 +47,9 @@ def cache_size(value: str | None) -> int:
 
 
 @dataclass(frozen=True)
-class Answer:
-    """One /search answer, as sent less its own fields, and what the log and the counters read of it."""
+class Searched:
+    """What the search log and the no-match counter read of a search's answer."""
 
-    head: bytes  # the JSON object without OWN_FIELDS and without its closing brace
     query: str
     searched_as: str
     mode: str
@@ -62,13 +61,26 @@ class Answer:
     no_match: bool
 
     @classmethod
+    def of(cls, body: dict[str, Any]) -> Searched:
+        """Of the answer run_search made."""
+        return cls(body["query"], body["searched_as"], body["mode"], body["filters"], body["sort"], body["offset"],
+                   body["k"], tuple(r["product_id"] for r in body["results"]), bool(body["no_match"]))
+
+
+@dataclass(frozen=True)
+class Answer:
+    """One /search answer, as sent less its own fields, and what the log and the counters read of it."""
+
+    head: bytes  # the JSON object without OWN_FIELDS and without its closing brace
+    searched: Searched
+
+    @classmethod
     def of(cls, body: dict[str, Any]) -> Answer:
         """The answer run_search made (plain JSON types), as kept and sent."""
         kept = {key: value for key, value in body.items() if key not in OWN_FIELDS}
         # as FastAPI's JSONResponse writes a dict: UTF-8, no NaN, no spaces
         head = json.dumps(kept, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode("utf-8")
-        return cls(head[:-1], body["query"], body["searched_as"], body["mode"], body["filters"], body["sort"],
-                   body["offset"], body["k"], tuple(r["product_id"] for r in body["results"]), bool(body["no_match"]))
+        return cls(head[:-1], Searched.of(body))
 
     def json(self, took_ms: float, query_id: str | None = None) -> bytes:
         """The bytes sent: the kept answer with this request's time and query id last, as FastAPI would write the
@@ -91,9 +103,10 @@ class Answers:
         self._searcher: Any = lambda: None  # a weak reference: a reloaded index is not held in memory by its answers
         self._made: tuple = ()  # the searcher's rules and the day the kept answers were made under
 
-    def get(self, searcher: Any, key: tuple) -> Answer | None:
+    def get(self, searcher: Any, made: tuple, key: tuple) -> Answer | None:
+        """The answer kept for `key`, asked of `searcher` at `made` (its moment now), if any."""
         with self._lock:
-            self._follow(searcher)
+            self._follow(searcher, made)
             answer = self._kept.get(key)
             if answer is not None:
                 self._kept.move_to_end(key)
@@ -109,8 +122,8 @@ class Answers:
         if self.size <= 0 or len(answer.head) > self.max_bytes:
             return
         with self._lock:
-            self._follow(searcher)
-            if made[0] is not self._made[0] or made[1] != self._made[1]:
+            self._follow(searcher, self.moment(searcher))
+            if not self._current(made):
                 return
             earlier = self._kept.pop(key, None)
             self.bytes += len(answer.head) - (len(earlier.head) if earlier is not None else 0)
@@ -121,10 +134,13 @@ class Answers:
     def __len__(self) -> int:
         return len(self._kept)
 
-    def _follow(self, searcher: Any) -> None:
-        """Drop every answer when the searcher, its rules or the day are not those the answers were made under."""
-        made = self.moment(searcher)
-        if self._searcher() is not searcher or not self._made or made[0] is not self._made[0] or made[1] != self._made[1]:
+    def _current(self, made: tuple) -> bool:
+        """Whether `made` is the moment (the same rules object, the same day) the kept answers were made at."""
+        return bool(self._made) and made[0] is self._made[0] and made[1] == self._made[1]
+
+    def _follow(self, searcher: Any, made: tuple) -> None:
+        """Drop every answer when `searcher` at `made` is not the searcher and moment they were made by."""
+        if self._searcher() is not searcher or not self._current(made):
             self._kept.clear()
             self.bytes = 0
             self._searcher, self._made = weakref.ref(searcher), made

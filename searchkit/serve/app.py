@@ -30,7 +30,7 @@ from ..search.filters import merge_filters, price_ranges
 from ..search.searcher import DEFAULT_MODE, MAX_K, MAX_QUERY_CHARS, MODES, Searcher
 from ..search.threads import set_search_threads
 from ..version import __version__
-from .answers import ANSWER_CACHE_SIZE, SETTING, Answer, Answers, cache_size
+from .answers import ANSWER_CACHE_SIZE, SETTING, Answer, Answers, Searched, cache_size
 from .metrics import CONTENT_TYPE, Metrics
 
 log = logging.getLogger(__name__)
@@ -295,12 +295,12 @@ def create_app(index_dir: str | Path, loader=Searcher.from_dir, watch: bool = Tr
     app.add_middleware(KnownParameters)
     app.add_middleware(Measured, metrics=metrics)  # outermost: refused requests are counted too
 
-    def query_id(answer: Answer, session: str | None = None) -> str | None:
+    def query_id(searched: Searched, session: str | None = None) -> str | None:
         """The search written to the log, and its id (None: the server keeps no log)."""
         if search_log is None:
             return None
-        return search_log.search(answer.query, answer.searched_as, answer.mode, answer.filters, answer.sort,
-                                 answer.offset, answer.k, list(answer.product_ids), session, answer.no_match)
+        return search_log.search(searched.query, searched.searched_as, searched.mode, searched.filters, searched.sort,
+                                 searched.offset, searched.k, list(searched.product_ids), session, searched.no_match)
 
     def state() -> dict[str, Any]:
         return {**health(holder), **({"log": search_log.status()} if search_log is not None else {})}
@@ -353,7 +353,7 @@ def create_app(index_dir: str | Path, loader=Searcher.from_dir, watch: bool = Tr
         started, searcher = time.perf_counter(), holder.searcher
         key = (q, k, mode, tuple(brand), tuple(color), tuple(filter), facets, explain, offset, sort, highlight)
         local, made = isinstance(searcher, Searcher), Answers.moment(searcher)  # a cluster's: never kept
-        answer = answers.get(searcher, key) if local else None
+        answer = answers.get(searcher, made, key) if local else None
         metrics.answers.labels("searched" if answer is None else "remembered").inc()
         if answer is None:
             work = partial(run_search, searcher, q, k, mode, brand, color, list(filter), facets, explain, offset,
@@ -363,10 +363,10 @@ def create_app(index_dir: str | Path, loader=Searcher.from_dir, watch: bool = Tr
             answer = Answer.of(await answered(searcher, work, mode))
             if local:
                 answers.keep(searcher, made, key, answer)
-        if answer.no_match:
+        if answer.searched.no_match:
             metrics.no_match.labels(mode).inc()
         took = round((time.perf_counter() - started) * 1000, 2)
-        return Response(answer.json(took, query_id(answer, session or None)), media_type="application/json")
+        return Response(answer.json(took, query_id(answer.searched, session or None)), media_type="application/json")
 
     @app.get("/metrics", include_in_schema=False)
     def get_metrics() -> Response:
@@ -448,7 +448,7 @@ def create_app(index_dir: str | Path, loader=Searcher.from_dir, watch: bool = Tr
             body = await answered(searcher, answer, mode)
         except SearchkitError:
             return template  # the page's script asks /search and shows the reason
-        body["query_id"] = query_id(Answer.of(body))
+        body["query_id"] = query_id(Searched.of(body))
         return prerendered(template, body, debug == "1")
 
     return app
