@@ -130,8 +130,6 @@ def sorted_relevant(arranged: Ranked, pinned: int, columns: Any, window: Window,
                      window.descending, pinned)
 
 
-
-
 def sort_judges(parsed: Any, types: Any, lexical: Any) -> tuple[Any, Any]:
     """kept_for_sort's asked_for and covered for a parsed query (searchkit.search.understanding.ParsedQuery): rows ->
     whether each is of the product type the query asks for (None when it asks for none, or without product types),

@@ -1,9 +1,10 @@
 """The server's counters in Prometheus' text format (`GET /metrics`): requests and their latency by endpoint and mode,
-searches that matched nothing, errors, searches answered from memory, the cross-encoder's pairs read and
-remembered, the index's version and rows, and reloads. One process (`create_app`, `serve` with one worker): one registry per app, never the process-wide
-default, so two apps in one process count apart. Several workers (`serve --workers N`): the CLI names a folder in
-PROMETHEUS_MULTIPROC_DIR before the workers start, each worker writes its values there, and whichever worker answers
-`/metrics` sums them all (prometheus_client's multiprocess mode), so a scrape sees the whole server."""
+searches that matched nothing, errors, searches answered from memory, the cross-encoder's pairs read and remembered,
+the index's version and rows, and reloads. One process (`create_app`, `serve` with one worker): one registry per app,
+never the process-wide default, so two apps in one process count apart. Several workers (`serve --workers N`): the
+CLI names a folder in PROMETHEUS_MULTIPROC_DIR before the workers start, each worker writes its values there, and
+whichever worker answers `/metrics` sums them all (prometheus_client's multiprocess mode), so a scrape sees the whole
+server."""
 
 from __future__ import annotations
 
