@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import command, machine  # noqa: E402
+from common import command, machine, popular_draws  # noqa: E402
 
 
 def attraction(grade: np.ndarray) -> np.ndarray:
@@ -35,9 +35,8 @@ def attraction(grade: np.ndarray) -> np.ndarray:
 def simulate(pairs: pd.DataFrame, searches: int, rng: np.random.Generator) -> pd.DataFrame:
     """Impression rows (query, product_id, position, clicked, added_to_cart) of `searches` simulated searches."""
     groups = [(q, g["product_id"].to_numpy(), g["relevance"].to_numpy()) for q, g in pairs.groupby("query", sort=True)]
-    popularity = 1.0 / np.arange(1, len(groups) + 1) ** 0.8
     order = rng.permutation(len(groups))
-    chosen = order[rng.choice(len(groups), size=searches, p=popularity / popularity.sum())]
+    chosen = order[popular_draws(len(groups), searches, rng)]
     weight = np.linspace(0.2, 0.8, searches)
     bias = [rng.normal(0, 1, len(ids)) for _, ids, _ in groups]
     queries, products, positions, clicks = [], [], [], []

@@ -8,8 +8,8 @@ Starts the server as a subprocess on 127.0.0.1 (a free port), drives it with a b
 results), prints a table and a JSON line, and stops the server. Traffic never leaves the loopback interface.
 With `--traffic distinct` (the default) queries are distinct real shopper queries (the test split's, then the other
 splits'), none repeated across levels, so nothing the server remembers answers them. With `--traffic head` each level
-draws its requests from HEAD_POOL such queries with a Zipf popularity (weight 1/rank^HEAD_EXPONENT, the popularity
-bench_clicks.py simulates shoppers with), so head queries repeat as they do in a shop's traffic and the server's
+draws its requests from HEAD_POOL such queries with a Zipf popularity (common.popular_draws, as bench_clicks.py
+simulates shoppers), so head queries repeat as they do in a shop's traffic and the server's
 remembered answers (`serve`'s SEARCHKIT_ANSWER_CACHE, set by --answer-cache) answer some; the share they answered is
 read from `/metrics` per level. Each level also sends as
 many `GET /health` requests (the same client: what HTTP itself costs) and reports search throughput as a share of
@@ -34,31 +34,26 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import command, machine, shopper_queries  # noqa: E402
+from common import POPULARITY_EXPONENT, command, machine, popular_draws, shopper_queries  # noqa: E402
 
 HEAD_POOL = 5000  # distinct queries --traffic head draws from
-HEAD_EXPONENT = 0.8  # their popularity: 1 / rank ** HEAD_EXPONENT
 
 
 def head_traffic(requests: int, levels: int, seed: int = 0) -> list[list[str]]:
     """Each level's queries, drawn with a Zipf popularity over HEAD_POOL distinct shopper queries (seeded)."""
     pool = shopper_queries(HEAD_POOL)
-    popularity = 1.0 / np.arange(1, len(pool) + 1) ** HEAD_EXPONENT
     rng = np.random.default_rng(seed)
-    return [[pool[i] for i in rng.choice(len(pool), size=requests, p=popularity / popularity.sum())]
-            for _ in range(levels)]
+    return [[pool[i] for i in popular_draws(len(pool), requests, rng)] for _ in range(levels)]
 
 
-def answers_counted(base: str) -> dict[str, float]:
-    """/search answers searched and remembered so far, summed over the server's workers."""
+def counted(base: str, *series: str) -> list[float]:
+    """Each `/metrics` series (a line's start: name and labels) summed over its lines (every worker's)."""
     with urllib.request.urlopen(f"{base}/metrics", timeout=30) as r:
-        scraped = r.read().decode()
-    counts = {"searched": 0.0, "remembered": 0.0}
-    for line in scraped.splitlines():
-        for source in counts:
-            if line.startswith(f'searchkit_search_answers_total{{source="{source}"}}'):
-                counts[source] += float(line.rsplit(" ", 1)[1])
-    return counts
+        lines = r.read().decode().splitlines()
+    return [sum(float(line.rsplit(" ", 1)[1]) for line in lines if line.startswith(start)) for start in series]
+
+
+ANSWERS = tuple(f'searchkit_search_answers_total{{source="{source}"}}' for source in ("searched", "remembered"))
 
 
 def free_port() -> int:
@@ -182,20 +177,17 @@ def main() -> None:
                    if args.traffic == "distinct" else head_traffic(args.requests, len(concurrency)))
         levels = []
         for i, c in enumerate(concurrency):
-            before = answers_counted(base)
+            before = counted(base, *ANSWERS)
             level = run_level(base, c, traffic[i], args.k, args.mode, args.cap_seconds)
-            after = answers_counted(base)
-            answered = sum(after.values()) - sum(before.values())
-            level["remembered_share"] = round((after["remembered"] - before["remembered"]) / max(answered, 1), 3)
+            after = counted(base, *ANSWERS)
+            answered = sum(after) - sum(before)
+            level["remembered_share"] = round((after[1] - before[1]) / max(answered, 1), 3)
             health = run_level(base, c, pool[:args.requests], args.k, args.mode, args.cap_seconds, one_health)
             level["health_rps"] = health["throughput_rps"]
             level["search_share_of_health"] = round(level["throughput_rps"] / max(health["throughput_rps"], 1e-9), 3)
             levels.append(level)
         processes = memory(server.pid)
-        with urllib.request.urlopen(f"{base}/metrics", timeout=30) as r:
-            scraped = r.read().decode()
-        counted = sum(float(line.rsplit(" ", 1)[1]) for line in scraped.splitlines()
-                      if line.startswith('searchkit_requests_total{endpoint="/search"'))
+        (searches,) = counted(base, 'searchkit_requests_total{endpoint="/search"')
     finally:
         server.terminate()
         server.wait(timeout=30)
@@ -205,9 +197,9 @@ def main() -> None:
               "traffic": args.traffic, "answer_cache": args.answer_cache,
               "queries": ("distinct shopper queries, the test split's first (see common.shopper_queries)"
                           if args.traffic == "distinct" else
-                          f"{HEAD_POOL} distinct shopper queries drawn with weight 1/rank^{HEAD_EXPONENT}"),
+                          f"{HEAD_POOL} distinct shopper queries drawn with weight 1/rank^{POPULARITY_EXPONENT}"),
               "machine": machine(), "command": command(), "levels": levels, "processes": processes,
-              "metrics_search_requests_counted": counted}
+              "metrics_search_requests_counted": searches}
     print(f"{'conc':>5} {'ok':>6} {'errors':>6} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'/health req/s':>14} "
           f"{'share':>6} {'remembered':>10}")
     for lv in levels:
@@ -216,7 +208,7 @@ def main() -> None:
               f"{lv['remembered_share']:>10}")
     for proc in processes:
         print(f"process {proc['pid']}: Rss {proc['rss_mb']} MiB, Pss {proc['pss_mb']} MiB")
-    print(f"/metrics counted {counted:.0f} /search requests (every worker's)")
+    print(f"/metrics counted {searches:.0f} /search requests (every worker's)")
     print(json.dumps(report))
     if any(lv["errors"] for lv in levels):
         sys.exit(1)

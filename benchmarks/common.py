@@ -87,6 +87,16 @@ def shopper_queries(n: int, pairs: Path = Path("catalog/homedepot-pairs.parquet"
     return out
 
 
+POPULARITY_EXPONENT = 0.8  # a shop's query popularity: the query of rank r is searched in proportion to 1 / r ** 0.8
+
+
+def popular_draws(items: int, size: int, rng: np.random.Generator) -> np.ndarray:
+    """`size` ranks in 0..items-1, each drawn with a Zipf popularity (weight 1 / (rank + 1) ** POPULARITY_EXPONENT):
+    what shoppers search, head queries again and again."""
+    popularity = 1.0 / np.arange(1, items + 1) ** POPULARITY_EXPONENT
+    return rng.choice(items, size=size, p=popularity / popularity.sum())
+
+
 def turns(variants: list, query: int, round_: int = 0) -> list:
     """The order to run `variants` in for one query: rotated by query and round, so that no variant is always the
     first to search a query (the first search of a query reads its postings and rows into the CPU's caches, and ran
