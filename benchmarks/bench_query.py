@@ -74,6 +74,10 @@ def warm(index: Path, queries: list[str], modes: list[str], backend: str, target
         vectors = searcher.embed_queries(queries)
         out["recall@10_vs_exact"] = round(recall_at_k(searcher.index.search(vectors, 10)[1],
                                                       exact_top(stored_vectors(searcher.index), vectors, 10)), 4)
+        if searcher.lexical is not None:  # hybrid's top 10 against the same search with an exact dense leg
+            from searchkit.eval.calibrate import hybrid_recall
+
+            out["hybrid_recall@10_vs_exact_leg"] = hybrid_recall(searcher, queries)
     for expression in filters:  # hybrid with one filter, paired query by query with the unfiltered search
         from searchkit.search.filters import merge_filters
 
@@ -190,6 +194,9 @@ def main() -> None:
         print(f"sorted first pages within the unsorted top 100: {w['sorted first page within the unsorted top 100']}")
     if "recall@10_vs_exact" in w:
         print(f"recall@10 of the approximate index against exact search, on these queries: {w['recall@10_vs_exact']}")
+    if "hybrid_recall@10_vs_exact_leg" in w:
+        print(f"hybrid's top 10 against hybrid with an exact dense leg, on these queries: "
+              f"{w['hybrid_recall@10_vs_exact_leg']}")
     print(f"{'mode':<32} {'p50 ms':>8} {'p99 ms':>8} {'added p50':>10}")
     for mode in [m for m in w if isinstance(w[m], dict) and "p50_ms" in w[m]]:
         added = w[mode].get("added_p50_ms", "")

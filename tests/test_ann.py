@@ -12,9 +12,11 @@ from searchkit.index.ann import (
     apply_params,
     exact_top,
     hnsw_edited,
+    hybrid_knob,
     knob_for_recall,
     make_index,
     recall_at_k,
+    tuned_facts,
 )
 
 
@@ -126,6 +128,52 @@ def test_knob_for_recall_takes_the_cheapest_measured_setting():
     assert faiss.downcast_index(index).hnsw.efSearch == 64
 
 
+def test_hybrid_legs_knob_applies_below_dense_searchs_own_and_a_recalibration_drops_it():
+    meta = {"type": "hnsw", "params": {"ef_search": 64, "hybrid_ef_search": 16},
+            "calibration": {"curve": {"16": 0.9, "64": 0.98}, "hybrid_curve": {"16": 0.95, "24": 0.99}}}
+    index = make_index(clustered_vectors(500), AnnConfig(index_type="hnsw"))[0]
+    assert apply_params(index, meta) == {"ef_search": 64, "hybrid_ef_search": 16}
+    assert hybrid_knob(meta) == 16 and hybrid_knob(meta, 0.99) == 24 and hybrid_knob(meta, 0.999) is None
+    assert apply_params(index, meta, 0.9) == {"ef_search": 16}  # never above (nor at) dense search's own
+    assert apply_params(index, {**meta, "calibration": {"curve": meta["calibration"]["curve"]}}, 0.98) == {
+        "ef_search": 64}  # no hybrid curve: the leg searches as dense search does
+    assert hybrid_knob({"type": "flat", "params": {"hybrid_ef_search": 16}}) is None
+    fresh = tuned_facts(meta, {"ef_search": 32, "recall@10": 0.97, "target_recall": 0.97, "calibration": {}})
+    assert fresh["params"] == {"ef_search": 32}  # measured against another graph or knob: dropped
+    assert tuned_facts(meta, {"recall@10": 0.97})["params"] == meta["params"]
+
+
+@pytest.mark.parametrize("kind", ["hnsw", "ivf-sq8"])
+def test_a_search_effort_given_to_the_dense_leg_is_the_knob_set_on_the_index(kind):
+    import faiss
+
+    from searchkit.search.retrieval import Fusion, Retriever
+
+    rng = np.random.default_rng(5)  # no clusters: what a walk or a probe finds depends on its effort
+    x, queries = (v / np.linalg.norm(v, axis=1, keepdims=True) for v in (rng.normal(size=(3000, 32)).astype(np.float32),
+                                                                         rng.normal(size=(30, 32)).astype(np.float32)))
+    index = make_index(x, AnnConfig(index_type=kind, ivf_lists=32))[0]
+    retriever = Retriever(index, None, Fusion())
+    low = 16 if kind == "hnsw" else 1
+    if kind == "hnsw":
+        faiss.downcast_index(index).hnsw.efSearch = 128
+    else:
+        faiss.extract_index_ivf(index).nprobe = 16
+    with_effort = retriever.dense(queries, 50, None, effort=low)
+    if kind == "hnsw":
+        own = faiss.downcast_index(index).hnsw.efSearch
+        faiss.downcast_index(index).hnsw.efSearch = low
+    else:
+        own = faiss.extract_index_ivf(index).nprobe
+        faiss.extract_index_ivf(index).nprobe = low
+    set_on_index = retriever.dense(queries, 50, None)
+    for (a, sa), (b, sb) in zip(with_effort, set_on_index, strict=True):
+        assert (a == b).all() and np.allclose(sa, sb)
+    assert own != low and retriever._effort(low) is retriever._effort(low)  # made once
+    wider = retriever.dense(queries, 50, None, effort=own)  # a knob that changes what is found here
+    assert any(len(a) != len(b) or (a != b).any() for (a, _), (b, _) in zip(wider, with_effort, strict=True))
+
+
 def test_calibration_with_query_vectors_counts_unfilled_results_as_misses():
     import faiss
 
@@ -189,6 +237,36 @@ def test_recalibrate_on_queries_sets_the_cheapest_knob_and_keeps_the_index(tmp_p
     assert json.loads((out / "manifest.json").read_text())["index"]["target_recall"] == 1.0
     result = CliRunner().invoke(main, ["calibrate", "--index", str(out), "--pairs", str(pairs_file), "--split", "all"])
     assert result.exit_code == 0 and "ef_search" in result.output, result.output
+    assert "hybrid's dense leg: ef_search" in result.output
+
+
+def test_hybrid_leg_calibrated_against_an_exact_leg(tmp_path, catalog_file, tiny_model):
+    """The leg's curve: the share of hybrid's top 10 an exact dense leg's top 10 keeps, cheapest knob first, up to
+    dense search's own; the knob chosen is the first reaching the target, and hybrid searches then use it."""
+    from searchkit.eval.calibrate import exact_leg_tops, hybrid_calibration, hybrid_recall, recalibrate
+    from searchkit.search.results import Mode
+
+    out = tmp_path / "hnsw"
+    build_index(catalog_file, out, model=tiny_model, config=IndexConfig(index_type="hnsw", target_recall=1.0))
+    texts = ["kohler toilet seat", "classic garden hose", "ceiling fan", "led bulb", "patio chair", "drill"]
+    searcher = Searcher.from_dir(out)
+    searcher.search_params = {"ef_search": 96}
+    truth = exact_leg_tops(searcher, texts)
+    assert truth[0] == [h.product_id for h in searcher.search(texts[0], k=10)] or len(truth[0]) == 10
+    chosen, curve = hybrid_calibration(searcher, texts, target_recall=1.0)
+    assert list(curve) == sorted(curve) and max(curve) <= 96 and chosen in curve | {96: None}
+    assert all(r < 1.0 for v, r in curve.items() if v < chosen)
+    assert curve[min(curve)] == hybrid_recall(searcher, texts, truth, effort=min(curve))
+    assert searcher.search_params == {"ef_search": 96}  # measured, not kept
+    searcher.search_params = {"ef_search": 96, "hybrid_ef_search": 16}
+    assert searcher._effort(Mode.HYBRID) == searcher._effort(Mode.RERANK) == 16
+    assert searcher._effort(Mode.DENSE) is None and searcher._effort(Mode.LEXICAL) is None
+    manifest = recalibrate(out, texts, target_recall=1.0)
+    stored = manifest.index.to_dict()
+    hybrid = {int(v): r for v, r in stored["calibration"]["hybrid_curve"].items()}
+    assert hybrid and max(hybrid) <= stored["params"]["ef_search"]
+    leg = stored["params"].get("hybrid_ef_search")
+    assert leg is None or (leg < stored["params"]["ef_search"] and hybrid[leg] >= 1.0)
 
 
 def test_an_edited_hnsw_graph_drops_replaces_and_inserts_nodes_and_keeps_recall():

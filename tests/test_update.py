@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -18,7 +19,7 @@ from click.testing import CliRunner
 
 from searchkit import IndexConfig, Searcher, build_index
 from searchkit.cli import main
-from searchkit.errors import CatalogError, IndexMismatchError
+from searchkit.errors import CatalogError, IndexFormatError, IndexMismatchError
 from searchkit.index import layout
 from searchkit.index.update import rollback, update_index
 
@@ -180,6 +181,40 @@ def test_an_hnsw_graph_is_edited_in_place_then_rebuilt_past_its_share(tmp_path, 
     upsert, delete, *_ = changes(after, tmp_path, retitle=30, add=0, delete=0, price=0)
     update_index(tmp_path / "idx", upsert=upsert)
     assert layout.read_manifest(tmp_path / "idx").index.edited_share is None  # past the share: rebuilt
+
+
+def test_an_update_calibrates_its_graph_again_on_the_queries_searchkit_calibrate_kept(tmp_path, catalog_frame,
+                                                                                     catalog_file, tiny_model):
+    """Without them an update would calibrate on texts cut from titles and undo a calibration on shoppers' queries;
+    with them it measures the same queries again, and hybrid's dense leg keeps the knob measured on them."""
+    from searchkit.eval.calibrate import recalibrate
+
+    build_index(catalog_file, tmp_path / "idx", model=tiny_model, config=IndexConfig(index_type="hnsw"))
+    queries = ["kohler toilet seat", "classic garden hose", "ceiling fan", "led bulb", "patio chair"]
+    recalibrate(tmp_path / "idx", queries, target_recall=0.9, source="shop log")
+    kept = np.load(tmp_path / "idx" / layout.CALIBRATION_FILE)
+    assert kept.shape == (5, layout.read_manifest(tmp_path / "idx").dimension)
+    manifest = layout.read_manifest(tmp_path / "idx")
+    facts = manifest.index.ann_facts()  # hybrid's leg as a calibration below dense search's knob would leave it
+    facts["params"] = {**facts["params"], "hybrid_ef_search": 8}
+    layout.rewrite_manifest(layout.IndexFiles(tmp_path / "idx"), replace(manifest, index=manifest.index.with_facts(facts)))
+    upsert, delete, *_ = changes(catalog_frame, tmp_path)
+    update_index(tmp_path / "idx", upsert=upsert, delete=delete)
+    after = layout.read_manifest(tmp_path / "idx").index
+    assert after.calibration["queries"] == 5 and after.calibration["source"] == "shop log, kept by searchkit calibrate"
+    assert after.params["hybrid_ef_search"] == 8 and after.target_recall == 0.9
+    assert "hybrid_curve" in after.calibration and after.edited_share
+    assert np.array_equal(np.load(tmp_path / "idx" / layout.CALIBRATION_FILE), kept)  # carried into the new version
+    Searcher.from_dir(tmp_path / "idx")  # verifies: the kept queries are not checksummed
+    recalibrate(tmp_path / "idx", queries[:3], target_recall=0.9)  # replaced in place, the index still verifies
+    assert len(np.load(tmp_path / "idx" / layout.CALIBRATION_FILE)) == 3
+    Searcher.from_dir(tmp_path / "idx")
+    (tmp_path / "idx" / layout.CALIBRATION_FILE).write_bytes(b"not an array")
+    with pytest.raises(IndexFormatError, match="calibration-queries.npy: unreadable"):
+        update_index(tmp_path / "idx", upsert=upsert)
+    build_index(catalog_file, tmp_path / "plain", model=tiny_model, config=IndexConfig(index_type="hnsw"))
+    update_index(tmp_path / "plain", upsert=upsert, delete=delete)  # none kept: texts cut from titles, as before
+    assert "kept" not in layout.read_manifest(tmp_path / "plain").index.calibration["source"]
 
 
 @pytest.mark.parametrize("what, fragment", [

@@ -169,7 +169,7 @@ def calibrate_cmd(index_dir, queries_file, pairs, split, target_recall, max_quer
     cheapest that reaches --target-recall; rewrites the manifest only."""
     from ..eval.calibrate import recalibrate
     from ..eval.selection import sample
-    from ..index.ann import knob_name
+    from ..index.ann import hybrid_knob_name, knob_name
 
     if queries_file is not None:
         try:
@@ -193,3 +193,8 @@ def calibrate_cmd(index_dir, queries_file, pairs, split, target_recall, max_quer
     curve = ", ".join(f"{v}: {r}" for v, r in meta["calibration"]["curve"].items())
     click.echo(f"{index_dir}: {knob} {meta['params'][knob]} (recall@10 {meta['recall@10_sample']} on "
                f"{meta['calibration']['queries']} queries, target {target_recall}); curve {curve}")
+    hybrid = meta["calibration"].get("hybrid_curve")
+    if hybrid:
+        leg = meta["params"].get(hybrid_knob_name(meta["type"]), meta["params"][knob])
+        click.echo(f"hybrid's dense leg: {knob} {leg} (its hybrid top 10 against an exact leg's: "
+                   f"{', '.join(f'{v}: {r}' for v, r in hybrid.items())})")

@@ -11,6 +11,7 @@ Index types (every one scores by inner product of unit vectors, i.e. cosine):
 
 from __future__ import annotations
 
+import io
 import logging
 import math
 from dataclasses import dataclass
@@ -18,7 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import SearchkitError
+from ..errors import IndexFormatError, SearchkitError
+from .layout import CALIBRATION_FILE, IndexFiles, replace_file
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +108,19 @@ def knob_name(kind: str) -> str:
     return "ef_search" if kind.startswith("hnsw") else "nprobe"
 
 
+def hybrid_knob_name(kind: str) -> str:
+    """The manifest's name for the knob of hybrid search's dense leg (`searchkit calibrate` measures it): the leg
+    only proposes candidates that BM25's and fusion's scores then rank, so it may search with less effort."""
+    return f"hybrid_{knob_name(kind)}"
+
+
+def knob_choices(index, kind: str) -> list[int]:
+    """The values calibration tries for an approximate index's knob, cheapest first."""
+    if kind.startswith("hnsw"):
+        return list(EF_CHOICES)
+    return [p for p in NPROBE_CHOICES if p <= faiss_lists(index)] or [1]
+
+
 def set_knob(index, kind: str, value: int) -> None:
     """Set the search-time accuracy knob: efSearch for HNSW, nprobe for IVF (nothing for flat)."""
     import faiss
@@ -121,7 +136,10 @@ def tuned_facts(meta: dict, tuned: dict) -> dict:
     """An index's manifest facts updated with a calibrate() result: the search knob it chose (when it chose one),
     the sampled recall@10, and the target and curve it calibrated on (when it calibrated)."""
     knobs = {k: v for k, v in tuned.items() if k in ("ef_search", "nprobe")}
-    facts = {**meta, "params": {**meta.get("params", {}), **knobs}, "recall@10_sample": tuned["recall@10"]}
+    params = {**meta.get("params", {}), **knobs}
+    if "calibration" in tuned:  # a hybrid leg's knob was measured against the graph and knob calibrated before
+        params = {k: v for k, v in params.items() if not k.startswith("hybrid_")}
+    facts = {**meta, "params": params, "recall@10_sample": tuned["recall@10"]}
     if "calibration" in tuned:
         facts.update(calibration=tuned["calibration"], target_recall=tuned["target_recall"])
     return facts
@@ -149,8 +167,7 @@ def calibrate(index, kind: str, vectors: np.ndarray, config: AnnConfig, queries:
         sample = np.sort(rng.choice(rows, size=min(config.calibration_queries, rows), replace=False))
         queries = vectors[sample]
         truth = exact_top(vectors, queries, k, exclude=sample)
-    choices = EF_CHOICES if kind.startswith("hnsw") else [p for p in NPROBE_CHOICES
-                                                          if p <= faiss_lists(index)] or [1]
+    choices = knob_choices(index, kind)
     curve = {}
     chosen = choices[-1]
     for value in choices:
@@ -242,17 +259,33 @@ def knob_for_recall(manifest_index: dict, target: float) -> int | None:
 
 def apply_params(index, manifest_index: dict, target_recall: float | None = None) -> dict:
     """Set the knob recorded in the manifest (faiss files keep it too; the manifest is the source of truth), or,
-    given target_recall, the cheapest one the build's calibration measured reaching it. Returns what was set."""
+    given target_recall, the cheapest one the build's calibration measured reaching it. Returns what was set, with
+    the knob of hybrid search's dense leg when calibrated below it (hybrid_knob)."""
     params = manifest_index.get("params", {})
     kind = manifest_index.get("type", "flat")
     name = knob_name(kind)
     value = params.get(name)
     if target_recall is not None:
         value = knob_for_recall(manifest_index, target_recall)
-    if value:
-        set_knob(index, kind, value)
-        return {name: int(value)}
-    return {}
+    if not value:
+        return {}
+    set_knob(index, kind, value)
+    hybrid = hybrid_knob(manifest_index, target_recall)
+    return {name: int(value), **({hybrid_knob_name(kind): hybrid} if hybrid and hybrid < int(value) else {})}
+
+
+def hybrid_knob(manifest_index: dict, target_recall: float | None = None) -> int | None:
+    """The knob of hybrid search's dense leg that `searchkit calibrate` chose, or, given target_recall, the cheapest
+    its hybrid curve measured reaching it; None when it measured none (the leg then searches as dense search does)."""
+    kind = manifest_index.get("type", "flat")
+    if kind == "flat":
+        return None
+    if target_recall is None:
+        value = manifest_index.get("params", {}).get(hybrid_knob_name(kind))
+        return int(value) if value else None
+    curve = {int(v): r for v, r in (manifest_index.get("calibration") or {}).get("hybrid_curve", {}).items()}
+    reaching = [v for v, r in curve.items() if r >= target_recall]
+    return min(reaching) if reaching else None
 
 
 def hnsw_edited(index, sources: np.ndarray, vectors: np.ndarray):
@@ -329,3 +362,26 @@ def stored_vectors(index: Any) -> np.ndarray:
     """Every stored vector: the zero-copy view of flat storage, else decoded from the index's codes."""
     vectors = flat_vectors(index)
     return vectors if vectors is not None else index.reconstruct_n(0, index.ntotal)
+
+
+def keep_queries(files: IndexFiles, vectors: np.ndarray) -> None:
+    """Keep the query vectors a calibration measured on in the index folder, replacing any kept before atomically:
+    an update calibrates its graph again on them (searchkit.index.update)."""
+    data = io.BytesIO()
+    np.save(data, np.ascontiguousarray(vectors, dtype=np.float32), allow_pickle=False)
+    replace_file(files.root / CALIBRATION_FILE, data.getvalue())
+
+
+def kept_queries(files: IndexFiles, dimension: int) -> np.ndarray | None:
+    """The query vectors keep_queries kept, or None; IndexFormatError when unreadable or not `dimension` wide."""
+    path = files.root / CALIBRATION_FILE
+    if not path.is_file():
+        return None
+    try:
+        vectors = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise IndexFormatError(f"{path}: unreadable ({exc}); run `searchkit calibrate` again") from exc
+    if vectors.ndim != 2 or vectors.shape[1] != dimension or not len(vectors):
+        raise IndexFormatError(f"{path}: {vectors.shape} query vectors, not n x {dimension}; run `searchkit calibrate` "
+                             "again")
+    return vectors

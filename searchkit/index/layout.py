@@ -21,6 +21,7 @@ searchkit.index.manifest's).
       suggest.json      completions while typing (searchkit.data.suggest): the catalog's types, brands and brand + type
       rules.json        the merchandiser's rules (searchkit.search.rules), when installed: not part of the build and not
                         checksummed, replaced atomically by `searchkit rules`, carried by updates and rebuilds
+      calibration-queries.npy  the queries `searchkit calibrate` measured on, embedded; unchecksummed; updates reuse them
       .verified.json    written on load, not part of the build: each file's stat (size, mtimes, inode) when its
                         checksum last matched the manifest, so later loads of unchanged files skip re-hashing
 
@@ -72,6 +73,7 @@ RERANKER_TOKENIZER = TOKENIZER_FILE
 GRADER_GRAPH = GRADER_GRAPH_NAME
 SUGGEST_FILE = "suggest.json"
 RULES_FILE = "rules.json"
+CALIBRATION_FILE = "calibration-queries.npy"
 REQUIRED_FILES = (FAISS_FILE, TEXT_FILE)
 
 
@@ -241,7 +243,7 @@ def finish(staged: IndexFiles, manifest: Manifest, target: Path, keep_previous: 
     checked = [p for p in sorted(staged.root.rglob("*"))
                if p.is_file() and p.relative_to(staged.root).parts[0] != MODEL_DIR]
     sums = {p.relative_to(staged.root).as_posix(): {"sha256": file_sha256(p), "bytes": p.stat().st_size}
-            for p in checked if p.relative_to(staged.root).as_posix() not in (MANIFEST, RULES_FILE)}
+            for p in checked if p.relative_to(staged.root).as_posix() not in (MANIFEST, RULES_FILE, CALIBRATION_FILE)}
     manifest = manifest.with_files(sums)
     rewrite_manifest(staged, manifest)
     previous = previous_dir(target)
@@ -270,10 +272,15 @@ def roll_back(target: Path) -> Manifest:
 
 def rewrite_manifest(files: IndexFiles, manifest: Manifest) -> None:
     """Replace the manifest of a complete index (its files unchanged) atomically: readers see the old or the new."""
-    tmp = files.root / f"{MANIFEST}.{uuid.uuid4().hex[:8]}.tmp"
+    replace_file(files.manifest, manifest.to_json().encode("utf-8"))
+
+
+def replace_file(target: Path, data: bytes) -> None:
+    """Write `data` to `target` through a temporary sibling and a rename: a reader sees the old file or the new."""
+    tmp = target.parent / f".{target.name}.{uuid.uuid4().hex[:8]}.tmp"
     try:
-        tmp.write_text(manifest.to_json())
-        os.replace(tmp, files.manifest)
+        tmp.write_bytes(data)
+        os.replace(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)
 
@@ -472,12 +479,7 @@ def write_rules_text(root: Path, text: str | None) -> None:
     if text is None:
         target.unlink(missing_ok=True)
         return
-    tmp = Path(root) / f".{RULES_FILE}.{uuid.uuid4().hex[:8]}.tmp"
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
+    replace_file(target, text.encode("utf-8"))
 
 
 def carry_rules(old_root: Path, staged: IndexFiles) -> None:

@@ -2,7 +2,8 @@
 
 Only products whose embedded text changed, and new ones, are embedded (with the graph the build embedded the catalog
 with); every other product keeps its stored vector. An HNSW graph is edited in place (the changed and deleted
-products' nodes dropped, new vectors inserted, efSearch calibrated again: vector_index) until the edits since it was
+products' nodes dropped, new vectors inserted, efSearch calibrated again on the queries `searchkit calibrate`
+kept, else on texts cut from titles: vector_index) until the edits since it was
 built pass GRAPH_EDIT_SHARE of its rows, then rebuilt from the stored vectors, as other index types always are. BM25 is
 rebuilt from every product's keyword text, so its statistics are those of a full rebuild. The
 new version is written beside the old and swapped in like a build (searchkit.index.layout.finish); the replaced version is
@@ -37,7 +38,7 @@ from ..models.encoder import (
 )
 from ..models.export import quantize_graph
 from . import layout
-from .ann import AnnConfig, calibrate, hnsw_edited, make_index, stored_vectors, tuned_facts
+from .ann import AnnConfig, calibrate, hnsw_edited, kept_queries, make_index, stored_vectors, tuned_facts
 from .lexical import LexicalIndex
 from .manifest import CatalogSection, Encoding, Manifest
 from .shared import attach
@@ -192,11 +193,15 @@ def update_index(index_dir: str | Path, upsert: str | Path | None = None, delete
                         hnsw_m=int(meta.get("params", {}).get("m", 32)),
                         hnsw_ef_construction=int(meta.get("params", {}).get("ef_construction", 200)),
                         target_recall=float(meta.get("target_recall", 0.98)))
-        probes = None
+        probes = kept = None
         if ann.resolved_type(len(texts)) != "flat":
+            kept = kept_queries(files, manifest.dimension)
             query_encoder = OnnxEncoder(files.onnx, files.model, info) if files.onnx.is_file() else encoder
-            probes = query_encoder.encode(query_like(texts, ann.calibration_queries, seed=1))
+            probes = kept if kept is not None else query_encoder.encode(
+                query_like(texts, ann.calibration_queries, seed=1))
         index, index_meta = vector_index(old_index, sources, vectors, meta, ann, probes)
+        if kept is not None:
+            index_meta = on_kept_queries(index_meta, meta)
         del old_index
         _carry_over(files, staged)
         layout.write_parts(staged, index, products,
@@ -243,6 +248,20 @@ def vector_index(old_index: Any, sources: np.ndarray, vectors: np.ndarray, meta:
         return index, {**facts, "edited_share": round(share, 6)}
     index, facts, _ = make_index(vectors, ann, probes)
     return index, facts
+
+
+def on_kept_queries(fresh: dict[str, Any], before: dict[str, Any]) -> dict[str, Any]:
+    """The facts of a graph calibrated again on the queries `searchkit calibrate` kept: their source named as it
+    named it, and hybrid's dense leg keeping the knob measured on them (the same queries over a graph edited or
+    rebuilt with the same settings; a search never takes it above the dense knob just measured)."""
+    calibration = dict(fresh.get("calibration") or {})
+    earlier = before.get("calibration") or {}
+    calibration["source"] = f"{earlier.get('source', 'queries')}, kept by searchkit calibrate"
+    if "hybrid_curve" in earlier:
+        calibration["hybrid_curve"] = earlier["hybrid_curve"]
+    params = {**fresh.get("params", {}), **{k: v for k, v in before.get("params", {}).items()
+                                           if k.startswith("hybrid_")}}
+    return {**fresh, "params": params, "calibration": calibration}
 
 
 def _carry_over(files: layout.IndexFiles, staged: layout.IndexFiles) -> None:

@@ -100,6 +100,7 @@ class Retriever:
         self.fusion = fusion
         self.types = types
         self.vectors = flat_vectors(index)
+        self._efforts: dict[int, Any] = {}  # search effort -> faiss's parameters for it (Retriever._effort)
 
     def cosines(self, vector: np.ndarray, rows: np.ndarray) -> np.ndarray:
         if len(rows) == 0:
@@ -129,10 +130,15 @@ class Retriever:
             return None
         return faiss
 
-    def dense(self, vectors: np.ndarray, depth: int, mask: np.ndarray | None) -> list[tuple[np.ndarray, np.ndarray]]:
-        """Top rows per query vector. With a filter: exact search over the rows it keeps (no post-filter holes)."""
+    def dense(self, vectors: np.ndarray, depth: int, mask: np.ndarray | None, effort: int | None = None
+              ) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Top rows per query vector. With a filter: exact search over the rows it keeps (no post-filter holes).
+        effort: an approximate index's efSearch / nprobe for this search (None: the index's own; hybrid's dense leg
+        passes the one calibrated for it, see searchkit.index.ann.hybrid_knob)."""
         if mask is None:
-            scores, ids = self.index.search(vectors, depth)
+            params = self._effort(effort) if effort else None
+            scores, ids = (self.index.search(vectors, depth) if params is None
+                           else self.index.search(vectors, depth, params=params))
             return [(i[i >= 0], s[i >= 0]) for i, s in zip(ids, scores, strict=True)]
         rows = np.flatnonzero(mask)
         if len(rows) > EXACT_FILTERED and self._graph is not None:
@@ -151,6 +157,32 @@ class Retriever:
                 keep = np.lexsort((rows, -scores))
             out.append((rows[keep], scores[keep]))
         return out
+
+    def _effort(self, value: int) -> Any:
+        """faiss's per-search parameters setting this efSearch (HNSW) or nprobe (IVF), or None for an exact index;
+        made once per value (faiss only reads them)."""
+        if value not in self._efforts:
+            import faiss
+
+            if self._graph is not None:
+                self._efforts[value] = faiss.SearchParametersHNSW(efSearch=int(value))  # type: ignore[attr-defined]
+            elif self._ivf is not None:
+                self._efforts[value] = faiss.SearchParametersIVF(nprobe=int(value))  # type: ignore[call-arg]
+            else:
+                self._efforts[value] = None
+        return self._efforts[value]
+
+    @cached_property
+    def _ivf(self) -> Any:
+        """The inverted-list index when the vectors are searched through one, else None."""
+        if isinstance(self.index, ExactIndex):
+            return None
+        import faiss
+
+        try:
+            return faiss.extract_index_ivf(self.index)
+        except RuntimeError:
+            return None
 
     @cached_property
     def _graph(self) -> Any:

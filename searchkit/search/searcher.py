@@ -29,6 +29,7 @@ from ..data.suggest import Suggester, for_catalog
 from ..data.text import Normaliser
 from ..errors import IndexFormatError, IndexMismatchError, ModelError, QueryError
 from ..index import layout
+from ..index.ann import hybrid_knob_name
 from ..models.encoder import Encoder
 from . import explain as second
 from .arrange import RELEVANT, Window, by_rules, renamed, sort_judges, sorted_relevant
@@ -80,7 +81,7 @@ class Searcher:
         self.spell_correct = True
         self._reranker = reranker
         self._reranker_lock = threading.Lock()
-        self.search_params: dict[str, int] = {}  # the ANN knob in use (efSearch / nprobe; from_dir sets it)
+        self.search_params: dict[str, int] = {}  # the ANN knobs in use (hybrid's leg's too; from_dir sets them)
         self._encode_lock = threading.Lock()
         self._inflight_lock = threading.Lock()
         self._inflight = 0  # searches running now: legs overlap only for a searcher's sole search
@@ -315,7 +316,8 @@ class Searcher:
                 return [self._overlapped(plans[0])]
             vectors = self._embed(parsed)
             none = (np.zeros(0, int), np.zeros(0))
-            dense = self.retriever.dense(vectors, depth, mask) if mode != Mode.LEXICAL else [none] * len(queries)
+            dense = self.retriever.dense(vectors, depth, mask, self._effort(mode)) if mode != Mode.LEXICAL else (
+                [none] * len(queries))
             return [self._results(plan, v, d) for plan, v, d in zip(plans, vectors, dense, strict=True)]
         finally:
             with self._inflight_lock:
@@ -332,7 +334,12 @@ class Searcher:
         vectors = self._embed([plan.parsed])
         if plan.mode == Mode.LEXICAL:  # the embedding only gives the results' cosines
             return vectors[0], (np.zeros(0, int), np.zeros(0))
-        return vectors[0], self.retriever.dense(vectors, plan.depth, plan.mask)[0]
+        return vectors[0], self.retriever.dense(vectors, plan.depth, plan.mask, self._effort(plan.mode))[0]
+
+    def _effort(self, mode: Mode) -> int | None:
+        """Hybrid's dense leg (rerank's too) searches with the effort `searchkit calibrate` measured for it, if any."""
+        kind = self.manifest.index.type
+        return self.search_params.get(hybrid_knob_name(kind)) if mode in (Mode.HYBRID, Mode.RERANK) else None
 
     def _overlapped(self, plan: Plan) -> SearchResults:
         """One hybrid or lexical query whose BM25 leg is costly: BM25 on this thread while a worker embeds the query
