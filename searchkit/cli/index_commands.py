@@ -166,7 +166,8 @@ def update_cmd(index_dir, upsert, delete, columns, rollback, as_json):
 @click.option("--json", "as_json", is_flag=True)
 def calibrate_cmd(index_dir, queries_file, pairs, split, target_recall, max_queries, form, as_json):
     """Measure an approximate index's recall on real queries and set its search effort (efSearch / nprobe) to the
-    cheapest that reaches --target-recall; rewrites the manifest only."""
+    cheapest that reaches --target-recall, and hybrid's dense leg's to the cheapest whose hybrid top 10 keeps that
+    share of an exact leg's. Rewrites the manifest and keeps the queries' vectors, which updates calibrate on."""
     from ..eval.calibrate import recalibrate
     from ..eval.selection import sample
     from ..index.ann import hybrid_knob_name, knob_name
