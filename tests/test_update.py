@@ -210,8 +210,11 @@ def test_an_update_calibrates_its_graph_again_on_the_queries_searchkit_calibrate
     assert len(np.load(tmp_path / "idx" / layout.CALIBRATION_FILE)) == 3
     Searcher.from_dir(tmp_path / "idx")
     (tmp_path / "idx" / layout.CALIBRATION_FILE).write_bytes(b"not an array")
+    unchanged = (tmp_path / "idx" / "manifest.json").read_text()
     with pytest.raises(IndexFormatError, match="calibration-queries.npy: unreadable"):
-        update_index(tmp_path / "idx", upsert=upsert)
+        update_index(tmp_path / "idx", upsert=upsert)  # refused before anything is staged
+    assert (tmp_path / "idx" / "manifest.json").read_text() == unchanged
+    assert not list(tmp_path.glob(".idx.building-*"))
     build_index(catalog_file, tmp_path / "plain", model=tiny_model, config=IndexConfig(index_type="hnsw"))
     update_index(tmp_path / "plain", upsert=upsert, delete=delete)  # none kept: texts cut from titles, as before
     assert "kept" not in layout.read_manifest(tmp_path / "plain").index.calibration["source"]

@@ -178,6 +178,7 @@ def update_index(index_dir: str | Path, upsert: str | Path | None = None, delete
     texts = product_texts(products, normaliser)
     info = ModelInfo(name=manifest.model.name, path=str(files.model), fingerprint=manifest.model.fingerprint,
                      dimension=manifest.dimension, text=text)
+    kept = kept_queries(files, manifest.dimension)  # refused before any work when unreadable
     staged = layout.staging_dir(target)
     try:
         encoder = bulk_encoder(files, manifest, info, staged.root)
@@ -193,14 +194,13 @@ def update_index(index_dir: str | Path, upsert: str | Path | None = None, delete
                         hnsw_m=int(meta.get("params", {}).get("m", 32)),
                         hnsw_ef_construction=int(meta.get("params", {}).get("ef_construction", 200)),
                         target_recall=float(meta.get("target_recall", 0.98)))
-        probes = kept = None
-        if ann.resolved_type(len(texts)) != "flat":
-            kept = kept_queries(files, manifest.dimension)
+        approximate = ann.resolved_type(len(texts)) != "flat"
+        probes = kept if approximate else None
+        if approximate and kept is None:
             query_encoder = OnnxEncoder(files.onnx, files.model, info) if files.onnx.is_file() else encoder
-            probes = kept if kept is not None else query_encoder.encode(
-                query_like(texts, ann.calibration_queries, seed=1))
+            probes = query_encoder.encode(query_like(texts, ann.calibration_queries, seed=1))
         index, index_meta = vector_index(old_index, sources, vectors, meta, ann, probes)
-        if kept is not None:
+        if approximate and kept is not None:
             index_meta = on_kept_queries(index_meta, meta)
         del old_index
         _carry_over(files, staged)
