@@ -253,7 +253,7 @@ def test_hybrid_leg_calibrated_against_an_exact_leg(tmp_path, catalog_file, tiny
     searcher.search_params = {"ef_search": 96}
     truth = exact_leg_tops(searcher, texts)
     assert truth[0] == [h.product_id for h in searcher.search(texts[0], k=10)] or len(truth[0]) == 10
-    chosen, curve = hybrid_calibration(searcher, texts, target_recall=1.0)
+    chosen, curve = hybrid_calibration(searcher, texts, target_recall=1.0, ceiling=96)
     assert list(curve) == sorted(curve) and max(curve) <= 96 and chosen in curve | {96: None}
     assert all(r < 1.0 for v, r in curve.items() if v < chosen)
     assert curve[min(curve)] == hybrid_recall(searcher, texts, truth, effort=min(curve))

@@ -55,8 +55,7 @@ def recalibrate(index_dir: str | Path, queries: list[str], target_recall: float 
                       AnnConfig(index_type=kind, target_recall=target_recall), probes)
     index_meta = {**tuned_facts(meta, tuned), "calibration": {**tuned["calibration"], "source": source}}
     if searcher.lexical is not None:
-        searcher.search_params = {knob_name(kind): tuned[knob_name(kind)]}
-        chosen, curve = hybrid_calibration(searcher, texts, target_recall)
+        chosen, curve = hybrid_calibration(searcher, texts, target_recall, tuned[knob_name(kind)])
         index_meta["calibration"]["hybrid_curve"] = {str(v): r for v, r in curve.items()}
         if chosen < tuned[knob_name(kind)]:
             index_meta["params"] = {**index_meta["params"], hybrid_knob_name(kind): chosen}
@@ -67,11 +66,11 @@ def recalibrate(index_dir: str | Path, queries: list[str], target_recall: float 
     return manifest
 
 
-def hybrid_calibration(searcher: Searcher, texts: list[str], target_recall: float) -> tuple[int, dict[int, float]]:
-    """The cheapest knob for hybrid's dense leg, no more than dense search's own (searcher.search_params), whose
-    hybrid top 10 reaches `target_recall` of an exact dense leg's (hybrid_recall), and the curve measured on the way."""
+def hybrid_calibration(searcher: Searcher, texts: list[str], target_recall: float, ceiling: int
+                       ) -> tuple[int, dict[int, float]]:
+    """The cheapest knob for hybrid's dense leg, no more than `ceiling` (dense search's own), whose hybrid top 10
+    reaches `target_recall` of an exact dense leg's (hybrid_recall), and the curve measured on the way."""
     kind = searcher.manifest.index.type
-    ceiling = searcher.search_params[knob_name(kind)]
     truth = exact_leg_tops(searcher, texts)
     curve: dict[int, float] = {}
     for value in [v for v in knob_choices(searcher.index, kind) if v <= ceiling]:
