@@ -66,14 +66,15 @@ class Scores:
         values = self.array[rows]
         for word in self.deferred:
             at = np.minimum(np.searchsorted(word.ids, rows), len(word.ids) - 1)
-            values = values + np.where(word.ids[at] == rows, word.values[at], 0).astype(values.dtype)
+            values = values + np.where(word.ids[at] == rows, word.values[at], values.dtype.type(0))
         return values
 
     def merge(self) -> None:
         """Merge the rarest deferred word into `array` and `rows`."""
         word = self.deferred.pop(0)
-        self.rows = np.concatenate([self.rows, word.ids[self.array[word.ids] == 0]])  # contributions > 0: 0 = unseen
-        self.array[word.ids] += word.values
+        current = self.array[word.ids]  # read once: which rows are new, and what the word adds to
+        self.rows = np.concatenate([self.rows, word.ids[current == 0]])  # contributions > 0: 0 = unseen
+        self.array[word.ids] = current + word.values
         self.reach += word.bound
 
 
@@ -142,8 +143,13 @@ class LexicalIndex:
         for i in columns:
             start, end = self.indptr[i], self.indptr[i + 1]
             rows = self.indices[start:end]  # a column holds each product once
-            touched.append(rows[out[rows] == 0] if touched else rows)  # contributions are > 0: 0 = not yet seen
-            out[rows] += self.data[start:end]
+            if touched:
+                current = out[rows]  # read once: which rows are new, and what the column adds to
+                touched.append(rows[current == 0])  # contributions are > 0: 0 = not yet seen
+                out[rows] = current + self.data[start:end]
+            else:  # the first column: every row is new
+                touched.append(rows)
+                out[rows] = self.data[start:end]
         return np.concatenate(touched) if len(touched) > 1 else (touched[0] if touched else np.zeros(0, np.int32))
 
     def _columns(self, query_text: str) -> list[int]:
@@ -249,7 +255,7 @@ class LexicalIndex:
                 rows, partial = _masked(scores.rows, scores.array[scores.rows], mask)
                 # when the k-th best partial score beats what the deferred words can add, no product holding only
                 # deferred words reaches the top k, nor does one trailing that k-th partial by more than they add
-                if len(rows) >= k and (kth := -np.partition(-partial, k - 1)[k - 1]) > bound:
+                if len(rows) >= k and (kth := np.partition(partial, len(partial) - k)[len(partial) - k]) > bound:
                     rows = rows[partial >= kth - bound]
                     if len(rows) * LOOKUP_COST <= len(scores.deferred[0].ids):  # else merging is cheaper
                         return _best(rows, scores.of(rows), k, None)
@@ -258,17 +264,18 @@ class LexicalIndex:
 
 
 def _masked(rows: np.ndarray, values: np.ndarray, mask: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-    """Rows (and their values) with a positive value, where `mask` is True."""
-    keep = values > 0
-    if mask is not None:
-        keep &= mask[rows]
+    """Rows (and their values) where `mask` is True. Every row a query touches scores above 0 (each word's
+    contributions are), so only a filter drops any."""
+    if mask is None:
+        return rows, values
+    keep = mask[rows]
     return rows[keep], values[keep]
 
 
 def _best(rows: np.ndarray, values: np.ndarray, k: int, mask: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
     rows, values = _masked(rows, values, mask)
     if len(rows) > k:  # keep every row scoring at least the k-th best, so ties resolve by row
-        keep = values >= -np.partition(-values, k - 1)[k - 1]
+        keep = values >= np.partition(values, len(values) - k)[len(values) - k]
         rows, values = rows[keep], values[keep]
     order = np.lexsort((rows, -values))[:k]
     return rows[order].astype(np.int64), values[order]
