@@ -72,9 +72,7 @@ class Scores:
     def merge(self) -> None:
         """Merge the rarest deferred word into `array` and `rows`."""
         word = self.deferred.pop(0)
-        current = self.array[word.ids]  # read once: which rows are new, and what the word adds to
-        self.rows = np.concatenate([self.rows, word.ids[current == 0]])  # contributions > 0: 0 = unseen
-        self.array[word.ids] = current + word.values
+        self.rows = np.concatenate([self.rows, _accumulate(self.array, word.ids, word.values)])
         self.reach += word.bound
 
 
@@ -144,9 +142,7 @@ class LexicalIndex:
             start, end = self.indptr[i], self.indptr[i + 1]
             rows = self.indices[start:end]  # a column holds each product once
             if touched:
-                current = out[rows]  # read once: which rows are new, and what the column adds to
-                touched.append(rows[current == 0])  # contributions are > 0: 0 = not yet seen
-                out[rows] = current + self.data[start:end]
+                touched.append(_accumulate(out, rows, self.data[start:end]))
             else:  # the first column: every row is new
                 touched.append(rows)
                 out[rows] = self.data[start:end]
@@ -261,6 +257,14 @@ class LexicalIndex:
                         return _best(rows, scores.of(rows), k, None)
             scores.merge()
         return _best(scores.rows, scores.array[scores.rows], k, mask)
+
+
+def _accumulate(out: np.ndarray, rows: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Add one word's contributions into `out` at its rows (each once), reading `out` there once; return the rows
+    it had not touched yet (contributions are > 0: 0 = not yet seen)."""
+    current = out[rows]
+    out[rows] = current + values
+    return rows[current == 0]
 
 
 def _masked(rows: np.ndarray, values: np.ndarray, mask: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
