@@ -7,7 +7,9 @@ Recall@100, and each peer's figures as ratios to searchkit hybrid's.
 
 Peers install with `make bench-peers` (their own venv, .venv-peers), never with the README's two commands; a peer that
 cannot be imported or fails is named with the reason. The embedding peers embed each product's text as searchkit's
-model reads it with that same shipped model (in fp32), each through its own encoding path (sentence-transformers). Each system runs in its own process (its memory is its own). `--products N` takes a slice of the
+model reads it with that same shipped model (in fp32), each through its own encoding path (sentence-transformers).
+Each system runs in its own process (its memory is its own), and so does each of searchkit's modes (a process searching
+in mode hybrid never loads the cross-encoder that mode rerank reads). `--products N` takes a slice of the
 bundled catalog holding every product the chosen queries' rated pairs name. Prints a table and one JSON line.
 """
 
@@ -41,7 +43,7 @@ set_search_threads(1)
 searcher = Searcher.from_dir(sys.argv[1])
 queries = json.loads(open(sys.argv[2]).read())
 out = {"latency": {}, "ranked": {}}
-for mode in ("dense", "lexical", "hybrid", "rerank"):
+for mode in sys.argv[3:]:  # one mode a process: a hybrid search's memory holds no cross-encoder
     for q in queries[:10]:
         searcher.search(q, k=10, mode=mode)
     times, ranked = [], []
@@ -285,9 +287,9 @@ def main() -> None:
         subprocess.run([str(Path(sys.executable).parent / "searchkit"), "build-index", str(work / "catalog.parquet"),
                         "--out", str(work / "searchkit"), "--shared-model"], check=True, capture_output=True)
         build = time.perf_counter() - started
-        found, _ = python(SEARCHKIT_SEARCH, str(work / "searchkit"), str(work / "queries.json"))
-        result = json.loads(found)
         for mode in ("hybrid", "dense", "lexical", "rerank"):
+            found, _ = python(SEARCHKIT_SEARCH, str(work / "searchkit"), str(work / "queries.json"), mode)
+            result = json.loads(found)
             rows[f"searchkit {mode}"] = {"build_s": round(build, 1), "size_mb": folder_mb(work / "searchkit"),
                                          "rss_mb": result["rss_mb"], **percentiles(result["latency"][mode]),
                                          **quality(result["ranked"][mode], queries, pairs)}

@@ -2,10 +2,12 @@
 
     python benchmarks/bench_query.py --index indexes/homedepot [--queries 300] [--cold-runs 3] [--backend auto]
         [--modes dense,lexical,hybrid[,rerank]] [--filters "brand=kohler;color=white;price=10..50"] [--sort price]
-        [--token-table MODEL] [--mmap]
+        [--token-table MODEL] [--mmap] [--warm-up 1000]
 
 Warm queries are distinct real shopper queries (a seeded sample of the test split of the bundled pairs), each
-searched once, so nothing is served from a cache. Prints a table and one JSON line (machine and command included).
+searched once, so nothing is served from a cache. Before them the searcher answers --warm-up other queries (the
+training split's), as a running server has: a freshly mapped index's pages are first read by the searches that reach
+them, which a first pass after loading would time (0: time from the load on). Prints a table and one JSON line (machine and command included).
 --token-table MODEL embeds queries with MODEL's static query encoder (`searchkit train-query-tower --layers 0`) instead of
 the index's own, for an index built before the model had one (MODEL must hold the weights the index was built with;
 warm figures only). --mmap loads the index as `searchkit query` and the server's workers do, its arrays mapped
@@ -26,12 +28,12 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import command, machine, percentiles, test_queries, turns  # noqa: E402
+from common import command, earlier_queries, machine, percentiles, test_queries, turns  # noqa: E402
 
 
 def warm(index: Path, queries: list[str], modes: list[str], backend: str, target_recall: float | None,
          token_table: Path | None = None, filters: tuple[str, ...] = (), sort: str | None = None,
-         mmap: bool = False, rerank_depth: int | None = None) -> dict:
+         mmap: bool = False, rerank_depth: int | None = None, warm_up: list[str] | None = None) -> dict:
     from searchkit import Searcher, set_search_threads
 
     started = time.perf_counter()
@@ -45,7 +47,8 @@ def warm(index: Path, queries: list[str], modes: list[str], backend: str, target
            "query_encoder": searcher.encoder.path.name if hasattr(searcher.encoder, "path") else "torch",
            "index": searcher.manifest.index.type, "params": searcher.manifest.index.params,
            "searched_with": searcher.search_params, "target_recall": target_recall, "mapped": mmap,
-           "rerank_depth": searcher.reranker.settings.depth if "rerank" in modes else None}
+           "rerank_depth": searcher.reranker.settings.depth if "rerank" in modes else None,
+           "warm_up_queries": len(warm_up or [])}
     def timed(call, items) -> dict:
         times = []
         for item in items:
@@ -55,6 +58,8 @@ def warm(index: Path, queries: list[str], modes: list[str], backend: str, target
         return percentiles(times)
 
     searcher.cache_size = 0  # every query below is embedded afresh
+    for q in warm_up or []:
+        searcher.search(q, k=10)
     out["embed_only"] = timed(lambda q: searcher.embed_queries([q]), queries)
     def forget() -> None:  # every (query, product) pair below is read by the cross-encoder afresh
         if "rerank" in modes:
@@ -177,6 +182,8 @@ def main() -> None:
                         help="Map the index's arrays, as `searchkit query` and the server's workers load it.")
     parser.add_argument("--rerank-depth", type=int, default=None,
                         help="Mode rerank reads this many hybrid candidates (default: the cross-encoder's own).")
+    parser.add_argument("--warm-up", type=int, default=1000,
+                        help="Other queries (the training split's) searched before the timed ones (0: none).")
     args = parser.parse_args()
     if args.token_table and args.cold_runs:
         parser.error("--token-table measures warm searches only: add --cold-runs 0")
@@ -184,12 +191,14 @@ def main() -> None:
         "benchmark": "query", "index": str(args.index), "machine": machine(), "command": command(),
         "warm": warm(args.index, test_queries(args.pairs, args.queries), args.modes.split(","), args.backend,
                      args.target_recall, args.token_table, tuple(f for f in args.filters.split(";") if f),
-                     args.sort, args.mmap, args.rerank_depth),
+                     args.sort, args.mmap, args.rerank_depth,
+                     earlier_queries(args.pairs, args.warm_up) if args.warm_up else []),
         "cold_cli": cold(args.index, args.cold_runs) if args.cold_runs > 0 else None,
     }
     w = report["warm"]
     print(f"index {args.index}: {w['rows']} products ({w['index']} {w['params']}), query encoder {w['query_encoder']},"
-          f" load {w['load_seconds']} s, {w['queries']} distinct queries, searched with {w['searched_with'] or 'exact'}")
+          f" load {w['load_seconds']} s, {w['queries']} distinct queries after {w['warm_up_queries']} others,"
+          f" searched with {w['searched_with'] or 'exact'}")
     if "sorted first page within the unsorted top 100" in w:
         print(f"sorted first pages within the unsorted top 100: {w['sorted first page within the unsorted top 100']}")
     if "recall@10_vs_exact" in w:

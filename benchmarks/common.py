@@ -72,6 +72,14 @@ def test_queries(pairs: Path = Path("catalog/homedepot-pairs.parquet"), n: int =
     return random.Random(seed).sample(queries, min(n, len(queries)))
 
 
+def earlier_queries(pairs: Path = Path("catalog/homedepot-pairs.parquet"), n: int = 1000, seed: int = 0) -> list[str]:
+    """Distinct real shopper queries of the training split (none of test_queries'): what a running server answered
+    before the queries a benchmark times."""
+    import random
+
+    return random.Random(seed).sample(sorted(_split_queries(pairs)["train"]), n)
+
+
 def shopper_queries(n: int, pairs: Path = Path("catalog/homedepot-pairs.parquet"), seed: int = 0) -> list[str]:
     """n distinct real shopper queries for a load test: the test split's first (sampled as test_queries does), then
     the validation and training splits' (timing tunes nothing); refused when the file has fewer than n."""

@@ -68,7 +68,7 @@ def test_ivf_knob_capped_by_lists_and_unreachable_target_takes_the_most():
 
 
 def test_auto_is_flat_for_small_catalogs():
-    assert AnnConfig().resolved_type(20_000) == "flat" and AnnConfig().resolved_type(20_001) == "hnsw"
+    assert AnnConfig().resolved_type(4_000) == "flat" and AnnConfig().resolved_type(4_001) == "hnsw"
     assert AnnConfig(ivf_lists=None).lists(100) == 2 and AnnConfig().lists(10) == 1
 
 
