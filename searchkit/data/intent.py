@@ -99,7 +99,9 @@ def title_types(title: str, brand: str | None = None) -> tuple[str, ...]:
     if head in GENERIC and len(typed) > 1:
         out.append(typed[-2])
     raw = (title or "").lower()
-    if len(typed) > 1 and re.search(rf"\b{re.escape(typed[-2])}/{re.escape(head)}\b", raw):
+    pair = f"{typed[-2]}/{head}" if len(typed) > 1 else ""
+    # the plain test first: a pattern built per title would be compiled per title (re caches only 512)
+    if pair and pair in raw and re.search(rf"\b{re.escape(pair)}\b", raw):
         out.append(typed[-2])  # "trimmer/edger": both
     return tuple(dict.fromkeys(out))
 
