@@ -77,7 +77,8 @@ def earlier_queries(pairs: Path = Path("catalog/homedepot-pairs.parquet"), n: in
     before the queries a benchmark times."""
     import random
 
-    return random.Random(seed).sample(sorted(_split_queries(pairs)["train"]), n)
+    queries = sorted(_split_queries(pairs)["train"])
+    return random.Random(seed).sample(queries, min(n, len(queries)))
 
 
 def shopper_queries(n: int, pairs: Path = Path("catalog/homedepot-pairs.parquet"), seed: int = 0) -> list[str]:
