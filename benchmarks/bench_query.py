@@ -7,7 +7,8 @@
 Warm queries are distinct real shopper queries (a seeded sample of the test split of the bundled pairs), each
 searched once, so nothing is served from a cache. Before them the searcher answers --warm-up other queries (the
 training split's), as a running server has: a freshly mapped index's pages are first read by the searches that reach
-them, which a first pass after loading would time (0: time from the load on). Prints a table and one JSON line (machine and command included).
+them, which a first pass after loading would time (0: time from the load on). Prints a table and one JSON line
+(machine and command included).
 --token-table MODEL embeds queries with MODEL's static query encoder (`searchkit train-query-tower --layers 0`) instead of
 the index's own, for an index built before the model had one (MODEL must hold the weights the index was built with;
 warm figures only). --mmap loads the index as `searchkit query` and the server's workers do, its arrays mapped
