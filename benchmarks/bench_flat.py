@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import command, machine, test_queries  # noqa: E402
+from common import command, machine, percentiles, test_queries  # noqa: E402
 
 EFFORTS = (16, 64)
 DEPTH = 100  # the dense leg's candidates in a hybrid search (Fusion.depth)
@@ -32,7 +32,7 @@ def median_ms(search, queries: np.ndarray) -> float:
         started = time.perf_counter()
         search(q[None])
         times.append((time.perf_counter() - started) * 1000)
-    return round(float(np.median(times)), 3)
+    return percentiles(times)["p50_ms"]
 
 
 def main() -> None:

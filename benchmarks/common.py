@@ -66,18 +66,20 @@ def _split_queries(pairs: Path) -> dict[str, set[str]]:
 
 def test_queries(pairs: Path = Path("catalog/homedepot-pairs.parquet"), n: int = 300, seed: int = 0) -> list[str]:
     """Distinct real shopper queries: a seeded sample of the held-out test split (split by query, seed 42)."""
-    import random
-
-    queries = sorted(_split_queries(pairs)["test"])
-    return random.Random(seed).sample(queries, min(n, len(queries)))
+    return _split_sample(pairs, "test", n, seed)
 
 
 def earlier_queries(pairs: Path = Path("catalog/homedepot-pairs.parquet"), n: int = 1000, seed: int = 0) -> list[str]:
     """Distinct real shopper queries of the training split (none of test_queries'): what a running server answered
     before the queries a benchmark times."""
+    return _split_sample(pairs, "train", n, seed)
+
+
+def _split_sample(pairs: Path, split: str, n: int, seed: int) -> list[str]:
+    """A seeded sample of n of one split's distinct queries (all of them when it has fewer)."""
     import random
 
-    queries = sorted(_split_queries(pairs)["train"])
+    queries = sorted(_split_queries(pairs)[split])
     return random.Random(seed).sample(queries, min(n, len(queries)))
 
 
