@@ -195,7 +195,7 @@ def test_rebuild_replaces_atomically(index_copy, tmp_path, catalog_frame, tiny_m
     assert sorted(p.name for p in index_copy.parent.iterdir() if p.name.startswith(".")) == []
 
 
-@pytest.mark.parametrize(("device", "expected"), [("cpu", 64), ("cuda", 1024), ("cuda:0", 1024)])
+@pytest.mark.parametrize(("device", "expected"), [("cpu", 16), ("cuda", 1024), ("cuda:0", 1024)])
 def test_catalog_batch_grows_on_a_gpu(tmp_path, device, expected):
     from searchkit.index.graphs import GPU_BATCH, catalog_encoder
 
@@ -215,6 +215,17 @@ def test_catalog_batch_grows_on_a_gpu(tmp_path, device, expected):
     vectors = bulk.encode(["a b", "c"], batch_size=batch)
     assert vectors.shape == (2, 4) and encoder.batches == [expected] and how == f"torch {device}"
     assert GPU_BATCH == 1024
+
+
+def test_probes_embed_with_the_int8_runners_only_where_queries_may():
+    from searchkit.index.graphs import probe_encoder
+    from searchkit.models.encoder import OnnxEncoder
+
+    fp32, torch_bulk = object(), object()
+    int8 = OnnxEncoder.__new__(OnnxEncoder)  # only its type is read
+    assert probe_encoder(fp32, int8, True) is int8
+    assert probe_encoder(fp32, int8, False) is fp32  # the int8 graph was too far from fp32 for queries
+    assert probe_encoder(fp32, torch_bulk, True) is fp32  # a torch or Ray bulk encoder: not for 500 probes
 
 
 def test_unchanged_files_are_not_hashed_again_but_edited_ones_are(index_copy, monkeypatch):

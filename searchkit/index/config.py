@@ -13,7 +13,9 @@ from .lexical import BM25_B, BM25_K1
 
 @dataclass(frozen=True)
 class IndexConfig:
-    batch_size: int = 64
+    # texts per batch on a CPU: small batches keep a layer's activations in the core's cache (a CUDA device takes at
+    # least GPU_BATCH); the vectors are the same at any batch size (docs/speed.md)
+    batch_size: int = 16
     device: str | None = None  # None/"auto": CUDA when torch sees it
     index_type: str = "auto"  # auto | flat | hnsw | hnsw-sq8 | ivf-sq8 (searchkit.index.ann)
     hnsw_m: int = 32

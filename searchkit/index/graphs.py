@@ -143,6 +143,13 @@ def catalog_batch(encoder: Encoder, batch_size: int) -> int:
     return max(batch_size, GPU_BATCH) if str(getattr(encoder, "device", "cpu")).startswith("cuda") else batch_size
 
 
+def probe_encoder(fp32: Encoder, bulk: Encoder, int8_queries: bool) -> Encoder:
+    """What embeds the query-like probes that calibrate an approximate index's effort, in a build and an update
+    alike: the catalog's int8 graph runners where queries may embed with that graph (check_int8; cheaper than fp32),
+    else the fp32 encoder."""
+    return bulk if int8_queries and isinstance(bulk, OnnxEncoder) else fp32
+
+
 def catalog_encoder(encoder: Encoder, staged: layout.IndexFiles, bulk: str, batch_size: int,
                     exported: bool) -> tuple[Encoder, int, Encoding, str]:
     """What embeds the catalog (the torch encoder, or the index's ONNX graph for `bulk`: IndexConfig.bulk), its batch
