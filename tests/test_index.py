@@ -99,7 +99,9 @@ def test_a_format_1_index_is_migrated_on_load(index_copy):
     current = json.loads(path.read_text())
     path.write_text(json.dumps(as_format_1(current)))
     migrated = layout.read_manifest(index_copy)
-    assert migrated.format_version == FORMAT_VERSION and migrated.encoding.value == current["encoding"]
+    # format 1 predates split norms: its per-row int8 vectors were embedded by fused sessions
+    assert current["encoding"] == Encoding.ONNX_INT8_ROWS_SPLIT.value
+    assert migrated.format_version == FORMAT_VERSION and migrated.encoding == Encoding.ONNX_INT8_ROWS
     assert migrated.model.ray == {"engine": "ray", "workers": 2} and migrated.files == current["files"]
     searcher = Searcher.from_dir(index_copy)
     assert searcher.search("toilet seat", k=3)

@@ -154,6 +154,34 @@ def test_an_int8_update_matches_an_int8_rebuild(tmp_path, catalog_frame, catalog
     assert other.catalog.reused_embeddings == 0 and other.catalog.embedded == len(after)
 
 
+def test_an_index_embedded_by_fused_sessions_is_updated_by_them_and_rebuilt_anew(tmp_path, catalog_frame,
+                                                                                   catalog_file, tiny_model,
+                                                                                   monkeypatch):
+    """Vectors embedded before layer norms were run apart (Encoding.ONNX_INT8_ROWS) stay as they were: an update
+    embeds its products with fused sessions as their neighbours were, and a build reuses none of them."""
+    import searchkit.models.encoder as encoder
+
+    build_index(catalog_file, tmp_path / "idx", model=tiny_model, config=IndexConfig(bulk="onnx-int8"))
+    path = tmp_path / "idx" / "manifest.json"
+    manifest = json.loads(path.read_text())
+    assert manifest["encoding"] == "onnx-int8-rows-split-norms"
+    path.write_text(json.dumps({**manifest, "encoding": "onnx-int8-rows"}))  # as an older searchkit wrote it
+    asked: list[bool] = []
+    real = encoder.graph_session
+    monkeypatch.setattr(encoder, "graph_session", lambda graph, threads=None, fused_norms=False: (
+        asked.append(fused_norms) or real(graph, threads, fused_norms)))
+    upsert, delete, after, *_ = changes(catalog_frame, tmp_path)
+    update_index(tmp_path / "idx", upsert=upsert, delete=delete)
+    assert layout.read_manifest(tmp_path / "idx").encoding.value == "onnx-int8-rows"
+    assert True in asked  # the bulk runners: fused
+    asked.clear()
+    after.to_parquet(tmp_path / "after.parquet", index=False)
+    rebuilt = build_index(tmp_path / "after.parquet", tmp_path / "idx", model=tiny_model,
+                          config=IndexConfig(bulk="onnx-int8"))
+    assert rebuilt.encoding.value == "onnx-int8-rows-split-norms" and True not in asked
+    assert rebuilt.catalog.reused_embeddings == 0 and rebuilt.catalog.embedded == len(after)
+
+
 def test_an_hnsw_graph_is_edited_in_place_then_rebuilt_past_its_share(tmp_path, catalog_frame, catalog_file,
                                                                       tiny_model):
     """Deleted and re-embedded products leave the graph, new vectors join it; recall is calibrated again and the

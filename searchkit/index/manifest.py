@@ -34,11 +34,20 @@ class Encoding(str, Enum):
     ONNX = "onnx"  # the exported fp32 graph
     ONNX_INT8 = "onnx-int8"  # int8, one activation scale per batch: a vector depends on its batch-mates
     ONNX_INT8_ROWS = "onnx-int8-rows"  # int8 with per-row activation scales: a product embeds alike in any batch
+    # the same graph with each residual addition and layer norm run apart (searchkit.models.encoder.SPLIT_NORMS):
+    # as close to fp32, a little apart from ONNX_INT8_ROWS's vectors
+    ONNX_INT8_ROWS_SPLIT = "onnx-int8-rows-split-norms"
 
     @classmethod
     def of_bulk(cls, bulk: str) -> Encoding:
-        """The encoding of IndexConfig.bulk ("torch", "onnx", "onnx-int8"): today's int8 graphs scale per row."""
-        return {"torch": cls.TORCH, "onnx": cls.ONNX, "onnx-int8": cls.ONNX_INT8_ROWS}[bulk]
+        """The encoding of IndexConfig.bulk ("torch", "onnx", "onnx-int8"): today's int8 graphs scale per row, their
+        norms apart."""
+        return {"torch": cls.TORCH, "onnx": cls.ONNX, "onnx-int8": cls.ONNX_INT8_ROWS_SPLIT}[bulk]
+
+    @property
+    def fused_norms(self) -> bool:
+        """Whether the vectors were embedded by sessions fusing residual additions into layer norms."""
+        return self in (Encoding.ONNX_INT8, Encoding.ONNX_INT8_ROWS)
 
 
 @dataclass(frozen=True)

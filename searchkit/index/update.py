@@ -123,12 +123,13 @@ def bulk_encoder(files: layout.IndexFiles, manifest: Manifest, info: ModelInfo, 
     """The encoder the build embedded the catalog with (its manifest's encoding), so updated products embed as
     their neighbours did; an int8 graph the build dropped from the index is quantised again from its fp32 graph."""
     how = manifest.encoding
-    if how in (Encoding.ONNX_INT8, Encoding.ONNX_INT8_ROWS) and manifest.holds(layout.ONNX_FILE):
+    if how in (Encoding.ONNX_INT8, Encoding.ONNX_INT8_ROWS, Encoding.ONNX_INT8_ROWS_SPLIT) and manifest.holds(
+            layout.ONNX_FILE):
         graph = files.onnx_int8
         if not graph.is_file():
             graph = work / "bulk-int8.onnx"
-            quantize_graph(files.onnx, graph, per_row=how == Encoding.ONNX_INT8_ROWS)
-        return OnnxEncoder(graph, files.model, info, parallel=bulk_parallelism())
+            quantize_graph(files.onnx, graph, per_row=how != Encoding.ONNX_INT8)
+        return OnnxEncoder(graph, files.model, info, parallel=bulk_parallelism(), fused_norms=how.fused_norms)
     if how == Encoding.ONNX and manifest.holds(layout.ONNX_FILE):
         return OnnxEncoder(files.onnx, files.model, info, parallel=bulk_parallelism())
     return load_encoder(files.model)

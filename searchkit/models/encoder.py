@@ -240,19 +240,28 @@ def bulk_parallelism() -> int:
     return max(1, min(os.cpu_count() or 1, 8))
 
 
-def onnx_session(graph: str | Path, tokenizer: str | Path, threads: int | None = None) -> tuple[Any, Any]:
-    """An onnxruntime CPU session of `graph` (threads: intra-op threads, None: all cores) and its tokenizer."""
+def onnx_session(graph: str | Path, tokenizer: str | Path, threads: int | None = None,
+                 fused_norms: bool = False) -> tuple[Any, Any]:
+    """An onnxruntime CPU session of `graph` (threads: intra-op threads, None: all cores; fused_norms: see
+    graph_session) and its tokenizer."""
     from tokenizers import Tokenizer
 
-    session = graph_session(graph, threads)
+    session = graph_session(graph, threads, fused_norms)
     try:
         return session, Tokenizer.from_file(str(tokenizer))
     except Exception as exc:
         raise ModelError(f"{graph}: cannot load ({type(exc).__name__}: {exc})") from exc
 
 
-def graph_session(graph: str | Path, threads: int | None = None) -> Any:
-    """An onnxruntime CPU session of `graph` (threads: intra-op threads, None: all cores)."""
+# onnxruntime fuses each residual Add and the LayerNormalization after it into one SkipLayerNormalization, whose CPU
+# kernel costs several times the two run apart on the int8 graphs (docs/speed.md); the two are kept apart unless a
+# session must reproduce vectors embedded with the fused kernel (Encoding.ONNX_INT8_ROWS and older)
+SPLIT_NORMS = ["SkipLayerNormFusion"]
+
+
+def graph_session(graph: str | Path | bytes, threads: int | None = None, fused_norms: bool = False) -> Any:
+    """An onnxruntime CPU session of `graph` (a file, or its bytes; threads: intra-op threads, None: all cores;
+    fused_norms: let onnxruntime fuse residual additions into layer norms, as sessions did before SPLIT_NORMS)."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
@@ -261,24 +270,28 @@ def graph_session(graph: str | Path, threads: int | None = None) -> Any:
     # no spin-waiting after a run: idle ORT threads would steal the cores faiss searches with next
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     try:
-        return ort.InferenceSession(str(graph), options, providers=["CPUExecutionProvider"])
+        return ort.InferenceSession(graph if isinstance(graph, bytes) else str(graph), options,
+                                    providers=["CPUExecutionProvider"],
+                                    disabled_optimizers=[] if fused_norms else SPLIT_NORMS)
     except Exception as exc:
-        raise ModelError(f"{graph}: cannot load ({type(exc).__name__}: {exc})") from exc
+        name = "the graph" if isinstance(graph, bytes) else graph
+        raise ModelError(f"{name}: cannot load ({type(exc).__name__}: {exc})") from exc
 
 
 class OnnxEncoder:
     """The query path: onnxruntime + tokenizers, no torch import (cold start in a fraction of a second)."""
 
     def __init__(self, onnx_path: str | Path, model_dir: str | Path, info: ModelInfo, threads: int | None = None,
-                 one_at_a_time: bool = False, parallel: int = 1):
+                 one_at_a_time: bool = False, parallel: int = 1, fused_norms: bool = False):
         """one_at_a_time: run each text alone. An int8 graph with one activation scale per run (indexes built before
         per-row scales) makes a text's embedding depend on its batch-mates; queries must embed the same however they
         arrive. parallel: run this many sessions of one thread each on alternate batches (faster than one session of
-        as many threads, docs/design-notes.md; each batch still runs whole, so the vectors are the same)."""
+        as many threads, docs/design-notes.md; each batch still runs whole, so the vectors are the same).
+        fused_norms: embed as sessions did before SPLIT_NORMS (an older index's products, see graph_session)."""
         model_dir = Path(model_dir)
         self.session, self.tokenizer = onnx_session(onnx_path, model_dir / TOKENIZER_FILE,
-                                                    1 if parallel > 1 else threads)
-        self.sessions = [self.session] + [graph_session(onnx_path, 1) for _ in range(parallel - 1)]
+                                                    1 if parallel > 1 else threads, fused_norms)
+        self.sessions = [self.session] + [graph_session(onnx_path, 1, fused_norms) for _ in range(parallel - 1)]
         self.tokenizer.enable_truncation(max_seq_length(model_dir))
         self.tokenizer.no_padding()
         self.inputs = {i.name for i in self.session.get_inputs()}

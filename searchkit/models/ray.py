@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import SearchkitError
-from .encoder import ModelInfo, OnnxEncoder, max_seq_length, progress_log, run_graph
+from .encoder import ModelInfo, OnnxEncoder, graph_session, max_seq_length, progress_log, run_graph
 from .files import TOKENIZER_FILE
 
 GROUPS = 4  # plan groups (batch_size texts each) per Ray Data batch
@@ -24,16 +24,11 @@ class _Embedder:
     """A Ray actor: the graph and tokenizer from the object store, an OnnxEncoder over them."""
 
     def __init__(self, graph: Any, tokenizer: str, max_length: int, dimension: int):
-        import onnxruntime as ort
         import ray
         from tokenizers import Tokenizer
 
         graph = ray.get(graph) if isinstance(graph, ray.ObjectRef) else graph  # the graph's bytes, put once
-
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = 1
-        options.log_severity_level = 3
-        self.session = ort.InferenceSession(graph, options, providers=["CPUExecutionProvider"])
+        self.session = graph_session(graph, 1)  # as OnnxEncoder's runners are made, so the vectors are theirs
         self.tokenizer = Tokenizer.from_str(tokenizer)
         self.tokenizer.enable_truncation(max_length)
         self.tokenizer.no_padding()
