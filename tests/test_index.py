@@ -220,14 +220,13 @@ def test_catalog_batch_grows_on_a_gpu(tmp_path, device, expected):
 
 
 def test_probes_embed_with_the_int8_runners_only_where_queries_may():
-    from searchkit.index.graphs import probe_encoder
+    from searchkit.index.graphs import probes_on_runners
     from searchkit.models.encoder import OnnxEncoder
 
-    fp32, torch_bulk = object(), object()
     int8 = OnnxEncoder.__new__(OnnxEncoder)  # only its type is read
-    assert probe_encoder(fp32, int8, True) is int8
-    assert probe_encoder(fp32, int8, False) is fp32  # the int8 graph was too far from fp32 for queries
-    assert probe_encoder(fp32, torch_bulk, True) is fp32  # a torch or Ray bulk encoder: not for 500 probes
+    assert probes_on_runners(int8, True)
+    assert not probes_on_runners(int8, False)  # the int8 graph was too far from fp32 for queries
+    assert not probes_on_runners(object(), True)  # a torch or Ray bulk encoder: not for 500 probes
 
 
 def test_unchanged_files_are_not_hashed_again_but_edited_ones_are(index_copy, monkeypatch):

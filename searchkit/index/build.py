@@ -32,7 +32,7 @@ from ..version import __version__
 from . import layout
 from .ann import make_index
 from .config import IndexConfig
-from .graphs import build_query_graph, catalog_encoder, check_int8, export_graphs, graph_label, probe_encoder
+from .graphs import build_query_graph, catalog_encoder, check_int8, export_graphs, graph_label, probes_on_runners
 from .lexical import LexicalIndex
 from .manifest import (
     FORMAT_VERSION,
@@ -178,7 +178,8 @@ def build_index(
         ann = config.ann()
         probes = None
         if ann.resolved_type(len(texts)) != "flat":  # calibrate ANN effort on query-like vectors, not products
-            prober = probe_encoder(encoder, bulk_encoder, bool(model_meta.get("query_int8", {}).get("used_for_queries")))
+            int8_queries = exported and model_meta["query_int8"]["used_for_queries"]
+            prober = bulk_encoder if probes_on_runners(bulk_encoder, int8_queries) else encoder
             probes = prober.encode(query_like(texts, ann.calibration_queries, seed=1))
         progress_log.info("building the %s index", ann.resolved_type(len(texts)))
         index, index_meta, index_device = make_index(vectors, ann, probes)

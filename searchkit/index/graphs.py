@@ -143,11 +143,11 @@ def catalog_batch(encoder: Encoder, batch_size: int) -> int:
     return max(batch_size, GPU_BATCH) if str(getattr(encoder, "device", "cpu")).startswith("cuda") else batch_size
 
 
-def probe_encoder(fp32: Encoder, bulk: Encoder, int8_queries: bool) -> Encoder:
-    """What embeds the query-like probes that calibrate an approximate index's effort, in a build and an update
-    alike: the catalog's int8 graph runners where queries may embed with that graph (check_int8; cheaper than fp32),
-    else the fp32 encoder."""
-    return bulk if int8_queries and isinstance(bulk, OnnxEncoder) else fp32
+def probes_on_runners(bulk: Encoder, int8_queries: bool) -> bool:
+    """Whether the query-like probes that calibrate an approximate index's effort embed on the catalog's graph
+    runners (`bulk`), in a build and an update alike: where queries may embed with the int8 graph (check_int8), as
+    they cost less there; else the fp32 encoder embeds them."""
+    return int8_queries and isinstance(bulk, OnnxEncoder)
 
 
 def catalog_encoder(encoder: Encoder, staged: layout.IndexFiles, bulk: str, batch_size: int,

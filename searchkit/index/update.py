@@ -39,7 +39,7 @@ from ..models.encoder import (
 from ..models.export import quantize_graph
 from . import layout
 from .ann import AnnConfig, calibrate, hnsw_edited, kept_queries, make_index, stored_vectors, tuned_facts
-from .graphs import probe_encoder
+from .graphs import probes_on_runners
 from .lexical import LexicalIndex
 from .manifest import CatalogSection, Encoding, Manifest
 from .shared import attach
@@ -199,9 +199,9 @@ def update_index(index_dir: str | Path, upsert: str | Path | None = None, delete
         approximate = ann.resolved_type(len(texts)) != "flat"
         probes = kept if approximate else None
         if approximate and kept is None:
-            fp32 = OnnxEncoder(files.onnx, files.model, info) if files.onnx.is_file() else encoder
-            probes = probe_encoder(fp32, encoder, manifest.model.int8_queries).encode(
-                query_like(texts, ann.calibration_queries, seed=1))
+            prober = encoder if probes_on_runners(encoder, manifest.model.int8_queries) else (
+                OnnxEncoder(files.onnx, files.model, info) if files.onnx.is_file() else encoder)
+            probes = prober.encode(query_like(texts, ann.calibration_queries, seed=1))
         index, index_meta = vector_index(old_index, sources, vectors, meta, ann, probes)
         if approximate and kept is not None:
             index_meta = on_kept_queries(index_meta, meta)
